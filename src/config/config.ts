@@ -1,0 +1,267 @@
+// Relay configuration: one table of settings, read from environment variables
+// and CLI flags (flags win), each with a documented default and a parser that
+// rejects bad values with an error naming the setting. The table is the single
+// source for validation, `--help` and docs/configuration.md.
+
+export class ConfigError extends Error {
+  constructor(
+    readonly setting: string,
+    message: string,
+  ) {
+    super(`invalid setting ${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Parser<T> = (raw: string, name: string) => T;
+
+interface Setting<T> {
+  env: string;
+  flag: string;
+  default: T;
+  describe: string;
+  parse: Parser<T>;
+}
+
+const int =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new ConfigError(name, `expected an integer in [${min}, ${max}], got ${raw}`);
+    }
+    return n;
+  };
+
+const port: Parser<number> = int(0, 65535);
+
+const num =
+  (min: number, max: number): Parser<number> =>
+  (raw, name) => {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
+      throw new ConfigError(name, `expected a number in [${min}, ${max}], got "${raw}"`);
+    }
+    return n;
+  };
+
+const bool: Parser<boolean> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off', ''].includes(v)) return false;
+  throw new ConfigError(name, `expected true or false, got "${raw}"`);
+};
+
+const str: Parser<string> = (raw) => raw;
+
+const optionalStr: Parser<string | undefined> = (raw) => (raw === '' ? undefined : raw);
+
+const httpUrl: Parser<string> = (raw, name) => {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+    throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, '');
+};
+
+const databaseUrl: Parser<string | undefined> = (raw, name) => {
+  if (raw === '') return undefined;
+  if (!/^postgres(ql)?:\/\//.test(raw)) {
+    throw new ConfigError(name, 'expected unset (embedded SQLite) or a postgres:// URL');
+  }
+  return raw;
+};
+
+const upstream: Parser<string | undefined> = (raw, name) => {
+  const v = raw.trim();
+  if (v === '' || v.toLowerCase() === 'none') return undefined;
+  if (!/^[a-zA-Z0-9.-]+(:\d{1,5})?$/.test(v.replace(/^(https?|wss?):\/\//, ''))) {
+    throw new ConfigError(name, `expected a hostname or "none", got "${raw}"`);
+  }
+  return v;
+};
+
+const logLevel: Parser<string> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) {
+    throw new ConfigError(
+      name,
+      `expected one of trace, debug, info, warn, error, fatal, silent; got "${raw}"`,
+    );
+  }
+  return v;
+};
+
+function setting<T>(s: Setting<T>): Setting<T> {
+  return s;
+}
+
+/** Every setting the relay reads. Keep docs/configuration.md in step with this table. */
+export const SETTINGS = {
+  port: setting({
+    env: 'RELAY_PORT',
+    flag: '--port',
+    default: 2470,
+    describe: 'HTTP, XRPC and firehose WebSocket port',
+    parse: port,
+  }),
+  metricsPort: setting({
+    env: 'RELAY_METRICS_PORT',
+    flag: '--metrics-port',
+    default: 2471,
+    describe: 'Prometheus metrics and health probes port',
+    parse: port,
+  }),
+  host: setting({
+    env: 'RELAY_BIND',
+    flag: '--bind',
+    default: '0.0.0.0',
+    describe: 'address both servers listen on',
+    parse: str,
+  }),
+  dataDir: setting({
+    env: 'RELAY_DATA_DIR',
+    flag: '--data-dir',
+    default: './data',
+    describe: 'directory for the event log and the embedded SQLite database',
+    parse: str,
+  }),
+  databaseUrl: setting<string | undefined>({
+    env: 'DATABASE_URL',
+    flag: '--database-url',
+    default: undefined,
+    describe: 'unset: embedded SQLite in the data directory; postgres://…: PostgreSQL',
+    parse: databaseUrl,
+  }),
+  plcUrl: setting({
+    env: 'RELAY_PLC_URL',
+    flag: '--plc-url',
+    default: 'https://plc.directory',
+    describe: 'PLC directory used to resolve did:plc',
+    parse: httpUrl,
+  }),
+  upstream: setting<string | undefined>({
+    env: 'RELAY_UPSTREAM',
+    flag: '--upstream',
+    default: 'bsky.network',
+    describe: 'seed relay whose listHosts bootstraps the host list; "none" disables bootstrap',
+    parse: upstream,
+  }),
+  adminPassword: setting<string | undefined>({
+    env: 'RELAY_ADMIN_PASSWORD',
+    flag: '--admin-password',
+    default: undefined,
+    describe: 'admin API password (bearer token or basic auth); unset: admin API off',
+    parse: optionalStr,
+  }),
+  retentionHours: setting({
+    env: 'RELAY_RETENTION_HOURS',
+    flag: '--retention-hours',
+    default: 72,
+    describe: 'how long the event log keeps events for cursor replay',
+    parse: num(0.01, 24 * 365),
+  }),
+  allowInsecureHosts: setting({
+    env: 'RELAY_ALLOW_INSECURE_HOSTS',
+    flag: '--allow-insecure-hosts',
+    default: false,
+    describe: 'allow http/ws and loopback hosts such as localhost:PORT (local development and tests only)',
+    parse: bool,
+  }),
+  lenientSync: setting({
+    env: 'RELAY_LENIENT_SYNC',
+    flag: '--lenient-sync',
+    default: false,
+    describe: 'log sync 1.1 chain failures and pass the event instead of resyncing the repo',
+    parse: bool,
+  }),
+  logLevel: setting({
+    env: 'RELAY_LOG_LEVEL',
+    flag: '--log-level',
+    default: 'info',
+    describe: 'pino log level: trace, debug, info, warn, error, fatal, silent',
+    parse: logLevel,
+  }),
+  shutdownTimeoutMs: setting({
+    env: 'RELAY_SHUTDOWN_TIMEOUT_MS',
+    flag: '--shutdown-timeout-ms',
+    default: 15000,
+    describe: 'how long graceful shutdown may take before the process exits anyway',
+    parse: int(0, 600000),
+  }),
+} as const;
+
+type Settings = typeof SETTINGS;
+export type RelayConfig = { [K in keyof Settings]: Settings[K]['default'] };
+
+export interface LoadConfigInput {
+  env?: Record<string, string | undefined>;
+  argv?: readonly string[];
+}
+
+/**
+ * Reads the configuration from the environment and CLI flags (`--flag value`
+ * or `--flag=value`; a boolean flag alone means true). Unknown flags and bad
+ * values throw a ConfigError naming the setting.
+ */
+export function loadConfig(input: LoadConfigInput = {}): RelayConfig {
+  const env = input.env ?? process.env;
+  const flags = parseFlags(input.argv ?? []);
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) {
+    const fromFlag = flags.get(s.flag);
+    const fromEnv = env[s.env];
+    if (fromFlag !== undefined) out[key] = s.parse(fromFlag, `${s.flag} (${s.env})`);
+    else if (fromEnv !== undefined) out[key] = s.parse(fromEnv, s.env);
+    else out[key] = s.default;
+  }
+  const cfg = out as RelayConfig;
+  if (cfg.port !== 0 && cfg.port === cfg.metricsPort) {
+    throw new ConfigError('RELAY_METRICS_PORT', `must differ from RELAY_PORT (${cfg.port})`);
+  }
+  return cfg;
+}
+
+function parseFlags(argv: readonly string[]): Map<string, string> {
+  const known = new Map<string, Setting<unknown>>();
+  for (const s of Object.values(SETTINGS) as Setting<unknown>[]) known.set(s.flag, s);
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const eq = arg.indexOf('=');
+    const name = eq >= 0 ? arg.slice(0, eq) : arg;
+    const s = known.get(name);
+    if (!s) throw new ConfigError(name, 'unknown command-line flag (see --help)');
+    if (eq >= 0) {
+      flags.set(name, arg.slice(eq + 1));
+    } else if (typeof s.default === 'boolean' && (i + 1 >= argv.length || argv[i + 1].startsWith('--'))) {
+      flags.set(name, 'true');
+    } else {
+      if (i + 1 >= argv.length) throw new ConfigError(name, 'missing value');
+      flags.set(name, argv[++i]);
+    }
+  }
+  return flags;
+}
+
+/** The `--help` text: every setting with its flag, variable and default. */
+export function helpText(): string {
+  const lines = [
+    'Usage: npm start -- [flags]',
+    '',
+    'Every flag can also be set by its environment variable.',
+    '',
+  ];
+  for (const s of Object.values(SETTINGS) as Setting<unknown>[]) {
+    const def = s.default === undefined ? '(unset)' : String(s.default);
+    lines.push(`  ${s.flag.padEnd(24)} ${s.env.padEnd(28)} default ${def}`);
+    lines.push(`  ${''.padEnd(24)} ${s.describe}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,57 @@
+// Strict DAG-CBOR, as atproto requires it: canonical map key order (length,
+// then bytes) with no duplicates, minimal-length integer encodings, no
+// indefinite lengths, no tags but 42 (CID links), integers within the safe
+// range, no trailing bytes. @atcute/cbor enforces all of that while decoding
+// (measured fastest in JS), so this module only fixes the project's API:
+// CID links decode to `Cid` (see cid.ts) and bytes to Uint8Array.
+import {
+  decode as atcuteDecode,
+  decodeFirst as atcuteDecodeFirst,
+  encode as atcuteEncode,
+  BytesWrapper,
+} from '@atcute/cbor';
+
+/** Decodes exactly one DAG-CBOR value; throws on trailing bytes or any non-canonical encoding. */
+export function decodeCbor(bytes: Uint8Array): unknown {
+  return unwrapBytes(atcuteDecode(bytes));
+}
+
+/** Decodes the first DAG-CBOR value and returns it with the remaining bytes. */
+export function decodeCborFirst(bytes: Uint8Array): [unknown, Uint8Array] {
+  const [value, rest] = atcuteDecodeFirst(bytes);
+  return [unwrapBytes(value), rest];
+}
+
+/** Encodes a value as canonical DAG-CBOR (keys sorted, CIDs as tag 42). */
+export function encodeCbor(value: unknown): Uint8Array {
+  return atcuteEncode(wrapBytes(value));
+}
+
+// @atcute/cbor represents byte strings as BytesWrapper; the project uses plain
+// Uint8Array everywhere, so convert at the boundary.
+function unwrapBytes(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (v instanceof BytesWrapper) return v.buf;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = unwrapBytes(v[i]);
+    return v;
+  }
+  if (v.constructor !== Object) return v; // CidLinkWrapper
+  const obj = v as Record<string, unknown>;
+  for (const k in obj) obj[k] = unwrapBytes(obj[k]);
+  return obj;
+}
+
+function wrapBytes(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (v instanceof Uint8Array) return new BytesWrapper(v);
+  if (Array.isArray(v)) return v.map(wrapBytes);
+  if (v.constructor !== Object) return v;
+  const out: Record<string, unknown> = {};
+  const obj = v as Record<string, unknown>;
+  for (const k in obj) {
+    const val = obj[k];
+    if (val !== undefined) out[k] = wrapBytes(val);
+  }
+  return out;
+}

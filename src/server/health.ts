@@ -1,0 +1,81 @@
+// Health probes and the metrics endpoint. zlay serves probes on both ports and
+// metrics only on the internal one; we do the same, so that a load balancer
+// can probe the public port while Prometheus scrapes the private one.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+
+export interface HealthCheck {
+  name: string;
+  check: () => Promise<void> | void;
+}
+
+export interface HealthState {
+  /** true once start-up (stores opened, servers listening) has finished */
+  ready: boolean;
+  checks: HealthCheck[];
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    server: 'atrelay (atproto-relay)',
+  });
+  res.end(text);
+}
+
+async function runChecks(state: HealthState): Promise<{ ok: boolean; checks: Record<string, string> }> {
+  const checks: Record<string, string> = {};
+  let ok = true;
+  for (const c of state.checks) {
+    try {
+      await c.check();
+      checks[c.name] = 'ok';
+    } catch (err) {
+      ok = false;
+      checks[c.name] = err instanceof Error ? err.message : String(err);
+    }
+  }
+  return { ok, checks };
+}
+
+/** Handles probe paths; returns false when the path is not a probe. */
+export async function handleProbe(
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: HealthState,
+): Promise<boolean> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/_healthz') {
+    sendJson(res, 200, { status: 'ok' });
+    return true;
+  }
+  if (path === '/_readyz') {
+    sendJson(res, state.ready ? 200 : 503, { status: state.ready ? 'ok' : 'starting' });
+    return true;
+  }
+  if (path === '/_health') {
+    const { ok, checks } = await runChecks(state);
+    sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'error', version: '0.1.0', checks });
+    return true;
+  }
+  return false;
+}
+
+export async function handleMetrics(
+  req: IncomingMessage,
+  res: ServerResponse,
+  registry: Registry,
+): Promise<boolean> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (path !== '/metrics') return false;
+  const body = await registry.metrics();
+  res.writeHead(200, { 'content-type': registry.contentType });
+  res.end(body);
+  return true;
+}
+
+export function notFound(res: ServerResponse): void {
+  sendJson(res, 404, { error: 'NotFound', message: 'no such endpoint' });
+}
