@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fromBase64, toBase64 } from './bytes.ts';
+import { decodeCbor, decodeCborFirst, encodeCbor } from './cbor.ts';
+import { cidForCbor, cidForRaw, isCid } from './cid.ts';
+
+const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
+
+describe('decodeCbor strictness', () => {
+  const rejects: Array<[string, string]> = [
+    ['non-canonical key order (b before a)', 'a2 6162 01 6161 02'],
+    ['non-canonical key order (longer key first)', 'a2 626161 01 6162 02'],
+    ['duplicate keys', 'a2 6161 01 6161 02'],
+    ['indefinite-length map', 'bf 6161 01 ff'],
+    ['indefinite-length array', '9f 01 02 ff'],
+    ['indefinite-length string', '7f 6161 ff'],
+    ['indefinite-length bytes', '5f 4101 ff'],
+    ['non-minimal int (1 byte for 5)', '18 05'],
+    ['non-minimal int (2 bytes for 200)', '19 00c8'],
+    ['non-minimal int (4 bytes for 300)', '1a 0000012c'],
+    ['non-minimal int (8 bytes for 70000)', '1b 0000000000011170'],
+    ['non-minimal length prefix', '78 01 61'],
+    ['tag other than 42', 'c1 01'],
+    ['tag 42 on a non-bytes value', 'd82a 01'],
+    ['tag 42 with a malformed CID', 'd82a 43 000102'],
+    ['trailing bytes', '01 02'],
+    ['uint beyond safe range', '1b 0020000000000000'],
+    ['negative int beyond safe range', '3b 0020000000000000'],
+    ['negative -(2^53)', '3b 001fffffffffffff'],
+    ['half float', 'f9 3c00'],
+    ['single float', 'fa 3f800000'],
+    ['NaN', 'fb 7ff8000000000000'],
+    ['undefined', 'f7'],
+    ['non-string map key', 'a1 01 02'],
+    ['invalid utf-8', '62 c328'],
+    ['truncated', '63 6162'],
+    ['empty input', ''],
+  ];
+  for (const [name, h] of rejects) {
+    it(`rejects ${name}`, () => assert.throws(() => decodeCbor(hex(h))));
+  }
+
+  it('accepts the largest safe integers', () => {
+    assert.equal(decodeCbor(hex('1b 001fffffffffffff')), Number.MAX_SAFE_INTEGER);
+    assert.equal(decodeCbor(hex('3b 001ffffffffffffe')), Number.MIN_SAFE_INTEGER);
+  });
+
+  it('decodeCborFirst returns the rest', () => {
+    const [v, rest] = decodeCborFirst(hex('a1 6161 01 02 03'));
+    assert.deepEqual(v, { a: 1 });
+    assert.deepEqual(rest, hex('0203'));
+  });
+});
+
+describe('CBOR round trips', () => {
+  const link = cidForCbor(encodeCbor({ x: 1 }));
+  const blob = cidForRaw(new Uint8Array([1, 2, 3]));
+  const value = {
+    seq: 123456789,
+    neg: -1000,
+    str: 'héllo 😀',
+    empty: '',
+    t: true,
+    f: false,
+    n: null,
+    bytes: new Uint8Array([0, 1, 2, 255]),
+    link,
+    arr: [1, 'two', [blob], { nested: new Uint8Array(0) }],
+    big: Number.MAX_SAFE_INTEGER,
+  };
+
+  it('decode(encode(v)) equals v, with Uint8Array bytes and Cid links', () => {
+    const bytes = encodeCbor(value);
+    const back = decodeCbor(bytes) as typeof value;
+    assert.ok(back.bytes instanceof Uint8Array);
+    assert.ok(isCid(back.link));
+    assert.equal(back.link.$link, link.$link);
+    assert.deepEqual(toBase64(back.bytes), toBase64(value.bytes));
+    assert.deepEqual(encodeCbor(back), bytes);
+  });
+
+  it('sorts keys canonically (length first, then bytes)', () => {
+    const bytes = encodeCbor({ bb: 1, a: 2, c: 3, aa: 4 });
+    assert.deepEqual(bytes, hex('a4 6161 02 6163 03 626161 04 626262 01'));
+  });
+
+  it('omits undefined fields', () => {
+    assert.deepEqual(encodeCbor({ a: 1, b: undefined }), encodeCbor({ a: 1 }));
+  });
+
+  it('encodes CIDs as tag 42 with a 0x00 prefix', () => {
+    const bytes = encodeCbor(link);
+    assert.deepEqual(bytes.subarray(0, 5), hex('d82a 5825 00'));
+    assert.deepEqual(bytes.subarray(5), link.bytes);
+  });
+
+  it('refuses NaN, Infinity and unsafe integers', () => {
+    assert.throws(() => encodeCbor(Number.NaN));
+    assert.throws(() => encodeCbor(Number.POSITIVE_INFINITY));
+    assert.throws(() => encodeCbor(2 ** 53));
+  });
+
+  it('re-encodes a known vector byte for byte', () => {
+    const b64 = 'omFhAWFigwECAw';
+    const v = decodeCbor(fromBase64(b64));
+    assert.deepEqual(v, { a: 1, b: [1, 2, 3] });
+    assert.equal(toBase64(encodeCbor(v)).replace(/=+$/, ''), b64);
+  });
+});
