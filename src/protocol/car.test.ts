@@ -1,0 +1,213 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fromUint8Array } from '@atcute/car';
+import { concatBytes, utf8Encode } from './bytes.ts';
+import { BlockMap, CarError, readCar, writeCar } from './car.ts';
+import { encodeCbor } from './cbor.ts';
+import { type Cid, CidLinkWrapper, cidEquals, cidForCbor, cidForRaw } from './cid.ts';
+
+function sampleBlocks(n: number): Array<[Cid, Uint8Array]> {
+  const out: Array<[Cid, Uint8Array]> = [];
+  for (let i = 0; i < n; i++) {
+    const data = encodeCbor({ $type: 'app.bsky.feed.post', text: `post ${i}`, n: i });
+    out.push([cidForCbor(data), data]);
+  }
+  const raw = utf8Encode('raw blob bytes');
+  out.push([cidForRaw(raw), raw]);
+  return out;
+}
+
+function reasonOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof CarError, `expected CarError, got ${e}`);
+    return e.reason;
+  }
+  assert.fail('did not throw');
+}
+
+const header = (v: unknown): Uint8Array => {
+  const h = encodeCbor(v);
+  return concatBytes([new Uint8Array([h.length]), h]);
+};
+
+describe('readCar / writeCar', () => {
+  const blocks = sampleBlocks(5);
+  const root = blocks[0][0];
+  const car = writeCar([root], blocks);
+
+  it('round-trips roots and blocks', () => {
+    const { roots, blocks: map } = readCar(car);
+    assert.equal(roots.length, 1);
+    assert.ok(cidEquals(roots[0], root));
+    assert.equal(map.size, blocks.length);
+    for (const [cid, data] of blocks) assert.deepEqual(map.get(cid), data);
+    assert.deepEqual(writeCar(roots, map), car);
+  });
+
+  it('agrees with @atcute/car', () => {
+    const theirs = fromUint8Array(car);
+    const ours = readCar(car);
+    let n = 0;
+    for (const entry of theirs) {
+      assert.deepEqual(ours.blocks.get(new CidLinkWrapper(entry.cid.bytes)), entry.bytes);
+      n++;
+    }
+    assert.equal(n, ours.blocks.size);
+  });
+
+  it('accepts a CAR with no roots and no blocks', () => {
+    const { roots, blocks: map } = readCar(writeCar([], []));
+    assert.equal(roots.length, 0);
+    assert.equal(map.size, 0);
+  });
+
+  it('rejects every truncation', () => {
+    for (let i = 0; i < car.length; i++) {
+      const cut = car.subarray(0, i);
+      let threw = false;
+      try {
+        readCar(cut);
+      } catch (e) {
+        assert.ok(e instanceof CarError);
+        threw = true;
+      }
+      // Cutting exactly at a section boundary leaves a valid, shorter CAR.
+      if (!threw) assert.ok(readCar(cut).blocks.size < blocks.length);
+    }
+    assert.equal(
+      reasonOf(() => readCar(car.subarray(0, car.length - 1))),
+      'truncated',
+    );
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array(0))),
+      'truncated',
+    );
+  });
+
+  it('detects a corrupted block', () => {
+    const bad = car.slice();
+    bad[bad.length - 1] ^= 1;
+    assert.equal(
+      reasonOf(() => readCar(bad)),
+      'hash-mismatch',
+    );
+  });
+
+  it('rejects CIDs outside the atproto profile', () => {
+    const data = encodeCbor({ a: 1 });
+    const cid = cidForCbor(data).bytes.slice();
+    for (const [i, v] of [
+      [0, 0x00],
+      [1, 0x70],
+      [2, 0x13],
+      [3, 0x10],
+    ] as const) {
+      const b = cid.slice();
+      b[i] = v;
+      const section = concatBytes([new Uint8Array([b.length + data.length]), b, data]);
+      const file = concatBytes([header({ version: 1, roots: [] }), section]);
+      assert.equal(
+        reasonOf(() => readCar(file)),
+        'bad-cid',
+      );
+    }
+    const short = concatBytes([header({ version: 1, roots: [] }), new Uint8Array([3, 1, 2, 3])]);
+    assert.equal(
+      reasonOf(() => readCar(short)),
+      'bad-cid',
+    );
+  });
+
+  it('rejects malformed varints', () => {
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array([0x80, 0x00]))),
+      'bad-varint',
+    );
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array(9).fill(0xff))),
+      'bad-varint',
+    );
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array([0x80]))),
+      'truncated',
+    );
+    const tail = concatBytes([header({ version: 1, roots: [] }), new Uint8Array([0xa5, 0x00])]);
+    assert.equal(
+      reasonOf(() => readCar(tail)),
+      'bad-varint',
+    );
+  });
+
+  it('rejects bad headers', () => {
+    const cases: unknown[] = [
+      { version: 2, roots: [] },
+      { version: 1 },
+      { version: 1, roots: ['x'] },
+      { version: 1, roots: [], extra: true },
+      [1, []],
+      'car',
+    ];
+    for (const h of cases)
+      assert.equal(
+        reasonOf(() => readCar(header(h))),
+        'bad-header',
+        JSON.stringify(h),
+      );
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array([0]))),
+      'bad-header',
+    );
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array([2, 0x18, 0x05]))),
+      'bad-header',
+    );
+  });
+
+  it('enforces maxBytes and maxBlocks', () => {
+    assert.equal(
+      reasonOf(() => readCar(car, { maxBytes: car.length - 1 })),
+      'too-large',
+    );
+    readCar(car, { maxBytes: car.length });
+    assert.equal(
+      reasonOf(() => readCar(car, { maxBlocks: blocks.length - 1 })),
+      'too-many-blocks',
+    );
+    readCar(car, { maxBlocks: blocks.length });
+    assert.equal(
+      reasonOf(() => readCar(new Uint8Array(2_000_001))),
+      'too-large',
+    );
+  });
+});
+
+describe('BlockMap', () => {
+  it('get/has/set/delete/size/byteLength/iteration', () => {
+    const [[c1, d1], [c2, d2]] = sampleBlocks(2);
+    const m = new BlockMap();
+    m.set(c1, d1).set(c2, d2);
+    assert.equal(m.size, 2);
+    assert.equal(m.byteLength, d1.length + d2.length);
+    assert.ok(m.has(c1));
+    // Lookups are by value, not object identity.
+    assert.deepEqual(m.get(cidForCbor(d1)), d1);
+    m.set(c1, d1);
+    assert.equal(m.size, 2);
+    assert.equal(m.byteLength, d1.length + d2.length);
+    assert.deepEqual(
+      [...m].map(([c]) => c.$link),
+      [c1.$link, c2.$link],
+    );
+    assert.deepEqual(
+      [...m.entries()].map(([, d]) => d),
+      [d1, d2],
+    );
+    assert.ok(m.delete(c1));
+    assert.ok(!m.delete(c1));
+    assert.equal(m.get(c1), undefined);
+    assert.equal(m.size, 1);
+    assert.equal(m.byteLength, d2.length);
+  });
+});

@@ -1,0 +1,227 @@
+// CAR v1 (content-addressed archive) reading and writing, as carried in the
+// `blocks` field of #commit and #sync events. Every event goes through
+// readCar, so it is a single pass over the buffer with no copies: blocks are
+// subarray views of the input, each hash is checked as the block is read,
+// and blocks are kept in a Map keyed by the latin1 string of the 36 CID bytes
+// (cheap to build and hash, unlike the base32 form). Anything off the narrow
+// atproto profile fails with a CarError: CIDs must be CIDv1 sha2-256 (32 byte
+// digest) with codec dag-cbor or raw, varints minimal, the header exactly
+// `{version: 1, roots: [...]}`, no truncation, and the input within size and
+// block-count limits.
+import { decodeCbor, encodeCbor } from './cbor.ts';
+import { type Cid, CidLinkWrapper, CODEC_DCBOR, CODEC_RAW, isCid, sha256 } from './cid.ts';
+
+export type CarErrorReason =
+  | 'too-large'
+  | 'too-many-blocks'
+  | 'bad-varint'
+  | 'truncated'
+  | 'bad-header'
+  | 'bad-cid'
+  | 'hash-mismatch';
+
+export class CarError extends Error {
+  constructor(
+    readonly reason: CarErrorReason,
+    message: string,
+  ) {
+    super(`invalid CAR (${reason}): ${message}`);
+    this.name = 'CarError';
+  }
+}
+
+const CID_LENGTH = 36;
+
+function cidKey(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/** Blocks by CID, keyed by the binary CID (as a latin1 string). */
+export class BlockMap implements Iterable<[Cid, Uint8Array]> {
+  private readonly map = new Map<string, [Cid, Uint8Array]>();
+  private bytesTotal = 0;
+
+  get(cid: Cid): Uint8Array | undefined {
+    return this.map.get(cidKey(cid.bytes))?.[1];
+  }
+
+  has(cid: Cid): boolean {
+    return this.map.has(cidKey(cid.bytes));
+  }
+
+  set(cid: Cid, bytes: Uint8Array): this {
+    const key = cidKey(cid.bytes);
+    const old = this.map.get(key);
+    if (old) this.bytesTotal -= old[1].byteLength;
+    this.map.set(key, [cid, bytes]);
+    this.bytesTotal += bytes.byteLength;
+    return this;
+  }
+
+  delete(cid: Cid): boolean {
+    const key = cidKey(cid.bytes);
+    const old = this.map.get(key);
+    if (!old) return false;
+    this.bytesTotal -= old[1].byteLength;
+    return this.map.delete(key);
+  }
+
+  get size(): number {
+    return this.map.size;
+  }
+
+  /** Total size of the block data held (CIDs not counted). */
+  get byteLength(): number {
+    return this.bytesTotal;
+  }
+
+  entries(): IterableIterator<[Cid, Uint8Array]> {
+    return this.map.values();
+  }
+
+  [Symbol.iterator](): IterableIterator<[Cid, Uint8Array]> {
+    return this.map.values();
+  }
+}
+
+export interface ReadCarOptions {
+  /** Largest accepted CAR, in bytes (default 2,000,000, the `blocks` field limit). */
+  maxBytes?: number;
+  /** Largest accepted number of blocks (default: no limit beyond maxBytes). */
+  maxBlocks?: number;
+}
+
+export const DEFAULT_MAX_CAR_BYTES = 2_000_000;
+
+export interface Car {
+  roots: Cid[];
+  blocks: BlockMap;
+}
+
+// Unsigned LEB128, minimal encoding only, up to 2^53 - 1. Returns the value and
+// writes the position after it to pos[0].
+function readVarint(buf: Uint8Array, pos: number[], end: number): number {
+  let p = pos[0];
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8; i++) {
+    if (p >= end) throw new CarError('truncated', 'input ends inside a varint');
+    const b = buf[p++];
+    value += (b & 0x7f) * scale;
+    if (b < 0x80) {
+      if (b === 0 && i > 0) throw new CarError('bad-varint', 'non-minimal varint');
+      if (value > Number.MAX_SAFE_INTEGER) throw new CarError('bad-varint', 'varint too large');
+      pos[0] = p;
+      return value;
+    }
+    scale *= 128;
+  }
+  throw new CarError('bad-varint', 'varint too long');
+}
+
+function readHeader(bytes: Uint8Array): Cid[] {
+  let header: unknown;
+  try {
+    header = decodeCbor(bytes);
+  } catch (e) {
+    throw new CarError('bad-header', `header is not valid DAG-CBOR: ${(e as Error).message}`);
+  }
+  if (typeof header !== 'object' || header === null || header.constructor !== Object) {
+    throw new CarError('bad-header', 'header is not a map');
+  }
+  const h = header as Record<string, unknown>;
+  if (h.version !== 1) throw new CarError('bad-header', 'version must be 1');
+  const roots = h.roots;
+  if (!Array.isArray(roots) || !roots.every(isCid)) {
+    throw new CarError('bad-header', 'roots must be an array of CIDs');
+  }
+  if (Object.keys(h).length !== 2) throw new CarError('bad-header', 'unexpected header fields');
+  return roots as Cid[];
+}
+
+/** Parses a CAR v1 file and checks every block against its CID. */
+export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
+  const maxBytes = opts?.maxBytes ?? DEFAULT_MAX_CAR_BYTES;
+  const maxBlocks = opts?.maxBlocks ?? Number.POSITIVE_INFINITY;
+  const end = bytes.length;
+  if (end > maxBytes) throw new CarError('too-large', `${end} bytes exceeds the ${maxBytes} byte limit`);
+  if (end === 0) throw new CarError('truncated', 'empty input');
+
+  const pos = [0];
+  const headerLength = readVarint(bytes, pos, end);
+  if (headerLength === 0) throw new CarError('bad-header', 'empty header');
+  const headerStart = pos[0];
+  if (headerLength > end - headerStart) throw new CarError('truncated', 'input ends inside the header');
+  const roots = readHeader(bytes.subarray(headerStart, headerStart + headerLength));
+
+  const blocks = new BlockMap();
+  let p = headerStart + headerLength;
+  let count = 0;
+  while (p < end) {
+    pos[0] = p;
+    const sectionLength = readVarint(bytes, pos, end);
+    p = pos[0];
+    if (sectionLength > end - p) throw new CarError('truncated', 'input ends inside a block');
+    if (sectionLength < CID_LENGTH) throw new CarError('bad-cid', 'block section shorter than a CID');
+    if (++count > maxBlocks) throw new CarError('too-many-blocks', `more than ${maxBlocks} blocks`);
+    if (
+      bytes[p] !== 0x01 ||
+      (bytes[p + 1] !== CODEC_DCBOR && bytes[p + 1] !== CODEC_RAW) ||
+      bytes[p + 2] !== 0x12 ||
+      bytes[p + 3] !== 0x20
+    ) {
+      throw new CarError('bad-cid', 'block CID is not CIDv1 sha2-256 dag-cbor/raw');
+    }
+    const cidBytes = bytes.subarray(p, p + CID_LENGTH);
+    const data = bytes.subarray(p + CID_LENGTH, p + sectionLength);
+    const digest = sha256(data);
+    for (let i = 0; i < 32; i++) {
+      if (digest[i] !== cidBytes[4 + i]) throw new CarError('hash-mismatch', 'block does not match its CID');
+    }
+    blocks.set(new CidLinkWrapper(cidBytes), data);
+    p += sectionLength;
+  }
+  return { roots, blocks };
+}
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+function writeVarint(out: Uint8Array, p: number, n: number): number {
+  while (n >= 0x80) {
+    out[p++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  out[p++] = n;
+  return p;
+}
+
+/** Writes a CAR v1 file (blocks in the given order; not re-hashed). */
+export function writeCar(roots: Cid[], blocks: Iterable<[Cid, Uint8Array]>): Uint8Array {
+  const header = encodeCbor({ version: 1, roots });
+  const list: Array<[Cid, Uint8Array]> = [];
+  let total = varintLength(header.length) + header.length;
+  for (const entry of blocks) {
+    const section = entry[0].bytes.length + entry[1].length;
+    total += varintLength(section) + section;
+    list.push(entry);
+  }
+  const out = new Uint8Array(total);
+  let p = writeVarint(out, 0, header.length);
+  out.set(header, p);
+  p += header.length;
+  for (const [cid, data] of list) {
+    p = writeVarint(out, p, cid.bytes.length + data.length);
+    out.set(cid.bytes, p);
+    p += cid.bytes.length;
+    out.set(data, p);
+    p += data.length;
+  }
+  return out;
+}
