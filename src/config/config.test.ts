@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, helpText, loadConfig, SETTINGS } from './config.ts';
+
+describe('config', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig({ env: {}, argv: [] });
+    assert.equal(c.port, 2470);
+    assert.equal(c.metricsPort, 2471);
+    assert.equal(c.dataDir, './data');
+    assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.plcUrl, 'https://plc.directory');
+    assert.equal(c.upstream, 'bsky.network');
+    assert.equal(c.adminPassword, undefined);
+    assert.equal(c.retentionHours, 72);
+    assert.equal(c.allowInsecureHosts, false);
+    assert.equal(c.lenientSync, false);
+  });
+
+  it('reads environment variables', () => {
+    const c = loadConfig({
+      env: {
+        RELAY_PORT: '3000',
+        RELAY_UPSTREAM: 'none',
+        DATABASE_URL: 'postgres://u@127.0.0.1/db',
+        RELAY_ALLOW_INSECURE_HOSTS: 'true',
+        RELAY_ADMIN_PASSWORD: 's3cret',
+      },
+    });
+    assert.equal(c.port, 3000);
+    assert.equal(c.upstream, undefined);
+    assert.equal(c.databaseUrl, 'postgres://u@127.0.0.1/db');
+    assert.equal(c.allowInsecureHosts, true);
+    assert.equal(c.adminPassword, 's3cret');
+  });
+
+  it('lets flags override the environment', () => {
+    const c = loadConfig({
+      env: { RELAY_PORT: '3000' },
+      argv: ['--port', '4000', '--lenient-sync', '--retention-hours=1.5'],
+    });
+    assert.equal(c.port, 4000);
+    assert.equal(c.lenientSync, true);
+    assert.equal(c.retentionHours, 1.5);
+  });
+
+  const bad: [Record<string, string>, string[], RegExp][] = [
+    [{ RELAY_PORT: 'abc' }, [], /RELAY_PORT/],
+    [{ RELAY_PORT: '70000' }, [], /RELAY_PORT/],
+    [{ RELAY_METRICS_PORT: '2470' }, [], /RELAY_METRICS_PORT/],
+    [{ RELAY_ALLOW_INSECURE_HOSTS: 'maybe' }, [], /RELAY_ALLOW_INSECURE_HOSTS/],
+    [{ DATABASE_URL: 'mysql://x' }, [], /DATABASE_URL/],
+    [{ RELAY_PLC_URL: 'ftp://plc' }, [], /RELAY_PLC_URL/],
+    [{ RELAY_RETENTION_HOURS: '-1' }, [], /RELAY_RETENTION_HOURS/],
+    [{ RELAY_LOG_LEVEL: 'loud' }, [], /RELAY_LOG_LEVEL/],
+    [{}, ['--no-such-flag'], /--no-such-flag/],
+    [{}, ['--port'], /--port/],
+  ];
+  for (const [env, argv, re] of bad) {
+    it(`rejects ${JSON.stringify(env)} ${argv.join(' ')} naming the setting`, () => {
+      assert.throws(
+        () => loadConfig({ env, argv }),
+        (err: unknown) => err instanceof ConfigError && re.test(err.message),
+      );
+    });
+  }
+
+  it('lists every setting in --help', () => {
+    const text = helpText();
+    for (const s of Object.values(SETTINGS)) {
+      assert.ok(text.includes(s.env), s.env);
+      assert.ok(text.includes(s.flag), s.flag);
+    }
+  });
+});

@@ -1,0 +1,85 @@
+// Start-up and shutdown of the real entry point, as `npm start` runs it.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+
+const root = new URL('..', import.meta.url).pathname;
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function startRelay(env: Record<string, string>): ChildProcess {
+  return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, RELAY_UPSTREAM: 'none', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function waitForLog(child: ChildProcess, msg: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${msg}": ${buf}`)), 20000);
+    child.stdout?.on('data', (chunk: Buffer) => {
+      buf += chunk.toString();
+      for (const line of buf.split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const rec = JSON.parse(line) as Record<string, unknown>;
+        if (rec.msg === msg) {
+          clearTimeout(timer);
+          resolve(rec);
+        }
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code} before "${msg}": ${buf}`)));
+  });
+}
+
+function exitCode(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) resolve(child.exitCode);
+    else child.once('exit', (code) => resolve(code));
+  });
+}
+
+describe('main', () => {
+  it('starts with embedded storage, serves health on both ports, and stops on SIGTERM', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-main-'));
+    dirs.push(dataDir);
+    const child = startRelay({ RELAY_PORT: '0', RELAY_METRICS_PORT: '0', RELAY_DATA_DIR: dataDir });
+    try {
+      const started = await waitForLog(child, 'relay started');
+      const port = started.port as number;
+      const metricsPort = started.metricsPort as number;
+      for (const p of [port, metricsPort]) {
+        const res = await fetch(`http://127.0.0.1:${p}/_health`);
+        assert.equal(res.status, 200);
+        assert.equal(((await res.json()) as { status: string }).status, 'ok');
+        assert.equal((await fetch(`http://127.0.0.1:${p}/_healthz`)).status, 200);
+        assert.equal((await fetch(`http://127.0.0.1:${p}/_readyz`)).status, 200);
+      }
+      const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /process_resident_memory_bytes/);
+      assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
+      child.kill('SIGTERM');
+      assert.equal(await exitCode(child), 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('refuses a bad setting with a message naming it', async () => {
+    const child = startRelay({ RELAY_PORT: 'not-a-port' });
+    let stderr = '';
+    child.stderr?.on('data', (c: Buffer) => {
+      stderr += c.toString();
+    });
+    assert.equal(await exitCode(child), 2);
+    assert.match(stderr, /RELAY_PORT/);
+  });
+});
