@@ -73,3 +73,13 @@ describe('config', () => {
     }
   });
 });
+
+describe('docs/configuration.md', () => {
+  it('documents every setting', async () => {
+    const { readFileSync } = await import('node:fs');
+    const doc = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8');
+    for (const s of Object.values(SETTINGS)) {
+      assert.ok(doc.includes(`\`${s.env}\``), `${s.env} missing from docs/configuration.md`);
+    }
+  });
+});
