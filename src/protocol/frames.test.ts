@@ -1,0 +1,222 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { concatBytes } from './bytes.ts';
+import { encodeCbor } from './cbor.ts';
+import { cidForCbor } from './cid.ts';
+import {
+  decodeFrame,
+  encodeErrorFrame,
+  encodeFrame,
+  encodeInfoFrame,
+  FrameError,
+  readFrameSeq,
+  rewriteSeq,
+} from './frames.ts';
+
+function reasonOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof FrameError, `expected FrameError, got ${e}`);
+    return e.reason;
+  }
+  assert.fail('did not throw');
+}
+
+// Deterministic PRNG (mulberry32) so the property test is reproducible.
+function rng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const commitBody = (seq: number) => ({
+  seq,
+  rebase: false,
+  tooBig: false,
+  repo: 'did:plc:abc',
+  commit: cidForCbor(new Uint8Array([1])),
+  rev: '3kabc',
+  since: null,
+  blocks: new Uint8Array(300).fill(5),
+  ops: [{ action: 'create', path: 'app.bsky.feed.post/3k', cid: cidForCbor(new Uint8Array([2])) }],
+  blobs: [],
+  time: '2024-01-01T00:00:00.000Z',
+});
+
+describe('decodeFrame / encodeFrame', () => {
+  it('round-trips a message frame', () => {
+    const frame = encodeFrame('#commit', commitBody(42));
+    const { header, body } = decodeFrame(frame);
+    assert.deepEqual(header, { op: 1, t: '#commit' });
+    assert.equal(body.seq, 42);
+    assert.ok(body.blocks instanceof Uint8Array);
+  });
+
+  it('encodes error and info frames', () => {
+    const err = decodeFrame(encodeErrorFrame('FutureCursor', 'too far'));
+    assert.deepEqual(err, { header: { op: -1 }, body: { error: 'FutureCursor', message: 'too far' } });
+    assert.deepEqual(decodeFrame(encodeErrorFrame('ConsumerTooSlow')).body, { error: 'ConsumerTooSlow' });
+    const info = decodeFrame(encodeInfoFrame('OutdatedCursor', 'old'));
+    assert.deepEqual(info, {
+      header: { op: 1, t: '#info' },
+      body: { name: 'OutdatedCursor', message: 'old' },
+    });
+    assert.deepEqual(decodeFrame(encodeInfoFrame('OutdatedCursor')).body, { name: 'OutdatedCursor' });
+  });
+
+  it('rejects bad headers', () => {
+    const body = encodeCbor({ seq: 1 });
+    for (const h of [
+      { op: 2, t: '#x' },
+      { op: 1 },
+      { op: 1, t: 5 },
+      { op: 1, t: '' },
+      { op: 1, t: '#x', x: 1 },
+      { op: -1, t: '#x' },
+      [1],
+      'x',
+    ]) {
+      assert.equal(
+        reasonOf(() => decodeFrame(concatBytes([encodeCbor(h), body]))),
+        'bad-header',
+        JSON.stringify(h),
+      );
+    }
+    assert.equal(
+      reasonOf(() => decodeFrame(new Uint8Array(0))),
+      'bad-header',
+    );
+    // non-canonical header: `op` before `t` (shorter keys sort first)
+    assert.equal(
+      reasonOf(() =>
+        decodeFrame(new Uint8Array([0xa2, 0x62, 0x6f, 0x70, 0x01, 0x61, 0x74, 0x61, 0x78, 0xa0])),
+      ),
+      'bad-header',
+    );
+  });
+
+  it('rejects bad bodies and trailing bytes', () => {
+    const header = encodeCbor({ op: 1, t: '#commit' });
+    assert.equal(
+      reasonOf(() => decodeFrame(header)),
+      'bad-body',
+    );
+    assert.equal(
+      reasonOf(() => decodeFrame(concatBytes([header, encodeCbor([1, 2])]))),
+      'bad-body',
+    );
+    assert.equal(
+      reasonOf(() => decodeFrame(concatBytes([header, new Uint8Array([0xa1, 0x61, 0x61, 0x18, 0x01])]))),
+      'bad-body',
+    );
+    assert.equal(
+      reasonOf(() => decodeFrame(concatBytes([header, encodeCbor({ a: 1 }), new Uint8Array([0])]))),
+      'trailing-bytes',
+    );
+    assert.equal(
+      reasonOf(() => decodeFrame(concatBytes([encodeCbor({ op: -1 }), encodeCbor({ message: 'x' })]))),
+      'bad-body',
+    );
+  });
+});
+
+describe('rewriteSeq / readFrameSeq', () => {
+  const boundaries = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER];
+
+  it('matches a full re-encode across integer-width boundaries', () => {
+    for (const from of boundaries) {
+      const frame = encodeFrame('#commit', commitBody(from));
+      assert.equal(readFrameSeq(frame), from);
+      for (const to of boundaries) {
+        const out = rewriteSeq(frame, to);
+        assert.deepEqual(out, encodeFrame('#commit', commitBody(to)), `${from} -> ${to}`);
+        assert.equal(readFrameSeq(out), to);
+      }
+    }
+  });
+
+  it('property: equals decode → set seq → encode on random bodies', () => {
+    const rand = rng(12345);
+    const keys = [
+      'a',
+      'b',
+      'zz',
+      'ops',
+      'rev',
+      'sep',
+      'seq',
+      'ser',
+      'sez',
+      'seqq',
+      'time',
+      'did',
+      'blocks',
+      'é',
+    ];
+    const randomValue = (depth: number): unknown => {
+      const k = Math.floor(rand() * (depth > 2 ? 5 : 8));
+      switch (k) {
+        case 0:
+          return Math.floor(rand() * 2 ** (rand() * 53)) * (rand() < 0.2 ? -1 : 1);
+        case 1:
+          return 'x'.repeat(Math.floor(rand() * 300));
+        case 2:
+          return new Uint8Array(Math.floor(rand() * 70000 * (rand() < 0.1 ? 1 : 0.001)));
+        case 3:
+          return rand() < 0.5 ? null : rand() < 0.5;
+        case 4:
+          return cidForCbor(new Uint8Array([Math.floor(rand() * 256)]));
+        case 5:
+          return Array.from({ length: Math.floor(rand() * 30) }, () => randomValue(depth + 1));
+        default: {
+          const o: Record<string, unknown> = {};
+          for (const key of keys) if (rand() < 0.3) o[key] = randomValue(depth + 1);
+          return o;
+        }
+      }
+    };
+    for (let i = 0; i < 300; i++) {
+      const body: Record<string, unknown> = {};
+      for (const key of keys) if (rand() < 0.5) body[key] = randomValue(0);
+      const t = rand() < 0.5 ? '#commit' : '#identity';
+      const frame =
+        rand() < 0.1
+          ? concatBytes([encodeCbor({ op: -1 }), encodeCbor({ ...body, error: 'X' })])
+          : encodeFrame(t, body);
+      const seq = Math.floor(rand() * 2 ** (rand() * 53));
+      const decoded = decodeFrame(frame);
+      decoded.body.seq = seq;
+      const expected = concatBytes([encodeCbor(decoded.header), encodeCbor(decoded.body)]);
+      const got = rewriteSeq(frame, seq);
+      assert.deepEqual(got, expected, `case ${i}`);
+      assert.equal(readFrameSeq(got), seq);
+    }
+  });
+
+  it('readFrameSeq returns undefined for missing, non-integer or malformed seq', () => {
+    assert.equal(readFrameSeq(encodeFrame('#info', { name: 'x' })), undefined);
+    assert.equal(readFrameSeq(encodeFrame('#x', { seq: 'nope' })), undefined);
+    assert.equal(readFrameSeq(encodeFrame('#x', { seq: -5 })), undefined);
+    assert.equal(readFrameSeq(new Uint8Array([0xa1])), undefined);
+    assert.equal(readFrameSeq(new Uint8Array(0)), undefined);
+  });
+
+  it('rejects invalid seq values', () => {
+    const frame = encodeFrame('#commit', commitBody(1));
+    assert.throws(() => rewriteSeq(frame, -1), RangeError);
+    assert.throws(() => rewriteSeq(frame, 1.5), RangeError);
+    assert.throws(() => rewriteSeq(frame, 2 ** 53), RangeError);
+  });
+
+  it('does not modify its input', () => {
+    const frame = encodeFrame('#commit', commitBody(7));
+    const copy = frame.slice();
+    rewriteSeq(frame, 123456);
+    assert.deepEqual(frame, copy);
+  });
+});
