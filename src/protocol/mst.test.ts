@@ -1,0 +1,290 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { readFixtureJson, readFixtureLines } from '../../test/fixtures.ts';
+import { utf8Encode } from './bytes.ts';
+import { encodeCbor } from './cbor.ts';
+import { type Cid, cidForCbor, parseCid } from './cid.ts';
+import {
+  commonPrefixLength,
+  InvalidMstError,
+  InvalidMstKeyError,
+  isValidMstKey,
+  keyHeight,
+  MissingBlockError,
+  Mst,
+  mstNodeData,
+} from './mst.ts';
+
+const CID1 = parseCid('bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454');
+const EMPTY_ROOT = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
+const rec = (k: string) => `com.example.record/${k}`;
+
+function treeOf(keys: string[], value: Cid = CID1): Mst {
+  return Mst.fromEntries(keys.map((k) => [k, value] as const));
+}
+
+function blockMapOf(tree: Mst): { get(cid: Cid): Uint8Array | undefined } {
+  const m = new Map<string, Uint8Array>();
+  for (const [cid, bytes] of tree.nodeBlocks()) m.set(cid.$link, bytes);
+  return { get: (cid: Cid) => m.get(cid.$link) };
+}
+
+/** Deterministic shuffle (LCG) so tests do not depend on Math.random. */
+function shuffled<T>(items: T[], seed: number): T[] {
+  const out = items.slice();
+  let s = seed >>> 0;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j], out[i]];
+  }
+  return out;
+}
+
+describe('mst keys', () => {
+  it('key heights match the interop fixture', () => {
+    const cases = readFixtureJson<{ key: string; height: number }[]>('mst/key_heights.json');
+    assert.ok(cases.length > 5);
+    for (const c of cases) assert.equal(keyHeight(c.key), c.height, c.key);
+  });
+
+  it('common prefix lengths match the interop fixture', () => {
+    const cases = readFixtureJson<{ left: string; right: string; len: number }[]>('mst/common_prefix.json');
+    for (const c of cases) {
+      assert.equal(
+        commonPrefixLength(utf8Encode(c.left), utf8Encode(c.right)),
+        c.len,
+        `${c.left}|${c.right}`,
+      );
+    }
+  });
+
+  it('validates key syntax', () => {
+    for (const k of ['app.bsky.feed.post/3jqfcqzm3fo2j', 'a/b', 'com.x/self', 'col/a:b~c_d-e.f']) {
+      assert.ok(isValidMstKey(k), k);
+    }
+    const long = `a/${'x'.repeat(1023)}`;
+    for (const k of [
+      '',
+      'nocollection',
+      '/rkey',
+      'col/',
+      'a/b/c',
+      'a b/c',
+      'col/jalapeño',
+      long,
+      'col/a\0',
+    ]) {
+      assert.ok(!isValidMstKey(k), k);
+    }
+    assert.ok(isValidMstKey(`a/${'x'.repeat(1022)}`));
+    assert.throws(() => Mst.empty().add('bad key', CID1), InvalidMstKeyError);
+  });
+});
+
+describe('mst trees', () => {
+  it('has the known empty and small roots', () => {
+    assert.equal(Mst.empty().rootCid().$link, EMPTY_ROOT);
+    assert.equal(
+      treeOf([rec('3jqfcqzm3fo2j')]).rootCid().$link,
+      'bafyreibj4lsc3aqnrvphp5xmrnfoorvru4wynt6lwidqbm2623a6tatzdu',
+    );
+    assert.equal(
+      treeOf([rec('3jqfcqzm3fx2j')]).rootCid().$link,
+      'bafyreih7wfei65pxzhauoibu3ls7jgmkju4bspy4t2ha2qdjnzqvoy33ai',
+    );
+    assert.equal(
+      treeOf(
+        ['3jqfcqzm3fp2j', '3jqfcqzm3fr2j', '3jqfcqzm3fs2j', '3jqfcqzm3ft2j', '3jqfcqzm4fc2j'].map(rec),
+      ).rootCid().$link,
+      'bafyreicmahysq4n6wfuxo522m6dpiy7z7qzym3dzs756t5n7nfdgccwq7m',
+    );
+  });
+
+  it('trims the top of the tree on delete', () => {
+    const t = treeOf(
+      [
+        '3jqfcqzm3fn2j',
+        '3jqfcqzm3fo2j',
+        '3jqfcqzm3fp2j',
+        '3jqfcqzm3fs2j',
+        '3jqfcqzm3ft2j',
+        '3jqfcqzm3fu2j',
+      ].map(rec),
+    );
+    assert.equal(t.rootLayer(), 1);
+    assert.equal(t.rootCid().$link, 'bafyreifnqrwbk6ffmyaz5qtujqrzf5qmxf7cbxvgzktl4e3gabuxbtatv4');
+    t.delete(rec('3jqfcqzm3fs2j'));
+    assert.equal(t.rootLayer(), 0);
+    assert.equal(t.rootCid().$link, 'bafyreie4kjuxbwkhzg2i5dljaswcroeih4dgiqq6pazcmunwt2byd725vi');
+  });
+
+  it('handles an insertion that splits two layers down', () => {
+    const keys = [
+      '3jqfcqzm3fo2j',
+      '3jqfcqzm3fp2j',
+      '3jqfcqzm3fr2j',
+      '3jqfcqzm3fs2j',
+      '3jqfcqzm3ft2j',
+      '3jqfcqzm3fz2j',
+    ];
+    keys.push('3jqfcqzm4fc2j', '3jqfcqzm4fd2j', '3jqfcqzm4ff2j', '3jqfcqzm4fg2j', '3jqfcqzm4fh2j');
+    const t = treeOf(keys.map(rec));
+    const l1 = 'bafyreiettyludka6fpgp33stwxfuwhkzlur6chs4d2v4nkmq2j3ogpdjem';
+    assert.equal(t.rootCid().$link, l1);
+    assert.equal(t.rootLayer(), 1);
+    t.add(rec('3jqfcqzm3fx2j'), CID1);
+    assert.equal(t.rootLayer(), 2);
+    assert.equal(t.rootCid().$link, 'bafyreid2x5eqs4w4qxvc5jiwda4cien3gw2q6cshofxwnvv7iucrmfohpm');
+    t.delete(rec('3jqfcqzm3fx2j'));
+    assert.equal(t.rootLayer(), 1);
+    assert.equal(t.rootCid().$link, l1);
+  });
+
+  it('handles new layers two above the existing top', () => {
+    const t = treeOf([rec('3jqfcqzm3ft2j'), rec('3jqfcqzm3fz2j')]);
+    const l0 = 'bafyreidfcktqnfmykz2ps3dbul35pepleq7kvv526g47xahuz3rqtptmky';
+    const l2 = 'bafyreiavxaxdz7o7rbvr3zg2liox2yww46t7g6hkehx4i4h3lwudly7dhy';
+    assert.equal(t.rootCid().$link, l0);
+    t.add(rec('3jqfcqzm3fx2j'), CID1);
+    assert.equal(t.rootCid().$link, l2);
+    t.delete(rec('3jqfcqzm3fx2j'));
+    assert.equal(t.rootLayer(), 0);
+    assert.equal(t.rootCid().$link, l0);
+    t.add(rec('3jqfcqzm3fx2j'), CID1);
+    t.add(rec('3jqfcqzm4fd2j'), CID1);
+    assert.equal(t.rootLayer(), 2);
+    assert.equal(t.rootCid().$link, 'bafyreig4jv3vuajbsybhyvb7gggvpwh2zszwfyttjrj6qwvcsp24h6popu');
+    t.delete(rec('3jqfcqzm4fd2j'));
+    assert.equal(t.rootCid().$link, l2);
+  });
+
+  it('is insertion-order independent and deletes back to empty (example keys)', () => {
+    const keys = readFixtureLines('mst/example_keys.txt');
+    assert.ok(keys.length > 100);
+    const ref = treeOf(keys);
+    const root = ref.rootCid();
+    assert.deepEqual(
+      [...ref.entries()].map(([k]) => k),
+      [...keys].sort(),
+    );
+    for (const seed of [1, 2, 3]) {
+      const t = treeOf(shuffled(keys, seed));
+      assert.equal(t.rootCid().$link, root.$link);
+    }
+    // Incremental: hash after every write; a tree built by deleting half
+    // must equal a tree built from the other half.
+    const t = Mst.empty();
+    for (const k of shuffled(keys, 9)) {
+      t.add(k, CID1);
+      t.rootCid();
+    }
+    assert.equal(t.rootCid().$link, root.$link);
+    const dels = shuffled(keys, 10).slice(0, keys.length >> 1);
+    for (const k of dels) {
+      assert.equal(t.delete(k).$link, CID1.$link);
+      t.rootCid();
+    }
+    const rest = keys.filter((k) => !dels.includes(k));
+    assert.equal(t.rootCid().$link, treeOf(rest).rootCid().$link);
+    for (const k of rest) t.delete(k);
+    assert.equal(t.rootCid().$link, EMPTY_ROOT);
+    assert.equal(t.rootLayer(), 0);
+  });
+
+  it('get / update / put / delete semantics', () => {
+    const cid2 = cidForCbor(encodeCbor({ x: 2 }));
+    const t = treeOf(readFixtureLines('mst/example_keys.txt').slice(0, 40));
+    const k = readFixtureLines('mst/example_keys.txt')[7];
+    assert.equal(t.get(k)?.$link, CID1.$link);
+    assert.equal(t.get('zz/none'), null);
+    const before = t.rootCid();
+    assert.equal(t.update(k, cid2).$link, CID1.$link);
+    assert.equal(t.get(k)?.$link, cid2.$link);
+    assert.notEqual(t.rootCid().$link, before.$link);
+    assert.equal(t.put(k, CID1)?.$link, cid2.$link);
+    assert.equal(t.rootCid().$link, before.$link);
+    assert.throws(() => t.add(k, CID1));
+    assert.throws(() => t.update('zz/none', CID1));
+    assert.throws(() => t.delete('zz/none'));
+    assert.equal(t.rootCid().$link, before.$link);
+  });
+
+  it('encodes nodes exactly as the generic DAG-CBOR encoder does', () => {
+    const t = treeOf(readFixtureLines('mst/example_keys.txt'));
+    let n = 0;
+    for (const [cid, bytes] of t.nodeBlocks()) {
+      const data = mstNodeData(bytes);
+      assert.deepEqual(encodeCbor(data), bytes);
+      assert.equal(cidForCbor(bytes).$link, cid.$link);
+      n++;
+    }
+    assert.ok(n > 10);
+  });
+
+  it('reports only the re-encoded nodes as new blocks', () => {
+    const keys = readFixtureLines('mst/example_keys.txt');
+    const t = treeOf(keys);
+    const all = new Set([...t.nodeBlocks()].map(([c]) => c.$link));
+    t.add('zzz/new', CID1);
+    const fresh: string[] = [];
+    t.rootCid((cid) => fresh.push(cid.$link));
+    assert.ok(fresh.length >= 1 && fresh.length <= 6, `fresh ${fresh.length}`);
+    for (const c of fresh) assert.ok(!all.has(c));
+    const fresh2: string[] = [];
+    t.rootCid((cid) => fresh2.push(cid.$link));
+    assert.equal(fresh2.length, 0);
+  });
+});
+
+describe('mst loading', () => {
+  it('loads lazily and round-trips', () => {
+    const keys = readFixtureLines('mst/example_keys.txt');
+    const full = treeOf(keys);
+    const root = full.rootCid();
+    const loaded = Mst.load(blockMapOf(full), root);
+    assert.equal(loaded.rootCid().$link, root.$link);
+    const flat = (t: Mst) => [...t.entries()].map(([k, v]) => `${k}=${v.$link}`);
+    assert.deepEqual(flat(loaded), flat(full));
+    loaded.add('zzz/new', CID1);
+    full.add('zzz/new', CID1);
+    assert.equal(loaded.rootCid().$link, full.rootCid().$link);
+  });
+
+  it('throws MissingBlockError only when a missing node is touched', () => {
+    const keys = readFixtureLines('mst/example_keys.txt');
+    const full = treeOf(keys);
+    const root = full.rootCid();
+    const rootBytes = [...full.nodeBlocks()][0][1];
+    const only = { get: (c: Cid) => (c.$link === root.$link ? rootBytes : undefined) };
+    const t = Mst.load(only, root);
+    assert.equal(t.rootCid().$link, root.$link);
+    assert.throws(() => t.get(keys[0]), MissingBlockError);
+    assert.throws(() => Mst.load({ get: () => undefined }, root).get(keys[0]), MissingBlockError);
+  });
+
+  it('rejects malformed nodes', () => {
+    const bad = (data: unknown) => {
+      const bytes = encodeCbor(data);
+      const cid = cidForCbor(bytes);
+      return () => Mst.load({ get: () => bytes }, cid).get('a/b');
+    };
+    const e = (k: string, p = 0, t: Cid | null = null) => ({ p, k: utf8Encode(k), v: CID1, t });
+    assert.throws(bad({ l: null }), InvalidMstError);
+    assert.throws(bad({ l: null, e: [], x: 1 }), InvalidMstError);
+    assert.throws(bad({ l: null, e: [{ p: 0, k: 'a/b', v: CID1, t: null }] }), InvalidMstError);
+    assert.throws(bad({ l: null, e: [e('a/b', 1)] }), InvalidMstError);
+    assert.throws(bad({ l: null, e: [e('bad')] }), InvalidMstError);
+    assert.throws(bad({ l: CID1, e: [] }), InvalidMstError);
+    // out of order / wrong layer
+    const k0 = ['A0/374913', 'C0/451630'];
+    assert.equal(keyHeight(k0[0]), keyHeight(k0[1]));
+    assert.throws(bad({ l: null, e: [e(k0[1]), e(k0[0])] }), InvalidMstError);
+    const hs = readFixtureLines('mst/example_keys.txt').map((k) => [k, keyHeight(k)] as const);
+    const h0 = hs.find(([, h]) => h === 0)![0];
+    const h1 = hs.find(([, h]) => h === 1)![0];
+    assert.throws(bad({ l: null, e: [e(h1), e(h0, commonPrefixLength(utf8Encode(h1), utf8Encode(h0)))] }));
+    assert.throws(bad({ l: null, e: [e(h0, 0, CID1)] }), InvalidMstError); // layer 0 with subtree
+    assert.throws(() => Mst.load({ get: () => new Uint8Array([1, 2]) }, CID1).get('a/b'), InvalidMstError);
+  });
+});

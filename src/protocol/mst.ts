@@ -1,0 +1,638 @@
+// The atproto Merkle Search Tree (repository spec): the sorted key → record
+// CID map under every repo commit. A key's layer is the number of leading
+// zero bits of sha-256(key) counted in 2-bit chunks (fanout 4); a node holds
+// the keys of one layer in order, with subtrees of the layer below between
+// them. Nodes are DAG-CBOR `{l, e: [{p, k, v, t}]}` with keys prefix-compressed
+// against the previous entry, so the root CID commits to the whole map and
+// the same map always yields the same tree.
+//
+// The tree here is mutable and in memory: a write marks only the nodes on its
+// path dirty, and `rootCid()` re-encodes and re-hashes just those, which is
+// what lets the simulator apply hundreds of thousands of writes. A tree can
+// also be opened over a block map (`Mst.load`) with nodes decoded only when an
+// operation reaches them; reaching one whose block is absent throws
+// `MissingBlockError`. That is how a sync 1.1 proof is checked: the partial
+// tree a `#commit` carries is enough for the operations, or the proof fails.
+// Loaded nodes are validated (shape, key syntax, order, canonical prefix,
+// layer, key range) so a hostile block cannot produce an inconsistent tree.
+import { utf8Decode, utf8Encode } from './bytes.ts';
+import { decodeCbor } from './cbor.ts';
+import type { Cid } from './cid.ts';
+import { cidForCbor, isCid, sha256 } from './cid.ts';
+
+/** Anything that hands out blocks by CID (the CAR module's BlockMap fits). */
+export interface BlockSource {
+  get(cid: Cid): Uint8Array | undefined;
+}
+
+export class MissingBlockError extends Error {
+  constructor(readonly cid: Cid) {
+    super(`missing MST block ${cid.$link}`);
+    this.name = 'MissingBlockError';
+  }
+}
+
+export class InvalidMstError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidMstError';
+  }
+}
+
+export class InvalidMstKeyError extends Error {
+  constructor(readonly key: string) {
+    super(`invalid MST key: ${JSON.stringify(key.length > 80 ? `${key.slice(0, 80)}…` : key)}`);
+    this.name = 'InvalidMstKeyError';
+  }
+}
+
+export const MAX_MST_KEY_LENGTH = 1024;
+const KEY_SYNTAX = /^[a-zA-Z0-9_~\-:.]+\/[a-zA-Z0-9_~\-:.]+$/;
+
+/** Repository keys are `collection/rkey`: one slash, both sides non-empty, a restricted ASCII set. */
+export function isValidMstKey(key: string): boolean {
+  return key.length <= MAX_MST_KEY_LENGTH && KEY_SYNTAX.test(key);
+}
+
+/** The key's layer: leading zero bits of sha-256(key), in 2-bit chunks. */
+export function keyHeight(key: string | Uint8Array): number {
+  const digest = sha256(typeof key === 'string' ? utf8Encode(key) : key);
+  let zeros = 0;
+  for (let i = 0; i < digest.length; i++) {
+    const b = digest[i];
+    if (b === 0) {
+      zeros += 8;
+      continue;
+    }
+    zeros += Math.clz32(b) - 24;
+    break;
+  }
+  return zeros >> 1;
+}
+
+/** Length of the shared byte prefix (the `p` of a node entry). */
+export function commonPrefixLength(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+interface MstEntry {
+  key: string;
+  keyBytes: Uint8Array;
+  value: Cid;
+  right: MstNode | null;
+}
+
+/** One tree node. A stub (`loaded` false) only knows its CID until an operation reaches it. */
+class MstNode {
+  left: MstNode | null = null;
+  entries: MstEntry[] = [];
+  /** null while dirty; set by encoding (or known up front for stubs). */
+  cid: Cid | null;
+  bytes: Uint8Array | null = null;
+  loaded: boolean;
+  // For stubs: the open key range the subtree must stay within (null = unbounded).
+  lo: string | null = null;
+  hi: string | null = null;
+
+  constructor(
+    public layer: number,
+    cid: Cid | null,
+    loaded: boolean,
+  ) {
+    this.cid = cid;
+    this.loaded = loaded;
+  }
+
+  isEmpty(): boolean {
+    return this.entries.length === 0 && this.left === null;
+  }
+
+  slot(i: number): MstNode | null {
+    return i === 0 ? this.left : this.entries[i - 1].right;
+  }
+
+  setSlot(i: number, n: MstNode | null): void {
+    if (i === 0) this.left = n;
+    else this.entries[i - 1].right = n;
+  }
+
+  markDirty(): void {
+    this.cid = null;
+    this.bytes = null;
+  }
+
+  /** Index of the first entry whose key is >= key (entries.length if none). */
+  lowerBound(key: string): number {
+    const es = this.entries;
+    let lo = 0;
+    let hi = es.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (es[mid].key < key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+export class Mst {
+  private root: MstNode;
+  private readonly blocks: BlockSource | null;
+
+  private constructor(root: MstNode, blocks: BlockSource | null) {
+    this.root = root;
+    this.blocks = blocks;
+  }
+
+  static empty(): Mst {
+    return new Mst(new MstNode(0, null, true), null);
+  }
+
+  /** Builds a tree from key → value pairs (any order). */
+  static fromEntries(entries: Iterable<readonly [string, Cid]>): Mst {
+    const t = Mst.empty();
+    for (const [k, v] of entries) t.add(k, v);
+    return t;
+  }
+
+  /** Opens the tree rooted at `root` over `blocks`, decoding nodes only as operations reach them. */
+  static load(blocks: BlockSource, root: Cid): Mst {
+    return new Mst(new MstNode(-1, root, false), blocks);
+  }
+
+  /** The record CID at `key`, or null. */
+  get(key: string): Cid | null {
+    checkKey(key);
+    let node: MstNode | null = this.root;
+    while (node) {
+      this.ensure(node);
+      const i = node.lowerBound(key);
+      if (i < node.entries.length && node.entries[i].key === key) return node.entries[i].value;
+      node = node.slot(i);
+    }
+    return null;
+  }
+
+  /** Adds a new key; throws if it is already present. */
+  add(key: string, value: Cid): void {
+    if (this.get(key) !== null) throw new Error(`MST key already present: ${key}`);
+    this.put(key, value);
+  }
+
+  /** Changes an existing key's value and returns the old one; throws if absent. */
+  update(key: string, value: Cid): Cid {
+    if (this.get(key) === null) throw new Error(`MST key not present: ${key}`);
+    return this.put(key, value) as Cid;
+  }
+
+  /** Inserts or replaces `key`; returns the previous value (null if it was absent). */
+  put(key: string, value: Cid): Cid | null {
+    checkKey(key);
+    const keyBytes = utf8Encode(key);
+    const h = keyHeight(keyBytes);
+    const root = this.root;
+    this.ensure(root);
+    if (root.isEmpty()) {
+      root.layer = h;
+      root.entries.push({ key, keyBytes, value, right: null });
+      root.markDirty();
+      return null;
+    }
+    if (h > root.layer) {
+      // A key above the current top (so certainly absent): split the tree
+      // around it and raise the root, adding single-child levels in between.
+      let [lo, hi] = this.split(root, key);
+      for (let layer = root.layer + 1; layer < h; layer++) {
+        if (lo) lo = parentOf(lo, layer);
+        if (hi) hi = parentOf(hi, layer);
+      }
+      const top = new MstNode(h, null, true);
+      top.left = lo;
+      top.entries.push({ key, keyBytes, value, right: hi });
+      this.root = top;
+      return null;
+    }
+    return this.insertAt(root, key, keyBytes, h, value);
+  }
+
+  /** Removes `key` and returns its value; throws if absent. */
+  delete(key: string): Cid {
+    checkKey(key);
+    const prev = this.deleteAt(this.root, key);
+    if (prev === null) throw new Error(`MST key not present: ${key}`);
+    // A root left with no entries of its own is replaced by its only child.
+    let root = this.root;
+    this.ensure(root);
+    while (root.entries.length === 0 && root.left !== null) {
+      root = root.left;
+      this.ensure(root);
+    }
+    if (root.isEmpty()) root.layer = 0;
+    this.root = root;
+    return prev;
+  }
+
+  /**
+   * The root CID. Re-encodes only dirty nodes; each newly encoded node is
+   * reported to `onNewBlock` (these are the blocks a commit adds).
+   */
+  rootCid(onNewBlock?: (cid: Cid, bytes: Uint8Array) => void): Cid {
+    return this.encode(this.root, onNewBlock);
+  }
+
+  /** The layer of the root node (0 for an empty tree). */
+  rootLayer(): number {
+    this.ensure(this.root);
+    return this.root.layer;
+  }
+
+  /** All key/value pairs in key order (loads every node). */
+  *entries(): Generator<[string, Cid]> {
+    yield* this.walkEntries(this.root);
+  }
+
+  /** Every node block of the tree (encodes dirty nodes first; loads every node). */
+  *nodeBlocks(): Generator<[Cid, Uint8Array]> {
+    this.rootCid();
+    const stack: MstNode[] = [this.root];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      this.ensure(n);
+      yield [n.cid!, this.bytesOf(n)];
+      if (n.left) stack.push(n.left);
+      for (const e of n.entries) if (e.right) stack.push(e.right);
+    }
+  }
+
+  /**
+   * The blocks of the sync 1.1 covering proof for `key` (atproto's
+   * getCoveringProof): the nodes on the search path to the key, down the
+   * subtree just left of it and the one just right of it. Over the tree
+   * after a commit, for every key the commit touched, these are the nodes a
+   * verifier needs to invert the commit's operations.
+   */
+  coveringProof(key: string, out: (cid: Cid, bytes: Uint8Array) => void): void {
+    checkKey(key);
+    this.rootCid();
+    const seen = new Set<MstNode>();
+    const emit = (n: MstNode) => {
+      if (seen.has(n)) return;
+      seen.add(n);
+      out(n.cid!, this.bytesOf(n));
+    };
+    // Left side: every node on the way down through the slot where the key
+    // is (or would be); within a found key's left subtree that is its right spine.
+    for (let n: MstNode | null = this.root; n; ) {
+      this.ensure(n);
+      emit(n);
+      n = n.slot(n.lowerBound(key));
+    }
+    // Right side: at each node, the subtree after the key if the key is
+    // here, else the subtree where the key would be (as the reference does).
+    for (let n: MstNode | null = this.root; n; ) {
+      this.ensure(n);
+      emit(n);
+      const i = n.lowerBound(key);
+      if (i < n.entries.length) n = n.entries[i].key === key ? n.entries[i].right : n.slot(i);
+      else n = n.slot(i);
+    }
+  }
+
+  // --- internals ---------------------------------------------------------
+
+  private ensure(n: MstNode): void {
+    if (!n.loaded) this.loadNode(n);
+  }
+
+  private bytesOf(n: MstNode): Uint8Array {
+    if (n.bytes) return n.bytes;
+    // A loaded node keeps its block; a stub's block is fetched here.
+    const b = this.blocks?.get(n.cid!);
+    if (!b) throw new MissingBlockError(n.cid!);
+    return b;
+  }
+
+  private insertAt(node: MstNode, key: string, keyBytes: Uint8Array, h: number, value: Cid): Cid | null {
+    this.ensure(node);
+    const i = node.lowerBound(key);
+    if (i < node.entries.length && node.entries[i].key === key) {
+      const prev = node.entries[i].value;
+      node.entries[i].value = value;
+      node.markDirty();
+      return prev;
+    }
+    if (h === node.layer) {
+      const child = node.slot(i);
+      const [lo, hi] = child ? this.split(child, key) : [null, null];
+      node.setSlot(i, lo);
+      node.entries.splice(i, 0, { key, keyBytes, value, right: hi });
+      node.markDirty();
+      return null;
+    }
+    let child = node.slot(i);
+    if (!child) {
+      child = new MstNode(node.layer - 1, null, true);
+      node.setSlot(i, child);
+    }
+    const prev = this.insertAt(child, key, keyBytes, h, value);
+    node.markDirty();
+    return prev;
+  }
+
+  /** Splits `node` (which does not contain `key`) into the parts below and above `key`. */
+  private split(node: MstNode, key: string): [MstNode | null, MstNode | null] {
+    this.ensure(node);
+    const i = node.lowerBound(key);
+    const child = node.slot(i);
+    const [lo, hi] = child ? this.split(child, key) : [null, null];
+    const right = new MstNode(node.layer, null, true);
+    right.entries = node.entries.splice(i);
+    right.left = hi;
+    node.setSlot(i, lo);
+    node.markDirty();
+    return [node.isEmpty() ? null : node, right.isEmpty() ? null : right];
+  }
+
+  private deleteAt(node: MstNode, key: string): Cid | null {
+    this.ensure(node);
+    const i = node.lowerBound(key);
+    if (i < node.entries.length && node.entries[i].key === key) {
+      const e = node.entries[i];
+      const merged = this.merge(node.slot(i), e.right);
+      node.entries.splice(i, 1);
+      node.setSlot(i, merged);
+      node.markDirty();
+      return e.value;
+    }
+    const child = node.slot(i);
+    if (!child) return null;
+    const prev = this.deleteAt(child, key);
+    if (prev === null) return null;
+    if (child.isEmpty()) node.setSlot(i, null);
+    node.markDirty();
+    return prev;
+  }
+
+  /** Joins two adjacent same-layer subtrees (every key of `a` below every key of `b`). */
+  private merge(a: MstNode | null, b: MstNode | null): MstNode | null {
+    if (!a) return b;
+    if (!b) return a;
+    this.ensure(a);
+    this.ensure(b);
+    const n = a.entries.length;
+    const inner = this.merge(a.slot(n), b.left);
+    a.setSlot(n, inner);
+    for (const e of b.entries) a.entries.push(e);
+    a.markDirty();
+    return a;
+  }
+
+  private encode(n: MstNode, onNewBlock?: (cid: Cid, bytes: Uint8Array) => void): Cid {
+    if (n.cid) return n.cid;
+    if (n.left) this.encode(n.left, onNewBlock);
+    for (const e of n.entries) if (e.right) this.encode(e.right, onNewBlock);
+    const bytes = encodeNode(n);
+    const cid = cidForCbor(bytes);
+    n.cid = cid;
+    n.bytes = bytes;
+    onNewBlock?.(cid, bytes);
+    return cid;
+  }
+
+  private *walkEntries(n: MstNode): Generator<[string, Cid]> {
+    this.ensure(n);
+    if (n.left) yield* this.walkEntries(n.left);
+    for (const e of n.entries) {
+      yield [e.key, e.value];
+      if (e.right) yield* this.walkEntries(e.right);
+    }
+  }
+
+  /** Decodes and validates a stub's block in place. */
+  private loadNode(n: MstNode): void {
+    const cid = n.cid!;
+    const bytes = this.blocks?.get(cid);
+    if (!bytes) throw new MissingBlockError(cid);
+    let data: unknown;
+    try {
+      data = decodeCbor(bytes);
+    } catch (err) {
+      throw new InvalidMstError(`MST node ${cid.$link} is not DAG-CBOR: ${(err as Error).message}`);
+    }
+    const fail = (why: string): never => {
+      throw new InvalidMstError(`MST node ${cid.$link}: ${why}`);
+    };
+    if (!isPlainObject(data) || !hasExactKeys(data, NODE_KEYS)) fail('not an MST node');
+    const obj = data as Record<string, unknown>;
+    const l = obj.l;
+    const e = obj.e;
+    if (l !== null && !isCid(l)) fail('l is not a CID or null');
+    if (!Array.isArray(e)) fail('e is not an array');
+    const rawEntries = e as unknown[];
+
+    const isRoot = n.layer === -1;
+    const entries: MstEntry[] = [];
+    const rights: (Cid | null)[] = [];
+    let prevBytes: Uint8Array = new Uint8Array(0);
+    let prevKey: string | null = null;
+    for (let i = 0; i < rawEntries.length; i++) {
+      const re = rawEntries[i];
+      if (!isPlainObject(re) || !hasExactKeys(re, ENTRY_KEYS)) fail(`entry ${i} is not an MST entry`);
+      const r = re as Record<string, unknown>;
+      const { p, k, v, t } = r;
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 0) fail(`entry ${i}: bad p`);
+      if (!(k instanceof Uint8Array)) fail(`entry ${i}: k is not bytes`);
+      if (!isCid(v)) fail(`entry ${i}: v is not a CID`);
+      if (t !== null && !isCid(t)) fail(`entry ${i}: t is not a CID or null`);
+      const pn = p as number;
+      const kb = k as Uint8Array;
+      if (pn > prevBytes.length) fail(`entry ${i}: prefix longer than previous key`);
+      const keyBytes = new Uint8Array(pn + kb.length);
+      keyBytes.set(prevBytes.subarray(0, pn), 0);
+      keyBytes.set(kb, pn);
+      if (i > 0 && commonPrefixLength(prevBytes, keyBytes) !== pn) fail(`entry ${i}: non-canonical prefix`);
+      if (i === 0 && pn !== 0) fail('first entry has a prefix');
+      let key: string;
+      try {
+        key = utf8Decode(keyBytes);
+      } catch {
+        return fail(`entry ${i}: key is not UTF-8`);
+      }
+      if (!isValidMstKey(key)) fail(`entry ${i}: invalid key ${JSON.stringify(key.slice(0, 80))}`);
+      if (prevKey !== null && !(prevKey < key)) fail(`entry ${i}: keys out of order`);
+      if ((n.lo !== null && !(key > n.lo)) || (n.hi !== null && !(key < n.hi))) {
+        fail(`entry ${i}: key outside the subtree's range`);
+      }
+      entries.push({ key, keyBytes, value: v as Cid, right: null });
+      rights.push(t as Cid | null);
+      prevBytes = keyBytes;
+      prevKey = key;
+    }
+
+    if (isRoot) {
+      if (entries.length > 0) n.layer = keyHeight(entries[0].keyBytes);
+      else if (l === null) n.layer = 0;
+      else fail('root node has a subtree but no entries');
+    } else if (entries.length === 0 && l === null) {
+      fail('empty non-root node');
+    }
+    for (const en of entries) {
+      if (keyHeight(en.keyBytes) !== n.layer) fail(`key ${en.key} is not on layer ${n.layer}`);
+    }
+    const hasChildren = l !== null || rights.some((t) => t !== null);
+    if (hasChildren && n.layer === 0) fail('layer-0 node has subtrees');
+
+    // Replace child CIDs by stubs one layer down, each bounded by its neighbours.
+    const stub = (c: Cid | null, lo: string | null, hi: string | null): MstNode | null => {
+      if (c === null) return null;
+      const s = new MstNode(n.layer - 1, c, false);
+      s.lo = lo;
+      s.hi = hi;
+      return s;
+    };
+    n.left = stub(l as Cid | null, n.lo, entries.length > 0 ? entries[0].key : n.hi);
+    for (let i = 0; i < entries.length; i++) {
+      const hi = i + 1 < entries.length ? entries[i + 1].key : n.hi;
+      entries[i].right = stub(rights[i], entries[i].key, hi);
+    }
+    n.entries = entries;
+    n.bytes = bytes;
+    n.loaded = true;
+  }
+}
+
+const NODE_KEYS = ['e', 'l'];
+const ENTRY_KEYS = ['k', 'p', 't', 'v'];
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && (v as object).constructor === Object;
+}
+
+function hasExactKeys(obj: Record<string, unknown>, keys: readonly string[]): boolean {
+  let n = 0;
+  for (const k in obj) {
+    if (!keys.includes(k)) return false;
+    n++;
+  }
+  return n === keys.length;
+}
+
+function checkKey(key: string): void {
+  if (!isValidMstKey(key)) throw new InvalidMstKeyError(key);
+}
+
+function parentOf(child: MstNode, layer: number): MstNode {
+  const p = new MstNode(layer, null, true);
+  p.left = child;
+  return p;
+}
+
+// --- node encoding -----------------------------------------------------------
+//
+// MST nodes have a fixed shape, so they are written directly as canonical
+// DAG-CBOR (map keys in length-then-bytewise order: `e` before `l`; `k`, `p`,
+// `t`, `v`) instead of going through the generic encoder; the test suite
+// checks the output byte-for-byte against encodeCbor.
+
+class Writer {
+  buf: Uint8Array;
+  pos = 0;
+  constructor(size: number) {
+    this.buf = new Uint8Array(size);
+  }
+  private grow(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+  byte(b: number): void {
+    this.grow(1);
+    this.buf[this.pos++] = b;
+  }
+  head(major: number, n: number): void {
+    this.grow(9);
+    const m = major << 5;
+    if (n < 24) this.buf[this.pos++] = m | n;
+    else if (n < 0x100) {
+      this.buf[this.pos++] = m | 24;
+      this.buf[this.pos++] = n;
+    } else if (n < 0x10000) {
+      this.buf[this.pos++] = m | 25;
+      this.buf[this.pos++] = n >> 8;
+      this.buf[this.pos++] = n & 0xff;
+    } else {
+      this.buf[this.pos++] = m | 26;
+      this.buf[this.pos++] = (n >>> 24) & 0xff;
+      this.buf[this.pos++] = (n >>> 16) & 0xff;
+      this.buf[this.pos++] = (n >>> 8) & 0xff;
+      this.buf[this.pos++] = n & 0xff;
+    }
+  }
+  raw(b: Uint8Array): void {
+    this.grow(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+  bytes(b: Uint8Array): void {
+    this.head(2, b.length);
+    this.raw(b);
+  }
+  cid(c: Cid): void {
+    this.byte(0xd8);
+    this.byte(42);
+    this.head(2, c.bytes.length + 1);
+    this.byte(0);
+    this.raw(c.bytes);
+  }
+  nullableCid(c: Cid | null | undefined): void {
+    if (c) this.cid(c);
+    else this.byte(0xf6);
+  }
+  key1(ch: number): void {
+    this.byte(0x61);
+    this.byte(ch);
+  }
+}
+
+const CH_E = 0x65;
+const CH_L = 0x6c;
+const CH_K = 0x6b;
+const CH_P = 0x70;
+const CH_T = 0x74;
+const CH_V = 0x76;
+
+function encodeNode(n: MstNode): Uint8Array {
+  const w = new Writer(64 + n.entries.length * 96);
+  w.head(5, 2);
+  w.key1(CH_E);
+  w.head(4, n.entries.length);
+  let prev: Uint8Array | null = null;
+  for (const e of n.entries) {
+    const p = prev ? commonPrefixLength(prev, e.keyBytes) : 0;
+    w.head(5, 4);
+    w.key1(CH_K);
+    w.bytes(p === 0 ? e.keyBytes : e.keyBytes.subarray(p));
+    w.key1(CH_P);
+    w.head(0, p);
+    w.key1(CH_T);
+    w.nullableCid(e.right ? e.right.cid : null);
+    w.key1(CH_V);
+    w.cid(e.value);
+    prev = e.keyBytes;
+  }
+  w.key1(CH_L);
+  w.nullableCid(n.left ? n.left.cid : null);
+  return w.buf.slice(0, w.pos);
+}
+
+/** The node as the generic data model sees it (for tests and debugging). */
+export function mstNodeData(bytes: Uint8Array): {
+  l: Cid | null;
+  e: { p: number; k: Uint8Array; v: Cid; t: Cid | null }[];
+} {
+  return decodeCbor(bytes) as { l: Cid | null; e: { p: number; k: Uint8Array; v: Cid; t: Cid | null }[] };
+}
