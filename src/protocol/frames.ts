@@ -101,15 +101,14 @@ function truncated(): never {
   throw new FrameError('bad-body', 'truncated CBOR');
 }
 
-// Reads a CBOR head at pos[0]; returns the argument and leaves the major type in
-// head[0] and the position after the head in pos[0].
-function readHead(buf: Uint8Array, pos: number[], head: number[]): number {
+// Reads a CBOR head at pos[0]; returns its argument and leaves the position
+// after the head in pos[0]. Callers read the major type from the first byte.
+function readHead(buf: Uint8Array, pos: number[]): number {
   let p = pos[0];
   if (p >= buf.length) truncated();
   const initial = buf[p++];
   const major = initial >> 5;
   const info = initial & 0x1f;
-  head[0] = major;
   let arg: number;
   if (info < 24) arg = info;
   else if (info === 24) {
@@ -142,12 +141,12 @@ function readHead(buf: Uint8Array, pos: number[], head: number[]): number {
 /** Skips one complete CBOR value starting at `start`; returns the end position. */
 function skipValue(buf: Uint8Array, start: number): number {
   const pos = [start];
-  const head = [0];
   let remaining = 1;
   while (remaining > 0) {
     remaining--;
-    const arg = readHead(buf, pos, head);
-    switch (head[0]) {
+    const major = buf[pos[0]] >> 5;
+    const arg = readHead(buf, pos);
+    switch (major) {
       case 2:
       case 3:
         if (arg > buf.length - pos[0]) truncated();
@@ -179,14 +178,13 @@ interface SeqLocation {
 function locateSeq(frame: Uint8Array): SeqLocation | undefined {
   const bodyStart = skipValue(frame, 0);
   const pos = [bodyStart];
-  const head = [0];
-  const entries = readHead(frame, pos, head);
-  if (head[0] !== 5) throw new FrameError('bad-body', 'body is not a map');
+  const entries = readHead(frame, pos);
+  if (frame[bodyStart] >> 5 !== 5) throw new FrameError('bad-body', 'body is not a map');
   for (let i = 0; i < entries; i++) {
     const keyStart = pos[0];
-    const keyLength = readHead(frame, pos, head);
+    const keyLength = readHead(frame, pos);
     const p = pos[0];
-    if (head[0] !== 3) throw new FrameError('bad-body', 'map key is not a string');
+    if (frame[keyStart] >> 5 !== 3) throw new FrameError('bad-body', 'map key is not a string');
     if (p + keyLength > frame.length) truncated();
     pos[0] = p + keyLength;
     const isSeq =
@@ -197,9 +195,10 @@ function locateSeq(frame: Uint8Array): SeqLocation | undefined {
       frame[p + 2] === 0x71;
     if (isSeq) {
       const start = pos[0];
-      const value = readHead(frame, pos, head);
-      const end = head[0] === 0 ? pos[0] : skipValue(frame, start);
-      return { start, end, value: head[0] === 0 ? value : undefined };
+      const isUint = frame[start] >> 5 === 0;
+      const value = readHead(frame, pos);
+      const end = isUint ? pos[0] : skipValue(frame, start);
+      return { start, end, value: isUint ? value : undefined };
     }
     // Canonical order: keys sort by length first, so past length 3 there is no seq.
     if (keyLength > 3) return undefined;
