@@ -422,9 +422,9 @@ export class Mst {
     } catch (err) {
       throw new InvalidMstError(`MST node ${cid.$link} is not DAG-CBOR: ${(err as Error).message}`);
     }
-    const fail = (why: string): never => {
+    function fail(why: string): never {
       throw new InvalidMstError(`MST node ${cid.$link}: ${why}`);
-    };
+    }
     if (!isPlainObject(data) || !hasExactKeys(data, NODE_KEYS)) fail('not an MST node');
     const obj = data as Record<string, unknown>;
     const l = obj.l;
@@ -459,7 +459,7 @@ export class Mst {
       try {
         key = utf8Decode(keyBytes);
       } catch {
-        return fail(`entry ${i}: key is not UTF-8`);
+        fail(`entry ${i}: key is not UTF-8`);
       }
       if (!isValidMstKey(key)) fail(`entry ${i}: invalid key ${JSON.stringify(key.slice(0, 80))}`);
       if (prevKey !== null && !(prevKey < key)) fail(`entry ${i}: keys out of order`);
