@@ -7,6 +7,7 @@ import {
   FetchNetworkError,
   FetchTimeoutError,
   HttpStatusError,
+  InvalidBodyError,
   type LookupFn,
   ResponseTooLargeError,
   SsrfRefusedError,
@@ -298,14 +299,14 @@ describe('safe-fetch against a loopback server', () => {
     assert.ok(hangingResponses >= 1);
   });
 
-  it('reports non-2xx as HttpStatusError and bad JSON as FetchNetworkError', async () => {
+  it('reports non-2xx as HttpStatusError and bad JSON as InvalidBodyError', async () => {
     await assert.rejects(
       devFetcher().getJson(`${server.url}/missing`),
       (err: unknown) => err instanceof HttpStatusError && err.status === 404 && err.bodyPreview === 'nope',
     );
     const res = await devFetcher().getText(`${server.url}/missing`, { acceptStatus: () => true });
     assert.equal(res.status, 404);
-    await assert.rejects(devFetcher().getJson(`${server.url}/notjson`), FetchNetworkError);
+    await assert.rejects(devFetcher().getJson(`${server.url}/notjson`), InvalidBodyError);
   });
 
   it('still refuses loopback when allowPrivate is off', async () => {

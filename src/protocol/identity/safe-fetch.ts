@@ -145,7 +145,15 @@ export class TooManyRedirectsError extends SafeFetchError {
   }
 }
 
-/** DNS failure, connection refused/reset, TLS failure, abort, or an unparseable body. */
+/** The body of a successful response is not what was asked for (e.g. not JSON). */
+export class InvalidBodyError extends SafeFetchError {
+  constructor(url: string, message: string, cause?: unknown) {
+    super(`${message} (${url})`, url, { cause });
+    this.name = 'InvalidBodyError';
+  }
+}
+
+/** DNS failure, connection refused/reset, TLS failure or abort. */
 export class FetchNetworkError extends SafeFetchError {
   constructor(url: string, message: string, cause?: unknown) {
     super(`${message} (${url})`, url, { cause });
@@ -369,7 +377,7 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
     try {
       json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(res.body));
     } catch (err) {
-      throw new FetchNetworkError(res.url, 'response is not valid JSON', err);
+      throw new InvalidBodyError(res.url, 'response is not valid JSON', err);
     }
     return { status: res.status, headers: res.headers, url: res.url, json };
   }
