@@ -1,0 +1,613 @@
+// The embedded event log: append-only segment files under a directory, with
+// group commit. `append` assigns seqs at once (in call order) and queues the
+// records; a flush writes every queued record of a segment with one positional
+// write from a reused buffer, then fdatasyncs, then advances the durable head
+// and notifies listeners, in that order: nothing is broadcast before it is on
+// disk, and seqs that never reached the disk were never seen by anyone, so
+// recovery can simply continue after the last intact record.
+//
+// Recovery at open: segments are named by their first seq; only the newest can
+// have a torn tail (a segment is synced before the next one is created), so it
+// is scanned with CRC checks and truncated at the first bad record. Older
+// segments are trusted and indexed lazily when a reader first needs them.
+//
+// Retention removes whole segments from the front (age from the newest record
+// time / file mtime, then total size). Takedowns are a uid → seq map persisted
+// beside the segments: events of that uid up to that seq are skipped by reads,
+// events appended after the takedown (e.g. the #account event) are not.
+import { mkdirSync } from 'node:fs';
+import { type FileHandle, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type Logger, silentLogger } from '../log.ts';
+import { HEADER_BYTES, MAX_RECORD_BYTES, readHeader, writeHeader } from './record.ts';
+import { parseSegmentFileName, Segment, scanSegment } from './segment.ts';
+import type { AppendEvent, DurableListener, EventLog, LogRecord, ReadOptions } from './types.ts';
+
+export interface FileEventLogOptions {
+  /** Directory holding the segment files (created if missing). */
+  dir: string;
+  /** Records per segment file (default 10,000). */
+  segmentEvents?: number;
+  /** Roll to a new segment once a file reaches this size (default 256 MiB). */
+  segmentBytes?: number;
+  /** Group commit: flush at most this long after the first queued event (default 2 ms). */
+  flushIntervalMs?: number;
+  /** Group commit: flush at once when this many events are queued (default 400). */
+  flushEvents?: number;
+  /** Group commit: flush at once when this many bytes are queued (default 4 MiB). */
+  flushBytes?: number;
+  /** fdatasync each flush (default true; turn off only for tests and benchmarks). */
+  fsync?: boolean;
+  /** Keep events at least this long (default 72 h). */
+  retentionMs?: number;
+  /** Keep at most about this many bytes of segments (default: no size limit). */
+  retentionBytes?: number;
+  /** How often retention runs (default 60 s; 0 disables the timer). */
+  gcIntervalMs?: number;
+  registry?: Registry;
+  logger?: Logger;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+interface Pending {
+  seq: number;
+  kind: number;
+  uid: number;
+  flags: number;
+  time: number;
+  frame: Uint8Array;
+}
+
+interface Waiter {
+  lastSeq: number;
+  seqs: number[];
+  resolve: (seqs: number[]) => void;
+  reject: (err: Error) => void;
+}
+
+const TAKEDOWNS_FILE = 'takedowns.json';
+const DEFAULT_READ_BYTES = 1024 * 1024;
+const MAX_CACHED_INDEXES = 256;
+const MAX_POSITION_HINTS = 4096;
+
+export async function openEventLog(opts: FileEventLogOptions): Promise<FileEventLog> {
+  const log = new FileEventLog(opts);
+  await log.open();
+  return log;
+}
+
+export class FileEventLog implements EventLog {
+  private readonly dir: string;
+  private readonly segmentEvents: number;
+  private readonly segmentBytes: number;
+  private readonly flushIntervalMs: number;
+  private readonly flushEvents: number;
+  private readonly flushBytes: number;
+  private readonly fsync: boolean;
+  private readonly retentionMs: number;
+  private readonly retentionBytes: number;
+  private readonly log: Logger;
+  private readonly now: () => number;
+
+  private segments: Segment[] = [];
+  private active!: Segment;
+  private activeFh?: FileHandle;
+  private totalBytes = 0;
+  private nextSeq = 1;
+  private durableHead = 0;
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private waiters: Waiter[] = [];
+  private flushTimer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
+  private scratch = Buffer.allocUnsafe(1024 * 1024);
+  private listeners = new Set<DurableListener>();
+  private failed?: Error;
+  private closed = false;
+  private gcTimer?: NodeJS.Timeout;
+  private takedowns = new Map<number, number>();
+  private takedownWrite: Promise<void> = Promise.resolve();
+  /** seq of the next record to read → where it starts; lets sequential readers skip the index. */
+  private hints = new Map<number, { seg: Segment; offset: number }>();
+  private indexedLru: Segment[] = [];
+  private readonly metrics?: {
+    appended: Counter;
+    flushSeconds: Histogram;
+  };
+
+  constructor(private readonly opts: FileEventLogOptions) {
+    this.dir = opts.dir;
+    this.segmentEvents = opts.segmentEvents ?? 10_000;
+    this.segmentBytes = opts.segmentBytes ?? 256 * 1024 * 1024;
+    this.flushIntervalMs = opts.flushIntervalMs ?? 2;
+    this.flushEvents = opts.flushEvents ?? 400;
+    this.flushBytes = opts.flushBytes ?? 4 * 1024 * 1024;
+    this.fsync = opts.fsync ?? true;
+    this.retentionMs = opts.retentionMs ?? 72 * 3600 * 1000;
+    this.retentionBytes = opts.retentionBytes ?? Number.POSITIVE_INFINITY;
+    this.log = (opts.logger ?? silentLogger).child({ module: 'eventlog' });
+    this.now = opts.now ?? Date.now;
+    const r = opts.registry;
+    if (r) {
+      const self = this;
+      new Gauge({
+        name: 'relay_eventlog_head_seq',
+        help: 'Highest durable relay seq',
+        registers: [r],
+        collect() {
+          this.set(self.durableHead);
+        },
+      });
+      new Gauge({
+        name: 'relay_eventlog_oldest_seq',
+        help: 'Lowest relay seq still kept by retention',
+        registers: [r],
+        collect() {
+          this.set(self.oldest());
+        },
+      });
+      new Gauge({
+        name: 'relay_eventlog_bytes',
+        help: 'Bytes of event log segments on disk',
+        registers: [r],
+        collect() {
+          this.set(self.totalBytes);
+        },
+      });
+      new Gauge({
+        name: 'relay_eventlog_segments',
+        help: 'Number of event log segment files',
+        registers: [r],
+        collect() {
+          this.set(self.segments.length);
+        },
+      });
+      this.metrics = {
+        appended: new Counter({
+          name: 'relay_eventlog_appended_total',
+          help: 'Events made durable in the event log',
+          registers: [r],
+        }),
+        flushSeconds: new Histogram({
+          name: 'relay_eventlog_flush_seconds',
+          help: 'Time to write and sync one group commit',
+          buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
+          registers: [r],
+        }),
+      };
+    }
+  }
+
+  /** Recovers state from the directory; called once by openEventLog. */
+  async open(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    const names = await readdir(this.dir);
+    const firsts = names
+      .map(parseSegmentFileName)
+      .filter((n): n is number => n !== undefined)
+      .sort((a, b) => a - b);
+    for (const first of firsts) {
+      const seg = new Segment(this.dir, first, 0);
+      const st = await stat(seg.path);
+      seg.size = st.size;
+      seg.lastTime = st.mtimeMs;
+      this.segments.push(seg);
+    }
+    // Sealed segments: the count follows from the next segment's first seq.
+    for (let i = 0; i + 1 < this.segments.length; i++) {
+      this.segments[i].count = this.segments[i + 1].firstSeq - this.segments[i].firstSeq;
+    }
+    const last = this.segments.at(-1);
+    if (last) {
+      const fh = await open(last.path, 'r+');
+      const fileSize = last.size;
+      const scan = await scanSegment(fh, fileSize, last.firstSeq, true, (h, off) =>
+        last.noteRecord(h.seq, off),
+      );
+      if (scan.validBytes < fileSize) {
+        this.log.warn(
+          { segment: last.path, validBytes: scan.validBytes, fileSize },
+          'truncating torn tail of the event log',
+        );
+        await fh.truncate(scan.validBytes);
+        await fh.sync();
+      }
+      last.size = scan.validBytes;
+      last.count = scan.count;
+      last.indexed = true;
+      if (scan.count > 0) last.lastTime = scan.lastTime;
+      this.active = last;
+      this.activeFh = fh;
+      this.nextSeq = last.firstSeq + scan.count;
+    } else {
+      await this.createSegment(1);
+    }
+    this.durableHead = this.nextSeq - 1;
+    this.totalBytes = this.segments.reduce((n, s) => n + s.size, 0);
+    await this.loadTakedowns();
+    const gcEvery = this.opts.gcIntervalMs ?? 60_000;
+    if (gcEvery > 0) {
+      this.gcTimer = setInterval(() => {
+        this.gc().catch((err: unknown) => this.log.error({ err }, 'event log retention failed'));
+      }, gcEvery);
+      this.gcTimer.unref();
+    }
+    this.log.info(
+      { dir: this.dir, head: this.durableHead, oldest: this.oldest(), segments: this.segments.length },
+      'event log opened',
+    );
+  }
+
+  head(): number {
+    return this.durableHead;
+  }
+
+  oldest(): number {
+    for (const s of this.segments) if (s.count > 0) return s.firstSeq;
+    return this.durableHead + 1;
+  }
+
+  sizeBytes(): number {
+    return this.totalBytes;
+  }
+
+  onDurable(listener: DurableListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  append(events: readonly AppendEvent[]): Promise<number[]> {
+    if (this.closed) return Promise.reject(new Error('event log is closed'));
+    if (this.failed) return Promise.reject(this.failed);
+    if (events.length === 0) return Promise.resolve([]);
+    const time = this.now();
+    const seqs: number[] = [];
+    const batch: Pending[] = [];
+    let bytes = 0;
+    for (const ev of events) {
+      const seq = this.nextSeq + batch.length;
+      const frame = typeof ev.frame === 'function' ? ev.frame(seq) : ev.frame;
+      if (frame.byteLength > MAX_RECORD_BYTES) {
+        return Promise.reject(new Error(`event frame too large: ${frame.byteLength} bytes`));
+      }
+      batch.push({ seq, kind: ev.kind, uid: ev.uid, flags: ev.flags ?? 0, time, frame });
+      seqs.push(seq);
+      bytes += HEADER_BYTES + frame.byteLength;
+    }
+    // Seqs are taken only once the whole batch is valid, so a refused batch leaves no hole.
+    this.nextSeq += batch.length;
+    for (const p of batch) this.pending.push(p);
+    this.pendingBytes += bytes;
+    const promise = new Promise<number[]>((resolve, reject) => {
+      this.waiters.push({ lastSeq: seqs[seqs.length - 1], seqs, resolve, reject });
+    });
+    this.scheduleFlush();
+    return promise;
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushing) return; // the running flush picks the queue up when it ends
+    if (this.pending.length >= this.flushEvents || this.pendingBytes >= this.flushBytes) {
+      this.startFlush();
+    } else if (!this.flushTimer) {
+      this.flushTimer = setTimeout(() => this.startFlush(), this.flushIntervalMs);
+    }
+  }
+
+  private startFlush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer);
+      this.flushTimer = undefined;
+    }
+    if (this.flushing || this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.flushing = this.flushBatch(batch)
+      .catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))))
+      .finally(() => {
+        this.flushing = undefined;
+        if (this.pending.length > 0 && !this.failed) this.scheduleFlush();
+      });
+  }
+
+  private async flushBatch(batch: Pending[]): Promise<void> {
+    const started = performance.now();
+    let i = 0;
+    while (i < batch.length) {
+      if (this.active.count >= this.segmentEvents || this.active.size >= this.segmentBytes) {
+        await this.createSegment(batch[i].seq);
+      }
+      const seg = this.active;
+      const room = this.segmentEvents - seg.count;
+      let end = i;
+      let bytes = 0;
+      while (end < batch.length && end - i < room && (end === i || seg.size + bytes < this.segmentBytes)) {
+        bytes += HEADER_BYTES + batch[end].frame.byteLength;
+        end++;
+      }
+      if (this.scratch.length < bytes)
+        this.scratch = Buffer.allocUnsafe(Math.max(bytes, this.scratch.length * 2));
+      const buf = this.scratch;
+      let off = 0;
+      for (let k = i; k < end; k++) {
+        const p = batch[k];
+        writeHeader(buf, off, p, p.frame);
+        buf.set(p.frame, off + HEADER_BYTES);
+        off += HEADER_BYTES + p.frame.byteLength;
+      }
+      const fh = this.activeFh!;
+      let written = 0;
+      while (written < bytes) {
+        const { bytesWritten } = await fh.write(buf, written, bytes - written, seg.size + written);
+        written += bytesWritten;
+      }
+      if (this.fsync) await fh.datasync();
+      let pos = seg.size;
+      for (let k = i; k < end; k++) {
+        seg.noteRecord(batch[k].seq, pos);
+        pos += HEADER_BYTES + batch[k].frame.byteLength;
+      }
+      seg.size += bytes;
+      seg.count += end - i;
+      seg.lastTime = batch[end - 1].time;
+      this.totalBytes += bytes;
+      i = end;
+    }
+    this.metrics?.flushSeconds.observe((performance.now() - started) / 1000);
+    this.metrics?.appended.inc(batch.length);
+    this.publish(batch);
+  }
+
+  /** Advances the durable head and notifies, in one synchronous step (see types.ts). */
+  private publish(batch: Pending[]): void {
+    this.durableHead = batch[batch.length - 1].seq;
+    const records: LogRecord[] = batch;
+    for (const listener of this.listeners) {
+      try {
+        listener(records);
+      } catch (err) {
+        this.log.error({ err }, 'event log listener failed');
+      }
+    }
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n].lastSeq <= this.durableHead) {
+      this.waiters[n].resolve(this.waiters[n].seqs);
+      n++;
+    }
+    if (n > 0) this.waiters.splice(0, n);
+  }
+
+  private fail(err: Error): void {
+    this.log.error({ err }, 'event log write failed; refusing further appends');
+    this.failed = err;
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  private async createSegment(firstSeq: number): Promise<void> {
+    if (this.activeFh) await this.activeFh.close();
+    const seg = new Segment(this.dir, firstSeq, this.now());
+    const fh = await open(seg.path, 'wx+');
+    if (this.fsync) await syncDir(this.dir);
+    seg.indexed = true;
+    this.segments.push(seg);
+    this.active = seg;
+    this.activeFh = fh;
+  }
+
+  async readFrom(after: number, opts: ReadOptions = {}): Promise<LogRecord[]> {
+    const maxBytes = opts.maxBytes ?? DEFAULT_READ_BYTES;
+    const out: LogRecord[] = [];
+    let from = Math.max(after + 1, this.oldest());
+    let budget = maxBytes;
+    // Each pass reads one chunk of one segment; loop while under budget.
+    for (;;) {
+      const limit = Math.min(opts.untilSeq ?? this.durableHead, this.durableHead);
+      if (from > limit || budget <= 0) return out;
+      const pos = await this.locate(from);
+      if (!pos) {
+        // The segment went away under us (retention): continue from what is kept.
+        const oldest = this.oldest();
+        if (oldest <= from) return out;
+        from = oldest;
+        continue;
+      }
+      const { seg, offset, seq } = pos;
+      const segEnd = seg.size;
+      let chunk: Buffer;
+      try {
+        chunk = await readChunk(seg.path, offset, Math.min(segEnd - offset, Math.max(budget, 64 * 1024)));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      let p = 0;
+      let s = seq;
+      while (p + HEADER_BYTES <= chunk.length && s <= limit) {
+        const h = readHeader(chunk, p);
+        if (h.seq !== s)
+          throw new Error(`event log corrupt: expected seq ${s} in ${seg.path}, found ${h.seq}`);
+        const total = HEADER_BYTES + h.len;
+        if (p + total > chunk.length) {
+          if (p === 0) {
+            // A record larger than the chunk: read exactly it.
+            chunk = await readChunk(seg.path, offset, total);
+            continue;
+          }
+          break;
+        }
+        if (s >= from && !this.isTakenDown(h.uid, s)) {
+          out.push({
+            seq: s,
+            kind: h.kind,
+            uid: h.uid,
+            flags: h.flags,
+            time: h.time,
+            frame: chunk.subarray(p + HEADER_BYTES, p + total),
+          });
+          budget -= h.len;
+        }
+        p += total;
+        s++;
+        if (budget <= 0) break;
+      }
+      if (s === seq) return out; // nothing parsed: do not spin
+      this.remember(s, seg, offset + p);
+      from = s;
+    }
+  }
+
+  /** Finds the segment and a byte offset at or before `seq`, or undefined if it is not kept. */
+  private async locate(seq: number): Promise<{ seg: Segment; offset: number; seq: number } | undefined> {
+    const hint = this.hints.get(seq);
+    if (hint && !hint.seg.removed) return { seg: hint.seg, offset: hint.offset, seq };
+    const segs = this.segments;
+    let lo = 0;
+    let hi = segs.length - 1;
+    let idx = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (segs[mid].firstSeq <= seq) {
+        idx = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (idx < 0) return undefined;
+    const seg = segs[idx];
+    if (seq > seg.lastSeq) return undefined;
+    if (!seg.indexed) await this.buildIndex(seg);
+    if (seg.removed) return undefined;
+    const at = seg.seekOffset(seq);
+    return { seg, offset: at.offset, seq: at.seq };
+  }
+
+  private async buildIndex(seg: Segment): Promise<void> {
+    const fh = await open(seg.path, 'r');
+    try {
+      seg.dropIndex();
+      await scanSegment(fh, seg.size, seg.firstSeq, false, (h, off) => seg.noteRecord(h.seq, off));
+      seg.indexed = true;
+    } finally {
+      await fh.close();
+    }
+    this.indexedLru.push(seg);
+    while (this.indexedLru.length > MAX_CACHED_INDEXES) {
+      const old = this.indexedLru.shift()!;
+      if (old !== this.active) old.dropIndex();
+    }
+  }
+
+  private remember(seq: number, seg: Segment, offset: number): void {
+    // The end of a segment is the start of the next one.
+    if (offset >= seg.size && seq > seg.lastSeq) return;
+    this.hints.set(seq, { seg, offset });
+    if (this.hints.size > MAX_POSITION_HINTS) {
+      const first = this.hints.keys().next().value;
+      if (first !== undefined) this.hints.delete(first);
+    }
+  }
+
+  isTakenDown(uid: number, seq: number): boolean {
+    const upTo = this.takedowns.get(uid);
+    return upTo !== undefined && seq <= upTo;
+  }
+
+  async setTakedown(uid: number, on: boolean): Promise<void> {
+    if (on) this.takedowns.set(uid, this.nextSeq - 1);
+    else if (!this.takedowns.delete(uid)) return;
+    const snapshot = JSON.stringify(Object.fromEntries(this.takedowns));
+    this.takedownWrite = this.takedownWrite.then(async () => {
+      const tmp = join(this.dir, `${TAKEDOWNS_FILE}.tmp`);
+      await writeFile(tmp, snapshot);
+      const fh = await open(tmp, 'r');
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, join(this.dir, TAKEDOWNS_FILE));
+      if (this.fsync) await syncDir(this.dir);
+    });
+    await this.takedownWrite;
+  }
+
+  private async loadTakedowns(): Promise<void> {
+    let text: string;
+    try {
+      text = await readFile(join(this.dir, TAKEDOWNS_FILE), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    const obj = JSON.parse(text) as Record<string, number>;
+    for (const [uid, seq] of Object.entries(obj)) this.takedowns.set(Number(uid), seq);
+  }
+
+  async gc(): Promise<number> {
+    const cutoff = this.now() - this.retentionMs;
+    let removed = 0;
+    // Never remove the segment being written.
+    while (this.segments.length > 1) {
+      const seg = this.segments[0];
+      const tooOld = seg.lastTime < cutoff;
+      const tooBig = this.totalBytes > this.retentionBytes;
+      if (!tooOld && !tooBig) break;
+      this.segments.shift();
+      seg.removed = true;
+      this.totalBytes -= seg.size;
+      seg.dropIndex();
+      for (const [k, v] of this.hints) if (v.seg === seg) this.hints.delete(k);
+      this.indexedLru = this.indexedLru.filter((s) => s !== seg);
+      try {
+        await unlink(seg.path);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      removed++;
+    }
+    if (removed > 0)
+      this.log.info({ removed, oldest: this.oldest() }, 'event log retention removed segments');
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.gcTimer) clearInterval(this.gcTimer);
+    while (this.flushing || (this.pending.length > 0 && !this.failed)) {
+      if (this.flushing) await this.flushing;
+      else this.startFlush();
+    }
+    await this.takedownWrite.catch(() => {});
+    await this.activeFh?.close();
+    this.activeFh = undefined;
+    this.listeners.clear();
+  }
+}
+
+async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return got === length ? buf : buf.subarray(0, got);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

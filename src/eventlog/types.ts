@@ -1,0 +1,84 @@
+// The event log contract: what the relay pipeline (writer) and the firehose
+// (readers) need from durable storage of the outbound stream. The embedded
+// file log (file-log.ts) implements it; a distributed log can replace it later
+// without touching the firehose, because the firehose only uses this interface.
+//
+// Ordering model: the log is the relay's sequencer. `append` assigns each event
+// the next relay seq synchronously, in call order; the returned promise resolves
+// once the events are durable. `onDurable` listeners are called with the same
+// records in seq order, in the same synchronous step that advances `head()`.
+// That single rule (head and notification move together) is what lets a reader
+// cut over from replay to live with no gap and no duplicate (see firehose).
+
+/** Event kinds as stored in the record header; opaque to the log itself. */
+export const EventKind = {
+  commit: 1,
+  sync: 2,
+  identity: 3,
+  account: 4,
+  info: 5,
+} as const;
+
+export interface AppendEvent {
+  kind: number;
+  /** Account uid (0 when the event is not tied to an account). */
+  uid: number;
+  /**
+   * The complete wire frame, or a function building it once the seq is known.
+   * A plain byte array must already carry the right seq (tests, tools).
+   */
+  frame: Uint8Array | ((seq: number) => Uint8Array);
+  /** Optional record flags (bit field), stored as is. */
+  flags?: number;
+}
+
+export interface LogRecord {
+  seq: number;
+  kind: number;
+  uid: number;
+  flags: number;
+  /** Milliseconds since the epoch when the record was appended. */
+  time: number;
+  /** The complete wire frame (header + body), seq already set. */
+  frame: Uint8Array;
+}
+
+export interface ReadOptions {
+  /** Stop after about this many frame bytes (at least one record is returned). */
+  maxBytes?: number;
+  /** Never return records with a seq above this (default: the durable head). */
+  untilSeq?: number;
+}
+
+export type DurableListener = (records: readonly LogRecord[]) => void;
+
+export interface EventLog {
+  /**
+   * Assigns seqs (strictly increasing, never reused) and resolves with them once
+   * the events are durable. Rejects if the log is closed or the write fails.
+   */
+  append(events: readonly AppendEvent[]): Promise<number[]>;
+  /**
+   * Records with seq > `after`, in order, up to the durable head (or `untilSeq`),
+   * skipping events hidden by a takedown. An empty result means caught up.
+   */
+  readFrom(after: number, opts?: ReadOptions): Promise<LogRecord[]>;
+  /** Highest durable seq (0 when nothing was ever appended). */
+  head(): number;
+  /** Lowest seq still kept; head() + 1 when the log holds no events. */
+  oldest(): number;
+  /** Hide (on) or show again (off) the events of an account appended so far. */
+  setTakedown(uid: number, on: boolean): Promise<void>;
+  isTakenDown(uid: number, seq: number): boolean;
+  /** Subscribe to durable records; returns an unsubscribe function. */
+  onDurable(listener: DurableListener): () => void;
+  /** Apply retention now (also runs on a timer); resolves with segments removed. */
+  gc(): Promise<number>;
+  /** Bytes on disk (all segments). */
+  sizeBytes(): number;
+  /** Flush what is pending, then release files. */
+  close(): Promise<void>;
+}
+
+/** What the relay pipeline needs: the log seen as a sequencer. */
+export type Sequencer = Pick<EventLog, 'append' | 'head'>;
