@@ -1,0 +1,90 @@
+// Bounded LRU of accounts by DID, in front of the per-event account lookup.
+// A JS Map keeps insertion order, so "move to most-recent" is delete + set and
+// the least-recent entry is the first key: O(1) per operation, no linked list.
+// The store refreshes entries from the rows its own writes return, so cached
+// accounts stay exact as long as this process is the only writer.
+//
+// A miss loads from the database asynchronously; a write to the same DID that
+// lands while that load is in flight marks the load stale, so the older row it
+// returns is handed to its callers but never cached over the newer one.
+// Concurrent misses for one DID share a single query.
+import type { Account } from './metadata-store.ts';
+
+interface Load {
+  promise: Promise<Account | undefined>;
+  stale: boolean;
+}
+
+export class AccountCache {
+  private readonly entries = new Map<string, Account>();
+  private readonly loads = new Map<string, Load>();
+  hits = 0;
+  misses = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isSafeInteger(capacity) || capacity < 0)
+      throw new Error(`invalid cache capacity: ${capacity}`);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Cached value, or the result of `load` (cached unless a write overtook it). */
+  get(did: string, load: (did: string) => Promise<Account | undefined>): Promise<Account | undefined> {
+    const hit = this.entries.get(did);
+    if (hit !== undefined) {
+      this.hits++;
+      this.entries.delete(did);
+      this.entries.set(did, hit);
+      return Promise.resolve(hit);
+    }
+    this.misses++;
+    const pending = this.loads.get(did);
+    if (pending) return pending.promise;
+    const entry: Load = { promise: Promise.resolve(undefined), stale: false };
+    entry.promise = load(did).then(
+      (account) => {
+        if (this.loads.get(did) === entry) this.loads.delete(did);
+        if (account && !entry.stale) this.put(account);
+        return account;
+      },
+      (err: unknown) => {
+        if (this.loads.get(did) === entry) this.loads.delete(did);
+        throw err;
+      },
+    );
+    this.loads.set(did, entry);
+    return entry.promise;
+  }
+
+  /** Inserts or replaces, evicting the least recently used entry when full. */
+  put(account: Account): void {
+    if (this.capacity === 0) return;
+    this.entries.delete(account.did);
+    this.entries.set(account.did, account);
+    if (this.entries.size > this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+  }
+
+  /** After a write: replace the entry if cached, and stale any load in flight. */
+  refresh(account: Account): void {
+    const load = this.loads.get(account.did);
+    if (load) load.stale = true;
+    if (this.entries.has(account.did)) this.entries.set(account.did, account);
+  }
+
+  /** After a write whose resulting row is unknown. */
+  invalidate(did: string): void {
+    const load = this.loads.get(did);
+    if (load) load.stale = true;
+    this.entries.delete(did);
+  }
+
+  clear(): void {
+    for (const load of this.loads.values()) load.stale = true;
+    this.entries.clear();
+  }
+}

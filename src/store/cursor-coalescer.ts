@@ -1,0 +1,102 @@
+// Coalesces host cursor updates (like zlay's CursorMap). Every upstream event
+// advances its host's cursor; writing each one would be thousands of tiny
+// writes per second. Instead update() records the highest seq per host in a
+// Map (O(1), no I/O), and a timer hands only the changed hosts to the sink in
+// one batch every interval, plus on flush() and close(). The sink writes
+// "only if greater", so storage never moves backwards; in memory a lower seq
+// is ignored too. A failed flush puts its entries back for the next attempt.
+import type { Logger } from '../log.ts';
+import { silentLogger } from '../log.ts';
+import type { CursorUpdate } from './metadata-store.ts';
+
+export type CursorSink = (updates: readonly CursorUpdate[]) => Promise<number>;
+
+export interface CursorCoalescerOptions {
+  sink: CursorSink;
+  /** 0 disables the timer (flush only on demand). */
+  intervalMs: number;
+  log?: Logger;
+}
+
+export class CursorCoalescer {
+  private pending = new Map<number, number>();
+  /** The batch being written right now, still visible to peek(). */
+  private writing = new Map<number, number>();
+  private inFlight: Promise<void> | undefined;
+  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly sink: CursorSink;
+  private readonly log: Logger;
+  private closed = false;
+  flushes = 0;
+  rowsWritten = 0;
+
+  constructor(opts: CursorCoalescerOptions) {
+    this.sink = opts.sink;
+    this.log = opts.log ?? silentLogger;
+    if (opts.intervalMs > 0) {
+      this.timer = setInterval(() => {
+        this.flush().catch(() => {}); // already logged; entries are retried next tick
+      }, opts.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  update(hostId: number, seq: number): void {
+    if (this.closed) throw new Error('cursor coalescer is closed');
+    const current = this.pending.get(hostId);
+    if (current === undefined || seq > current) this.pending.set(hostId, seq);
+  }
+
+  /** The newest seq seen for a host that may not be in storage yet. */
+  peek(hostId: number): number | undefined {
+    const a = this.pending.get(hostId);
+    const b = this.writing.get(hostId);
+    if (a === undefined) return b;
+    if (b === undefined) return a;
+    return Math.max(a, b);
+  }
+
+  /** Drops any unwritten value for a host (before an explicit cursor reset). */
+  forget(hostId: number): void {
+    this.pending.delete(hostId);
+  }
+
+  /** Writes everything pending; waits for a flush already running first. */
+  async flush(): Promise<void> {
+    while (this.inFlight) await this.inFlight.catch(() => {});
+    if (this.pending.size === 0) return;
+    const batch = this.pending;
+    this.pending = new Map();
+    this.writing = batch;
+    const updates = [...batch].map(([hostId, seq]) => ({ hostId, seq }));
+    const run = (async () => {
+      try {
+        this.rowsWritten += await this.sink(updates);
+        this.flushes++;
+      } catch (err) {
+        for (const [hostId, seq] of batch) {
+          const newer = this.pending.get(hostId);
+          if (newer === undefined || seq > newer) this.pending.set(hostId, seq);
+        }
+        this.log.error({ err, hosts: updates.length }, 'cursor flush failed; will retry');
+        throw err;
+      } finally {
+        this.writing = new Map();
+        this.inFlight = undefined;
+      }
+    })();
+    this.inFlight = run;
+    await run;
+  }
+
+  /** Stops the timer and writes what is left. */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.closed = true;
+    await this.flush();
+  }
+}

@@ -1,0 +1,78 @@
+// Runs the shared metadata store suite against both backends. SQLite uses a
+// fresh temp directory per test; PostgreSQL uses a fresh schema per test in
+// the `test` database (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
+// and drops it afterwards. An unreachable PostgreSQL fails these tests; it is
+// never skipped.
+
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { describeMetadataStore, type StoreLocation } from './metadata-store.suite.ts';
+import { migratePostgres, migrateSqlite } from './migrations.ts';
+import { SQLITE_FILE_NAME } from './open-store.ts';
+
+const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+describeMetadataStore('sqlite', {
+  async fresh(): Promise<StoreLocation> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-store-'));
+    const path = join(dataDir, SQLITE_FILE_NAME);
+    const withDb = <T>(fn: (db: Database.Database) => T): T => {
+      const db = new Database(path);
+      try {
+        db.pragma('busy_timeout = 5000');
+        return fn(db);
+      } finally {
+        db.close();
+      }
+    };
+    return {
+      options: { dataDir },
+      migrate: async () => withDb((db) => migrateSqlite(db)),
+      countMigrationRows: async () =>
+        withDb((db) => (db.prepare('SELECT count(*) AS n FROM schema_migrations').get() as { n: number }).n),
+      destroy: async () => rmSync(dataDir, { recursive: true, force: true }),
+    };
+  },
+});
+
+async function withPgClient<T>(schema: string | undefined, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({
+    connectionString: PG_URL,
+    connectionTimeoutMillis: 5000,
+    options: schema ? `-c search_path=${schema}` : undefined,
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    throw new Error(`PostgreSQL at ${PG_URL} is unreachable (set TEST_DATABASE_URL): ${String(err)}`);
+  }
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+describeMetadataStore('postgres', {
+  async fresh(): Promise<StoreLocation> {
+    const schema = `atrelay_test_${randomBytes(6).toString('hex')}`;
+    await withPgClient(undefined, (c) => c.query(`CREATE SCHEMA ${schema}`));
+    // pg.Client has the PoolClient query surface migratePostgres needs.
+    const migrateOnce = () => withPgClient(schema, (c) => migratePostgres(c as pg.PoolClient));
+    return {
+      options: { dataDir: tmpdir(), databaseUrl: PG_URL, pgSchema: schema },
+      migrate: migrateOnce,
+      migrateConcurrently: (n) => Promise.all(Array.from({ length: n }, migrateOnce)),
+      countMigrationRows: () =>
+        withPgClient(schema, async (c) => {
+          const res = await c.query<{ n: number }>('SELECT count(*)::int AS n FROM schema_migrations');
+          return res.rows[0].n;
+        }),
+      destroy: () => withPgClient(undefined, (c) => c.query(`DROP SCHEMA ${schema} CASCADE`)).then(() => {}),
+    };
+  },
+});
