@@ -36,6 +36,10 @@ function cidKey(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** Blocks by CID, keyed by the binary CID (as a latin1 string). */
 export class BlockMap implements Iterable<[Cid, Uint8Array]> {
   private readonly map = new Map<string, [Cid, Uint8Array]>();
@@ -50,7 +54,11 @@ export class BlockMap implements Iterable<[Cid, Uint8Array]> {
   }
 
   set(cid: Cid, bytes: Uint8Array): this {
-    const key = cidKey(cid.bytes);
+    return this.setWithKey(cidKey(cid.bytes), cid, bytes);
+  }
+
+  /** @internal readCar computes keys straight from its input buffer. */
+  setWithKey(key: string, cid: Cid, bytes: Uint8Array): this {
     const old = this.map.get(key);
     if (old) this.bytesTotal -= old[1].byteLength;
     this.map.set(key, [cid, bytes]);
@@ -155,6 +163,7 @@ export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
   const roots = readHeader(bytes.subarray(headerStart, headerStart + headerLength));
 
   const blocks = new BlockMap();
+  const buffer = asBuffer(bytes);
   let p = headerStart + headerLength;
   let count = 0;
   while (p < end) {
@@ -178,7 +187,7 @@ export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
     for (let i = 0; i < 32; i++) {
       if (digest[i] !== cidBytes[4 + i]) throw new CarError('hash-mismatch', 'block does not match its CID');
     }
-    blocks.set(new CidLinkWrapper(cidBytes), data);
+    blocks.setWithKey(buffer.toString('latin1', p, p + CID_LENGTH), new CidLinkWrapper(cidBytes), data);
     p += sectionLength;
   }
   return { roots, blocks };

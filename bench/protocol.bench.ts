@@ -1,0 +1,167 @@
+// Protocol hot-path benchmarks: decoding a realistic ~3 KB #commit frame
+// (frame header + body DAG-CBOR, then the CAR in `blocks` with every block
+// hash checked) and the other per-event costs. Cases are a flat list of
+// named functions; add new ones (signature check, MST proof) to `cases`.
+// Run: npm run bench:protocol [-- --seconds=2]
+
+import { fromUint8Array } from '@atcute/car';
+import { decode as atcuteDecode, encode as atcuteEncode } from '@atcute/cbor';
+import { utf8Encode } from '../src/protocol/bytes.ts';
+import { readCar, writeCar } from '../src/protocol/car.ts';
+import { decodeCbor, encodeCbor } from '../src/protocol/cbor.ts';
+import { type Cid, CidLinkWrapper, cidForCbor, cidForRaw, cidMatchesBlock } from '../src/protocol/cid.ts';
+import { parseEventBody } from '../src/protocol/events.ts';
+import { decodeFrame, encodeFrame, readFrameSeq, rewriteSeq } from '../src/protocol/frames.ts';
+import { type BenchResult, bench, printTable } from './harness.ts';
+
+const did = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
+const seeded = (n: number, seed: number) =>
+  Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed * 17) & 0xff);
+
+/** A ~3 KB #commit frame: signed commit, 4 MST nodes, 4 records (2 creates, 1 update, 1 like). */
+export function sampleCommitFrame(): { frame: Uint8Array; blockCount: number } {
+  const blocks: Array<[Cid, Uint8Array]> = [];
+  const add = (value: unknown): Cid => {
+    const bytes = encodeCbor(value);
+    const cid = cidForCbor(bytes);
+    blocks.push([cid, bytes]);
+    return cid;
+  };
+  const createdAt = '2024-11-05T12:34:56.789Z';
+  const records = [
+    add({
+      $type: 'app.bsky.feed.post',
+      text: 'A reasonably long post about relays, firehoses and the joys of content addressing. '.repeat(3),
+      langs: ['en'],
+      createdAt,
+      embed: {
+        $type: 'app.bsky.embed.images',
+        images: [
+          {
+            alt: 'a picture',
+            image: { $type: 'blob', ref: cidForRaw(seeded(10, 1)), mimeType: 'image/jpeg', size: 123456 },
+            aspectRatio: { width: 1200, height: 800 },
+          },
+        ],
+      },
+    }),
+    add({
+      $type: 'app.bsky.feed.post',
+      text: 'reply text, shorter',
+      createdAt,
+      reply: {
+        root: { uri: `at://${did}/app.bsky.feed.post/3l7aaaaaaaaaa`, cid: cidForCbor(seeded(5, 2)).$link },
+        parent: { uri: `at://${did}/app.bsky.feed.post/3l7aaaaaaaaab`, cid: cidForCbor(seeded(5, 3)).$link },
+      },
+    }),
+    add({
+      $type: 'app.bsky.actor.profile',
+      displayName: 'Alice',
+      description: 'Bio of moderate length describing Alice and her interests in decentralised social media.',
+    }),
+    add({
+      $type: 'app.bsky.feed.like',
+      subject: { uri: `at://${did}/app.bsky.feed.post/3l7cccccccccc`, cid: cidForCbor(seeded(5, 4)).$link },
+      createdAt,
+    }),
+  ];
+  const entry = (k: string, v: Cid, t: Cid | null, p: number) => ({ k: utf8Encode(k), p, t, v });
+  const leaf1 = add({
+    l: null,
+    e: [
+      entry('app.bsky.feed.like/3l7abcdefgh22', records[3], null, 0),
+      entry('post/3l7abcdefgh23', records[0], null, 11),
+      entry('3l7abcdefgh24', records[1], null, 16),
+    ],
+  });
+  const leaf2 = add({ l: null, e: [entry('app.bsky.actor.profile/self', records[2], null, 0)] });
+  const inner = add({
+    l: leaf1,
+    e: [
+      entry('app.bsky.feed.post/3l7abcdefgh30', cidForCbor(seeded(8, 5)), leaf2, 0),
+      entry('3l7abcdefgh40', cidForCbor(seeded(8, 6)), null, 19),
+    ],
+  });
+  const root = add({
+    l: inner,
+    e: [entry('app.bsky.graph.follow/3l7zzzz', cidForCbor(seeded(8, 7)), null, 0)],
+  });
+  const commit = add({ did, version: 3, data: root, rev: '3l7abcdefgh2z', prev: null, sig: seeded(64, 8) });
+  blocks.unshift(blocks.pop()!);
+  const car = writeCar([commit], blocks);
+  const frame = encodeFrame('#commit', {
+    seq: 1234567890,
+    rebase: false,
+    tooBig: false,
+    repo: did,
+    commit,
+    rev: '3l7abcdefgh2z',
+    since: '3l7abcdefgh2y',
+    blocks: car,
+    ops: [
+      { action: 'create', path: 'app.bsky.feed.post/3l7abcdefgh23', cid: records[0] },
+      { action: 'create', path: 'app.bsky.feed.post/3l7abcdefgh24', cid: records[1] },
+      {
+        action: 'update',
+        path: 'app.bsky.actor.profile/self',
+        cid: records[2],
+        prev: cidForCbor(seeded(6, 9)),
+      },
+      { action: 'create', path: 'app.bsky.feed.like/3l7abcdefgh22', cid: records[3] },
+    ],
+    blobs: [cidForRaw(seeded(10, 1))],
+    prevData: cidForCbor(seeded(6, 10)),
+    time: '2024-11-05T12:34:57.001Z',
+  });
+  return { frame, blockCount: blocks.length };
+}
+
+function main(): void {
+  const arg = process.argv.find((a) => a.startsWith('--seconds='));
+  const seconds = arg ? Number(arg.slice('--seconds='.length)) : 1;
+  const { frame, blockCount } = sampleCommitFrame();
+  const { body } = decodeFrame(frame);
+  const car = body.blocks as Uint8Array;
+  const headerLength = encodeCbor({ op: 1, t: '#commit' }).length;
+  const bodyBytes = frame.subarray(headerLength);
+  const atcuteBody = atcuteDecode(bodyBytes);
+  console.log(`sample #commit frame: ${frame.length} bytes, CAR ${car.length} bytes, ${blockCount} blocks\n`);
+
+  const cases: Array<[string, () => unknown]> = [
+    [
+      'full decode: frame + shape + readCar (hash-checked)',
+      () => {
+        const f = decodeFrame(frame);
+        const ev = parseEventBody('#commit', f.body);
+        if (ev.kind !== 'commit') throw new Error('unexpected');
+        return readCar(ev.event.blocks);
+      },
+    ],
+    ['decodeFrame', () => decodeFrame(frame)],
+    ['readCar (hash-checked)', () => readCar(car)],
+    [
+      '@atcute/car fromUint8Array + hash checks',
+      () => {
+        const reader = fromUint8Array(car);
+        const map = new Map<string, Uint8Array>();
+        for (const e of reader) {
+          const cid = new CidLinkWrapper(e.cid.bytes);
+          if (!cidMatchesBlock(cid, e.bytes)) throw new Error('mismatch');
+          map.set(Buffer.from(e.cid.bytes).toString('latin1'), e.bytes);
+        }
+        return map;
+      },
+    ],
+    ['body: decodeCbor (atcute + unwrap walk)', () => decodeCbor(bodyBytes)],
+    ['body: atcute decode only (no unwrap)', () => atcuteDecode(bodyBytes)],
+    ['body: encodeCbor (wrap walk + atcute)', () => encodeCbor(body)],
+    ['body: atcute encode only (no wrap)', () => atcuteEncode(atcuteBody)],
+    ['rewriteSeq', () => rewriteSeq(frame, 9876543210)],
+    ['readFrameSeq', () => readFrameSeq(frame)],
+  ];
+  const results: BenchResult[] = [];
+  for (const [name, fn] of cases) results.push(bench(name, fn, { seconds }));
+  printTable(results);
+}
+
+if (process.argv[1]?.endsWith('protocol.bench.ts')) main();
