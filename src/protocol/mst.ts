@@ -243,6 +243,12 @@ export class Mst {
     return this.encode(this.root, onNewBlock);
   }
 
+  /** The root node's block (encoding dirty nodes first). */
+  rootBlock(): [Cid, Uint8Array] {
+    const cid = this.rootCid();
+    return [cid, this.bytesOf(this.root)];
+  }
+
   /** The layer of the root node (0 for an empty tree). */
   rootLayer(): number {
     this.ensure(this.root);
