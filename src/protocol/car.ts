@@ -134,7 +134,7 @@ function readHeader(bytes: Uint8Array): Cid[] {
   } catch (e) {
     throw new CarError('bad-header', `header is not valid DAG-CBOR: ${(e as Error).message}`);
   }
-  if (typeof header !== 'object' || header === null || header.constructor !== Object) {
+  if (typeof header !== 'object' || header === null || Object.getPrototypeOf(header) !== Object.prototype) {
     throw new CarError('bad-header', 'header is not a map');
   }
   const h = header as Record<string, unknown>;

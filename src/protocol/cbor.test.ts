@@ -106,4 +106,21 @@ describe('CBOR round trips', () => {
     assert.deepEqual(v, { a: 1, b: [1, 2, 3] });
     assert.equal(toBase64(encodeCbor(v)).replace(/=+$/, ''), b64);
   });
+
+  it('unwraps bytes under a "constructor" key', () => {
+    const v = decodeCbor(hex('a1 6b636f6e7374727563746f72 a1 6161 4101')) as Record<
+      string,
+      Record<string, unknown>
+    >;
+    assert.deepEqual(v.constructor.a, new Uint8Array([1]));
+  });
+
+  it('keeps a "__proto__" key as data in both directions', () => {
+    const bytes = hex('a1 695f5f70726f746f5f5f a1 6161 4101');
+    const v = decodeCbor(bytes) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(v), Object.prototype);
+    assert.ok(Object.hasOwn(v, '__proto__'));
+    assert.deepEqual(encodeCbor(v), bytes);
+    assert.equal(({} as Record<string, unknown>).a, undefined);
+  });
 });

@@ -27,7 +27,7 @@ function decodeBase64Strict(s: string, path: string): Uint8Array {
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && (v as object).constructor === Object;
+  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
 function singleKey(obj: Record<string, unknown>): string | undefined {

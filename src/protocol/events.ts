@@ -188,7 +188,7 @@ class Reader {
 
   repoOp(v: unknown, i: number): RepoOp {
     const field = `ops[${i}]`;
-    if (typeof v !== 'object' || v === null || v.constructor !== Object) {
+    if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) {
       this.fail('bad-field', field, 'must be an object');
     }
     const op = v as Record<string, unknown>;

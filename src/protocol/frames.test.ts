@@ -69,6 +69,14 @@ describe('decodeFrame / encodeFrame', () => {
     assert.deepEqual(decodeFrame(encodeInfoFrame('OutdatedCursor')).body, { name: 'OutdatedCursor' });
   });
 
+  it('accepts a body with a "constructor" key', () => {
+    const frame = encodeFrame('#x', { seq: 1 });
+    const header = encodeCbor({ op: 1, t: '#x' });
+    const body = new Uint8Array(Buffer.from('a16b636f6e7374727563746f7201', 'hex'));
+    assert.equal(decodeFrame(concatBytes([header, body])).body.constructor, 1);
+    assert.equal(readFrameSeq(frame), 1);
+  });
+
   it('rejects bad headers', () => {
     const body = encodeCbor({ seq: 1 });
     for (const h of [

@@ -32,7 +32,7 @@ export interface Frame {
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && (v as object).constructor === Object;
+  return typeof v === 'object' && v !== null && Object.getPrototypeOf(v) === Object.prototype;
 }
 
 function checkHeader(h: unknown): FrameHeader {
