@@ -139,3 +139,59 @@ describe('commit proof negatives', () => {
     assert.equal(reason(check(ops, { dataRoot: 'x' as unknown as Cid })), 'invalid-op');
   });
 });
+
+describe('commit proof, randomized', () => {
+  it('covering proofs suffice for random multi-op commits on trees of many sizes', () => {
+    let seed = 12345;
+    const next = () => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed / 4294967296;
+    };
+    const rng = { next, int: (n: number) => Math.floor(next() * n) };
+    const val = (i: number) => cidForCbor(encodeCbor({ i }));
+    const mk = () => `c${rng.int(3)}/${rng.int(1e6).toString(36)}`;
+    let commits = 0;
+    for (let trial = 0; trial < 40; trial++) {
+      const size = trial % 2 === 0 ? rng.int(20) : rng.int(400);
+      const live = new Set<string>();
+      while (live.size < size) live.add(mk());
+      const tree = Mst.fromEntries([...live].map((k, i) => [k, val(i)] as const));
+      for (let round = 0; round < 10; round++) {
+        const before = tree.rootCid();
+        const ops: ProofOp[] = [];
+        const n = 1 + rng.int(6);
+        for (let i = 0; i < n; i++) {
+          const r = rng.next();
+          if (r < 0.4 || live.size === 0) {
+            const k = mk();
+            if (live.has(k) || ops.some((o) => o.path === k)) continue;
+            const v = val(rng.int(1e9));
+            tree.add(k, v);
+            live.add(k);
+            ops.push({ action: 'create', path: k, cid: v });
+            continue;
+          }
+          const k = [...live][rng.int(live.size)];
+          if (ops.some((o) => o.path === k)) continue;
+          if (r < 0.7) {
+            const v = val(rng.int(1e9));
+            ops.push({ action: 'update', path: k, cid: v, prev: tree.update(k, v) });
+          } else {
+            live.delete(k);
+            ops.push({ action: 'delete', path: k, cid: null, prev: tree.delete(k) });
+          }
+        }
+        const after = tree.rootCid();
+        const blocks = blockMap(
+          commitProofBlocks(
+            tree,
+            ops.map((o) => o.path),
+          ),
+        );
+        assert.deepEqual(verifyCommitProof({ blocks, dataRoot: after, prevData: before, ops }), { ok: true });
+        commits++;
+      }
+    }
+    assert.equal(commits, 400);
+  });
+});
