@@ -121,4 +121,13 @@ describe('CBOR round trips', () => {
     assert.deepEqual(encodeCbor(v), bytes);
     assert.equal(({} as Record<string, unknown>).a, undefined);
   });
+
+  it('refuses JSON-form $link / $bytes objects instead of silently converting them', () => {
+    const link = cidForCbor(new Uint8Array([1]));
+    assert.throws(() => encodeCbor({ a: { $link: link.$link } }), TypeError);
+    assert.throws(() => encodeCbor([{ $bytes: 'AQID' }]), TypeError);
+    // A CBOR map that merely has such a key among others is ordinary data.
+    const other = { $link: 'x', other: 1 };
+    assert.deepEqual(decodeCbor(encodeCbor(other)), other);
+  });
 });

@@ -53,9 +53,13 @@ function wrapBytes(v: unknown): unknown {
   if (Object.getPrototypeOf(v) !== Object.prototype) return v;
   const out: Record<string, unknown> = {};
   const obj = v as Record<string, unknown>;
+  let count = 0;
+  let reserved = false;
   for (const k in obj) {
     const val = obj[k];
     if (val === undefined) continue;
+    count++;
+    if (k === '$link' || k === '$bytes') reserved = true;
     if (k === '__proto__') {
       Object.defineProperty(out, k, {
         value: wrapBytes(val),
@@ -67,5 +71,8 @@ function wrapBytes(v: unknown): unknown {
       out[k] = wrapBytes(val);
     }
   }
+  // @atcute/cbor would silently encode these JSON-form objects as a CID or a
+  // byte string; here links must be `Cid` and bytes Uint8Array (see data-model.ts).
+  if (reserved && count === 1) throw new TypeError('refusing to encode a $link/$bytes object as a map');
   return out;
 }
