@@ -10,7 +10,7 @@
 // account's events always leave in the order its repo changed. Fault knobs
 // (faults.ts) are consulted when a commit is made (commit faults) and when an
 // event is sent (transport faults).
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { subscribe } from './consumer.ts';
+import { SimNetwork } from './network.ts';
+import { checkCommitBody, checkSyncBody } from './verify.ts';
+
+describe('SimNetwork', () => {
+  it('step(n) emits exactly n events, the same ones for the same seed', async () => {
+    const runs: string[][] = [];
+    for (let r = 0; r < 2; r++) {
+      const net = await SimNetwork.start({
+        hosts: 3,
+        accountsPerHost: 4,
+        seed: 42,
+        identityShare: 0.05,
+        accountShare: 0.05,
+      });
+      try {
+        assert.equal(net.accountCount, 12);
+        const events = net.step(200);
+        assert.equal(events.length, 200);
+        runs.push(events.map((e) => `${e.t} ${e.did} ${e.seq}`));
+      } finally {
+        await net.stop();
+      }
+    }
+    assert.deepEqual(runs[0], runs[1]);
+    const types = new Set(runs[0].map((l) => l.split(' ')[0]));
+    assert.deepEqual([...types].sort(), ['#account', '#commit', '#identity']);
+  });
+
+  it('every generated commit verifies and chains per account', async () => {
+    const net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
+    const readers = await Promise.all(net.hosts.map((h) => subscribe(h.wsUrl, 0)));
+    try {
+      net.pregenerate(100);
+      net.step(150);
+      const last = new Map<string, string>();
+      for (let i = 0; i < readers.length; i++) {
+        await readers[i].waitFor(net.hosts[i].seq);
+        for (const { frame } of readers[i].frames) {
+          if (frame?.header.op !== 1 || frame.header.t !== '#commit') continue;
+          const check = checkCommitBody(frame.body, net.plc);
+          assert.deepEqual(check.problems, []);
+          const did = frame.body.repo as string;
+          assert.equal(frame.body.since, last.get(did) ?? null);
+          last.set(did, check.rev);
+        }
+      }
+    } finally {
+      await Promise.all(readers.map((r) => r.close()));
+      await net.stop();
+    }
+  });
+
+  it('migrates an account between hosts like a real PDS move', async () => {
+    const net = await SimNetwork.start({ hosts: 2, accountsPerHost: 2, seed: 3 });
+    const [r0, r1] = await Promise.all(net.hosts.map((h) => subscribe(h.wsUrl)));
+    try {
+      const did = net.accounts().find((a) => a.host === 0)!.did;
+      const events = net.migrate(did, 1);
+      assert.deepEqual(
+        events.map((e) => e.t),
+        ['#identity', '#account', '#sync', '#account'],
+      );
+      assert.equal(net.plc.document(did)?.service[0].serviceEndpoint, net.hosts[1].url);
+      assert.equal(net.hostOf(did), net.hosts[1]);
+      await r1.waitFor(3);
+      const [id, acct, sync] = r1.frames.map((f) => f.frame!);
+      assert.deepEqual(
+        [id.header, acct.body.active, sync.header],
+        [{ op: 1, t: '#identity' }, true, { op: 1, t: '#sync' }],
+      );
+      assert.deepEqual(
+        checkSyncBody(sync.body, net.plc).problems,
+        [],
+        'signed with the new key in the DID document',
+      );
+      await r0.waitFor(1);
+      assert.deepEqual(
+        [r0.frames[0].frame!.body.active, r0.frames[0].frame!.body.status],
+        [false, 'deactivated'],
+      );
+      const old = await fetch(`${net.hosts[0].url}/xrpc/com.atproto.sync.getLatestCommit?did=${did}`);
+      assert.equal(((await old.json()) as { error: string }).error, 'RepoDeactivated');
+      const now = await fetch(`${net.hosts[1].url}/xrpc/com.atproto.sync.getLatestCommit?did=${did}`);
+      assert.equal(((await now.json()) as { rev: string }).rev, sync.body.rev);
+      net.hosts[1].writeRecord(did);
+      await r1.waitFor(4);
+      const c = r1.frames[3].frame!;
+      assert.equal(c.body.since, sync.body.rev);
+      assert.deepEqual(checkCommitBody(c.body, net.plc).problems, []);
+    } finally {
+      await r0.close();
+      await r1.close();
+      await net.stop();
+    }
+  });
+
+  it('the timed generator emits at about the configured rate over all hosts', async () => {
+    const net = await SimNetwork.start({ hosts: 4, accountsPerHost: 5, seed: 9, pregenerate: 400 });
+    const readers = await Promise.all(net.hosts.map((h) => subscribe(h.wsUrl, undefined, false)));
+    try {
+      net.startGenerator(2000);
+      await new Promise((r) => setTimeout(r, 400));
+      net.stopGenerator();
+      const stats = net.generatorStats();
+      assert.ok(stats.emitted > 400 && stats.emitted < 1200, `emitted ${stats.emitted}`);
+      const total = net.hosts.reduce((n, h) => n + h.firehose.head, 0);
+      await Promise.all(readers.map((r, i) => r.waitFor(net.hosts[i].firehose.head - 3 * 5)));
+      assert.ok(total >= stats.emitted);
+      const counts = net.hosts.map((h) => h.counts['#commit']);
+      assert.ok(Math.max(...counts) - Math.min(...counts) < 50, `spread ${counts}`);
+    } finally {
+      await Promise.all(readers.map((r) => r.close()));
+      await net.stop();
+    }
+  });
+});
