@@ -4,7 +4,7 @@ import { fromUint8Array } from '@atcute/car';
 import { concatBytes, utf8Encode } from './bytes.ts';
 import { BlockMap, CarError, readCar, writeCar } from './car.ts';
 import { encodeCbor } from './cbor.ts';
-import { type Cid, CidLinkWrapper, cidEquals, cidForCbor, cidForRaw } from './cid.ts';
+import { type Cid, CidLinkWrapper, cidEquals, cidForCbor, cidForRaw, cidMatchesBlock } from './cid.ts';
 
 function sampleBlocks(n: number): Array<[Cid, Uint8Array]> {
   const out: Array<[Cid, Uint8Array]> = [];
@@ -163,6 +163,25 @@ describe('readCar / writeCar', () => {
       reasonOf(() => readCar(new Uint8Array([2, 0x18, 0x05]))),
       'bad-header',
     );
+  });
+
+  it('fuzz: corrupted input yields a CarError or a hash-checked result, never another error', () => {
+    let seed = 7;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x80000000;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const bad = car.slice();
+      const flips = 1 + Math.floor(rand() * 3);
+      for (let j = 0; j < flips; j++) bad[Math.floor(rand() * bad.length)] = Math.floor(rand() * 256);
+      try {
+        const out = readCar(bad);
+        for (const [cid, data] of out.blocks) assert.ok(cidMatchesBlock(cid, data));
+      } catch (e) {
+        assert.ok(e instanceof CarError, String(e));
+      }
+    }
   });
 
   it('enforces maxBytes and maxBlocks', () => {
