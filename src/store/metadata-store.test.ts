@@ -4,15 +4,17 @@
 // and drops it afterwards. An unreachable PostgreSQL fails these tests; it is
 // never skipped.
 
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { describeMetadataStore, type StoreLocation } from './metadata-store.suite.ts';
 import { migratePostgres, migrateSqlite } from './migrations.ts';
-import { SQLITE_FILE_NAME } from './open-store.ts';
+import { openMetadataStore, SQLITE_FILE_NAME } from './open-store.ts';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -37,6 +39,30 @@ describeMetadataStore('sqlite', {
       destroy: async () => rmSync(dataDir, { recursive: true, force: true }),
     };
   },
+});
+
+describe('metadata store: sqlite specifics', () => {
+  it('keeps the WAL bounded under a stream of head updates (auto-checkpoints run)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-store-'));
+    const store = await openMetadataStore({ dataDir, cursorFlushMs: 0 });
+    try {
+      const { value: h } = await store.createHost({ hostname: 'wal.example.com' });
+      const { value: a } = await store.createAccount({ did: 'did:plc:wal', hostId: h.id });
+      for (let i = 1; i <= 3000; i++) {
+        const rev = `3l${String(i).padStart(11, '0')}`;
+        assert.equal(
+          await store.updateAccountHead(a.uid, { rev, commitCid: 'bafyc', dataCid: 'bafyd' }),
+          true,
+        );
+      }
+      // 3,000 commits of at least one 4 KiB page each would be > 12 MB without checkpoints.
+      const walBytes = statSync(join(dataDir, `${SQLITE_FILE_NAME}-wal`)).size;
+      assert.ok(walBytes < 6_000_000, `WAL is ${walBytes} bytes`);
+    } finally {
+      await store.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
 });
 
 async function withPgClient<T>(schema: string | undefined, fn: (c: pg.Client) => Promise<T>): Promise<T> {

@@ -54,6 +54,15 @@ const INSERT_ACCOUNT = `INSERT INTO accounts (did, host_id, status, upstream_sta
     @upstreamStatus, @now)
   ON CONFLICT (did) DO NOTHING RETURNING *`;
 
+/**
+ * First row of a statement stepped to completion. Statements with RETURNING
+ * must not use .get(): it resets the statement before SQLITE_DONE, which skips
+ * SQLite's WAL hook, so auto-checkpoints never run and the WAL grows without bound.
+ */
+function first(stmt: Database.Statement, ...params: unknown[]): unknown {
+  return stmt.all(...params)[0];
+}
+
 function prepareStatements(db: Database.Database) {
   const p = (sql: string) => db.prepare(sql);
   return {
@@ -139,7 +148,8 @@ export class SqliteBackend implements MetadataBackend {
 
   async createHost(input: NewHost): Promise<Created<Host>> {
     const now = Date.now();
-    const row = this.s.insertHost.get(
+    const row = first(
+      this.s.insertHost,
       input.hostname,
       input.tls === false ? 0 : 1,
       input.status ?? 'active',
@@ -173,7 +183,7 @@ export class SqliteBackend implements MetadataBackend {
   }
 
   async setHostStatus(id: number, status: HostStatus): Promise<Host | undefined> {
-    const row = this.s.setHostStatus.get(status, Date.now(), id) as HostRow | undefined;
+    const row = first(this.s.setHostStatus, status, Date.now(), id) as HostRow | undefined;
     return row && hostFromRow(row);
   }
 
@@ -192,7 +202,7 @@ export class SqliteBackend implements MetadataBackend {
   }
 
   async recordHostFailure(id: number): Promise<number> {
-    const row = this.s.hostFailure.get(Date.now(), id) as { failures: number } | undefined;
+    const row = first(this.s.hostFailure, Date.now(), id) as { failures: number } | undefined;
     return row ? Number(row.failures) : 0;
   }
 
@@ -226,7 +236,9 @@ export class SqliteBackend implements MetadataBackend {
 
   async createAccount(input: NewAccount): Promise<Created<Account>> {
     return this.db.transaction((): Created<Account> => {
-      const row = this.s.insertAccount.get(this.accountParams(input, Date.now())) as AccountRow | undefined;
+      const row = first(this.s.insertAccount, this.accountParams(input, Date.now())) as
+        | AccountRow
+        | undefined;
       if (row) {
         this.s.bumpAccountCount.run(1, input.hostId);
         return { value: accountFromRow(row), created: true };
@@ -240,7 +252,7 @@ export class SqliteBackend implements MetadataBackend {
     return this.db.transaction(() => {
       const perHost = new Map<number, number>();
       for (const input of inputs) {
-        if (this.s.insertAccount.get(this.accountParams(input, now)) !== undefined) {
+        if (first(this.s.insertAccount, this.accountParams(input, now)) !== undefined) {
           perHost.set(input.hostId, (perHost.get(input.hostId) ?? 0) + 1);
         }
       }
@@ -257,7 +269,7 @@ export class SqliteBackend implements MetadataBackend {
     return this.db.transaction(() => {
       const before = this.s.accountByUid.get(uid) as AccountRow | undefined;
       if (!before) return undefined;
-      const row = this.s.setAccountHost.get(hostId, uid) as AccountRow;
+      const row = first(this.s.setAccountHost, hostId, uid) as AccountRow;
       if (Number(before.host_id) !== hostId) {
         this.s.bumpAccountCount.run(-1, before.host_id);
         this.s.bumpAccountCount.run(1, hostId);
@@ -267,24 +279,25 @@ export class SqliteBackend implements MetadataBackend {
   }
 
   async setAccountStatus(uid: number, status: AccountStatus): Promise<Account | undefined> {
-    const row = this.s.setAccountStatus.get(status, uid) as AccountRow | undefined;
+    const row = first(this.s.setAccountStatus, status, uid) as AccountRow | undefined;
     return row && accountFromRow(row);
   }
 
   async setAccountUpstreamStatus(uid: number, status: AccountStatus): Promise<Account | undefined> {
-    const row = this.s.setUpstreamStatus.get(status, uid) as AccountRow | undefined;
+    const row = first(this.s.setUpstreamStatus, status, uid) as AccountRow | undefined;
     return row && accountFromRow(row);
   }
 
   async updateAccountHead(uid: number, head: RepoHead): Promise<Account | undefined> {
-    const row = this.s.updateHead.get(head.rev, head.commitCid, head.dataCid, uid, head.rev) as
+    const row = first(this.s.updateHead, head.rev, head.commitCid, head.dataCid, uid, head.rev) as
       | AccountRow
       | undefined;
     return row && accountFromRow(row);
   }
 
   async resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined> {
-    const row = this.s.resetHead.get(
+    const row = first(
+      this.s.resetHead,
       head?.rev ?? null,
       head?.commitCid ?? null,
       head?.dataCid ?? null,
@@ -334,7 +347,7 @@ export class SqliteBackend implements MetadataBackend {
   async setTakedown(did: string, reason?: string): Promise<Account | undefined> {
     return this.db.transaction(() => {
       this.s.addTakedown.run(did, reason ?? null, Date.now());
-      const row = this.s.takedownAccount.get(did) as AccountRow | undefined;
+      const row = first(this.s.takedownAccount, did) as AccountRow | undefined;
       return row && accountFromRow(row);
     })();
   }
