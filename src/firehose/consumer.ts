@@ -1,0 +1,265 @@
+// One subscribeRepos connection. It moves through three phases, like the ozone
+// outbox, and the order of steps in `run` is what makes the stream gapless and
+// duplicate-free. The one fact everything rests on: the event log advances its
+// durable head and calls its listeners (which append to the shared live
+// window) in the same synchronous step. So at any instant between two awaits,
+// "events with seq <= log.head()" are exactly the ones readable from the log,
+// and every event with a higher seq will later arrive through the window.
+//
+// 1. Replay: read the log from the cursor in large batches and write them out,
+//    waiting for the socket to drain between batches. This runs at disk and
+//    network speed and is pulled by the consumer, so a consumer catching up is
+//    never "too slow"; the live window is not involved yet.
+// 2. Cutover: once replay is close to the head, in ONE synchronous step take a
+//    live position at the end of the window and note target = log.head().
+//    From now on the window keeps everything with seq > target for us (it is
+//    counted against our outbox limits). Then read the log up to exactly
+//    `target` (no more: events above it come from the window). No event is
+//    missed (<= target: log; > target: window) and none is doubled (the two
+//    sets do not overlap; a seq <= lastSeq check guards against surprises).
+// 3. Live: send from the window position; every new durable batch bumps the
+//    end and we write everything pending as one coalesced socket write (or a
+//    corked writev of a few shared slices) whenever the socket has drained.
+import type { Duplex } from 'node:stream';
+import type { WebSocket } from 'ws';
+import type { EventLog, LogRecord } from '../eventlog/types.ts';
+import type { LiveWindow } from './live-window.ts';
+import { frameMessages } from './ws-frame.ts';
+
+export type ConsumerState = 'replay' | 'cutover' | 'live' | 'closed';
+
+export interface ConsumerHost {
+  readonly log: EventLog;
+  readonly window: LiveWindow;
+  readonly replayBatchBytes: number;
+  readonly maxWriteBytes: number;
+  /** Replay switches to cutover once it is within this many events of the head. */
+  readonly cutoverLag: number;
+  onSent(consumer: Consumer, events: number, bytes: number): void;
+  onClosed(consumer: Consumer): void;
+  enterLive(consumer: Consumer): void;
+}
+
+export interface ConsumerInfo {
+  id: number;
+  remoteAddress: string;
+  userAgent?: string;
+  /** The cursor the consumer asked for (undefined: live only). */
+  cursor?: number;
+  connectedAt: string;
+  state: ConsumerState;
+  /** Seq of the last event written to the socket. */
+  lastSeq: number;
+  /** Events between the log head and lastSeq. */
+  lag: number;
+  /** Bytes waiting: queued in the live window for this consumer plus the socket buffer. */
+  outboxBytes: number;
+  eventsSent: number;
+  bytesSent: number;
+}
+
+const CLOSE_GRACE_MS = 2000;
+
+export class Consumer {
+  state: ConsumerState = 'replay';
+  /** Absolute index into the live window of the next event to send (cutover/live). */
+  pos = 0;
+  lastSeq = 0;
+  eventsSent = 0;
+  bytesSent = 0;
+  alive = true;
+  readonly connectedAt = new Date();
+  private drainWaiter?: () => void;
+  private killTimer?: NodeJS.Timeout;
+
+  constructor(
+    readonly id: number,
+    private readonly host: ConsumerHost,
+    readonly ws: WebSocket,
+    readonly socket: Duplex,
+    readonly remoteAddress: string,
+    readonly userAgent: string | undefined,
+    readonly cursor: number | undefined,
+  ) {
+    socket.on('drain', () => this.onDrain());
+    ws.on('pong', () => {
+      this.alive = true;
+    });
+    ws.on('error', () => this.terminate());
+    ws.on('close', () => {
+      if (this.killTimer) clearTimeout(this.killTimer);
+      this.closed();
+    });
+  }
+
+  info(): ConsumerInfo {
+    const head = this.host.log.head();
+    return {
+      id: this.id,
+      remoteAddress: this.remoteAddress,
+      userAgent: this.userAgent,
+      cursor: this.cursor,
+      connectedAt: this.connectedAt.toISOString(),
+      state: this.state,
+      lastSeq: this.lastSeq,
+      lag: Math.max(0, head - this.lastSeq),
+      outboxBytes: this.outboxBytes(),
+      eventsSent: this.eventsSent,
+      bytesSent: this.bytesSent,
+    };
+  }
+
+  /** Bytes pending for this consumer: its share of the live window plus the socket buffer. */
+  outboxBytes(): number {
+    const queued =
+      this.state === 'live' || this.state === 'cutover' ? this.host.window.bytesFrom(this.pos) : 0;
+    return queued + this.socket.writableLength;
+  }
+
+  outboxEvents(): number {
+    return this.state === 'live' || this.state === 'cutover' ? this.host.window.end - this.pos : 0;
+  }
+
+  /** Replays from `startAfter` (undefined: live only), then cuts over to live. */
+  async run(startAfter: number | undefined): Promise<void> {
+    const { log, window } = this.host;
+    this.lastSeq = startAfter ?? log.head();
+    if (startAfter !== undefined) {
+      // Phase 1: replay in big batches; prefetch the next batch while the socket drains.
+      let next = log.readFrom(this.lastSeq, { maxBytes: this.host.replayBatchBytes });
+      for (;;) {
+        const recs = await next;
+        if (this.isClosed()) return;
+        if (recs.length === 0) break;
+        this.writeRecords(recs);
+        if (log.head() - this.lastSeq <= this.host.cutoverLag) break;
+        next = log.readFrom(this.lastSeq, { maxBytes: this.host.replayBatchBytes });
+        next.catch(() => {}); // handled when awaited
+        await this.drained();
+        if (this.isClosed()) return;
+      }
+    }
+    // Phase 2: take the live position and the target head in one synchronous step.
+    this.pos = window.end;
+    const target = log.head();
+    this.state = 'cutover';
+    this.host.enterLive(this);
+    while (this.lastSeq < target) {
+      await this.drained();
+      if (this.isClosed()) return;
+      const recs = await log.readFrom(this.lastSeq, {
+        maxBytes: this.host.replayBatchBytes,
+        untilSeq: target,
+      });
+      if (this.isClosed()) return;
+      if (recs.length === 0) break; // the rest up to target is hidden (takedowns)
+      this.writeRecords(recs);
+    }
+    // Phase 3: live.
+    this.state = 'live';
+    this.flush();
+  }
+
+  /** Writes replayed records as one coalesced socket write. */
+  private writeRecords(recs: readonly LogRecord[]): void {
+    if (!this.writable()) return;
+    const fresh = recs[0].seq > this.lastSeq ? recs : recs.filter((r) => r.seq > this.lastSeq);
+    if (fresh.length === 0) return;
+    const { buf } = frameMessages(fresh.map((r) => r.frame));
+    this.socket.write(buf);
+    this.lastSeq = fresh[fresh.length - 1].seq;
+    this.eventsSent += fresh.length;
+    this.bytesSent += buf.length;
+    this.host.onSent(this, fresh.length, buf.length);
+  }
+
+  /** Sends whatever the live window holds past our position, unless the socket is still busy. */
+  flush(): void {
+    if (this.state !== 'live' || this.socket.writableNeedDrain || !this.writable()) return;
+    const window = this.host.window;
+    // Guard against overlap with what cutover already sent from the log.
+    while (this.pos < window.end && (window.seqAt(this.pos) ?? Number.POSITIVE_INFINITY) <= this.lastSeq) {
+      this.pos++;
+    }
+    while (this.pos < window.end && !this.socket.writableNeedDrain) {
+      const { chunks, next, events, lastSeq } = window.slices(this.pos, this.host.maxWriteBytes);
+      if (events === 0) break;
+      let bytes = 0;
+      if (chunks.length === 1) {
+        bytes = chunks[0].length;
+        this.socket.write(chunks[0]);
+      } else {
+        this.socket.cork();
+        for (const c of chunks) {
+          bytes += c.length;
+          this.socket.write(c);
+        }
+        this.socket.uncork();
+      }
+      this.pos = next;
+      this.lastSeq = lastSeq;
+      this.eventsSent += events;
+      this.bytesSent += bytes;
+      this.host.onSent(this, events, bytes);
+    }
+  }
+
+  /** Writes one protocol message (info or error frame) directly. */
+  sendFrame(frame: Uint8Array): void {
+    if (!this.writable()) return;
+    const { buf } = frameMessages([frame]);
+    this.socket.write(buf);
+    this.bytesSent += buf.length;
+  }
+
+  /** A method, not a field test, so TypeScript does not narrow it across awaits. */
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  private writable(): boolean {
+    return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
+  }
+
+  private drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();
+    return new Promise((resolve) => {
+      this.drainWaiter = resolve;
+    });
+  }
+
+  private onDrain(): void {
+    const w = this.drainWaiter;
+    this.drainWaiter = undefined;
+    w?.();
+    this.flush();
+  }
+
+  /** Sends an error frame (if given), closes with `code`, and force-closes after a grace period. */
+  close(code: number, reason: string, errorFrame?: Uint8Array): void {
+    if (this.state === 'closed') return;
+    if (errorFrame) this.sendFrame(errorFrame);
+    this.closed();
+    try {
+      this.ws.close(code, reason);
+    } catch {
+      this.ws.terminate();
+    }
+    this.killTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
+    this.killTimer.unref();
+  }
+
+  terminate(): void {
+    this.closed();
+    this.ws.terminate();
+  }
+
+  private closed(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    const w = this.drainWaiter;
+    this.drainWaiter = undefined;
+    w?.();
+    this.host.onClosed(this);
+  }
+}

@@ -1,0 +1,373 @@
+// The outbound firehose: com.atproto.sync.subscribeRepos over WebSocket.
+// Takes HTTP upgrades for its path (the relay's HTTP server hands them over),
+// checks limits and the cursor, and runs one Consumer per connection (see
+// consumer.ts for replay → cutover → live). Durable events from the log are
+// framed once into the shared LiveWindow; a broadcast only moves the window's
+// end and asks each live consumer to write its pending range, so ingest never
+// waits on consumers. A consumer whose pending range exceeds its outbox limits
+// gets a ConsumerTooSlow error frame and is closed; others are unaffected.
+// Ping/pong every interval drops peers that stopped answering.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { type WebSocket, WebSocketServer } from 'ws';
+import type { EventLog, LogRecord } from '../eventlog/types.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import { encodeErrorFrame, encodeInfoFrame } from '../protocol/frames.ts';
+import { Consumer, type ConsumerHost, type ConsumerInfo } from './consumer.ts';
+import { LiveWindow } from './live-window.ts';
+
+export const SUBSCRIBE_REPOS_PATH = '/xrpc/com.atproto.sync.subscribeRepos';
+
+export interface FirehoseOptions {
+  log: EventLog;
+  /** Total consumers allowed at once (default 1,000). */
+  maxConsumers?: number;
+  /** Consumers allowed per client address (default 20). */
+  maxConsumersPerIp?: number;
+  /** Outbox limit per consumer in bytes: live window share + socket buffer (default 32 MiB). */
+  outboxMaxBytes?: number;
+  /** Outbox limit per consumer in events (default 50,000). */
+  outboxMaxEvents?: number;
+  /** Ping interval; a peer that did not pong since the previous ping is dropped (default 30 s). */
+  pingIntervalMs?: number;
+  /** Bytes per log read during replay (default 1 MiB). */
+  replayBatchBytes?: number;
+  /** Replay hands over to live once within this many events of the head (default 1,000). */
+  cutoverLagEvents?: number;
+  /** Largest single socket write when sending live events (default 1 MiB). */
+  maxWriteBytes?: number;
+  /** Largest message accepted from a consumer (default 1 KiB; consumers send nothing). */
+  maxPayload?: number;
+  /** Client address for limits and listings (default: the socket's remote address). */
+  clientAddress?: (req: IncomingMessage) => string;
+  registry?: Registry;
+  logger?: Logger;
+}
+
+interface Metrics {
+  drops: Counter<'reason'>;
+  rejected: Counter<'reason'>;
+  bytesSent: Counter;
+  eventsSent: Counter;
+}
+
+export class FirehoseServer {
+  readonly log: EventLog;
+  readonly window = new LiveWindow();
+  private readonly wss: WebSocketServer;
+  private readonly consumers = new Map<number, Consumer>();
+  private readonly live = new Set<Consumer>();
+  private readonly perIp = new Map<string, number>();
+  private readonly unsubscribe: () => void;
+  private readonly pingTimer?: NodeJS.Timeout;
+  private readonly logger: Logger;
+  private readonly metrics?: Metrics;
+  private readonly host: ConsumerHost;
+  private readonly handshaking = new Set<number>();
+  private nextId = 1;
+  private closing = false;
+  private readonly maxConsumers: number;
+  private readonly maxConsumersPerIp: number;
+  private readonly outboxMaxBytes: number;
+  private readonly outboxMaxEvents: number;
+  private readonly clientAddress: (req: IncomingMessage) => string;
+
+  constructor(opts: FirehoseOptions) {
+    this.log = opts.log;
+    this.maxConsumers = opts.maxConsumers ?? 1000;
+    this.maxConsumersPerIp = opts.maxConsumersPerIp ?? 20;
+    this.outboxMaxBytes = opts.outboxMaxBytes ?? 32 * 1024 * 1024;
+    this.outboxMaxEvents = opts.outboxMaxEvents ?? 50_000;
+    this.clientAddress = opts.clientAddress ?? ((req) => req.socket.remoteAddress ?? 'unknown');
+    this.logger = (opts.logger ?? silentLogger).child({ module: 'firehose' });
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: opts.maxPayload ?? 1024,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+    const server = this;
+    this.host = {
+      log: this.log,
+      window: this.window,
+      replayBatchBytes: opts.replayBatchBytes ?? 1024 * 1024,
+      maxWriteBytes: opts.maxWriteBytes ?? 1024 * 1024,
+      cutoverLag: opts.cutoverLagEvents ?? 1000,
+      onSent: (_c, events, bytes) => {
+        this.metrics?.eventsSent.inc(events);
+        this.metrics?.bytesSent.inc(bytes);
+      },
+      onClosed: (c) => this.forget(c),
+      enterLive: (c) => this.live.add(c),
+    };
+    this.unsubscribe = this.log.onDurable((records) => this.broadcast(records));
+    const pingEvery = opts.pingIntervalMs ?? 30_000;
+    if (pingEvery > 0) {
+      this.pingTimer = setInterval(() => this.pingAll(), pingEvery);
+      this.pingTimer.unref();
+    }
+    const r = opts.registry;
+    if (r) {
+      new Gauge({
+        name: 'relay_firehose_consumers',
+        help: 'Connected subscribeRepos consumers',
+        registers: [r],
+        collect() {
+          this.set(server.consumers.size);
+        },
+      });
+      new Gauge({
+        name: 'relay_firehose_outbox_bytes',
+        help: 'Bytes waiting in consumer outboxes (live window shares + socket buffers)',
+        registers: [r],
+        collect() {
+          let n = 0;
+          for (const c of server.consumers.values()) n += c.outboxBytes();
+          this.set(n);
+        },
+      });
+      new Gauge({
+        name: 'relay_firehose_window_events',
+        help: 'Events held in the shared live window',
+        registers: [r],
+        collect() {
+          this.set(server.window.end - server.window.start);
+        },
+      });
+      this.metrics = {
+        drops: new Counter({
+          name: 'relay_firehose_consumer_drops_total',
+          help: 'Consumers dropped by the relay, by reason (slow, dead, admin)',
+          labelNames: ['reason'],
+          registers: [r],
+        }),
+        rejected: new Counter({
+          name: 'relay_firehose_rejected_connections_total',
+          help: 'subscribeRepos connections refused, by reason',
+          labelNames: ['reason'],
+          registers: [r],
+        }),
+        bytesSent: new Counter({
+          name: 'relay_firehose_bytes_sent_total',
+          help: 'Bytes written to consumer sockets',
+          registers: [r],
+        }),
+        eventsSent: new Counter({
+          name: 'relay_firehose_events_sent_total',
+          help: 'Event messages written to consumer sockets',
+          registers: [r],
+        }),
+      };
+    }
+  }
+
+  /**
+   * Takes an HTTP upgrade if it is for subscribeRepos (returns true), else
+   * returns false and leaves the socket alone.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(req.url ?? '/', 'http://relay.invalid');
+    if (url.pathname !== SUBSCRIBE_REPOS_PATH) return false;
+    const address = this.clientAddress(req);
+    if (this.closing) {
+      refuse(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
+      return true;
+    }
+    if (this.consumers.size + this.handshaking.size >= this.maxConsumers) {
+      this.metrics?.rejected.inc({ reason: 'max_consumers' });
+      refuse(socket, 503, 'TooManyConsumers', 'the relay has reached its consumer limit');
+      return true;
+    }
+    if ((this.perIp.get(address) ?? 0) >= this.maxConsumersPerIp) {
+      this.metrics?.rejected.inc({ reason: 'per_ip' });
+      refuse(socket, 429, 'RateLimitExceeded', 'too many firehose connections from this address');
+      return true;
+    }
+    const cursor = parseCursor(url.searchParams.getAll('cursor'));
+    // Reserve the slot until the handshake completes; if ws refuses the
+    // handshake (bad headers) it answers and destroys the socket itself.
+    this.perIp.set(address, (this.perIp.get(address) ?? 0) + 1);
+    const id = this.nextId++;
+    this.handshaking.add(id);
+    socket.once('close', () => {
+      if (this.handshaking.delete(id)) this.release(address);
+    });
+    const ua = req.headers['user-agent'];
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.handshaking.delete(id);
+      this.accept(id, ws, socket, address, ua, cursor);
+    });
+    return true;
+  }
+
+  private accept(
+    id: number,
+    ws: WebSocket,
+    socket: Duplex,
+    address: string,
+    userAgent: string | undefined,
+    cursor: ParsedCursor,
+  ): void {
+    const consumer = new Consumer(
+      id,
+      this.host,
+      ws,
+      socket,
+      address,
+      userAgent,
+      cursor.ok ? cursor.value : undefined,
+    );
+    this.consumers.set(id, consumer);
+    if (!cursor.ok) {
+      consumer.close(1008, 'InvalidRequest', encodeErrorFrame('InvalidRequest', cursor.message));
+      return;
+    }
+    if (this.closing) {
+      consumer.close(1001, 'relay shutting down');
+      return;
+    }
+    let startAfter = cursor.value;
+    if (startAfter !== undefined) {
+      const head = this.log.head();
+      if (startAfter > head) {
+        consumer.close(
+          1008,
+          'FutureCursor',
+          encodeErrorFrame('FutureCursor', `cursor ${startAfter} is ahead of the current sequence ${head}`),
+        );
+        return;
+      }
+      const oldest = this.log.oldest();
+      if (startAfter < oldest - 1) {
+        consumer.sendFrame(
+          encodeInfoFrame(
+            'OutdatedCursor',
+            `cursor ${startAfter} is older than the oldest event kept (${oldest}); starting there`,
+          ),
+        );
+        startAfter = oldest - 1;
+      }
+    }
+    this.logger.debug({ id, address, userAgent, cursor: cursor.value }, 'firehose consumer connected');
+    consumer.run(startAfter).catch((err: unknown) => {
+      this.logger.error({ err, id }, 'firehose consumer failed');
+      consumer.close(1011, 'InternalError', encodeErrorFrame('InternalError', 'replay failed'));
+    });
+  }
+
+  private broadcast(records: readonly LogRecord[]): void {
+    if (this.live.size === 0) {
+      // Nobody to hold events for: keep the window empty but advance its end.
+      this.window.push(records);
+      this.window.trimBefore(this.window.end);
+      return;
+    }
+    this.window.push(records);
+    let minPos = this.window.end;
+    for (const c of this.live) {
+      // Write first (a healthy consumer takes the batch at once), then judge what is left.
+      c.flush();
+      if (
+        c.outboxEvents() > this.outboxMaxEvents ||
+        this.window.bytesFrom(c.pos) + c.socket.writableLength > this.outboxMaxBytes
+      ) {
+        this.metrics?.drops.inc({ reason: 'slow' });
+        this.logger.info({ id: c.id, address: c.remoteAddress, lag: c.info().lag }, 'dropping slow consumer');
+        c.close(1008, 'ConsumerTooSlow', encodeErrorFrame('ConsumerTooSlow', 'Stream consumer too slow'));
+        continue;
+      }
+      if (c.pos < minPos) minPos = c.pos;
+    }
+    this.window.trimBefore(minPos);
+  }
+
+  private pingAll(): void {
+    for (const c of this.consumers.values()) {
+      if (!c.alive) {
+        this.metrics?.drops.inc({ reason: 'dead' });
+        this.logger.info(
+          { id: c.id, address: c.remoteAddress },
+          'dropping consumer that stopped answering pings',
+        );
+        c.terminate();
+        continue;
+      }
+      c.alive = false;
+      try {
+        c.ws.ping();
+      } catch {
+        c.terminate();
+      }
+    }
+  }
+
+  private forget(c: Consumer): void {
+    if (!this.consumers.delete(c.id)) return;
+    this.live.delete(c);
+    this.release(c.remoteAddress);
+    this.logger.debug({ id: c.id, eventsSent: c.eventsSent }, 'firehose consumer disconnected');
+  }
+
+  private release(address: string): void {
+    const n = (this.perIp.get(address) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(address);
+    else this.perIp.set(address, n);
+  }
+
+  listConsumers(): ConsumerInfo[] {
+    return [...this.consumers.values()].map((c) => c.info());
+  }
+
+  /** Closes one consumer (admin API); false if there is no such consumer. */
+  disconnect(id: number): boolean {
+    const c = this.consumers.get(id);
+    if (!c) return false;
+    this.metrics?.drops.inc({ reason: 'admin' });
+    c.close(1000, 'disconnected by the relay operator');
+    return true;
+  }
+
+  /** Stops accepting, closes every consumer and waits (briefly) for their sockets. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.unsubscribe();
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    const sockets = [...this.consumers.values()].map((c) => {
+      const done = new Promise<void>((resolve) => {
+        if (c.socket.destroyed) resolve();
+        else c.socket.once('close', () => resolve());
+      });
+      c.close(1001, 'relay shutting down');
+      return done;
+    });
+    await Promise.race([Promise.all(sockets), new Promise((r) => setTimeout(r, 2500).unref())]);
+    for (const c of this.consumers.values()) c.terminate();
+    this.wss.close();
+  }
+}
+
+type ParsedCursor = { ok: true; value: number | undefined } | { ok: false; message: string };
+
+/** The `cursor` query parameter: absent, or one non-negative integer. */
+export function parseCursor(values: readonly string[]): ParsedCursor {
+  if (values.length === 0) return { ok: true, value: undefined };
+  if (values.length > 1) return { ok: false, message: 'cursor must be given once' };
+  const raw = values[0];
+  if (!/^\d+$/.test(raw))
+    return { ok: false, message: `cursor must be a non-negative integer, got "${raw}"` };
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n)) return { ok: false, message: `cursor out of range: ${raw}` };
+  return { ok: true, value: n };
+}
+
+function refuse(socket: Duplex, status: number, error: string, message: string): void {
+  const body = JSON.stringify({ error, message });
+  const reason = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+  socket.on('error', () => socket.destroy());
+}
