@@ -543,65 +543,58 @@ function parentOf(child: MstNode, layer: number): MstNode {
 // `t`, `v`) instead of going through the generic encoder; the test suite
 // checks the output byte-for-byte against encodeCbor.
 
-class Writer {
-  buf: Uint8Array;
-  pos = 0;
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
+function headLength(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+function cidLength(c: Cid | null): number {
+  if (!c) return 1;
+  const n = c.bytes.length + 1;
+  return 2 + headLength(n) + n;
+}
+
+function writeHead(buf: Uint8Array, pos: number, major: number, n: number): number {
+  const m = major << 5;
+  if (n < 24) {
+    buf[pos] = m | n;
+    return pos + 1;
   }
-  private grow(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
+  if (n < 0x100) {
+    buf[pos] = m | 24;
+    buf[pos + 1] = n;
+    return pos + 2;
   }
-  byte(b: number): void {
-    this.grow(1);
-    this.buf[this.pos++] = b;
+  if (n < 0x10000) {
+    buf[pos] = m | 25;
+    buf[pos + 1] = n >> 8;
+    buf[pos + 2] = n & 0xff;
+    return pos + 3;
   }
-  head(major: number, n: number): void {
-    this.grow(9);
-    const m = major << 5;
-    if (n < 24) this.buf[this.pos++] = m | n;
-    else if (n < 0x100) {
-      this.buf[this.pos++] = m | 24;
-      this.buf[this.pos++] = n;
-    } else if (n < 0x10000) {
-      this.buf[this.pos++] = m | 25;
-      this.buf[this.pos++] = n >> 8;
-      this.buf[this.pos++] = n & 0xff;
-    } else {
-      this.buf[this.pos++] = m | 26;
-      this.buf[this.pos++] = (n >>> 24) & 0xff;
-      this.buf[this.pos++] = (n >>> 16) & 0xff;
-      this.buf[this.pos++] = (n >>> 8) & 0xff;
-      this.buf[this.pos++] = n & 0xff;
-    }
+  buf[pos] = m | 26;
+  buf[pos + 1] = (n >>> 24) & 0xff;
+  buf[pos + 2] = (n >>> 16) & 0xff;
+  buf[pos + 3] = (n >>> 8) & 0xff;
+  buf[pos + 4] = n & 0xff;
+  return pos + 5;
+}
+
+function writeCid(buf: Uint8Array, pos: number, c: Cid | null): number {
+  if (!c) {
+    buf[pos] = 0xf6; // null
+    return pos + 1;
   }
-  raw(b: Uint8Array): void {
-    this.grow(b.length);
-    this.buf.set(b, this.pos);
-    this.pos += b.length;
-  }
-  bytes(b: Uint8Array): void {
-    this.head(2, b.length);
-    this.raw(b);
-  }
-  cid(c: Cid): void {
-    this.byte(0xd8);
-    this.byte(42);
-    this.head(2, c.bytes.length + 1);
-    this.byte(0);
-    this.raw(c.bytes);
-  }
-  nullableCid(c: Cid | null | undefined): void {
-    if (c) this.cid(c);
-    else this.byte(0xf6);
-  }
-  key1(ch: number): void {
-    this.byte(0x61);
-    this.byte(ch);
-  }
+  buf[pos] = 0xd8; // tag(42)
+  buf[pos + 1] = 42;
+  pos = writeHead(buf, pos + 2, 2, c.bytes.length + 1);
+  buf[pos] = 0; // multibase identity prefix
+  buf.set(c.bytes, pos + 1);
+  return pos + 1 + c.bytes.length;
+}
+
+function writeKey1(buf: Uint8Array, pos: number, ch: number): number {
+  buf[pos] = 0x61; // text(1)
+  buf[pos + 1] = ch;
+  return pos + 2;
 }
 
 const CH_E = 0x65;
@@ -612,27 +605,41 @@ const CH_T = 0x74;
 const CH_V = 0x76;
 
 function encodeNode(n: MstNode): Uint8Array {
-  const w = new Writer(64 + n.entries.length * 96);
-  w.head(5, 2);
-  w.key1(CH_E);
-  w.head(4, n.entries.length);
-  let prev: Uint8Array | null = null;
-  for (const e of n.entries) {
-    const p = prev ? commonPrefixLength(prev, e.keyBytes) : 0;
-    w.head(5, 4);
-    w.key1(CH_K);
-    w.bytes(p === 0 ? e.keyBytes : e.keyBytes.subarray(p));
-    w.key1(CH_P);
-    w.head(0, p);
-    w.key1(CH_T);
-    w.nullableCid(e.right ? e.right.cid : null);
-    w.key1(CH_V);
-    w.cid(e.value);
-    prev = e.keyBytes;
+  const es = n.entries;
+  // Sizing pass, so the block is written into one exact allocation.
+  const prefixes = new Array<number>(es.length);
+  let size = 1 + 2 + headLength(es.length) + 2 + cidLength(n.left ? n.left.cid : null);
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i];
+    const p = i === 0 ? 0 : commonPrefixLength(es[i - 1].keyBytes, e.keyBytes);
+    prefixes[i] = p;
+    const suffix = e.keyBytes.length - p;
+    size += 1 + 2 + headLength(suffix) + suffix + 2 + headLength(p) + 2;
+    size += cidLength(e.right ? e.right.cid : null) + 2 + cidLength(e.value);
   }
-  w.key1(CH_L);
-  w.nullableCid(n.left ? n.left.cid : null);
-  return w.buf.slice(0, w.pos);
+  const buf = new Uint8Array(size);
+  let pos = writeHead(buf, 0, 5, 2);
+  pos = writeKey1(buf, pos, CH_E);
+  pos = writeHead(buf, pos, 4, es.length);
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i];
+    const p = prefixes[i];
+    pos = writeHead(buf, pos, 5, 4);
+    pos = writeKey1(buf, pos, CH_K);
+    pos = writeHead(buf, pos, 2, e.keyBytes.length - p);
+    buf.set(p === 0 ? e.keyBytes : e.keyBytes.subarray(p), pos);
+    pos += e.keyBytes.length - p;
+    pos = writeKey1(buf, pos, CH_P);
+    pos = writeHead(buf, pos, 0, p);
+    pos = writeKey1(buf, pos, CH_T);
+    pos = writeCid(buf, pos, e.right ? e.right.cid : null);
+    pos = writeKey1(buf, pos, CH_V);
+    pos = writeCid(buf, pos, e.value);
+  }
+  pos = writeKey1(buf, pos, CH_L);
+  pos = writeCid(buf, pos, n.left ? n.left.cid : null);
+  if (pos !== size) throw new Error(`MST node encoder size mismatch (${pos} != ${size})`);
+  return buf;
 }
 
 /** The node as the generic data model sees it (for tests and debugging). */
