@@ -2,9 +2,10 @@
 // 3,000 hosts, then measures what the relay does per event and per flush:
 // DID lookups through the cache (hits) and straight from the database
 // (cache disabled), rev-gated head updates, and the cost of one coalesced
-// cursor flush for all 3,000 hosts. Async cases run with 1 and 16 operations
-// in flight (the relay handles many hosts at once). Everything lives in a
-// temp directory / throwaway PostgreSQL schema that is removed at the end.
+// cursor flush for all 3,000 hosts. Async cases run with 1, 16 (and for head
+// updates 256) operations in flight: the relay handles many hosts at once.
+// Everything lives in a temp directory / throwaway PostgreSQL schema that is
+// removed at the end.
 //
 // Run: node --import tsx bench/store.bench.ts [--accounts 1000000] [--backend sqlite|postgres|both]
 //        [--seconds 3] [--hosts 3000]   (PostgreSQL: BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test)
@@ -209,7 +210,7 @@ async function runBackend(backend: 'sqlite' | 'postgres'): Promise<void> {
     );
 
     // uids are assigned from 1 in import order on a fresh database.
-    for (const inFlight of [1, 16]) {
+    for (const inFlight of [1, 16, 256]) {
       const r = await measure(SECONDS, inFlight, async () => {
         const applied = await store.updateAccountHead(1 + Math.floor(pick() * ACCOUNTS), {
           rev: nextRev(),

@@ -280,6 +280,30 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
       });
     });
 
+    it('applies concurrent head updates with the same rev gating as sequential ones', async () => {
+      await withStore(async (store) => {
+        const { value: h } = await store.createHost({ hostname: 'cc.example.com' });
+        await store.importAccounts(
+          Array.from({ length: 40 }, (_, i) => ({ did: `did:plc:cc${i}`, hostId: h.id })),
+        );
+        const accounts = await store.listAccounts({ limit: 40 });
+        const results = await Promise.all(
+          accounts.map((a, i) => store.updateAccountHead(a.uid, head(100 + i))),
+        );
+        assert.ok(results.every((r) => r === true));
+        // Many revs for one account at once: applied in call order, exactly as if sequential.
+        const target = accounts[0];
+        const revs = [150, 120, 180, 110, 170, 160];
+        const same = await Promise.all(revs.map((n) => store.updateAccountHead(target.uid, head(n))));
+        assert.deepEqual(same, [true, false, true, false, false, false]);
+        assert.deepEqual((await store.getAccountByUid(target.uid))?.head, head(180));
+        assert.deepEqual((await store.getAccountByDid(target.did))?.head, head(180));
+        for (const [i, a] of accounts.entries()) {
+          if (i > 0) assert.deepEqual((await store.getAccountByUid(a.uid))?.head, head(100 + i));
+        }
+      });
+    });
+
     it('serves DID lookups from a bounded cache that writes keep exact', async () => {
       await withStore(
         async (store) => {

@@ -4,10 +4,12 @@
 // trip, atomic), otherwise an explicit transaction on one pooled client. Hot
 // paths (lookup by DID, head update) use named prepared statements so the
 // server parses them once per connection. Cursor flushes are one UPDATE over
-// unnest() arrays: one round trip for any number of hosts.
+// unnest() arrays: one round trip for any number of hosts. Head updates go
+// through a group-commit batcher (head-batcher.ts): one fsync per batch.
 import pg from 'pg';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
+import { HeadUpdateBatcher, type HeadWrite } from './head-batcher.ts';
 import type {
   Account,
   AccountPageOptions,
@@ -51,6 +53,8 @@ const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 export class PostgresBackend implements MetadataBackend {
   readonly kind = 'postgres' as const;
   private closed = false;
+
+  private readonly heads = new HeadUpdateBatcher((writes) => this.writeHeads(writes));
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -319,14 +323,35 @@ export class PostgresBackend implements MetadataBackend {
     return row && accountFromRow(row);
   }
 
-  async updateAccountHead(uid: number, head: RepoHead): Promise<Account | undefined> {
-    const row = await this.one<AccountRow>(
-      `UPDATE accounts SET rev = $1, commit_cid = $2, data_cid = $3
-       WHERE uid = $4 AND (rev IS NULL OR rev < $1) RETURNING *`,
-      [head.rev, head.commitCid, head.dataCid, uid],
-      'atrelay_update_head',
-    );
-    return row && accountFromRow(row);
+  updateAccountHead(uid: number, head: RepoHead): Promise<Account | undefined> {
+    return this.heads.update(uid, head);
+  }
+
+  private async writeHeads(writes: readonly HeadWrite[]): Promise<Account[]> {
+    if (writes.length === 1) {
+      const { uid, head } = writes[0];
+      const row = await this.one<AccountRow>(
+        `UPDATE accounts SET rev = $1, commit_cid = $2, data_cid = $3
+         WHERE uid = $4 AND (rev IS NULL OR rev < $1) RETURNING *`,
+        [head.rev, head.commitCid, head.dataCid, uid],
+        'atrelay_update_head',
+      );
+      return row ? [accountFromRow(row)] : [];
+    }
+    const res = await this.pool.query<AccountRow>({
+      name: 'atrelay_update_heads',
+      text: `UPDATE accounts a SET rev = v.rev, commit_cid = v.commit_cid, data_cid = v.data_cid
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[]) AS v(uid, rev, commit_cid, data_cid)
+             WHERE a.uid = v.uid AND (a.rev IS NULL OR a.rev < v.rev)
+             RETURNING a.*`,
+      values: [
+        writes.map((w) => w.uid),
+        writes.map((w) => w.head.rev),
+        writes.map((w) => w.head.commitCid),
+        writes.map((w) => w.head.dataCid),
+      ],
+    });
+    return res.rows.map(accountFromRow);
   }
 
   async resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined> {
