@@ -428,15 +428,12 @@ export class Mst {
     } catch (err) {
       throw new InvalidMstError(`MST node ${cid.$link} is not DAG-CBOR: ${(err as Error).message}`);
     }
-    function fail(why: string): never {
-      throw new InvalidMstError(`MST node ${cid.$link}: ${why}`);
-    }
-    if (!isPlainObject(data) || !hasExactKeys(data, NODE_KEYS)) fail('not an MST node');
+    if (!isPlainObject(data) || !hasExactKeys(data, NODE_KEYS)) invalidNode(cid, 'not an MST node');
     const obj = data as Record<string, unknown>;
     const l = obj.l;
     const e = obj.e;
-    if (l !== null && !isCid(l)) fail('l is not a CID or null');
-    if (!Array.isArray(e)) fail('e is not an array');
+    if (l !== null && !isCid(l)) invalidNode(cid, 'l is not a CID or null');
+    if (!Array.isArray(e)) invalidNode(cid, 'e is not an array');
     const rawEntries = e as unknown[];
 
     const isRoot = n.layer === -1;
@@ -446,31 +443,34 @@ export class Mst {
     let prevKey: string | null = null;
     for (let i = 0; i < rawEntries.length; i++) {
       const re = rawEntries[i];
-      if (!isPlainObject(re) || !hasExactKeys(re, ENTRY_KEYS)) fail(`entry ${i} is not an MST entry`);
+      if (!isPlainObject(re) || !hasExactKeys(re, ENTRY_KEYS))
+        invalidNode(cid, `entry ${i} is not an MST entry`);
       const r = re as Record<string, unknown>;
       const { p, k, v, t } = r;
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 0) fail(`entry ${i}: bad p`);
-      if (!(k instanceof Uint8Array)) fail(`entry ${i}: k is not bytes`);
-      if (!isCid(v)) fail(`entry ${i}: v is not a CID`);
-      if (t !== null && !isCid(t)) fail(`entry ${i}: t is not a CID or null`);
+      if (typeof p !== 'number' || !Number.isInteger(p) || p < 0) invalidNode(cid, `entry ${i}: bad p`);
+      if (!(k instanceof Uint8Array)) invalidNode(cid, `entry ${i}: k is not bytes`);
+      if (!isCid(v)) invalidNode(cid, `entry ${i}: v is not a CID`);
+      if (t !== null && !isCid(t)) invalidNode(cid, `entry ${i}: t is not a CID or null`);
       const pn = p as number;
       const kb = k as Uint8Array;
-      if (pn > prevBytes.length) fail(`entry ${i}: prefix longer than previous key`);
+      if (pn > prevBytes.length) invalidNode(cid, `entry ${i}: prefix longer than previous key`);
       const keyBytes = new Uint8Array(pn + kb.length);
       keyBytes.set(prevBytes.subarray(0, pn), 0);
       keyBytes.set(kb, pn);
-      if (i > 0 && commonPrefixLength(prevBytes, keyBytes) !== pn) fail(`entry ${i}: non-canonical prefix`);
-      if (i === 0 && pn !== 0) fail('first entry has a prefix');
+      if (i > 0 && commonPrefixLength(prevBytes, keyBytes) !== pn)
+        invalidNode(cid, `entry ${i}: non-canonical prefix`);
+      if (i === 0 && pn !== 0) invalidNode(cid, 'first entry has a prefix');
       let key: string;
       try {
         key = utf8Decode(keyBytes);
       } catch {
-        fail(`entry ${i}: key is not UTF-8`);
+        invalidNode(cid, `entry ${i}: key is not UTF-8`);
       }
-      if (!isValidMstKey(key)) fail(`entry ${i}: invalid key ${JSON.stringify(key.slice(0, 80))}`);
-      if (prevKey !== null && !(prevKey < key)) fail(`entry ${i}: keys out of order`);
+      if (!isValidMstKey(key))
+        invalidNode(cid, `entry ${i}: invalid key ${JSON.stringify(key.slice(0, 80))}`);
+      if (prevKey !== null && !(prevKey < key)) invalidNode(cid, `entry ${i}: keys out of order`);
       if ((n.lo !== null && !(key > n.lo)) || (n.hi !== null && !(key < n.hi))) {
-        fail(`entry ${i}: key outside the subtree's range`);
+        invalidNode(cid, `entry ${i}: key outside the subtree's range`);
       }
       entries.push({ key, keyBytes, value: v as Cid, right: null });
       rights.push(t as Cid | null);
@@ -481,28 +481,22 @@ export class Mst {
     if (isRoot) {
       if (entries.length > 0) n.layer = keyHeight(entries[0].keyBytes);
       else if (l === null) n.layer = 0;
-      else fail('root node has a subtree but no entries');
+      else invalidNode(cid, 'root node has a subtree but no entries');
     } else if (entries.length === 0 && l === null) {
-      fail('empty non-root node');
+      invalidNode(cid, 'empty non-root node');
     }
     for (const en of entries) {
-      if (keyHeight(en.keyBytes) !== n.layer) fail(`key ${en.key} is not on layer ${n.layer}`);
+      if (keyHeight(en.keyBytes) !== n.layer) invalidNode(cid, `key ${en.key} is not on layer ${n.layer}`);
     }
-    const hasChildren = l !== null || rights.some((t) => t !== null);
-    if (hasChildren && n.layer === 0) fail('layer-0 node has subtrees');
+    let hasChildren = l !== null;
+    for (const t of rights) if (t !== null) hasChildren = true;
+    if (hasChildren && n.layer === 0) invalidNode(cid, 'layer-0 node has subtrees');
 
     // Replace child CIDs by stubs one layer down, each bounded by its neighbours.
-    const stub = (c: Cid | null, lo: string | null, hi: string | null): MstNode | null => {
-      if (c === null) return null;
-      const s = new MstNode(n.layer - 1, c, false);
-      s.lo = lo;
-      s.hi = hi;
-      return s;
-    };
-    n.left = stub(l as Cid | null, n.lo, entries.length > 0 ? entries[0].key : n.hi);
+    n.left = stubNode(n.layer - 1, l as Cid | null, n.lo, entries.length > 0 ? entries[0].key : n.hi);
     for (let i = 0; i < entries.length; i++) {
       const hi = i + 1 < entries.length ? entries[i + 1].key : n.hi;
-      entries[i].right = stub(rights[i], entries[i].key, hi);
+      entries[i].right = stubNode(n.layer - 1, rights[i], entries[i].key, hi);
     }
     n.entries = entries;
     n.bytes = bytes;
@@ -524,6 +518,19 @@ function hasExactKeys(obj: Record<string, unknown>, keys: readonly string[]): bo
     n++;
   }
   return n === keys.length;
+}
+
+/** A not-yet-loaded child on `layer`, whose keys must lie strictly between lo and hi. */
+function stubNode(layer: number, cid: Cid | null, lo: string | null, hi: string | null): MstNode | null {
+  if (cid === null) return null;
+  const s = new MstNode(layer, cid, false);
+  s.lo = lo;
+  s.hi = hi;
+  return s;
+}
+
+function invalidNode(cid: Cid, why: string): never {
+  throw new InvalidMstError(`MST node ${cid.$link}: ${why}`);
 }
 
 function checkKey(key: string): void {
