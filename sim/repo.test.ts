@@ -136,6 +136,26 @@ describe('SimRepo', () => {
     assert.ok(cidEquals(sync.roots[0], head.commitCid));
   });
 
+  it('supports empty commits and p256 signing keys', () => {
+    const p256 = Keypair.generate('p256');
+    const repo = new SimRepo(DID, p256, testClock());
+    const first = repo.applyWrites([]);
+    assert.equal(first.since, null);
+    assert.equal(first.ops.length, 0);
+    assert.ok(cidEquals(first.dataCid, EMPTY_ROOT));
+    verifyAsRelay(first, p256, false);
+    let last = first;
+    for (let i = 0; i < 20; i++) {
+      const res = repo.applyWrites([{ action: 'create', collection: 'app.bsky.feed.post', rkey: `p${i}` }]);
+      assert.equal(res.since, last.rev);
+      verifyAsRelay(res, p256, true);
+      last = res;
+    }
+    const empty = repo.applyWrites([]);
+    assert.ok(cidEquals(empty.dataCid, last.dataCid));
+    verifyAsRelay(empty, p256, true);
+  });
+
   it('rejects impossible writes without changing the repo', () => {
     const repo = new SimRepo(DID, key, testClock());
     repo.applyWrites([{ action: 'create', collection: 'app.bsky.feed.post', rkey: 'a' }]);
