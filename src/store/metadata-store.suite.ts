@@ -80,6 +80,33 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
       });
     }
 
+    it('migrates safely when two processes open a new database at once', async () => {
+      const loc = await harness.fresh();
+      try {
+        const fixture = fileURLToPath(new URL('./open-once.fixture.ts', import.meta.url));
+        const runChild = () =>
+          new Promise<string>((resolve, reject) => {
+            const child = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(loc.options)], {
+              stdio: ['ignore', 'pipe', 'pipe'],
+            });
+            let out = '';
+            child.stdout.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            child.stderr.on('data', (d: Buffer) => {
+              out += d.toString();
+            });
+            child.on('exit', (code) =>
+              code === 0 ? resolve(out.trim()) : reject(new Error(`child failed: ${out}`)),
+            );
+          });
+        assert.deepEqual(await Promise.all([runChild(), runChild()]), ['ok', 'ok']);
+        assert.equal(await loc.countMigrationRows(), 1);
+      } finally {
+        await loc.destroy();
+      }
+    });
+
     it('creates hosts idempotently by normalised hostname', async () => {
       await withStore(async (store) => {
         const a = await store.createHost({ hostname: 'PDS.Example.COM.', accountLimit: 50 });

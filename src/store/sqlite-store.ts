@@ -128,9 +128,11 @@ export class SqliteBackend implements MetadataBackend {
 
   constructor(opts: SqliteBackendOptions) {
     this.db = new Database(opts.path);
+    // busy_timeout first: switching to WAL and migrating both need the lock
+    // another process starting at the same moment may hold.
+    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
     this.db.pragma('foreign_keys = ON');
     migrateSqlite(this.db);
     this.s = prepareStatements(this.db);

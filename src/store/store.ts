@@ -31,7 +31,7 @@ import type {
 import { checkAccountStatus, checkHostStatus, checkPageLimit, checkSeq } from './rows.ts';
 
 export interface RelayMetadataStoreOptions {
-  /** Max accounts cached by DID (~0.5 KB each). Default 200,000. */
+  /** Max accounts cached by DID (~630 bytes each with a head). Default 100,000 (~63 MB). */
   cacheSize?: number;
   /** Cursor flush interval; 0 = only on flushCursors()/close(). Default 5,000 ms. */
   cursorFlushMs?: number;
@@ -71,7 +71,7 @@ export class RelayMetadataStore implements MetadataStore {
     opts: RelayMetadataStoreOptions = {},
   ) {
     this.backend = db.kind;
-    this.cache = new AccountCache(opts.cacheSize ?? 200_000);
+    this.cache = new AccountCache(opts.cacheSize ?? 100_000);
     this.cursors = new CursorCoalescer({
       sink: (updates) => db.flushHostCursors(updates),
       intervalMs: opts.cursorFlushMs ?? 5_000,
