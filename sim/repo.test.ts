@@ -6,28 +6,16 @@ import { decodeCommit, verifyCommitSignature } from '../src/protocol/commit.ts';
 import { Keypair } from '../src/protocol/keys.ts';
 import { Mst } from '../src/protocol/mst.ts';
 import { verifyCommitProof } from '../src/protocol/mst-proof.ts';
+import { TidClock } from '../src/protocol/tid.ts';
 import { Prng } from './prng.ts';
 import { type CommitResult, type RepoWrite, SimRepo } from './repo.ts';
 
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
 const EMPTY_ROOT = Mst.empty().rootCid();
 
-/** A deterministic rev clock: base32-sortable TIDs from a counter. */
-function testClock(start = 1_700_000_000_000_000) {
-  const alphabet = '234567abcdefghijklmnopqrstuvwxyz';
-  let t = start;
-  return {
-    next(): string {
-      t += 1;
-      let n = BigInt(t) << 10n;
-      let s = '';
-      for (let i = 0; i < 13; i++) {
-        s = alphabet[Number(n & 31n)] + s;
-        n >>= 5n;
-      }
-      return s;
-    },
-  };
+/** A deterministic rev clock: a frozen wall clock, so revs just count up. */
+function testClock(): TidClock {
+  return new TidClock({ clockId: 7, now: () => 1_700_000_000_000 });
 }
 
 /** Everything a relay checks on a #commit, using only the event's own blocks. */
