@@ -42,6 +42,12 @@ export class LiveWindow {
     this.endBytes += buf.length;
   }
 
+  /** Counts events nobody is waiting for without framing them (the window must be empty). */
+  skip(count: number): void {
+    this.batches = [];
+    this.end += count;
+  }
+
   private find(pos: number): Batch | undefined {
     const b = this.batches;
     let lo = 0;
@@ -96,9 +102,10 @@ export class LiveWindow {
       let to = batch.seqs.length;
       const startOff = batch.offsets[from];
       if (batch.offsets[to] - startOff > maxBytes - bytes) {
-        // Take whole events up to the budget (at least one).
-        to = from + 1;
+        // Take whole events up to the budget (at least one per call).
+        to = chunks.length === 0 ? from + 1 : from;
         while (to < batch.seqs.length && batch.offsets[to + 1] - startOff <= maxBytes - bytes) to++;
+        if (to === from) break;
       }
       chunks.push(batch.buf.subarray(startOff, batch.offsets[to]));
       bytes += batch.offsets[to] - startOff;

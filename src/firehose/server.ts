@@ -259,8 +259,7 @@ export class FirehoseServer {
   private broadcast(records: readonly LogRecord[]): void {
     if (this.live.size === 0) {
       // Nobody to hold events for: keep the window empty but advance its end.
-      this.window.push(records);
-      this.window.trimBefore(this.window.end);
+      this.window.skip(records.length);
       return;
     }
     this.window.push(records);
