@@ -3,7 +3,10 @@
 // indefinite lengths, no tags but 42 (CID links), integers within the safe
 // range, no trailing bytes. @atcute/cbor enforces all of that while decoding
 // (measured fastest in JS), so this module only fixes the project's API:
-// CID links decode to `Cid` (see cid.ts) and bytes to Uint8Array.
+// CID links decode to `Cid` (see cid.ts) and bytes to Uint8Array. Also
+// enforced: CID links must be CIDv1 sha2-256 dag-cbor/raw, strings valid
+// UTF-8. Finite float64 values are accepted (DAG-CBOR allows them); the
+// atproto no-floats rule is validateDataModel's job (data-model.ts).
 import {
   decode as atcuteDecode,
   decodeFirst as atcuteDecodeFirst,
@@ -31,8 +34,11 @@ export function encodeCbor(value: unknown): Uint8Array {
 // Uint8Array everywhere, so convert at the boundary. Maps are recognised by
 // their prototype, not `.constructor`, because a map may have a key named
 // "constructor"; a "__proto__" key is defined, never assigned, so it stays
-// data. Measured on a 3 KB #commit body: the unwrap walk adds ~0.5 µs to a
-// ~4 µs decode (~3% of a full frame + CAR decode), not worth a forked decoder.
+// data. Cost (bench/protocol.bench.ts, 3 KB #commit body, CPU time): the
+// unwrap walk adds ~0.6-1.2 µs to a ~4-5 µs decode, about 4-6% of a full
+// frame + CAR decode. A hand-written strict decoder that builds Uint8Array and
+// Cid directly was tried (differentially fuzzed against this one) and was no
+// faster than @atcute + walk, so the walk stays.
 function unwrapBytes(v: unknown): unknown {
   if (v === null || typeof v !== 'object') return v;
   if (v instanceof BytesWrapper) return v.buf;
