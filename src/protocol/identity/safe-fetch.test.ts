@@ -13,7 +13,7 @@ import {
   SsrfRefusedError,
   TooManyRedirectsError,
 } from './safe-fetch.ts';
-import { startTestServer, type TestServer } from './test-servers.ts';
+import { startTestServer, startTestTlsServer, TEST_TLS_CERT, type TestServer } from './test-servers.ts';
 
 // Counts every client socket node:net creates, so refusal tests can prove no
 // connection was attempted.
@@ -323,10 +323,50 @@ describe('safe-fetch against a loopback server', () => {
     f.close();
   });
 
+  it('does not forward credentials across origins on redirect', async () => {
+    const lookup = fixedLookup({ 'a.test': ['127.0.0.1'], 'b.test': ['127.0.0.1'] });
+    const f = devFetcher({ lookup });
+    const target = `http://b.test:${server.port}/seen`;
+    await f.request(`http://a.test:${server.port}/redirect-to?${encodeURIComponent(target)}`, {
+      headers: { authorization: 'Bearer secret', 'x-trace': '1' },
+    });
+    const [first, second] = server.requests.slice(-2);
+    assert.equal(first.headers.authorization, 'Bearer secret');
+    assert.equal(second.headers.authorization, undefined);
+    assert.equal(second.headers['x-trace'], '1');
+    assert.equal(second.headers.host, `b.test:${server.port}`);
+  });
+
   it('honours an abort signal', async () => {
     const ac = new AbortController();
     const p = devFetcher().request(`${server.url}/hang`, { signal: ac.signal });
     setTimeout(() => ac.abort(), 10);
     await assert.rejects(p, /aborted/);
+  });
+});
+
+describe('safe-fetch over TLS', () => {
+  let tls: Awaited<ReturnType<typeof startTestTlsServer>>;
+  before(async () => {
+    tls = await startTestTlsServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ host: req.headers.host }));
+    });
+  });
+  after(() => tls.close());
+
+  it('pins the address but keeps SNI, certificate name and Host as the hostname', async () => {
+    const lookup = fixedLookup({ 'pds.test': ['127.0.0.1'], 'other.test': ['127.0.0.1'] });
+    const f = createSafeFetcher({ allowPrivate: true, lookup, ca: TEST_TLS_CERT });
+    const res = await f.getJson(`https://pds.test:${tls.port}/`);
+    assert.deepEqual(res.json, { host: `pds.test:${tls.port}` });
+    assert.deepEqual(tls.serverNames, ['pds.test']);
+    // the certificate is for pds.test, so another name on the same address fails verification
+    await assert.rejects(f.getJson(`https://other.test:${tls.port}/`), FetchNetworkError);
+    // and an untrusted certificate fails without the test CA
+    await assert.rejects(
+      createSafeFetcher({ allowPrivate: true, lookup }).getJson(`https://pds.test:${tls.port}/`),
+      FetchNetworkError,
+    );
   });
 });

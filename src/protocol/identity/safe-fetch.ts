@@ -38,6 +38,8 @@ export interface SafeFetcherOptions {
   maxResponseBytes?: number;
   maxRedirects?: number;
   userAgent?: string;
+  /** Extra trusted CA certificates (PEM), replacing the system set: for tests with a self-signed server. */
+  ca?: string | readonly string[];
   /** Reuse connections (then call close() when done). Off by default. */
   keepAlive?: boolean;
 }
@@ -180,6 +182,7 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
   const userAgent = opts.userAgent ?? 'atrelay';
   const httpAgent = opts.keepAlive ? new http.Agent({ keepAlive: true }) : undefined;
   const httpsAgent = opts.keepAlive ? new https.Agent({ keepAlive: true }) : undefined;
+  const sensitiveHeaders = ['authorization', 'cookie', 'proxy-authorization'];
 
   /** Scheme, port and address checks for one hop; returns the address to pin. */
   async function checkHop(url: URL, deadline: Deadline): Promise<{ address: string; family: number }> {
@@ -253,6 +256,7 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
       agent: secure ? (httpsAgent ?? false) : (httpAgent ?? false),
     };
     if (secure && !isLiteral) requestOptions.servername = host;
+    if (secure && opts.ca !== undefined) requestOptions.ca = opts.ca as string | string[];
 
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -336,9 +340,10 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
     const maxBytes = ro.maxResponseBytes ?? defaultMaxBytes;
     let method: string = ro.method ?? 'GET';
     let body = ro.body;
+    let hopOpts = ro;
     for (let hop = 0; ; hop++) {
       const pinned = await checkHop(url, deadline);
-      const res = await once(url, pinned, ro, method, body, deadline, maxBytes);
+      const res = await once(url, pinned, hopOpts, method, body, deadline, maxBytes);
       if (res.location === undefined) {
         if (!(ro.acceptStatus ?? is2xx)(res.status)) {
           const preview = Buffer.from(res.body.subarray(0, 200)).toString('utf8');
@@ -352,6 +357,13 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
         next = new URL(res.location, url);
       } catch {
         throw new SsrfRefusedError(url.href, `invalid redirect location ${res.location}`);
+      }
+      if (next.origin !== url.origin && hopOpts.headers) {
+        // credentials meant for one origin are not forwarded to another
+        const kept = Object.entries(hopOpts.headers).filter(
+          ([k]) => !sensitiveHeaders.includes(k.toLowerCase()),
+        );
+        hopOpts = { ...hopOpts, headers: Object.fromEntries(kept) };
       }
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
         method = 'GET';

@@ -4,7 +4,9 @@
 // resolver and cache can be tested without the real network. Every server
 // listens on 127.0.0.1 port 0 and `close()` drops open connections too.
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 export interface TestServer {
   port: number;
@@ -28,6 +30,52 @@ export async function startTestServer(
     port,
     url: `http://127.0.0.1:${port}`,
     requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// A self-signed P-256 certificate for `pds.test` (valid 2000-2100), for
+// tests that need TLS: hand TEST_TLS_CERT to the fetcher as its `ca`.
+export const TEST_TLS_CERT = `-----BEGIN CERTIFICATE-----
+MIIBVzCB/qADAgECAgEBMAoGCCqGSM49BAMCMBMxETAPBgNVBAMMCHBkcy50ZXN0
+MCAXDTAwMDEwMTAwMDAwMFoYDzIxMDAwMTAxMDAwMDAwWjATMREwDwYDVQQDDAhw
+ZHMudGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABJONiODZW8j1u1y9tLTq
+alNe21NczzIVdh4KSZf+sHlB6iRnTU/B6ErE2zCzwupJzUlv4r5gtS8eTrp02XHp
+V1GjQTA/MBMGA1UdEQQMMAqCCHBkcy50ZXN0MAkGA1UdEwQCMAAwHQYDVR0OBBYE
+FH56umhDxJNFQaSrvf4/ni2jhw8xMAoGCCqGSM49BAMCA0gAMEUCIQCXETeYHspQ
+H54UlmPwzeLoQ1MQFPigayK7+JBEZBnn1wIgWLqhFUIptWBEQhSQBnmMTpy6MahG
+lgW9V0Lfm5+e0sk=
+-----END CERTIFICATE-----
+`;
+const TEST_TLS_KEY = `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgEr/RgsGCi111WqjI
+l/PhId7kQHmAdEh8C52aLrt+0iShRANCAASTjYjg2VvI9btcvbS06mpTXttTXM8y
+FXYeCkmX/rB5QeokZ01PwehKxNsws8LqSc1Jb+K+YLUvHk66dNlx6VdR
+-----END PRIVATE KEY-----
+`;
+
+/** An HTTPS server on 127.0.0.1 whose certificate is for `pds.test`; records each request's SNI name. */
+export async function startTestTlsServer(
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<TestServer & { serverNames: Array<string | false | null> }> {
+  const requests: http.IncomingMessage[] = [];
+  const serverNames: Array<string | false | null> = [];
+  const server = https.createServer({ cert: TEST_TLS_CERT, key: TEST_TLS_KEY }, (req, res) => {
+    requests.push(req);
+    serverNames.push((req.socket as TLSSocket).servername);
+    handler(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    url: `https://127.0.0.1:${port}`,
+    requests,
+    serverNames,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
