@@ -34,7 +34,7 @@ describe('ws-frame', () => {
     assert.deepEqual(sizes.map(wsHeaderSize), [2, 2, 2, 4, 4, 10, 10]);
     const parsed = parseWithWs(buf);
     assert.equal(parsed.length, sizes.length);
-    parsed.forEach((p, i) => assert.ok(p.equals(payloads[i])));
+    for (const [i, p] of parsed.entries()) assert.ok(p.equals(payloads[i]));
   });
 });
 
