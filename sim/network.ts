@@ -175,47 +175,60 @@ export class SimNetwork {
     return out;
   }
 
-  /** Emits `n` events round-robin over the hosts, making events inline where a queue is empty. */
-  private emitRoundRobin(n: number): number {
+  /** Emits up to `n` queued events round-robin over the hosts; returns how many were sent. */
+  private emitQueuedRoundRobin(n: number): number {
     const H = this.hosts.length;
     let sent = 0;
-    let starved = false;
-    for (let i = 0; i < n; i++) {
-      const h = this.rr++ % H;
-      const host = this.hosts[h];
+    let dry = 0;
+    while (sent < n && dry < H) {
+      const host = this.hosts[this.rr++ % H];
       if (host.queued === 0) {
-        starved = true;
-        this.prepareOne(h);
+        dry++;
+        continue;
       }
+      dry = 0;
       sent += host.emitQueued(1);
     }
-    if (starved) this.starvedTicks++;
     return sent;
   }
 
-  /** Starts (or re-rates) the timed generator: `rate` events/s in total. */
+  /**
+   * Starts (or re-rates) the timed generator: `rate` events/s in total. Each
+   * tick sends its quota from the queues; if they run dry it makes events
+   * inline only within the tick's time budget (the shortfall is counted in
+   * `starvedTicks` and not carried over), then spends any time left making
+   * events ahead, up to `aheadSeconds` worth of queue.
+   */
   startGenerator(rate: number, opts: { aheadSeconds?: number } = {}): void {
     this.rate = rate;
-    const ahead = Math.max(100, Math.floor(rate * (opts.aheadSeconds ?? 1)));
+    const ahead = Math.floor(rate * (opts.aheadSeconds ?? 1));
     if (this.timer) return;
     this.genStart = performance.now();
     this.lastTick = this.genStart;
     this.genEmitted = 0;
     this.carry = 0;
+    const H = this.hosts.length;
     const tick = () => {
       const now = performance.now();
       this.carry += ((now - this.lastTick) / 1000) * this.rate;
       this.lastTick = now;
-      // cap the backlog so a stall is not followed by a huge burst
-      if (this.carry > this.rate) this.carry = this.rate;
       const n = Math.floor(this.carry);
       this.carry -= n;
-      this.genEmitted += this.emitRoundRobin(n);
-      // use the rest of the tick to make events ahead
-      const deadline = now + TICK_MS * 0.6;
+      let sent = this.emitQueuedRoundRobin(n);
+      const deadline = now + TICK_MS * 0.8;
+      if (sent < n) {
+        this.starvedTicks++;
+        while (sent < n && performance.now() < deadline) {
+          const h = this.rr++ % H;
+          this.prepareOne(h);
+          sent += this.hosts[h].emitQueued(1);
+        }
+        this.carry = 0;
+      }
+      this.genEmitted += sent;
       let h = this.rr;
       while (this.queued < ahead && performance.now() < deadline) {
-        for (let i = 0; i < 16; i++) this.prepareOne(h++ % this.hosts.length);
+        for (let i = 0; i < 8; i++) this.prepareOne(h++ % H);
       }
     };
     this.timer = setInterval(tick, TICK_MS);
