@@ -135,6 +135,13 @@ describe('DidResolver', () => {
     );
   });
 
+  it('uses the trusted PLC fetcher for did:plc only', async () => {
+    const refusing = createSafeFetcher({ lookup: async () => [{ address: '10.0.0.7', family: 4 }] });
+    const r = new DidResolver({ fetcher: refusing, plcFetcher: devFetcher, plcUrl: plc.url });
+    assert.equal((await r.resolve(ALICE)).handle, 'alice.test');
+    await assert.rejects(r.resolve('did:web:internal.example.com'), /10\.0\.0\.7/);
+  });
+
   it('reports timeouts as transient', async () => {
     plc.delayMs = 200;
     try {

@@ -49,6 +49,11 @@ export class DidResolutionError extends Error {
 
 export interface DidResolverOptions {
   fetcher: SafeFetcher;
+  /**
+   * Fetcher for the PLC directory, which the operator configures and so may
+   * trust (e.g. a mirror on a private network). Defaults to `fetcher`.
+   */
+  plcFetcher?: SafeFetcher;
   /** PLC directory base URL. Default https://plc.directory */
   plcUrl?: string;
   /** Per-resolution deadline (ms). Default 10s. */
@@ -68,6 +73,7 @@ const WEB_LOCALHOST_PORT = /^localhost%3a(\d{1,5})$/i;
 
 export class DidResolver implements IdentityResolver {
   private readonly fetcher: SafeFetcher;
+  private readonly plcFetcher: SafeFetcher;
   private readonly plcUrl: string;
   private readonly timeoutMs: number;
   private readonly maxBytes: number;
@@ -75,6 +81,7 @@ export class DidResolver implements IdentityResolver {
 
   constructor(opts: DidResolverOptions) {
     this.fetcher = opts.fetcher;
+    this.plcFetcher = opts.plcFetcher ?? opts.fetcher;
     this.plcUrl = (opts.plcUrl ?? 'https://plc.directory').replace(/\/+$/, '');
     this.timeoutMs = opts.timeoutMs ?? 10_000;
     this.maxBytes = opts.maxDocumentBytes ?? 64 * 1024;
@@ -108,7 +115,8 @@ export class DidResolver implements IdentityResolver {
     const url = this.documentUrl(did);
     let json: unknown;
     try {
-      const res = await this.fetcher.getJson(url, {
+      const fetcher = did.startsWith('did:plc:') ? this.plcFetcher : this.fetcher;
+      const res = await fetcher.getJson(url, {
         timeoutMs: this.timeoutMs,
         maxResponseBytes: this.maxBytes,
         signal: opts.signal,
