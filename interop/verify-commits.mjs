@@ -7,13 +7,26 @@
 //   2. the CAR root is the event's `commit`, and the signed commit's rev matches;
 //   3. sync 1.1 inversion with the official MST code: load the new tree from
 //      the blocks, undo the ops in reverse, and compare the root to prevData.
+// Lines with kind 'repo' carry a whole-repo CAR instead, checked with
+// verifyRepoCar (signature, full MST walk, record set).
 // It prints one JSON line per event ({ ok, error? }) and a summary line.
 import { createInterface } from 'node:readline';
 import { parseCid } from '@atproto/lex-data';
-import { MemoryBlockstore, MST, readCarWithRoot, verifyProofs, parseDataKey } from '@atproto/repo';
+import { MemoryBlockstore, MST, parseDataKey, readCarWithRoot, verifyProofs, verifyRepoCar } from '@atproto/repo';
 import { cborDecode } from '@atproto/lex-cbor';
 
+// A whole-repo CAR (com.atproto.sync.getRepo): { kind: 'repo', did, didKey, car, records: {path: cid} }
+async function verifyRepoExport(evt) {
+  const repo = await verifyRepoCar(Buffer.from(evt.car, 'base64'), evt.did, evt.didKey);
+  const got = {};
+  for (const w of repo.creates) got[`${w.collection}/${w.rkey}`] = w.cid.toString();
+  const want = evt.records;
+  const keys = new Set([...Object.keys(got), ...Object.keys(want)]);
+  for (const k of keys) if (got[k] !== want[k]) throw new Error(`record ${k}: repo has ${got[k]}, expected ${want[k]}`);
+}
+
 async function verifyOne(evt) {
+  if (evt.kind === 'repo') return verifyRepoExport(evt);
   const bytes = Buffer.from(evt.blocks, 'base64');
   const { root, blocks } = await readCarWithRoot(bytes);
   if (root.toString() !== evt.commit) throw new Error(`CAR root ${root} != commit ${evt.commit}`);
