@@ -240,6 +240,9 @@ export class IdentityCache implements IdentityResolver {
       this.entries.delete(did);
       return;
     }
+    // a captured stack trace costs ~1 KB; cached failures are rethrown to
+    // later callers, for whom the original stack means nothing anyway
+    error.stack = `${error.name}: ${error.message}`;
     this.store(did, { ok: false, error, expiresAt: this.now() + ttl });
   }
 
