@@ -11,9 +11,16 @@
 // verifyRepoCar (signature, full MST walk, record set).
 // It prints one JSON line per event ({ ok, error? }) and a summary line.
 import { createInterface } from 'node:readline';
-import { parseCid } from '@atproto/lex-data';
-import { MemoryBlockstore, MST, parseDataKey, readCarWithRoot, verifyProofs, verifyRepoCar } from '@atproto/repo';
 import { cborDecode } from '@atproto/lex-cbor';
+import { parseCid } from '@atproto/lex-data';
+import {
+  MemoryBlockstore,
+  MST,
+  parseDataKey,
+  readCarWithRoot,
+  verifyProofs,
+  verifyRepoCar,
+} from '@atproto/repo';
 
 // A whole-repo CAR (com.atproto.sync.getRepo): { kind: 'repo', did, didKey, car, records: {path: cid} }
 async function verifyRepoExport(evt) {
@@ -22,7 +29,8 @@ async function verifyRepoExport(evt) {
   for (const w of repo.creates) got[`${w.collection}/${w.rkey}`] = w.cid.toString();
   const want = evt.records;
   const keys = new Set([...Object.keys(got), ...Object.keys(want)]);
-  for (const k of keys) if (got[k] !== want[k]) throw new Error(`record ${k}: repo has ${got[k]}, expected ${want[k]}`);
+  for (const k of keys)
+    if (got[k] !== want[k]) throw new Error(`record ${k}: repo has ${got[k]}, expected ${want[k]}`);
 }
 
 async function verifyOne(evt) {
@@ -39,7 +47,8 @@ async function verifyOne(evt) {
     return { collection, rkey, cid: op.action === 'delete' ? null : parseCid(op.cid) };
   });
   const res = await verifyProofs(bytes, claims, evt.did, evt.didKey);
-  if (res.unverified.length > 0) throw new Error(`unverified ops: ${JSON.stringify(res.unverified.map((c) => c.rkey))}`);
+  if (res.unverified.length > 0)
+    throw new Error(`unverified ops: ${JSON.stringify(res.unverified.map((c) => c.rkey))}`);
   let mst = MST.load(new MemoryBlockstore(blocks), commit.data);
   for (const op of [...evt.ops].reverse()) {
     if (op.action === 'create') mst = await mst.delete(op.path);
