@@ -14,6 +14,7 @@ describe('SimNetwork', () => {
         seed: 42,
         identityShare: 0.05,
         accountShare: 0.05,
+        syncShare: 0.05,
       });
       try {
         assert.equal(net.accountCount, 12);
@@ -26,7 +27,7 @@ describe('SimNetwork', () => {
     }
     assert.deepEqual(runs[0], runs[1]);
     const types = new Set(runs[0].map((l) => l.split(' ')[0]));
-    assert.deepEqual([...types].sort(), ['#account', '#commit', '#identity']);
+    assert.deepEqual([...types].sort(), ['#account', '#commit', '#identity', '#sync']);
   });
 
   it('every generated commit verifies and chains per account', async () => {
@@ -57,7 +58,7 @@ describe('SimNetwork', () => {
     const net = await SimNetwork.start({ hosts: 2, accountsPerHost: 2, seed: 3 });
     const [r0, r1] = await Promise.all(net.hosts.map((h) => subscribe(h.wsUrl)));
     try {
-      const did = net.accounts().find((a) => a.host === 0)!.did;
+      const did = net.accounts.find((a) => a.host === 0)!.did;
       const events = net.migrate(did, 1);
       assert.deepEqual(
         events.map((e) => e.t),

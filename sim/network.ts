@@ -35,6 +35,8 @@ export interface SimNetworkOptions {
   identityShare?: number;
   /** fraction of generated events that deactivate an account (#account; reactivated when next picked), default 0.001 */
   accountShare?: number;
+  /** fraction of generated events that are #sync of the account's current commit, default 0.0005 */
+  syncShare?: number;
   /** per-event probability of each fault, on every host */
   faultRates?: Partial<Record<FaultKind, number>>;
 }
@@ -55,8 +57,10 @@ export class SimNetwork {
   readonly hosts: SimPds[] = [];
   private readonly prng: Prng;
   private readonly hostDids: string[][] = [];
+  private readonly hostIndex = new Map<string, number>();
   private readonly identityShare: number;
   private readonly accountShare: number;
+  private readonly syncShare: number;
   private timer: NodeJS.Timeout | null = null;
   private rr = 0;
   private genStart = 0;
@@ -72,6 +76,7 @@ export class SimNetwork {
     this.prng = new Prng(`net:${opts.seed ?? 1}`);
     this.identityShare = opts.identityShare ?? 0.002;
     this.accountShare = opts.accountShare ?? 0.001;
+    this.syncShare = opts.syncShare ?? 0.0005;
   }
 
   static async start(opts: SimNetworkOptions = {}): Promise<SimNetwork> {
@@ -109,18 +114,20 @@ export class SimNetwork {
   }
 
   /** Every account DID with the index of the host that holds it now. */
-  accounts(): { did: string; host: number }[] {
+  get accounts(): { did: string; host: number }[] {
     return this.hostDids.flatMap((dids, host) => dids.map((did) => ({ did, host })));
   }
 
   hostOf(did: string): SimPds {
-    for (let i = 0; i < this.hostDids.length; i++) if (this.hostDids[i].includes(did)) return this.hosts[i];
-    throw new Error(`unknown account ${did}`);
+    const i = this.hostIndex.get(did);
+    if (i === undefined) throw new Error(`unknown account ${did}`);
+    return this.hosts[i];
   }
 
   createAccount(hostIndex: number, opts: { handle?: string } = {}): string {
     const a = this.hosts[hostIndex].createAccount(opts);
     this.hostDids[hostIndex].push(a.did);
+    this.hostIndex.set(a.did, hostIndex);
     return a.did;
   }
 
@@ -147,6 +154,8 @@ export class SimNetwork {
       host.queueHandleChange(did, `r${this.renames++}-${a.handle}`.slice(0, 200));
     } else if (r < this.identityShare + this.accountShare) {
       host.queueStatus(did, 'deactivated');
+    } else if (r < this.identityShare + this.accountShare + this.syncShare) {
+      host.queueSync(did);
     } else {
       host.queueRandomWrite(did);
     }
@@ -270,8 +279,8 @@ export class SimNetwork {
     toIndex: number,
     opts: { rotateKey?: boolean; deleteOld?: boolean } = {},
   ): EmittedEvent[] {
-    const fromIndex = this.hostDids.findIndex((d) => d.includes(did));
-    if (fromIndex < 0) throw new Error(`unknown account ${did}`);
+    const fromIndex = this.hostIndex.get(did);
+    if (fromIndex === undefined) throw new Error(`unknown account ${did}`);
     if (fromIndex === toIndex) throw new Error('account already on that host');
     const from = this.hosts[fromIndex];
     const to = this.hosts[toIndex];
@@ -295,6 +304,7 @@ export class SimNetwork {
     if (opts.deleteOld) events.push(from.deleteAccount(did));
     this.hostDids[fromIndex] = this.hostDids[fromIndex].filter((d) => d !== did);
     this.hostDids[toIndex].push(did);
+    this.hostIndex.set(did, toIndex);
     return events;
   }
 

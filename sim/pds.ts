@@ -181,6 +181,17 @@ export class SimPds {
     });
   }
 
+  /** Asks a relay to crawl this host (POST com.atproto.sync.requestCrawl with our hostname). */
+  async requestCrawl(relayUrl: string): Promise<number> {
+    const res = await fetch(new URL('/xrpc/com.atproto.sync.requestCrawl', relayUrl), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ hostname: this.hostname }),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
   // --- accounts ---------------------------------------------------------
 
   account(did: string): HostedAccount {
@@ -360,6 +371,11 @@ export class SimPds {
     const a = this.account(did);
     a.status = status;
     this.queue.push(this.accountFrame(a));
+  }
+
+  /** Queues a #sync for the account's current commit. */
+  queueSync(did: string): void {
+    this.queue.push(this.syncFrame(this.account(did)));
   }
 
   /** Changes the handle now (PLC included) and queues the #identity event. */
