@@ -1,0 +1,32 @@
+// The boundary between ingest and validation. Ingest reads frames from each
+// host's socket and hands every frame of a known, current message type to a
+// FrameSink; the sink (validation → sequencer) says when the frame is
+// finished: durably appended to the event log, or definitively dropped. Ingest
+// keeps a bounded number of unfinished frames per host (back-pressure beyond
+// that: it stops reading the socket) and advances the host's cursor only past
+// frames that are finished, so a crash re-reads a few seconds of events and
+// never skips one.
+
+export interface InboundFrame {
+  /** Metadata-store id of the host the frame came from. */
+  hostId: number;
+  /** Normalised hostname (for logs and metrics labels). */
+  hostname: string;
+  /** The upstream `seq` of the frame (strictly increasing per connection; checked by ingest). */
+  upstreamSeq: number;
+  /** Message type from the frame header: `#commit`, `#sync`, `#identity` or `#account`. */
+  type: string;
+  /** The frame exactly as received (header + body). */
+  frame: Uint8Array;
+  /** `performance.now()` when the frame was read, for ingest-to-broadcast latency. */
+  receivedAt: number;
+}
+
+export interface FrameSink {
+  /**
+   * Hands a frame on. Resolves once the frame is finished (appended durably or
+   * dropped); rejects only when the sink is shutting down or broken, in which
+   * case ingest must not advance the cursor past this frame.
+   */
+  submit(frame: InboundFrame): Promise<void>;
+}
