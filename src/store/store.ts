@@ -189,6 +189,7 @@ export class RelayMetadataStore implements MetadataStore {
   async importAccounts(inputs: readonly NewAccount[]): Promise<number> {
     for (const a of inputs) {
       if (!a.did.startsWith('did:')) throw new Error(`invalid DID: ${a.did}`);
+      checkId(a.hostId, 'host id');
       if (a.status !== undefined) checkAccountStatus(a.status);
       if (a.upstreamStatus !== undefined) checkAccountStatus(a.upstreamStatus);
     }
