@@ -20,13 +20,13 @@ describe('SimNetwork', () => {
         assert.equal(net.accountCount, 12);
         const events = net.step(200);
         assert.equal(events.length, 200);
-        runs.push(events.map((e) => `${e.t} ${e.did} ${e.seq}`));
+        runs.push([...events.map((e) => `${e.t} ${e.did} ${e.seq}`), net.plc.get(events[0].did)!.signingKey]);
       } finally {
         await net.stop();
       }
     }
     assert.deepEqual(runs[0], runs[1]);
-    const types = new Set(runs[0].map((l) => l.split(' ')[0]));
+    const types = new Set(runs[0].slice(0, -1).map((l) => l.split(' ')[0]));
     assert.deepEqual([...types].sort(), ['#account', '#commit', '#identity', '#sync']);
   });
 

@@ -287,7 +287,7 @@ export class SimNetwork {
     from.emitQueued();
     to.emitQueued();
     const a = from.account(did);
-    const signer = opts.rotateKey === false ? a.signer : Keypair.generate(to.keyAlg);
+    const signer = opts.rotateKey === false ? a.signer : to.newKeypair();
     to.adoptAccount({ did, handle: a.handle, signer, repo: a.repo, index: a.index });
     this.plc.update(did, { pds: to.url, signingKey: formatMultikey(signer.publicKey) });
     const action = a.index.has('app.bsky.actor.profile/self') ? 'update' : 'create';

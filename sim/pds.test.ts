@@ -214,4 +214,20 @@ describe('SimPds', () => {
     await bad.waitClosed();
     assert.equal(bad.frames[0].frame?.body.error, 'InvalidRequest');
   });
+
+  it('goes offline (connections dropped, state kept) and back online on the same port', async () => {
+    const r = await subscribe(host.wsUrl, host.seq);
+    const url = host.url;
+    const seq = host.seq;
+    await host.goOffline();
+    await r.waitClosed();
+    assert.equal(r.closeCode, 1006);
+    await assert.rejects(fetch(`${url}/xrpc/_health`));
+    await host.goOnline();
+    assert.equal(host.url, url);
+    const again = await subscribe(host.wsUrl, seq - 1);
+    await again.waitFor(1);
+    assert.deepEqual(again.seqs(), [seq]);
+    await again.close();
+  });
 });

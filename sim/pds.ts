@@ -100,7 +100,7 @@ export class SimPds {
     this.plc = opts.plc;
     this.firehose = new Firehose(opts.historySize ?? 10_000);
     this.prng = new Prng(`pds:${opts.seed ?? hostCounter++}`);
-    this.clock = new TidClock();
+    this.clock = new TidClock({ clockId: this.prng.int(1024) });
     this.keyAlg = opts.keyAlg ?? 'k256';
     this.name = opts.name ?? '';
   }
@@ -140,25 +140,42 @@ export class SimPds {
     return this.faults.log;
   }
 
-  async listen(): Promise<void> {
+  async listen(port = 0): Promise<void> {
     const server = createServer((req, res) => handleXrpc(this, req, res));
     server.keepAliveTimeout = 1000;
     server.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', resolve);
+    });
     this.port = (server.address() as AddressInfo).port;
     if (!this.name) this.name = `pds${this.port}`;
     this.server = server;
   }
 
-  async stop(): Promise<void> {
+  get online(): boolean {
+    return this.server !== null;
+  }
+
+  /** Stops listening and drops every connection (no close frames), keeping all state: the host is down. */
+  async goOffline(): Promise<void> {
     const server = this.server;
     if (!server) return;
     this.server = null;
     this.firehose.terminateAll();
     for (const ws of this.wss.clients) ws.terminate();
-    this.wss.close();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  /** Listens again on the same port after goOffline(). */
+  async goOnline(): Promise<void> {
+    if (!this.server) await this.listen(this.port);
+  }
+
+  async stop(): Promise<void> {
+    await this.goOffline();
+    this.wss.close();
   }
 
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -194,6 +211,17 @@ export class SimPds {
 
   // --- accounts ---------------------------------------------------------
 
+  /** A signing key from the host's seeded PRNG, so a seed reproduces the same identities. */
+  newKeypair(): Keypair {
+    for (;;) {
+      try {
+        return Keypair.fromPrivateKey(this.keyAlg, this.prng.bytes(32));
+      } catch {
+        // out of the curve's range (probability ~2^-128 for k256): draw again
+      }
+    }
+  }
+
   account(did: string): HostedAccount {
     const a = this.accounts.get(did);
     if (!a) throw new Error(`${did} is not hosted on ${this.name}`);
@@ -203,7 +231,7 @@ export class SimPds {
   /** Creates an account: DID document in the PLC, first commit; emits #identity, #account, #commit. */
   createAccount(opts: { handle?: string; did?: string } = {}): HostedAccount {
     this.emitQueued();
-    const signer = Keypair.generate(this.keyAlg);
+    const signer = this.newKeypair();
     const handle = opts.handle ?? `u${this.handleCounter++}${this.userDomain}`;
     const entry = this.plc.create({
       did: opts.did,
@@ -272,7 +300,7 @@ export class SimPds {
   rotateSigningKey(did: string): EmittedEvent {
     this.emitQueued();
     const a = this.account(did);
-    a.signer = Keypair.generate(this.keyAlg);
+    a.signer = this.newKeypair();
     this.plc.update(did, { signingKey: formatMultikey(a.signer.publicKey) });
     return this.publishNow(this.identityFrame(a));
   }
@@ -423,7 +451,7 @@ export class SimPds {
     const opts: { signer?: Keypair; highS?: boolean; rev?: string } = { signer: a.signer };
     const prevHead = a.repo.head();
     for (const f of faults) {
-      if (f.kind === 'wrongKey') opts.signer = Keypair.generate(this.keyAlg);
+      if (f.kind === 'wrongKey') opts.signer = this.newKeypair();
       else if (f.kind === 'highS') opts.highS = true;
       else if (f.kind === 'futureRev') opts.rev = tidFromTime(Date.now() + 3_600_000, 1);
       else if (f.kind === 'revRollback' && prevHead)
