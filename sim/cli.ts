@@ -1,6 +1,6 @@
 // Command-line entry for the simulated network:
 //   npm run sim -- --hosts 50 --accounts 1000 --rate 2000 [--duration 60] [--seed 1]
-//     [--pregenerate 100000] [--history 10000] [--faults highS=0.001,wrongKey=0.001] [--json]
+//     [--pregenerate 100000] [--history 5000] [--faults highS=0.001,wrongKey=0.001] [--json]
 // Starts a PLC directory and the PDS hosts on loopback, prints their URLs
 // (one JSON line with --json, for scripts), runs the generator until SIGINT
 // or --duration seconds, printing stats every 5 s and at the end.
@@ -16,7 +16,7 @@ const { values } = parseArgs({
     duration: { type: 'string' },
     seed: { type: 'string', default: '1' },
     pregenerate: { type: 'string', default: '0' },
-    history: { type: 'string', default: '10000' },
+    history: { type: 'string', default: '5000' },
     faults: { type: 'string' },
     json: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },

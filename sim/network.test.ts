@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { parseEventBody } from '../src/protocol/events.ts';
 import { subscribe } from './consumer.ts';
 import { SimNetwork } from './network.ts';
 import { checkCommitBody, checkSyncBody } from './verify.ts';
@@ -31,7 +32,14 @@ describe('SimNetwork', () => {
   });
 
   it('every generated commit verifies and chains per account', async () => {
-    const net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
+    const net = await SimNetwork.start({
+      hosts: 2,
+      accountsPerHost: 3,
+      seed: 7,
+      identityShare: 0.03,
+      accountShare: 0.03,
+      syncShare: 0.03,
+    });
     const readers = await Promise.all(net.hosts.map((h) => subscribe(h.wsUrl, 0)));
     try {
       net.pregenerate(100);
@@ -40,7 +48,9 @@ describe('SimNetwork', () => {
       for (let i = 0; i < readers.length; i++) {
         await readers[i].waitFor(net.hosts[i].seq);
         for (const { frame } of readers[i].frames) {
-          if (frame?.header.op !== 1 || frame.header.t !== '#commit') continue;
+          assert.ok(frame?.header.op === 1);
+          parseEventBody(frame.header.t, frame.body); // the relay's own shape check
+          if (frame.header.t !== '#commit') continue;
           const check = checkCommitBody(frame.body, net.plc);
           assert.deepEqual(check.problems, []);
           const did = frame.body.repo as string;

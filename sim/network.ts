@@ -11,7 +11,7 @@
 // leaves over) and sending is just sequencing plus a socket write. That is
 // what lets one process push tens of thousands of events per second.
 
-import { formatMultikey, Keypair } from '../src/protocol/keys.ts';
+import { formatMultikey } from '../src/protocol/keys.ts';
 import type { FaultKind } from './faults.ts';
 import { type EmittedEvent, SimPds } from './pds.ts';
 import { SimPlc } from './plc.ts';
