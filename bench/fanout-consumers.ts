@@ -7,7 +7,7 @@
 // each consumer gives an append-to-delivery latency sample.
 //
 // Talks to the parent over IPC: sends {type:'ready'} once all are connected,
-// {type:'progress', minSeq, messages} every 20 ms, and {type:'stats', ...} on
+// {type:'progress', minSeq, messages} every 5 ms, and {type:'stats', ...} on
 // a {type:'report'} request (counters reset after each report).
 import { connect, type Socket } from 'node:net';
 
@@ -110,7 +110,7 @@ setInterval(() => {
   let minSeq = Number.POSITIVE_INFINITY;
   for (const c of conns) if (c.lastSeq < minSeq) minSeq = c.lastSeq;
   send({ type: 'progress', minSeq, messages, closed: closedEarly });
-}, 20);
+}, 5);
 
 process.on('message', (msg: { type: string }) => {
   if (msg.type === 'report') {

@@ -7,7 +7,7 @@
 // the gain is reported as a ratio.
 //
 // Throughput phase: the producer appends as fast as the slowest consumer
-// allows (it pauses while any consumer is more than WINDOW events behind), so
+// allows (it pauses while any consumer is more than a window of events behind), so
 // the number measured is what the server can deliver, not how fast it drops.
 //
 //   node --import tsx bench/fanout.bench.ts [--consumers 10,100,1000]
@@ -31,14 +31,16 @@ const { values: args } = parseArgs({
     rate: { type: 'string', default: '500' },
     size: { type: 'string', default: '512' },
     variants: { type: 'string', default: 'firehose,plain' },
-    window: { type: 'string', default: '1000' },
+    window: { type: 'string' },
   },
 });
 const consumerCounts = args.consumers.split(',').map(Number);
 const seconds = Number(args.seconds);
 const rate = Number(args.rate);
 const size = Number(args.size);
-const WINDOW = Number(args.window);
+/** Pacing: how far (events) the producer may run ahead of the slowest consumer. */
+const windowFor = (n: number) =>
+  args.window ? Number(args.window) : Math.min(20_000, Math.max(500, Math.round(200_000 / n)));
 const variants = args.variants.split(',');
 
 const now = () => performance.timeOrigin + performance.now();
@@ -175,9 +177,13 @@ async function runOne(variant: string, n: number): Promise<Row> {
   const consumers = new ConsumerProcess(url, n, sampleEvery);
   await consumers.next('ready');
   await sleep(200);
-  const append = (k: number) =>
-    log.append(Array.from({ length: k }, () => ({ kind: 1, uid: 1, frame: benchFrame }))).catch(() => {});
+  // Appends resolve in seq order, so the last one issued tells when all are durable.
+  let lastAppend: Promise<unknown> = Promise.resolve();
+  const append = (k: number) => {
+    lastAppend = log.append(Array.from({ length: k }, () => ({ kind: 1, uid: 1, frame: benchFrame })));
+  };
   const waitDelivered = async (timeoutMs: number) => {
+    await lastAppend;
     const target = log.head();
     const deadline = Date.now() + timeoutMs;
     while (consumers.minSeq < target && Date.now() < deadline) await sleep(2);
@@ -188,11 +194,11 @@ async function runOne(variant: string, n: number): Promise<Row> {
   const t0 = performance.now();
   let assigned = startSeq;
   while (performance.now() - t0 < seconds * 1000) {
-    if (assigned - consumers.minSeq > WINDOW) {
+    if (assigned - consumers.minSeq > windowFor(n)) {
       await sleep(1);
       continue;
     }
-    void append(50);
+    append(50);
     assigned += 50;
     await new Promise((r) => setImmediate(r));
   }
@@ -204,7 +210,7 @@ async function runOne(variant: string, n: number): Promise<Row> {
 
   // Latency: fixed rate, 10 ms ticks.
   const perTick = Math.max(1, Math.round(rate / 100));
-  const tickTimer = setInterval(() => void append(perTick), 10);
+  const tickTimer = setInterval(() => append(perTick), 10);
   await sleep(seconds * 1000);
   clearInterval(tickTimer);
   await waitDelivered(10_000);
@@ -230,7 +236,8 @@ async function runOne(variant: string, n: number): Promise<Row> {
 
 console.log(
   `fan-out bench: ${cpus().length} × ${cpus()[0]?.model}, node ${process.version}, ` +
-    `${size}-byte frames, ${seconds}s per phase, latency at ${rate} events/s, pacing window ${WINDOW} events`,
+    `${size}-byte frames, ${seconds}s per phase, latency at ${rate} events/s, ` +
+    `pacing window ${consumerCounts.map((n) => `${windowFor(n)} events for ${n}`).join(', ')}`,
 );
 const rows: Row[] = [];
 for (const n of consumerCounts) {
