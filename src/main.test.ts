@@ -5,6 +5,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
+import { decodeFrame } from './protocol/frames.ts';
 
 const root = new URL('..', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -66,6 +68,22 @@ describe('main', () => {
       assert.equal(metrics.status, 200);
       assert.match(await metrics.text(), /process_resident_memory_bytes/);
       assert.equal((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
+      // The firehose is mounted: an empty log answers a cursor beyond the head with FutureCursor.
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/xrpc/com.atproto.sync.subscribeRepos?cursor=5`);
+      const [frame, closeCode] = await new Promise<[Uint8Array, number]>((resolve, reject) => {
+        let first: Uint8Array | undefined;
+        ws.on('message', (data: Buffer) => {
+          first ??= new Uint8Array(data);
+        });
+        ws.on('close', (code) =>
+          first ? resolve([first, code]) : reject(new Error(`closed ${code} without a frame`)),
+        );
+        ws.on('error', reject);
+      });
+      const decoded = decodeFrame(frame);
+      assert.equal(decoded.header.op, -1);
+      assert.equal(decoded.body.error, 'FutureCursor');
+      assert.equal(closeCode, 1008);
       child.kill('SIGTERM');
       assert.equal(await exitCode(child), 0);
     } finally {
