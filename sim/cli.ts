@@ -71,7 +71,6 @@ const net = await SimNetwork.start({
   historySize: positiveInt('history', values.history, 1),
   faultRates: parseFaults(values.faults),
 });
-if (pregenerate) net.pregenerate(pregenerate);
 const setupSecs = (performance.now() - started) / 1000;
 
 if (values.json) {
@@ -107,6 +106,18 @@ function stats(): Record<string, unknown> {
   };
 }
 
+if (pregenerate) {
+  const t = performance.now();
+  await net.pregenerateAsync(pregenerate);
+  const secs = (performance.now() - t) / 1000;
+  console.log(
+    JSON.stringify({
+      pregenerated: pregenerate,
+      seconds: +secs.toFixed(1),
+      perSec: Math.round(pregenerate / secs),
+    }),
+  );
+}
 if (rate > 0) net.startGenerator(rate);
 const ticker = setInterval(() => console.log(JSON.stringify({ stats: stats() })), 5000);
 

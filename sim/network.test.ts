@@ -127,4 +127,25 @@ describe('SimNetwork', () => {
       await net.stop();
     }
   });
+
+  it('a cursor subscription taken while events flow replays then goes live with consecutive seqs', async () => {
+    const net = await SimNetwork.start({ hosts: 1, accountsPerHost: 5, seed: 11, pregenerate: 600 });
+    const host = net.hosts[0];
+    try {
+      net.startGenerator(3000);
+      await new Promise((r) => setTimeout(r, 60));
+      const cursor = host.seq - 40;
+      const r = await subscribe(host.wsUrl, cursor);
+      await r.waitFor(300);
+      net.stopGenerator();
+      const seqs = r.seqs();
+      assert.deepEqual(
+        seqs,
+        seqs.map((_, i) => cursor + 1 + i),
+      );
+      await r.close();
+    } finally {
+      await net.stop();
+    }
+  });
 });

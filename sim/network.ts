@@ -166,6 +166,15 @@ export class SimNetwork {
     for (let i = 0; i < n; i++) this.prepareOne(i % this.hosts.length);
   }
 
+  /** pregenerate() in chunks that yield to the event loop, so servers stay responsive during a long fill. */
+  async pregenerateAsync(n: number, chunk = 1000): Promise<void> {
+    for (let done = 0; done < n; done += chunk) {
+      const k = Math.min(chunk, n - done);
+      for (let i = 0; i < k; i++) this.prepareOne((done + i) % this.hosts.length);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
   get queued(): number {
     let n = 0;
     for (const h of this.hosts) n += h.queued;
