@@ -106,4 +106,35 @@ describe('Firehose (subscribeRepos semantics)', () => {
     await r.waitClosed();
     assert.equal(r.closeCode, 1006);
   });
+
+  it('a subscriber that falls out of the history gets ConsumerTooSlow', async () => {
+    const slowHose = new Firehose(50, 1024);
+    const slowServer = createServer((_req, res) => res.end());
+    const slowWss = new WebSocketServer({ noServer: true });
+    slowServer.on('upgrade', (req, socket, head) => {
+      slowWss.handleUpgrade(req, socket, head, (ws) => slowHose.attach(ws, undefined));
+    });
+    await new Promise<void>((r) => slowServer.listen(0, '127.0.0.1', r));
+    const port = (slowServer.address() as AddressInfo).port;
+    const r = await subscribe(`ws://127.0.0.1:${port}/`);
+    try {
+      r.ws.pause();
+      const body = { did: 'did:plc:x', time: 'x'.repeat(16 * 1024) };
+      // enough to fill the loopback socket buffers, so frames back up in the server
+      for (let i = 0; i < 2000; i++) slowHose.publish(prepareFrame('#identity', 'did:plc:x', body));
+      await new Promise((res) => setTimeout(res, 50));
+      r.ws.resume();
+      await r.waitClosed(10_000);
+      const last = r.frames.at(-1)!.frame!;
+      assert.deepEqual(last.header, { op: -1 });
+      assert.equal(last.body.error, 'ConsumerTooSlow');
+      assert.ok(r.frames.length < 2000);
+    } finally {
+      await r.close();
+      slowHose.terminateAll();
+      slowWss.close();
+      slowServer.closeAllConnections();
+      await new Promise((res) => slowServer.close(res));
+    }
+  });
 });

@@ -12,8 +12,6 @@ import type { WebSocket } from 'ws';
 import { encodeErrorFrame, encodeInfoFrame } from '../src/protocol/frames.ts';
 import { type PreparedFrame, sealFrame } from './wire.ts';
 
-const HIGH_WATER = 8 * 1024 * 1024;
-
 interface Subscriber {
   ws: WebSocket;
   next: number;
@@ -34,7 +32,14 @@ export class Firehose {
   /** frames sent to subscribers (replay and live), for stats */
   framesSent = 0;
 
-  constructor(readonly historySize = 10_000) {
+  /**
+   * `highWaterBytes`: a subscriber whose socket has more than this buffered
+   * waits (polling every 5 ms) before more frames are written to it.
+   */
+  constructor(
+    readonly historySize = 10_000,
+    readonly highWaterBytes = 8 * 1024 * 1024,
+  ) {
     this.ring = new Array(historySize);
     this.meta = new Array(historySize);
   }
@@ -127,7 +132,7 @@ export class Firehose {
         );
         return;
       }
-      if (ws.bufferedAmount > HIGH_WATER) {
+      if (ws.bufferedAmount > this.highWaterBytes) {
         sub.retry = setTimeout(() => {
           sub.retry = null;
           this.pump(sub);

@@ -42,15 +42,18 @@ describe('SimNetwork', () => {
     });
     const readers = await Promise.all(net.hosts.map((h) => subscribe(h.wsUrl, 0)));
     try {
+      for (const h of net.hosts) h.multiWriteShare = 0.3;
       net.pregenerate(100);
       net.step(150);
       const last = new Map<string, string>();
+      let multiOp = 0;
       for (let i = 0; i < readers.length; i++) {
         await readers[i].waitFor(net.hosts[i].seq);
         for (const { frame } of readers[i].frames) {
           assert.ok(frame?.header.op === 1);
           parseEventBody(frame.header.t, frame.body); // the relay's own shape check
           if (frame.header.t !== '#commit') continue;
+          if ((frame.body.ops as unknown[]).length > 1) multiOp++;
           const check = checkCommitBody(frame.body, net.plc);
           assert.deepEqual(check.problems, []);
           const did = frame.body.repo as string;
@@ -58,6 +61,7 @@ describe('SimNetwork', () => {
           last.set(did, check.rev);
         }
       }
+      assert.ok(multiOp > 10, `${multiOp} multi-op commits`);
     } finally {
       await Promise.all(readers.map((r) => r.close()));
       await net.stop();

@@ -87,6 +87,8 @@ export class SimPds {
   readonly clock: TidClock;
   readonly keyAlg: KeyAlg;
   name: string;
+  /** fraction of generated commits that carry several writes */
+  multiWriteShare = 0.05;
   private server: Server | null = null;
   private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
   private port = 0;
@@ -267,6 +269,13 @@ export class SimPds {
     return this.writeRecords(did, [this.randomWriteFor(this.account(did))]);
   }
 
+  /** Random writes as the generator makes them (sometimes several ops in one commit). */
+  writeRandomBatch(did: string): EmittedEvent {
+    this.emitQueued();
+    const a = this.account(did);
+    return this.publishNow(this.makeCommit(a, this.randomBatchFor(a)));
+  }
+
   randomWriteFor(account: HostedAccount): RepoWrite {
     return randomWrite({
       prng: this.prng,
@@ -391,7 +400,24 @@ export class SimPds {
   /** Makes a random write for the account and queues its #commit for a later emitQueued. */
   queueRandomWrite(did: string): void {
     const a = this.account(did);
-    this.queue.push(this.makeCommit(a, [this.randomWriteFor(a)]));
+    this.queue.push(this.makeCommit(a, this.randomBatchFor(a)));
+  }
+
+  /** Usually one write; sometimes (5%) a batch of 2–5 on distinct paths, as multi-op commits occur on real PDSes. */
+  randomBatchFor(a: HostedAccount): RepoWrite[] {
+    const first = this.randomWriteFor(a);
+    if (this.prng.next() >= this.multiWriteShare) return [first];
+    const n = 2 + this.prng.int(4);
+    const batch = [first];
+    const paths = new Set([`${first.collection}/${first.rkey}`]);
+    for (let i = 1; i < n; i++) {
+      const w = this.randomWriteFor(a);
+      const path = `${w.collection}/${w.rkey}`;
+      if (paths.has(path)) continue;
+      paths.add(path);
+      batch.push(w);
+    }
+    return batch;
   }
 
   /** Changes the account's status now and queues the #account event (the generator's deactivate/reactivate). */
