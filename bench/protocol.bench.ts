@@ -6,12 +6,17 @@
 
 import { fromUint8Array } from '@atcute/car';
 import { decode as atcuteDecode, encode as atcuteEncode } from '@atcute/cbor';
+import { type CommitResult, SimRepo } from '../sim/repo.ts';
 import { utf8Encode } from '../src/protocol/bytes.ts';
 import { readCar, writeCar } from '../src/protocol/car.ts';
 import { decodeCbor, encodeCbor } from '../src/protocol/cbor.ts';
 import { type Cid, CidLinkWrapper, cidForCbor, cidForRaw, cidMatchesBlock } from '../src/protocol/cid.ts';
+import { decodeCommit, verifyCommitSignature } from '../src/protocol/commit.ts';
 import { parseEventBody } from '../src/protocol/events.ts';
 import { decodeFrame, encodeFrame, readFrameSeq, rewriteSeq } from '../src/protocol/frames.ts';
+import { Keypair, verifySignature } from '../src/protocol/keys.ts';
+import { verifyCommitProof } from '../src/protocol/mst-proof.ts';
+import { TidClock } from '../src/protocol/tid.ts';
 import { type BenchResult, bench, printTable } from './harness.ts';
 
 const did = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
@@ -116,6 +121,80 @@ export function sampleCommitFrame(): { frame: Uint8Array; blockCount: number } {
   return { frame, blockCount: blocks.length };
 }
 
+/**
+ * Real signed commits from a repo of `records` records (so the MST has a
+ * realistic depth): each is a single-record create, the common case.
+ */
+function realCommits(alg: 'k256' | 'p256', records: number, count: number) {
+  const key = Keypair.generate(alg);
+  const repo = new SimRepo(did, key, new TidClock({ clockId: 1 }));
+  const batch = 200;
+  for (let i = 0; i < records; i += batch) {
+    const writes = [];
+    for (let j = i; j < Math.min(records, i + batch); j++) {
+      writes.push({
+        action: 'create' as const,
+        collection: j % 3 === 0 ? 'app.bsky.feed.like' : 'app.bsky.feed.post',
+        rkey: `3l${j.toString(36).padStart(11, '0')}`,
+        record: { text: `record ${j}`, createdAt: '2024-11-05T12:34:56.789Z' },
+      });
+    }
+    repo.applyWrites(writes);
+  }
+  const out: CommitResult[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push(
+      repo.applyWrites([
+        {
+          action: 'create',
+          collection: 'app.bsky.feed.post',
+          rkey: `3z${i.toString(36).padStart(11, '0')}`,
+          record: { text: `new post ${i} `.repeat(8), createdAt: '2024-11-05T12:34:56.789Z' },
+        },
+      ]),
+    );
+  }
+  return { key, commits: out };
+}
+
+/** The whole CPU path of one #commit: decode, CAR with hash checks, commit, signature, sync 1.1 proof. */
+function verifyFully(frame: Uint8Array, key: Keypair): boolean {
+  const f = decodeFrame(frame);
+  const ev = parseEventBody('#commit', f.body);
+  if (ev.kind !== 'commit') throw new Error('unexpected');
+  const e = ev.event;
+  const car = readCar(e.blocks);
+  const commitBytes = car.blocks.get(e.commit);
+  if (!commitBytes) throw new Error('commit block missing');
+  const commit = decodeCommit(commitBytes);
+  if (!verifyCommitSignature(commit, key.publicKey)) throw new Error('bad signature');
+  const proof = verifyCommitProof({
+    blocks: car.blocks,
+    dataRoot: commit.data,
+    prevData: e.prevData ?? null,
+    ops: e.ops,
+  });
+  if (!proof.ok) throw new Error(proof.reason);
+  return true;
+}
+
+function commitFrame(c: CommitResult, seq: number): Uint8Array {
+  return encodeFrame('#commit', {
+    seq,
+    rebase: false,
+    tooBig: false,
+    repo: c.did,
+    commit: c.commitCid,
+    rev: c.rev,
+    since: c.since,
+    blocks: c.blocks,
+    ops: c.ops.map((op) => (op.prev ? op : { action: op.action, path: op.path, cid: op.cid })),
+    blobs: [],
+    prevData: c.prevData ?? undefined,
+    time: '2024-11-05T12:34:57.001Z',
+  });
+}
+
 function main(): void {
   const arg = process.argv.find((a) => a.startsWith('--seconds='));
   const seconds = arg ? Number(arg.slice('--seconds='.length)) : 1;
@@ -159,6 +238,38 @@ function main(): void {
     ['rewriteSeq', () => rewriteSeq(frame, 9876543210)],
     ['readFrameSeq', () => readFrameSeq(frame)],
   ];
+
+  // Signatures and the sync 1.1 proof, on real commits of a 10,000-record repo.
+  const msg = utf8Encode('x'.repeat(200));
+  for (const alg of ['k256', 'p256'] as const) {
+    const { key, commits } = realCommits(alg, 10_000, 256);
+    const frames = commits.map((c, i) => commitFrame(c, i + 1));
+    const avg = Math.round(frames.reduce((n, f) => n + f.length, 0) / frames.length);
+    const sig = key.sign(msg);
+    const decoded = commits.map((c) => {
+      const car = readCar(c.blocks);
+      return { c, car, commit: decodeCommit(c.commitBytes) };
+    });
+    let i = 0;
+    const next = <T>(arr: T[]): T => arr[i++ & 255];
+    cases.push(
+      [`${alg}: verifySignature (200-byte message)`, () => verifySignature(key.publicKey, msg, sig)],
+      [`${alg}: verifyCommitSignature`, () => verifyCommitSignature(next(decoded).commit, key.publicKey)],
+      [
+        `${alg}: verifyCommitProof (10k-record repo)`,
+        () => {
+          const d = next(decoded);
+          return verifyCommitProof({
+            blocks: d.car.blocks,
+            dataRoot: d.commit.data,
+            prevData: d.c.prevData,
+            ops: d.c.ops,
+          });
+        },
+      ],
+      [`${alg}: full #commit verification (~${avg} B frames)`, () => verifyFully(next(frames), key)],
+    );
+  }
   const results: BenchResult[] = [];
   for (const [name, fn] of cases) results.push(bench(name, fn, { seconds }));
   printTable(results);
