@@ -268,7 +268,12 @@ export class FileEventLog implements EventLog {
     let bytes = 0;
     for (const ev of events) {
       const seq = this.nextSeq + batch.length;
-      const frame = typeof ev.frame === 'function' ? ev.frame(seq) : ev.frame;
+      let frame: Uint8Array;
+      try {
+        frame = typeof ev.frame === 'function' ? ev.frame(seq) : ev.frame;
+      } catch (err) {
+        return Promise.reject(err);
+      }
       if (frame.byteLength > MAX_RECORD_BYTES) {
         return Promise.reject(new Error(`event frame too large: ${frame.byteLength} bytes`));
       }
