@@ -1,0 +1,159 @@
+// A pool of worker threads for the CPU-heavy, stateless part of validation
+// (verify-frame.ts: decode, CAR hash checks, commit decode, signature, MST
+// inversion). Tasks are collected into batches (flushed when full or on the
+// next turn of the event loop) and each batch goes to the worker with the
+// fewest tasks outstanding, so both cores stay busy without a per-frame
+// message. Results come back per batch; callers get one promise per task.
+// The pool does not order anything: results of different batches may settle
+// in any order, and the validator restores order itself (see validator.ts).
+//
+// Size 0 runs the same function inline on the main thread (tests, and the
+// one-core baseline of the benchmark). Workers are plain .ts modules: under
+// tsx (how the project runs) a worker does not inherit the parent's
+// `--import tsx` on Node 20, so the worker is started from a tiny ESM
+// bootstrap that registers tsx's loader and then imports worker.ts.
+import { Worker } from 'node:worker_threads';
+import { type Logger, silentLogger } from '../log.ts';
+import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
+
+export interface WorkerRequest {
+  batch: number;
+  tasks: VerifyTask[];
+}
+
+export interface WorkerResponse {
+  batch: number;
+  results: VerifyResult[];
+}
+
+export interface VerifyPoolOptions {
+  /** Worker threads; 0 = verify inline on the calling thread. */
+  size: number;
+  /** Tasks per message (default 32). */
+  batchSize?: number;
+  logger?: Logger;
+}
+
+interface Waiter {
+  resolve: (r: VerifyResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface PoolWorker {
+  worker: Worker;
+  outstanding: number;
+  batches: Map<number, Waiter[]>;
+}
+
+const WORKER_URL = new URL('./worker.ts', import.meta.url);
+
+function startWorker(): Worker {
+  if (WORKER_URL.pathname.endsWith('.ts')) {
+    const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
+    return new Worker(bootstrap, { eval: true });
+  }
+  return new Worker(WORKER_URL);
+}
+
+export class VerifyPool {
+  private readonly workers: PoolWorker[] = [];
+  private readonly batchSize: number;
+  private readonly log: Logger;
+  private pendingTasks: VerifyTask[] = [];
+  private pendingWaiters: Waiter[] = [];
+  private flushScheduled: NodeJS.Immediate | null = null;
+  private nextBatch = 1;
+  private closed = false;
+
+  constructor(opts: VerifyPoolOptions) {
+    this.batchSize = opts.batchSize ?? 32;
+    this.log = opts.logger ?? silentLogger;
+    for (let i = 0; i < opts.size; i++) this.workers.push(this.spawn());
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  verify(task: VerifyTask): Promise<VerifyResult> {
+    if (this.closed) return Promise.reject(new Error('verify pool closed'));
+    if (this.workers.length === 0) {
+      return new Promise((resolve) => resolve(verifyFrame(task)));
+    }
+    return new Promise((resolve, reject) => {
+      this.pendingTasks.push(task);
+      this.pendingWaiters.push({ resolve, reject });
+      if (this.pendingTasks.length >= this.batchSize) this.flush();
+      else this.flushScheduled ??= setImmediate(() => this.flush());
+    });
+  }
+
+  /** Tasks handed to workers and not yet answered. */
+  get outstanding(): number {
+    let n = this.pendingTasks.length;
+    for (const w of this.workers) n += w.outstanding;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = null;
+    const err = new Error('verify pool closed');
+    for (const w of this.pendingWaiters) w.reject(err);
+    this.pendingTasks = [];
+    this.pendingWaiters = [];
+    await Promise.all(
+      this.workers.map(async (w) => {
+        this.failAll(w, err);
+        await w.worker.terminate();
+      }),
+    );
+  }
+
+  private flush(): void {
+    if (this.flushScheduled) clearImmediate(this.flushScheduled);
+    this.flushScheduled = null;
+    if (this.pendingTasks.length === 0 || this.closed) return;
+    let target = this.workers[0];
+    for (const w of this.workers) if (w.outstanding < target.outstanding) target = w;
+    const batch = this.nextBatch++;
+    const tasks = this.pendingTasks;
+    target.batches.set(batch, this.pendingWaiters);
+    target.outstanding += tasks.length;
+    this.pendingTasks = [];
+    this.pendingWaiters = [];
+    const req: WorkerRequest = { batch, tasks };
+    target.worker.postMessage(req);
+  }
+
+  private spawn(): PoolWorker {
+    const pw: PoolWorker = { worker: startWorker(), outstanding: 0, batches: new Map() };
+    pw.worker.on('message', (res: WorkerResponse) => {
+      const waiters = pw.batches.get(res.batch);
+      if (!waiters) return;
+      pw.batches.delete(res.batch);
+      pw.outstanding -= waiters.length;
+      for (let i = 0; i < waiters.length; i++) waiters[i].resolve(res.results[i]);
+    });
+    pw.worker.on('error', (err) => {
+      this.log.error({ err }, 'verify worker failed');
+      this.failAll(pw, err);
+    });
+    pw.worker.on('exit', (code) => {
+      if (this.closed) return;
+      this.log.error({ code }, 'verify worker exited; starting a new one');
+      this.failAll(pw, new Error(`verify worker exited with code ${code}`));
+      const i = this.workers.indexOf(pw);
+      if (i >= 0) this.workers[i] = this.spawn();
+    });
+    return pw;
+  }
+
+  private failAll(pw: PoolWorker, err: Error): void {
+    for (const waiters of pw.batches.values()) for (const w of waiters) w.reject(err);
+    pw.batches.clear();
+    pw.outstanding = 0;
+  }
+}

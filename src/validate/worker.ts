@@ -1,0 +1,17 @@
+// Worker-thread entry of the verify pool: receives batches of frames (with
+// the signing key the main thread looked up) and answers each batch with the
+// stateless verdicts of verify-frame.ts, in the same order. Batching keeps
+// the per-message cost (a structured clone and an event-loop turn on each
+// side) small next to the ~100 µs of hashing and signature work per commit.
+import { parentPort } from 'node:worker_threads';
+import type { WorkerRequest, WorkerResponse } from './pool.ts';
+import { type VerifyResult, verifyFrame } from './verify-frame.ts';
+
+const port = parentPort;
+if (!port) throw new Error('worker.ts must run in a worker thread');
+port.on('message', (req: WorkerRequest) => {
+  const results: VerifyResult[] = new Array(req.tasks.length);
+  for (let i = 0; i < req.tasks.length; i++) results[i] = verifyFrame(req.tasks[i]);
+  const res: WorkerResponse = { batch: req.batch, results };
+  port.postMessage(res);
+});
