@@ -48,7 +48,8 @@ export class LiveWindow {
     this.end += count;
   }
 
-  private find(pos: number): Batch | undefined {
+  /** Index in `batches` of the batch holding event `pos`, or -1. */
+  private findIndex(pos: number): number {
     const b = this.batches;
     let lo = 0;
     let hi = b.length - 1;
@@ -57,9 +58,14 @@ export class LiveWindow {
       const batch = b[mid];
       if (pos < batch.first) hi = mid - 1;
       else if (pos >= batch.first + batch.seqs.length) lo = mid + 1;
-      else return batch;
+      else return mid;
     }
-    return undefined;
+    return -1;
+  }
+
+  private find(pos: number): Batch | undefined {
+    const i = this.findIndex(pos);
+    return i < 0 ? undefined : this.batches[i];
   }
 
   /** Oldest absolute index still held. */
@@ -95,8 +101,8 @@ export class LiveWindow {
     let bytes = 0;
     let next = pos;
     let lastSeq = -1;
-    let batch = this.find(pos);
-    let i = batch ? this.batches.indexOf(batch) : this.batches.length;
+    let i = this.findIndex(pos);
+    let batch = i < 0 ? undefined : this.batches[i];
     while (batch && bytes < maxBytes) {
       const from = next - batch.first;
       let to = batch.seqs.length;
