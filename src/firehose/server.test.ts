@@ -234,6 +234,27 @@ describe('FirehoseServer', () => {
     });
   }
 
+  it('replays at disk speed, so a consumer catching up is not dropped even with a small outbox', async () => {
+    const h = await start({ segmentEvents: 2000 }, { outboxMaxBytes: 256 * 1024, outboxMaxEvents: 2000 });
+    for (let i = 0; i < 20; i++) await h.append(1000, 500); // ~11 MB, 40× the outbox
+    let appending = true;
+    const live = (async () => {
+      while (appending) {
+        await h.append(20, 500);
+        await sleep(5);
+      }
+    })();
+    const c = new TestConsumer(h.url('?cursor=0'));
+    await sleep(300);
+    appending = false;
+    await live;
+    const head = h.log.head();
+    await waitFor(() => c.last() === head, 'catch-up', 10_000);
+    assert.deepEqual(c.others, []);
+    assertConsecutive(c.seqs, 1, head, 'catching-up consumer');
+    assert.equal(h.firehose.listConsumers()[0]?.state, 'live');
+  });
+
   it('sends OutdatedCursor and starts at the oldest kept event when the cursor is older than retention', async () => {
     const h = await start({ segmentEvents: 10, retentionBytes: 3000 });
     await h.append(100, 100); // ~100 events of ~150 bytes: 10 segments
