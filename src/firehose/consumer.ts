@@ -129,14 +129,14 @@ export class Consumer {
       let next = log.readFrom(this.lastSeq, { maxBytes: this.host.replayBatchBytes });
       for (;;) {
         const recs = await next;
-        if (this.isClosed()) return;
+        if (this.gone()) return;
         if (recs.length === 0) break;
         this.writeRecords(recs);
         if (log.head() - this.lastSeq <= this.host.cutoverLag) break;
         next = log.readFrom(this.lastSeq, { maxBytes: this.host.replayBatchBytes });
         next.catch(() => {}); // handled when awaited
         await this.drained();
-        if (this.isClosed()) return;
+        if (this.gone()) return;
       }
     }
     // Phase 2: take the live position and the target head in one synchronous step.
@@ -146,12 +146,12 @@ export class Consumer {
     this.host.enterLive(this);
     while (this.lastSeq < target) {
       await this.drained();
-      if (this.isClosed()) return;
+      if (this.gone()) return;
       const recs = await log.readFrom(this.lastSeq, {
         maxBytes: this.host.replayBatchBytes,
         untilSeq: target,
       });
-      if (this.isClosed()) return;
+      if (this.gone()) return;
       if (recs.length === 0) break; // the rest up to target is hidden (takedowns)
       this.writeRecords(recs);
     }
@@ -215,6 +215,11 @@ export class Consumer {
   /** A method, not a field test, so TypeScript does not narrow it across awaits. */
   isClosed(): boolean {
     return this.state === 'closed';
+  }
+
+  /** Closed, or closing (e.g. the peer sent a close frame): stop producing. */
+  private gone(): boolean {
+    return this.isClosed() || !this.writable();
   }
 
   private writable(): boolean {

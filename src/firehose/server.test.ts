@@ -255,6 +255,17 @@ describe('FirehoseServer', () => {
     assert.equal(h.firehose.listConsumers()[0]?.state, 'live');
   });
 
+  it('forgets a consumer that leaves in the middle of a replay', async () => {
+    const h = await start({}, { replayBatchBytes: 16 * 1024 });
+    for (let i = 0; i < 5; i++) await h.append(1000, 500);
+    const c = new TestConsumer(h.url('?cursor=0'));
+    await waitFor(() => c.seqs.length > 0, 'first events');
+    c.ws.terminate();
+    await waitFor(() => h.firehose.listConsumers().length === 0, 'consumer forgotten');
+    await h.append(10);
+    assert.equal(h.firehose.window.end - h.firehose.window.start, 0, 'nothing held for nobody');
+  });
+
   it('sends OutdatedCursor and starts at the oldest kept event when the cursor is older than retention', async () => {
     const h = await start({ segmentEvents: 10, retentionBytes: 3000 });
     await h.append(100, 100); // ~100 events of ~150 bytes: 10 segments
