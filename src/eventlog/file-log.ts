@@ -428,7 +428,8 @@ export class FileEventLog implements EventLog {
       try {
         chunk = await readChunk(seg.path, offset, Math.min(segEnd - offset, Math.max(budget, 64 * 1024)));
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        // Removed by retention while we were reading: look again. Missing otherwise: a real error.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && seg.removed) continue;
         throw err;
       }
       let p = 0;
