@@ -48,7 +48,7 @@ export class Relay {
       retentionBytes: cfg.maxEventsGb > 0 ? Math.floor(cfg.maxEventsGb * 1024 ** 3) : undefined,
       fsync: cfg.eventLogFsync,
       registry: this.registry,
-      logger: this.log.child({ module: 'eventlog' }),
+      logger: this.log,
     });
     this.eventLog = eventLog;
     this.log.info({ head: eventLog.head(), oldest: eventLog.oldest() }, 'event log open');
