@@ -1,0 +1,507 @@
+// HostManager: the ingest stage. It owns one HostSubscriber per active host,
+// decides which hosts may be added (requestCrawl, admin, bootstrap from a
+// seed relay), and keeps host state in the metadata store: status, failure
+// count and cursor (through the store's coalescer, so cursor writes are
+// batched every few seconds and at shutdown).
+//
+// Shape of the problem: thousands of mostly-quiet sockets in one process.
+// So per-host state is one small object; timers are shared (one Scheduler
+// heap for back-off, stagger and rate-limit resumes, one liveness sweep for
+// every socket); saved hosts are dialled at a fixed rate at start so a
+// restart does not open thousands of TLS handshakes at once; and additions
+// are serialised per hostname so concurrent requestCrawls of one host do
+// one check and one subscription.
+import type { Registry } from 'prom-client';
+import type { RelayConfig } from '../config/config.ts';
+import type { Logger } from '../log.ts';
+import { silentLogger } from '../log.ts';
+import { defaultLookup, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
+import { bootstrapFromUpstream } from './bootstrap.ts';
+import type { FrameSink } from './frame-sink.ts';
+import { checkDescribeServer, guardedLookup, type NodeLookup } from './host-checks.ts';
+import {
+  CrawlRefusedError,
+  type CrawlTarget,
+  hostAccountLimit,
+  isTrustedHostname,
+  parseTrustedDomains,
+  validateCrawlHostname,
+} from './host-policy.ts';
+import { HostSubscriber, type SubscriberHooks } from './host-subscriber.ts';
+import { IngestMetrics } from './metrics.ts';
+import { computeHostLimits, HostRateLimiter, type RateBaseline } from './rate-limiter.ts';
+import { Scheduler } from './scheduler.ts';
+
+declare module '../store/metadata-store.ts' {
+  interface RelaySettings {
+    /** Epoch ms of hosts added by requestCrawl in the last 24 h (the new-hosts-per-day limit). */
+    ingestNewHostTimes: number[];
+  }
+}
+
+/** The relay settings ingest reads (RelayConfig satisfies it), plus tuning knobs for tests. */
+export type IngestConfig = Pick<
+  RelayConfig,
+  | 'allowInsecureHosts'
+  | 'upstream'
+  | 'bootstrapHosts'
+  | 'newHostsPerDay'
+  | 'hostMaxFailures'
+  | 'hostConnectsPerSecond'
+  | 'hostMaxInFlight'
+  | 'hostRatePerSecond'
+  | 'hostRatePerHour'
+  | 'hostRatePerDay'
+  | 'trustedDomains'
+> &
+  Partial<IngestTuning>;
+
+export interface IngestTuning {
+  /** First reconnect delay; doubles per consecutive failure (default 1,000 ms). */
+  backoffBaseMs: number;
+  /** Longest reconnect delay (default 5 min). */
+  backoffMaxMs: number;
+  /** A connection that stays open this long counts as a success (default 30 s). */
+  successAfterMs: number;
+  /** Liveness sweep period (default 15 s). */
+  sweepIntervalMs: number;
+  /** Ping a socket quiet for this long (default 30 s). */
+  pingAfterMs: number;
+  /** Drop a socket quiet (no frame, no pong) for this long (default 90 s). */
+  deadAfterMs: number;
+  handshakeTimeoutMs: number;
+  /** How often account counts are re-read to rescale rate limits (default 5 min). */
+  limitsRefreshMs: number;
+  /** describeServer timeout (default 10 s). */
+  describeTimeoutMs: number;
+}
+
+const DEFAULT_TUNING: IngestTuning = {
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 5 * 60_000,
+  successAfterMs: 30_000,
+  sweepIntervalMs: 15_000,
+  pingAfterMs: 30_000,
+  deadAfterMs: 90_000,
+  handshakeTimeoutMs: 10_000,
+  limitsRefreshMs: 5 * 60_000,
+  describeTimeoutMs: 10_000,
+};
+
+export interface HostManagerOptions {
+  store: MetadataStore;
+  sink: FrameSink;
+  /** Safe fetcher for describeServer and listHosts (create it with allowPrivate/allowInsecure = allowInsecureHosts). */
+  fetcher: SafeFetcher;
+  config: IngestConfig;
+  log?: Logger;
+  registry?: Registry;
+  /** DNS for subscription sockets (SSRF-checked); tests inject one. */
+  lookup?: LookupFn;
+  now?: () => number;
+  random?: () => number;
+}
+
+export interface CrawlOptions {
+  /** Admin additions bypass the new-hosts-per-day limit and requestCrawlEnabled. */
+  admin?: boolean;
+  /** Bootstrap additions bypass the limit too (the seed relay already vetted them). */
+  bootstrap?: boolean;
+}
+
+export interface CrawlResult {
+  host: Host;
+  /** true when a new host row was created. */
+  created: boolean;
+}
+
+export interface HostSnapshot {
+  hostId: number;
+  hostname: string;
+  state: string;
+  connected: boolean;
+  cursor: number;
+  failures: number;
+  inFlight: number;
+  queued: number;
+  paused: boolean;
+  rateLimits: { perSecond: number; perHour: number; perDay: number };
+  lastError?: string;
+}
+
+const DAY_MS = 24 * 3600 * 1000;
+
+export class HostManager {
+  readonly metrics: IngestMetrics;
+  private readonly store: MetadataStore;
+  private readonly sink: FrameSink;
+  private readonly fetcher: SafeFetcher;
+  private readonly cfg: IngestConfig;
+  private readonly tuning: IngestTuning;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly lookup: NodeLookup;
+  private readonly trusted: string[];
+  private readonly baseline: RateBaseline;
+  private readonly scheduler: Scheduler;
+  private readonly subs = new Map<number, HostSubscriber>();
+  private readonly limiters = new Map<number, HostRateLimiter>();
+  private readonly pendingAdds = new Map<string, Promise<CrawlResult>>();
+  private newHostLock: Promise<unknown> = Promise.resolve();
+  private readonly hooks: SubscriberHooks;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private limitsTimer: NodeJS.Timeout | undefined;
+  private started = false;
+  private stopping: Promise<void> | undefined;
+  /** Resolves when the start-up bootstrap from the seed relay has finished (or was skipped). */
+  bootstrapDone: Promise<void> = Promise.resolve();
+
+  constructor(opts: HostManagerOptions) {
+    this.store = opts.store;
+    this.sink = opts.sink;
+    this.fetcher = opts.fetcher;
+    this.cfg = opts.config;
+    this.tuning = { ...DEFAULT_TUNING };
+    for (const k of Object.keys(DEFAULT_TUNING) as (keyof IngestTuning)[]) {
+      const v = opts.config[k];
+      if (v !== undefined) this.tuning[k] = v;
+    }
+    this.log = (opts.log ?? silentLogger).child({ module: 'ingest' });
+    this.now = opts.now ?? Date.now;
+    this.random = opts.random ?? Math.random;
+    this.lookup = guardedLookup(opts.lookup ?? defaultLookup, opts.config.allowInsecureHosts);
+    this.trusted = parseTrustedDomains(opts.config.trustedDomains);
+    this.baseline = {
+      perSecond: opts.config.hostRatePerSecond,
+      perHour: opts.config.hostRatePerHour,
+      perDay: opts.config.hostRatePerDay,
+    };
+    this.scheduler = new Scheduler(this.now);
+    this.metrics = new IngestMetrics(opts.registry, () => this.store.countHostsByStatus());
+    this.hooks = {
+      saveCursor: (hostId, seq) => this.store.updateHostCursor(hostId, seq),
+      succeeded: (sub) => {
+        this.store.resetHostFailures(sub.hostId).catch((err: unknown) => {
+          this.log.warn({ err, host: sub.hostname }, 'could not reset host failures');
+        });
+      },
+      failed: (sub, reason) => this.onFailure(sub, reason),
+      futureCursor: (sub) => {
+        this.setStatus(sub.hostId, 'idle');
+      },
+    };
+  }
+
+  // --- lifecycle -------------------------------------------------------------
+
+  /** Resubscribes every active host from its saved cursor (staggered), then bootstraps in the background. */
+  async start(): Promise<void> {
+    if (this.started) throw new Error('host manager already started');
+    this.started = true;
+    const hosts: Host[] = [];
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.store.listHosts({ status: 'active', after, limit: 1000 });
+      hosts.push(...page);
+      if (page.length < 1000) break;
+      after = page[page.length - 1].id;
+    }
+    const spacingMs = 1000 / this.cfg.hostConnectsPerSecond;
+    hosts.forEach((h, i) => {
+      this.subscribe(h, Math.floor(i * spacingMs));
+    });
+    this.log.info(
+      { hosts: hosts.length, overMs: Math.round(hosts.length * spacingMs) },
+      'resubscribing hosts',
+    );
+    this.sweepTimer = setInterval(() => this.sweep(), this.tuning.sweepIntervalMs);
+    this.sweepTimer.unref();
+    this.limitsTimer = setInterval(() => {
+      this.refreshLimits().catch((err: unknown) => this.log.warn({ err }, 'rate limit refresh failed'));
+    }, this.tuning.limitsRefreshMs);
+    this.limitsTimer.unref();
+    if (this.cfg.bootstrapHosts && this.cfg.upstream) {
+      const upstream = this.cfg.upstream;
+      this.bootstrapDone = bootstrapFromUpstream({
+        upstream,
+        fetcher: this.fetcher,
+        allowInsecure: this.cfg.allowInsecureHosts,
+        log: this.log,
+        add: (hostname) => this.requestCrawl(hostname, { bootstrap: true }),
+        isStopping: () => this.stopping !== undefined,
+      }).then(
+        () => {},
+        (err: unknown) => {
+          this.log.warn({ err, upstream }, 'bootstrap from upstream relay failed');
+        },
+      );
+    }
+  }
+
+  /** Graceful shutdown: stop reading every socket, let in-flight frames finish, flush cursors. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      if (this.limitsTimer) clearInterval(this.limitsTimer);
+      await Promise.all([...this.subs.values()].map((s) => s.stop()));
+      this.scheduler.stop();
+      await this.bootstrapDone;
+      await Promise.allSettled([...this.pendingAdds.values()]);
+      await this.store.flushCursors();
+      this.log.info({ hosts: this.subs.size }, 'ingest stopped');
+    })();
+    return this.stopping;
+  }
+
+  // --- adding hosts ----------------------------------------------------------
+
+  /**
+   * requestCrawl / admin add: validates the hostname, refuses banned domains
+   * and blocked hosts, checks describeServer (SSRF-guarded), applies the
+   * new-hosts-per-day limit to new non-admin hosts, then subscribes. An
+   * existing idle/offline host is revived. Throws CrawlRefusedError.
+   */
+  requestCrawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
+    if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
+    const target = validateCrawlHostname(hostname, { allowInsecure: this.cfg.allowInsecureHosts });
+    const running = this.pendingAdds.get(target.hostname);
+    if (running) return running;
+    const p = this.doCrawl(target, opts).finally(() => this.pendingAdds.delete(target.hostname));
+    this.pendingAdds.set(target.hostname, p);
+    return p;
+  }
+
+  /** Admin addition (no daily limit). */
+  addHost(hostname: string): Promise<CrawlResult> {
+    return this.requestCrawl(hostname, { admin: true });
+  }
+
+  private async doCrawl(target: CrawlTarget, opts: CrawlOptions): Promise<CrawlResult> {
+    const privileged = opts.admin === true || opts.bootstrap === true;
+    if (!opts.admin && (await this.store.getSetting('requestCrawlEnabled')) === false) {
+      throw new CrawlRefusedError(400, 'InvalidRequest', 'requestCrawl is disabled on this relay');
+    }
+    if (await this.store.isDomainBanned(target.hostname)) {
+      throw new CrawlRefusedError(400, 'HostBanned', 'domain is banned');
+    }
+    const existing = await this.store.getHostByHostname(target.hostname);
+    if (existing && (existing.status === 'blocked' || existing.status === 'banned')) {
+      throw new CrawlRefusedError(400, 'HostBanned', `host is ${existing.status}`);
+    }
+    if (existing && existing.status === 'active' && this.subs.get(existing.id)?.state !== 'inactive') {
+      if (!this.subs.has(existing.id) && this.started) this.subscribe(existing, 0);
+      return { host: existing, created: false };
+    }
+    await checkDescribeServer(this.fetcher, target, this.tuning.describeTimeoutMs);
+    if (existing) {
+      await this.store.resetHostFailures(existing.id);
+      const host = (await this.store.setHostStatus(existing.id, 'active')) ?? existing;
+      host.failures = 0;
+      this.revive(host);
+      this.log.info({ host: host.hostname, was: existing.status }, 'host revived');
+      return { host, created: false };
+    }
+    const created = privileged
+      ? await this.createHost(target)
+      : await this.withNewHostLock(async () => {
+          await this.takeNewHostSlot();
+          return this.createHost(target);
+        });
+    if (created.created || created.value.status === 'active') this.revive(created.value);
+    this.log.info(
+      { host: target.hostname, admin: opts.admin === true, bootstrap: opts.bootstrap === true },
+      'host added',
+    );
+    return { host: created.value, created: created.created };
+  }
+
+  private createHost(target: CrawlTarget) {
+    return this.store.createHost({ hostname: target.hostname, tls: target.tls, status: 'active' });
+  }
+
+  private withNewHostLock<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.newHostLock.then(fn, fn);
+    this.newHostLock = run.catch(() => {});
+    return run;
+  }
+
+  /** Applies the new-hosts-per-day limit (store setting newHostsPerDay overrides the config). */
+  private async takeNewHostSlot(): Promise<void> {
+    const limit = (await this.store.getSetting('newHostsPerDay')) ?? this.cfg.newHostsPerDay;
+    const now = this.now();
+    const times = ((await this.store.getSetting('ingestNewHostTimes')) ?? []).filter((t) => t > now - DAY_MS);
+    if (times.length >= limit) {
+      throw new CrawlRefusedError(429, 'RateLimitExceeded', `new host limit reached (${limit} per day)`);
+    }
+    times.push(now);
+    await this.store.setSetting('ingestNewHostTimes', times);
+  }
+
+  // --- admin actions ---------------------------------------------------------
+
+  async blockHost(hostId: number): Promise<void> {
+    await this.store.setHostStatus(hostId, 'blocked');
+    const sub = this.subs.get(hostId);
+    if (sub) {
+      this.subs.delete(hostId);
+      this.limiters.delete(hostId);
+      await sub.stop();
+      this.metrics.forgetHost(sub.hostname);
+    }
+  }
+
+  async unblockHost(hostId: number): Promise<void> {
+    await this.store.resetHostFailures(hostId);
+    const host = await this.store.setHostStatus(hostId, 'active');
+    if (host) {
+      host.failures = 0;
+      this.revive(host);
+    }
+  }
+
+  /** Reconnects now: an open socket is closed and redialled; an idle/offline host is made active again. */
+  async reconnect(hostId: number): Promise<void> {
+    const sub = this.subs.get(hostId);
+    const host = await this.store.getHost(hostId);
+    if (!host) throw new Error(`unknown host ${hostId}`);
+    if (host.status === 'blocked' || host.status === 'banned') throw new Error(`host is ${host.status}`);
+    if (host.status !== 'active') {
+      await this.store.resetHostFailures(hostId);
+      await this.store.setHostStatus(hostId, 'active');
+      host.failures = 0;
+      this.revive(host);
+      return;
+    }
+    if (sub && sub.state !== 'inactive') sub.restart();
+    else this.revive(host);
+  }
+
+  /** The account limit the validation stage applies to this host (Infinity for trusted hosts). */
+  accountLimit(host: Pick<Host, 'hostname' | 'accountLimit' | 'trusted'>): number {
+    return hostAccountLimit(host, isTrustedHostname(host.hostname, this.trusted));
+  }
+
+  isTrusted(hostname: string): boolean {
+    return isTrustedHostname(hostname, this.trusted);
+  }
+
+  list(): HostSnapshot[] {
+    return [...this.subs.values()].map((s) => ({
+      hostId: s.hostId,
+      hostname: s.hostname,
+      state: s.state,
+      connected: s.connected,
+      cursor: s.cursor,
+      failures: s.failures,
+      inFlight: s.inFlight,
+      queued: s.queued,
+      paused: s.paused,
+      rateLimits: this.limiters.get(s.hostId)!.current,
+      lastError: s.lastError,
+    }));
+  }
+
+  subscriber(hostId: number): HostSubscriber | undefined {
+    return this.subs.get(hostId);
+  }
+
+  get connectedCount(): number {
+    let n = 0;
+    for (const s of this.subs.values()) if (s.connected) n++;
+    return n;
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  private limitsFor(host: Host) {
+    const trusted = host.trusted || isTrustedHostname(host.hostname, this.trusted);
+    return computeHostLimits(host.accountCount, trusted, this.baseline);
+  }
+
+  /** Starts (or restarts) the subscriber of an active host. */
+  private revive(host: Host): void {
+    if (!this.started || this.stopping) return;
+    const sub = this.subs.get(host.id);
+    if (sub) {
+      sub.failures = host.failures;
+      sub.start(0);
+      return;
+    }
+    this.subscribe(host, 0);
+  }
+
+  private subscribe(host: Host, delayMs: number): void {
+    if (this.subs.has(host.id)) return;
+    const now = this.now();
+    const limiter = new HostRateLimiter(this.limitsFor(host), now);
+    this.limiters.set(host.id, limiter);
+    const sub = new HostSubscriber({
+      hostId: host.id,
+      target: { hostname: host.hostname, tls: host.tls },
+      cursor: host.cursor,
+      failures: host.failures,
+      sink: this.sink,
+      limiter,
+      scheduler: this.scheduler,
+      metrics: this.metrics,
+      hooks: this.hooks,
+      log: this.log,
+      lookup: this.lookup,
+      allowPrivate: this.cfg.allowInsecureHosts,
+      maxInFlight: this.cfg.hostMaxInFlight,
+      backoffBaseMs: this.tuning.backoffBaseMs,
+      backoffMaxMs: this.tuning.backoffMaxMs,
+      successAfterMs: this.tuning.successAfterMs,
+      handshakeTimeoutMs: this.tuning.handshakeTimeoutMs,
+      random: this.random,
+      now: this.now,
+    });
+    this.subs.set(host.id, sub);
+    sub.start(delayMs);
+  }
+
+  private async onFailure(sub: HostSubscriber, reason: string): Promise<boolean> {
+    let failures: number;
+    try {
+      failures = await this.store.recordHostFailure(sub.hostId);
+    } catch (err) {
+      this.log.warn({ err, host: sub.hostname }, 'could not record host failure');
+      failures = sub.failures;
+    }
+    sub.failures = failures;
+    if (failures >= this.cfg.hostMaxFailures) {
+      this.log.warn({ host: sub.hostname, failures, reason }, 'host offline after consecutive failures');
+      await this.setStatus(sub.hostId, 'offline');
+      return false;
+    }
+    this.log.debug({ host: sub.hostname, failures, reason }, 'host connection failed');
+    return true;
+  }
+
+  private async setStatus(hostId: number, status: HostStatus): Promise<void> {
+    try {
+      await this.store.setHostStatus(hostId, status);
+    } catch (err) {
+      this.log.warn({ err, hostId, status }, 'could not set host status');
+    }
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const s of this.subs.values()) s.sweep(now, this.tuning.pingAfterMs, this.tuning.deadAfterMs);
+  }
+
+  /** Re-reads account counts so rate limits keep scaling with each host's size. */
+  async refreshLimits(): Promise<void> {
+    let after: number | undefined;
+    for (;;) {
+      const page = await this.store.listHosts({ after, limit: 1000 });
+      const now = this.now();
+      for (const h of page) this.limiters.get(h.id)?.setLimits(this.limitsFor(h), now);
+      if (page.length < 1000) break;
+      after = page[page.length - 1].id;
+    }
+  }
+}

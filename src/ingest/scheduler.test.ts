@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Scheduler } from './scheduler.ts';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('Scheduler', () => {
+  it('runs jobs in due order from one timer', async () => {
+    const s = new Scheduler();
+    const order: number[] = [];
+    s.schedule(30, () => order.push(3));
+    s.schedule(10, () => order.push(1));
+    s.schedule(20, () => order.push(2));
+    s.schedule(10, () => order.push(11)); // same due time: FIFO
+    await sleep(60);
+    assert.deepEqual(order, [1, 11, 2, 3]);
+    assert.equal(s.size, 0);
+    s.stop();
+  });
+
+  it('skips cancelled jobs and stop() cancels everything', async () => {
+    const s = new Scheduler();
+    const ran: string[] = [];
+    const a = s.schedule(5, () => ran.push('a'));
+    s.schedule(10, () => ran.push('b'));
+    a.cancel();
+    await sleep(30);
+    assert.deepEqual(ran, ['b']);
+    s.schedule(5, () => ran.push('c'));
+    s.stop();
+    s.schedule(1, () => ran.push('d'));
+    await sleep(20);
+    assert.deepEqual(ran, ['b']);
+  });
+
+  it('a job that throws does not stop later jobs', async () => {
+    const s = new Scheduler();
+    const ran: number[] = [];
+    s.schedule(1, () => {
+      throw new Error('boom');
+    });
+    s.schedule(2, () => ran.push(2));
+    await sleep(20);
+    assert.deepEqual(ran, [2]);
+    s.stop();
+  });
+});
