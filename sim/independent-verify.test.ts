@@ -12,6 +12,7 @@ import { toBase64 } from '../src/protocol/bytes.ts';
 import { cidToString } from '../src/protocol/cid.ts';
 import { Keypair } from '../src/protocol/keys.ts';
 import { TidClock } from '../src/protocol/tid.ts';
+import { mulberry32 } from '../test/prng.ts';
 import { type CommitResult, type RepoWrite, SimRepo } from './repo.ts';
 
 const interopDir = new URL('../interop/', import.meta.url).pathname;
@@ -67,17 +68,6 @@ function commitLine(c: CommitResult, didKey: string) {
       cid: op.cid ? cidToString(op.cid) : null,
       prev: op.prev ? cidToString(op.prev) : undefined,
     })),
-  };
-}
-
-// Deterministic PRNG so a failure reproduces.
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

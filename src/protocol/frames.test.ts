@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { mulberry32 as rng } from '../../test/prng.ts';
 import { concatBytes } from './bytes.ts';
 import { encodeCbor } from './cbor.ts';
 import { cidForCbor } from './cid.ts';
@@ -21,17 +22,6 @@ function reasonOf(fn: () => unknown): string {
     return e.reason;
   }
   assert.fail('did not throw');
-}
-
-// Deterministic PRNG (mulberry32) so the property test is reproducible.
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const commitBody = (seq: number) => ({

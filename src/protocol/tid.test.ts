@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { readFixtureLines } from '../../test/fixtures.ts';
+import { mulberry32 as rng } from '../../test/prng.ts';
 import { InvalidSyntaxError } from './syntax.ts';
 import {
   compareTid,
@@ -19,17 +20,6 @@ function tidValue(tid: string): bigint {
   let v = 0n;
   for (const c of tid) v = v * 32n + BigInt(ALPHABET.indexOf(c));
   return v;
-}
-
-// Deterministic PRNG (mulberry32) for the randomised cases.
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 describe('TID fixtures', () => {
