@@ -1,0 +1,225 @@
+// Keeps the collection index exact from the firehose. For each verified
+// `#commit`: a create adds (DID, collection); a delete removes the pair when
+// it took the account's last record of that collection, decided from the
+// commit's own blocks (presence.ts) — no repo fetch. A delete the blocks
+// cannot decide (no proof) becomes a pending check for the cleaner to settle
+// against the PDS, and is counted. Account events remove (deleted) or hide
+// (taken down, suspended, deactivated) the account's pairs; a resync
+// replaces an account's collections with those of its fetched repo.
+//
+// Calls for one DID are applied in arrival order even on an async backend:
+// each DID has a promise chain, so a create and a following delete of the
+// same account can never reach the store swapped.
+import { readCar } from '../protocol/car.ts';
+import type { Cid } from '../protocol/cid.ts';
+import { decodeCommit } from '../protocol/commit.ts';
+import { type BlockSource, Mst } from '../protocol/mst.ts';
+import type { CollectionIndexStore, CollectionPair } from './index-store.ts';
+import { collectionStillPresent } from './presence.ts';
+
+export interface IndexedOp {
+  action: 'create' | 'update' | 'delete';
+  /** `collection/rkey` */
+  path: string;
+}
+
+/** What upkeep needs from a verified `#commit`. */
+export interface IndexedCommit {
+  did: string;
+  /** the MST root of the new commit (the signed commit's `data`) */
+  dataRoot: Cid;
+  /** the event's blocks (the CAR reader's BlockMap) */
+  blocks: BlockSource;
+  ops: readonly IndexedOp[];
+}
+
+export interface ApplyCommitResult {
+  added: string[];
+  removed: string[];
+  /** collections whose remaining presence the blocks could not decide (queued as pending checks) */
+  unknown: string[];
+}
+
+export type AccountState =
+  | 'active'
+  | 'deactivated'
+  | 'takendown'
+  | 'suspended'
+  | 'deleted'
+  | 'desynchronized'
+  | 'throttled';
+
+export interface UpkeepStats {
+  commits: number;
+  pairsAdded: number;
+  pairsRemoved: number;
+  /** deletes of a collection's (possibly) last record decided from the proof */
+  deletesDecided: number;
+  /** deletes that could not be decided from the blocks and went to the pending queue */
+  deletesUndecided: number;
+  accountsRemoved: number;
+  resyncs: number;
+}
+
+function collectionOf(path: string): string {
+  const i = path.indexOf('/');
+  if (i <= 0) throw new Error(`invalid record path: ${path}`);
+  return path.slice(0, i);
+}
+
+/**
+ * Works out a commit's effect on the index (no store access): collections
+ * created, collections whose last record went, collections undecidable.
+ */
+export function commitEffect(commit: IndexedCommit): {
+  created: string[];
+  gone: string[];
+  unknown: string[];
+  decided: number;
+} {
+  const created = new Set<string>();
+  const deletedKey = new Map<string, string>();
+  for (const op of commit.ops) {
+    const c = collectionOf(op.path);
+    if (op.action === 'create') created.add(c);
+    else if (op.action === 'delete' && !deletedKey.has(c)) deletedKey.set(c, op.path);
+  }
+  const gone: string[] = [];
+  const unknown: string[] = [];
+  let decided = 0;
+  for (const [c, key] of deletedKey) {
+    if (created.has(c)) continue; // a record of c exists: the one just created
+    const present = collectionStillPresent(commit.blocks, commit.dataRoot, c, key);
+    if (present === 'unknown') unknown.push(c);
+    else {
+      decided++;
+      if (!present) gone.push(c);
+    }
+  }
+  return { created: [...created], gone, unknown, decided };
+}
+
+/** Stateless upkeep for one commit (the indexer below adds ordering and stats). */
+export async function applyCommit(
+  store: CollectionIndexStore,
+  commit: IndexedCommit,
+): Promise<ApplyCommitResult> {
+  const eff = commitEffect(commit);
+  const pairs = (cs: string[]): CollectionPair[] => cs.map((collection) => ({ did: commit.did, collection }));
+  if (eff.created.length > 0) await store.addPairs(pairs(eff.created));
+  if (eff.gone.length > 0) await store.removePairs(pairs(eff.gone));
+  if (eff.unknown.length > 0) await store.addPendingChecks(pairs(eff.unknown));
+  return { added: eff.created, removed: eff.gone, unknown: eff.unknown };
+}
+
+/** The collections of a repo exported as a CAR (com.atproto.sync.getRepo), read from its MST. */
+export function collectionsFromRepoCar(
+  car: Uint8Array,
+  expectDid?: string,
+): { did: string; rev: string; collections: string[] } {
+  const parsed = readCar(car);
+  if (parsed.roots.length !== 1) throw new Error('repo CAR must have exactly one root');
+  const commitBytes = parsed.blocks.get(parsed.roots[0]);
+  if (!commitBytes) throw new Error('repo CAR lacks its commit block');
+  const commit = decodeCommit(commitBytes);
+  if (expectDid !== undefined && commit.did !== expectDid)
+    throw new Error(`repo CAR is for ${commit.did}, not ${expectDid}`);
+  const collections = new Set<string>();
+  for (const [key] of Mst.load(parsed.blocks, commit.data).entries()) collections.add(collectionOf(key));
+  return { did: commit.did, rev: commit.rev, collections: [...collections].sort() };
+}
+
+export class CollectionIndexer {
+  readonly stats: UpkeepStats = {
+    commits: 0,
+    pairsAdded: 0,
+    pairsRemoved: 0,
+    deletesDecided: 0,
+    deletesUndecided: 0,
+    accountsRemoved: 0,
+    resyncs: 0,
+  };
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  constructor(readonly store: CollectionIndexStore) {}
+
+  /** Runs `fn` after every earlier call for the same DID has finished. */
+  private inOrder<T>(did: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.chains.get(did) ?? Promise.resolve();
+    const run = prev.then(fn, fn);
+    const tail = run.catch(() => {});
+    this.chains.set(did, tail);
+    void tail.then(() => {
+      if (this.chains.get(did) === tail) this.chains.delete(did);
+    });
+    return run;
+  }
+
+  /** Upkeep for one verified `#commit`. */
+  applyCommit(commit: IndexedCommit): Promise<ApplyCommitResult> {
+    return this.inOrder(commit.did, async () => {
+      const eff = commitEffect(commit);
+      const pairs = (cs: string[]): CollectionPair[] =>
+        cs.map((collection) => ({ did: commit.did, collection }));
+      if (eff.created.length > 0) this.stats.pairsAdded += await this.store.addPairs(pairs(eff.created));
+      if (eff.gone.length > 0) this.stats.pairsRemoved += await this.store.removePairs(pairs(eff.gone));
+      if (eff.unknown.length > 0) await this.store.addPendingChecks(pairs(eff.unknown));
+      this.stats.commits++;
+      this.stats.deletesDecided += eff.decided;
+      this.stats.deletesUndecided += eff.unknown.length;
+      return { added: eff.created, removed: eff.gone, unknown: eff.unknown };
+    });
+  }
+
+  /**
+   * An `#account` event (or an admin takedown): deleted removes the
+   * account's pairs; takendown, suspended and deactivated hide them; active
+   * shows them again. Other states leave the index alone.
+   */
+  applyAccountStatus(did: string, status: AccountState | string): Promise<void> {
+    return this.inOrder(did, async () => {
+      switch (status) {
+        case 'deleted':
+          await this.store.removeAccount(did);
+          this.stats.accountsRemoved++;
+          return;
+        case 'takendown':
+        case 'suspended':
+        case 'deactivated':
+          await this.store.setHidden(did, true);
+          return;
+        case 'active':
+          await this.store.setHidden(did, false);
+          return;
+        default:
+          return;
+      }
+    });
+  }
+
+  /** After a resync (chain break, `#sync`): the account's collections are exactly these. */
+  resync(did: string, collections: readonly string[]): Promise<{ added: number; removed: number }> {
+    return this.inOrder(did, async () => {
+      const r = await this.store.setCollections(did, collections);
+      // Whatever was pending for this account is settled by the full view.
+      for (const collection of await this.pendingFor(did))
+        await this.store.removePendingCheck({ did, collection });
+      this.stats.resyncs++;
+      this.stats.pairsAdded += r.added;
+      this.stats.pairsRemoved += r.removed;
+      return r;
+    });
+  }
+
+  /** Resync from the repo CAR the relay fetched (com.atproto.sync.getRepo). */
+  resyncFromCar(did: string, car: Uint8Array): Promise<{ added: number; removed: number }> {
+    const { collections } = collectionsFromRepoCar(car, did);
+    return this.resync(did, collections);
+  }
+
+  private async pendingFor(did: string): Promise<string[]> {
+    // Pending checks are few (only undecidable deletes); a bounded scan is fine.
+    const all = await this.store.pendingChecks(10_000);
+    return all.filter((p) => p.did === did).map((p) => p.collection);
+  }
+}
