@@ -1,0 +1,187 @@
+// HTTP plumbing shared by the XRPC and admin handlers: JSON responses, the
+// lexicon error shape `{error, message}` thrown as ApiError, strict query
+// parameter parsing (each bad parameter becomes a 400 InvalidRequest, never a
+// stack trace), and a JSON body reader with a hard size cap so a client cannot
+// make the relay buffer an unbounded request.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/** A lexicon-shaped error: the handler throws it, the dispatcher answers `{error, message}`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly error: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+  }
+}
+
+export const invalidRequest = (message: string): ApiError => new ApiError(400, 'InvalidRequest', message);
+
+export const SERVER_HEADER = 'atrelay (atproto-relay)';
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': String(Buffer.byteLength(text)),
+    server: SERVER_HEADER,
+  });
+  res.end(text);
+}
+
+export function sendError(
+  res: ServerResponse,
+  err: ApiError,
+  extraHeaders: Record<string, string> = {},
+): void {
+  sendJson(res, err.status, { error: err.error, message: err.message }, { ...extraHeaders, ...err.headers });
+}
+
+/** Query parameters of one request, with typed, validating getters. */
+export class Query {
+  constructor(private readonly params: URLSearchParams) {}
+
+  /** The single value of `name`, or undefined; given twice is an error. */
+  optional(name: string): string | undefined {
+    const all = this.params.getAll(name);
+    if (all.length === 0) return undefined;
+    if (all.length > 1) throw invalidRequest(`parameter ${name} must be given once`);
+    return all[0];
+  }
+
+  required(name: string): string {
+    const v = this.optional(name);
+    if (v === undefined || v === '') throw invalidRequest(`missing required parameter: ${name}`);
+    return v;
+  }
+
+  /** An integer in [min, max]; `fallback` when absent. */
+  int(name: string, min: number, max: number, fallback: number): number {
+    const raw = this.optional(name);
+    if (raw === undefined) return fallback;
+    if (!/^-?\d{1,16}$/.test(raw)) throw invalidRequest(`${name} must be an integer, got "${raw}"`);
+    const n = Number(raw);
+    if (n < min || n > max) throw invalidRequest(`${name} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  }
+
+  bool(name: string): boolean | undefined {
+    const raw = this.optional(name);
+    if (raw === undefined) return undefined;
+    if (raw === 'true') return true;
+    if (raw === 'false') return false;
+    throw invalidRequest(`${name} must be true or false, got "${raw}"`);
+  }
+}
+
+/**
+ * Page cursors are opaque to clients; inside they are the decimal id/uid of the
+ * last row of the previous page. Anything else is a 400, not an empty page.
+ */
+export function decodeCursor(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(raw)) throw invalidRequest(`invalid cursor: "${truncate(raw, 40)}"`);
+  return Number(raw);
+}
+
+export function encodeCursor(n: number): string {
+  return String(n);
+}
+
+export function truncate(s: string, n: number): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+/**
+ * Reads the request body as JSON (an object), refusing bodies larger than
+ * `maxBytes` with 413 as soon as the declared or received size exceeds it.
+ * An empty body reads as `{}`.
+ */
+export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    req.resume();
+    throw new ApiError(413, 'PayloadTooLarge', `request body larger than ${maxBytes} bytes`, {
+      connection: 'close',
+    });
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxBytes) {
+      req.resume();
+      throw new ApiError(413, 'PayloadTooLarge', `request body larger than ${maxBytes} bytes`, {
+        connection: 'close',
+      });
+    }
+    chunks.push(chunk);
+  }
+  if (size === 0) return {};
+  const type = req.headers['content-type'] ?? '';
+  if (!/^application\/json\b/i.test(type)) {
+    throw new ApiError(415, 'InvalidRequest', 'request body must be application/json');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw invalidRequest('request body is not valid JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalidRequest('request body must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Field getters for a parsed JSON body, same error style as Query. */
+export class Body {
+  constructor(private readonly body: Record<string, unknown>) {}
+
+  has(name: string): boolean {
+    return this.body[name] !== undefined;
+  }
+
+  string(name: string): string {
+    const v = this.body[name];
+    if (v === undefined || v === null || v === '') throw invalidRequest(`missing required field: ${name}`);
+    if (typeof v !== 'string') throw invalidRequest(`field ${name} must be a string`);
+    return v;
+  }
+
+  optionalString(name: string): string | undefined {
+    return this.has(name) ? this.string(name) : undefined;
+  }
+
+  int(name: string, min: number, max: number): number {
+    const v = this.body[name];
+    if (v === undefined || v === null) throw invalidRequest(`missing required field: ${name}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
+      throw invalidRequest(`field ${name} must be an integer between ${min} and ${max}`);
+    }
+    return v;
+  }
+
+  optionalInt(name: string, min: number, max: number): number | undefined {
+    return this.has(name) ? this.int(name, min, max) : undefined;
+  }
+
+  bool(name: string): boolean {
+    const v = this.body[name];
+    if (typeof v !== 'boolean') throw invalidRequest(`field ${name} must be true or false`);
+    return v;
+  }
+
+  optionalBool(name: string): boolean | undefined {
+    return this.has(name) ? this.bool(name) : undefined;
+  }
+}

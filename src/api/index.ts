@@ -1,0 +1,176 @@
+// The relay's HTTP API on the public port: com.atproto.sync XRPC endpoints,
+// the admin API under /admin/ and `/_stats`. `createApiHandler` returns one
+// async handler that answers the paths it owns and returns false for the rest
+// (probes, the firehose upgrade path, 404s stay with the relay's server).
+// Every answer goes through one dispatcher, which is where the cross-cutting
+// rules live: lexicon error bodies and never a stack trace, CORS on GET XRPC
+// routes, admin authentication (with a lock-out for repeated bad passwords),
+// and per-route metrics.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Registry } from 'prom-client';
+import type { EventLog } from '../eventlog/types.ts';
+import type { FirehoseServer } from '../firehose/server.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import type { MetadataStore } from '../store/metadata-store.ts';
+import { registerAdmin } from './admin.ts';
+import { AdminAuth } from './auth.ts';
+import type { HostControl } from './host-control.ts';
+import { ApiError, Query, sendError, sendJson } from './http.ts';
+import { type ApiMetrics, createApiMetrics, noMetrics } from './metrics.ts';
+import { RateLimiter } from './rate-limit.ts';
+import { type RequestContext, Router } from './router.ts';
+import { createStatsProvider, type RelayStats } from './stats.ts';
+import { registerXrpc } from './xrpc.ts';
+
+export type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
+export { createStatsProvider, type RelayStats } from './stats.ts';
+export { reverseTakedown, takeDown } from './takedown.ts';
+
+export interface ApiDeps {
+  store: MetadataStore;
+  eventLog: EventLog;
+  firehose?: Pick<FirehoseServer, 'listConsumers' | 'disconnect'>;
+  /** Host actions (ingest); without it requestCrawl and host changes answer 501. */
+  hosts?: HostControl;
+  /** RELAY_ADMIN_PASSWORD; unset or empty: the admin API answers 404. */
+  adminPassword?: string;
+  /** requestCrawl calls allowed per client address per minute (0: no limit; default 10). */
+  requestCrawlPerIpPerMinute?: number;
+  /** Failed admin logins allowed per client address per minute before a 429 lock-out (default 10). */
+  adminFailuresPerMinute?: number;
+  /** Largest request body accepted (default 64 KiB). */
+  maxBodyBytes?: number;
+  /** Defaults for settings that were never written (RELAY_NEW_HOSTS_PER_DAY). */
+  newHostsPerDay?: number;
+  /** Client address for rate limits (default: the socket's remote address). */
+  clientAddress?: (req: IncomingMessage) => string;
+  /** Serves `/_stats` (default: built from store, event log and firehose). */
+  stats?: () => Promise<RelayStats>;
+  registry?: Registry;
+  logger?: Logger;
+}
+
+export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+const SUBSCRIBE_REPOS = '/xrpc/com.atproto.sync.subscribeRepos';
+const MAX_URL_LENGTH = 8192;
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  'access-control-allow-methods': 'GET, HEAD, OPTIONS',
+  'access-control-allow-headers': '*',
+  'access-control-max-age': '86400',
+};
+
+export function createApiHandler(deps: ApiDeps): ApiHandler {
+  const logger = (deps.logger ?? silentLogger).child({ module: 'api' });
+  const metrics: ApiMetrics = deps.registry ? createApiMetrics(deps.registry) : noMetrics;
+  const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
+  const clientAddress = deps.clientAddress ?? ((req) => req.socket.remoteAddress ?? 'unknown');
+  const stats = deps.stats ?? createStatsProvider(deps);
+
+  const xrpc = new Router();
+  registerXrpc(xrpc, {
+    store: deps.store,
+    hosts: deps.hosts,
+    crawlLimiter: new RateLimiter({ perMinute: deps.requestCrawlPerIpPerMinute ?? 10 }),
+    requestCrawlDefault: true,
+    maxBodyBytes,
+  });
+  xrpc.get('/_stats', () => stats());
+
+  const admin = new Router();
+  registerAdmin(admin, {
+    store: deps.store,
+    eventLog: deps.eventLog,
+    firehose: deps.firehose,
+    hosts: deps.hosts,
+    maxBodyBytes,
+    settingDefaults: { requestCrawlEnabled: true, newHostsPerDay: deps.newHostsPerDay ?? 50 },
+  });
+  const auth = deps.adminPassword ? new AdminAuth(deps.adminPassword) : undefined;
+  const adminFailures = new RateLimiter({ perMinute: deps.adminFailuresPerMinute ?? 10 });
+
+  return async (req, res) => {
+    const rawUrl = req.url ?? '/';
+    const path = rawUrl.split('?', 1)[0];
+    const isAdmin = path === '/admin' || path.startsWith('/admin/');
+    const isXrpc = path.startsWith('/xrpc/') && path !== SUBSCRIBE_REPOS;
+    if (!isAdmin && !isXrpc && !xrpc.has(path)) return false;
+
+    const started = performance.now();
+    let route = 'other';
+    const cors = isXrpc || path === '/_stats';
+    const finish = (status: number): void => {
+      metrics.observe(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
+    };
+    const fail = (err: ApiError): void => {
+      sendError(res, err, cors ? CORS_HEADERS : {});
+      finish(err.status);
+    };
+
+    try {
+      if (rawUrl.length > MAX_URL_LENGTH) throw new ApiError(414, 'InvalidRequest', 'request URL too long');
+      const router = isAdmin ? admin : xrpc;
+      if (cors && req.method === 'OPTIONS' && router.has(path)) {
+        res.writeHead(204, CORS_HEADERS).end();
+        finish(204);
+        return true;
+      }
+      if (isAdmin) {
+        if (!auth)
+          throw new ApiError(404, 'NotFound', 'the admin API is disabled (RELAY_ADMIN_PASSWORD unset)');
+        const address = clientAddress(req);
+        if (adminFailures.exhausted(address)) {
+          throw new ApiError(429, 'RateLimitExceeded', 'too many failed admin logins; try again later', {
+            'retry-after': '60',
+          });
+        }
+        const verdict = auth.check(req);
+        if (verdict !== 'ok') {
+          if (verdict === 'invalid') adminFailures.take(address);
+          throw new ApiError(
+            401,
+            verdict === 'missing' ? 'AuthRequired' : 'InvalidCredentials',
+            verdict === 'missing' ? 'admin credentials required' : 'wrong admin credentials',
+            { 'www-authenticate': 'Basic realm="atrelay admin", charset="UTF-8"' },
+          );
+        }
+      }
+      const match = router.match(req.method ?? 'GET', path);
+      if (match.kind === 'none') {
+        throw isAdmin
+          ? new ApiError(404, 'NotFound', 'no such admin endpoint')
+          : new ApiError(501, 'MethodNotImplemented', 'method not implemented by this relay');
+      }
+      if (match.kind === 'method-not-allowed') {
+        route = path;
+        throw new ApiError(405, 'InvalidRequest', `method ${req.method} not allowed`, {
+          allow: match.allow.join(', '),
+        });
+      }
+      route = match.route.path;
+      const url = new URL(rawUrl, 'http://relay.invalid');
+      const ctx: RequestContext = {
+        req,
+        res,
+        url,
+        query: new Query(url.searchParams),
+        clientAddress: clientAddress(req),
+      };
+      const out = await match.route.handler(ctx);
+      if (out !== undefined)
+        sendJson(res, 200, out, cors && match.route.method === 'GET' ? CORS_HEADERS : {});
+      finish(res.statusCode);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        if (!res.headersSent) fail(err);
+        else res.destroy();
+      } else {
+        logger.error({ err, path, method: req.method }, 'API request failed');
+        if (!res.headersSent) fail(new ApiError(500, 'InternalServerError', 'internal error'));
+        else res.destroy();
+      }
+    }
+    return true;
+  };
+}

@@ -1,0 +1,72 @@
+// Account takedown and its reversal, in the order that keeps the firehose
+// consistent: (1) the metadata store records the takedown and sets the local
+// status, so the pipeline drops the account's new events from here on; (2)
+// the event log hides the account's events appended so far, so replay from an
+// old cursor no longer serves them; (3) an `#account` event tells consumers
+// (active false, status takendown). Reversal undoes (1) and (2) and emits
+// `#account` with the account's upstream state.
+
+import type { EventLog } from '../eventlog/types.ts';
+import { EventKind } from '../eventlog/types.ts';
+import { encodeFrame } from '../protocol/frames.ts';
+import type { Account, MetadataStore } from '../store/metadata-store.ts';
+
+export interface TakedownDeps {
+  store: MetadataStore;
+  eventLog: Pick<EventLog, 'append' | 'setTakedown'>;
+  now?: () => Date;
+}
+
+export interface TakedownOutcome {
+  did: string;
+  /** false when the DID is not (yet) a known account: the takedown is still recorded. */
+  known: boolean;
+  /** Relay seq of the emitted `#account` event (known accounts only). */
+  seq?: number;
+  account?: Account;
+}
+
+function accountFrame(seq: number, did: string, time: string, active: boolean, status?: string): Uint8Array {
+  const body: Record<string, unknown> = { seq, did, time, active };
+  if (status !== undefined) body.status = status;
+  return encodeFrame('#account', body);
+}
+
+async function emitAccount(
+  deps: TakedownDeps,
+  account: Account,
+  active: boolean,
+  status: string | undefined,
+): Promise<number> {
+  const time = (deps.now?.() ?? new Date()).toISOString();
+  const [seq] = await deps.eventLog.append([
+    {
+      kind: EventKind.account,
+      uid: account.uid,
+      frame: (s: number) => accountFrame(s, account.did, time, active, status),
+    },
+  ]);
+  return seq;
+}
+
+export async function takeDown(deps: TakedownDeps, did: string, reason?: string): Promise<TakedownOutcome> {
+  await deps.store.setTakedown(did, reason);
+  const account = await deps.store.getAccountByDid(did);
+  if (!account) return { did, known: false };
+  await deps.eventLog.setTakedown(account.uid, true);
+  const seq = await emitAccount(deps, account, false, 'takendown');
+  return { did, known: true, seq, account };
+}
+
+/** Returns undefined when the DID had no takedown. */
+export async function reverseTakedown(deps: TakedownDeps, did: string): Promise<TakedownOutcome | undefined> {
+  const removed = await deps.store.clearTakedown(did);
+  if (!removed) return undefined;
+  const account = await deps.store.getAccountByDid(did);
+  if (!account) return { did, known: false };
+  await deps.eventLog.setTakedown(account.uid, false);
+  const active = account.status === 'active' && account.upstreamStatus === 'active';
+  const status = active ? undefined : account.status !== 'active' ? account.status : account.upstreamStatus;
+  const seq = await emitAccount(deps, account, active, status);
+  return { did, known: true, seq, account };
+}
