@@ -2,13 +2,16 @@
 // frames it receives, so throughput runs measure what actually crosses the
 // sockets without the counter competing with the generator's event loop.
 // Usage: node --import tsx sim/count-frames.ts ws://… ws://… ; prints one
-// JSON line per second ({frames, bytes, elapsedMs}) and a final line on
+// JSON line every 200 ms ({frames, bytes, elapsedMs, activeMs: first to last
+// frame}) and a final line on
 // SIGTERM/stdin end.
 import WebSocket from 'ws';
 
 const urls = process.argv.slice(2);
 let frames = 0;
 let bytes = 0;
+let firstAt = 0;
+let lastAt = 0;
 let open = 0;
 const start = performance.now();
 const sockets = urls.map((url) => {
@@ -17,6 +20,8 @@ const sockets = urls.map((url) => {
     if (++open === urls.length) process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
   });
   ws.on('message', (data: Buffer) => {
+    lastAt = performance.now();
+    if (frames === 0) firstAt = lastAt;
     frames++;
     bytes += data.length;
   });
@@ -25,12 +30,12 @@ const sockets = urls.map((url) => {
 });
 
 function report(final = false): void {
-  process.stdout.write(
-    `${JSON.stringify({ frames, bytes, elapsedMs: Math.round(performance.now() - start), final })}\n`,
-  );
+  const elapsedMs = Math.round(performance.now() - start);
+  const activeMs = Math.round(lastAt - firstAt);
+  process.stdout.write(`${JSON.stringify({ frames, bytes, elapsedMs, activeMs, final })}\n`);
 }
 
-const timer = setInterval(report, 1000);
+const timer = setInterval(report, 200);
 function finish(): void {
   clearInterval(timer);
   report(true);

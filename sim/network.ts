@@ -37,6 +37,10 @@ export interface SimNetworkOptions {
   accountShare?: number;
   /** fraction of generated events that are #sync of the account's current commit, default 0.0005 */
   syncShare?: number;
+  /** use this PLC directory instead of starting one (it is then not stopped by stop()) */
+  plc?: SimPlc;
+  /** first host number, for names (`pds<n>`) and seeds, when several networks share a PLC */
+  hostOffset?: number;
   /** per-event probability of each fault, on every host */
   faultRates?: Partial<Record<FaultKind, number>>;
 }
@@ -58,6 +62,7 @@ export class SimNetwork {
   private readonly prng: Prng;
   private readonly hostDids: string[][] = [];
   private readonly hostIndex = new Map<string, number>();
+  private ownsPlc = true;
   private readonly identityShare: number;
   private readonly accountShare: number;
   private readonly syncShare: number;
@@ -81,16 +86,18 @@ export class SimNetwork {
 
   static async start(opts: SimNetworkOptions = {}): Promise<SimNetwork> {
     const seed = opts.seed ?? 1;
-    const plc = await SimPlc.start(seed);
+    const plc = opts.plc ?? (await SimPlc.start(seed));
     const net = new SimNetwork(plc, opts);
+    net.ownsPlc = !opts.plc;
+    const offset = opts.hostOffset ?? 0;
     const nHosts = opts.hosts ?? 1;
     try {
       for (let i = 0; i < nHosts; i++) {
         const host = await SimPds.start({
           plc,
-          name: `pds${i}`,
+          name: `pds${offset + i}`,
           historySize: opts.historySize,
-          seed: `${seed}:${i}`,
+          seed: `${seed}:${offset + i}`,
         });
         if (opts.faultRates) host.faults.setRates(opts.faultRates);
         net.hosts.push(host);
@@ -320,6 +327,6 @@ export class SimNetwork {
   async stop(): Promise<void> {
     this.stopGenerator();
     await Promise.all(this.hosts.map((h) => h.stop()));
-    await this.plc.stop();
+    if (this.ownsPlc) await this.plc.stop();
   }
 }
