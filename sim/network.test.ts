@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseEventBody } from '../src/protocol/events.ts';
+import { isValidHandle, isValidNsid, isValidRecordKey } from '../src/protocol/syntax.ts';
 import { subscribe } from './consumer.ts';
 import { SimNetwork } from './network.ts';
 import { checkCommitBody, checkSyncBody } from './verify.ts';
@@ -36,7 +37,7 @@ describe('SimNetwork', () => {
       hosts: 2,
       accountsPerHost: 3,
       seed: 7,
-      identityShare: 0.03,
+      identityShare: 0.1,
       accountShare: 0.03,
       syncShare: 0.03,
     });
@@ -52,6 +53,14 @@ describe('SimNetwork', () => {
         for (const { frame } of readers[i].frames) {
           assert.ok(frame?.header.op === 1);
           parseEventBody(frame.header.t, frame.body); // the relay's own shape check
+          if (frame.header.t === '#identity')
+            assert.ok(isValidHandle(frame.body.handle), String(frame.body.handle));
+          if (frame.header.t === '#commit') {
+            for (const op of frame.body.ops as { path: string }[]) {
+              const [collection, rkey] = op.path.split('/');
+              assert.ok(isValidNsid(collection) && isValidRecordKey(rkey), op.path);
+            }
+          }
           if (frame.header.t !== '#commit') continue;
           if ((frame.body.ops as unknown[]).length > 1) multiOp++;
           const check = checkCommitBody(frame.body, net.plc);

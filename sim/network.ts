@@ -141,31 +141,32 @@ export class SimNetwork {
   // --- generating ----------------------------------------------------------
 
   /** Makes one event for a random account of the host and queues it. */
-  private prepareOne(h: number): void {
+  private prepareOne(h: number): boolean {
     const host = this.hosts[h];
     const dids = this.hostDids[h];
-    if (dids.length === 0) return;
-    const did = dids[this.prng.int(dids.length)];
-    const a = host.account(did);
-    if (a.status === 'deactivated') {
-      host.queueStatus(did, 'active');
-      return;
+    if (dids.length === 0) return false;
+    // accounts a test took down, suspended or deleted are left alone
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const did = dids[this.prng.int(dids.length)];
+      const a = host.account(did);
+      if (a.status === 'deactivated') {
+        host.queueStatus(did, 'active');
+        return true;
+      }
+      if (a.status !== 'active') continue;
+      const r = this.prng.next();
+      if (r < this.identityShare) {
+        host.queueHandleChange(did, renamedHandle(a.handle, this.renames++));
+      } else if (r < this.identityShare + this.accountShare) {
+        host.queueStatus(did, 'deactivated');
+      } else if (r < this.identityShare + this.accountShare + this.syncShare) {
+        host.queueSync(did);
+      } else {
+        host.queueRandomWrite(did);
+      }
+      return true;
     }
-    if (a.status !== 'active') {
-      // taken down, suspended or deleted by a test: say so again rather than writing
-      host.queueStatus(did, a.status);
-      return;
-    }
-    const r = this.prng.next();
-    if (r < this.identityShare) {
-      host.queueHandleChange(did, `r${this.renames++}-${a.handle}`.slice(0, 200));
-    } else if (r < this.identityShare + this.accountShare) {
-      host.queueStatus(did, 'deactivated');
-    } else if (r < this.identityShare + this.accountShare + this.syncShare) {
-      host.queueSync(did);
-    } else {
-      host.queueRandomWrite(did);
-    }
+    return false;
   }
 
   /** Makes `n` events ahead of time, spread round-robin over the hosts. */
@@ -191,10 +192,15 @@ export class SimNetwork {
   /** Emits exactly `n` events (queued ones first), choosing hosts and accounts with the seeded PRNG. */
   step(n: number): EmittedEvent[] {
     const out: EmittedEvent[] = [];
+    let idle = 0;
     while (out.length < n) {
       const h = this.prng.int(this.hosts.length);
       const host = this.hosts[h];
-      if (host.queued === 0) this.prepareOne(h);
+      if (host.queued === 0 && !this.prepareOne(h)) {
+        if (++idle > 64 * this.hosts.length) throw new Error('no account can make an event');
+        continue;
+      }
+      idle = 0;
       host.emitQueued(1, out);
     }
     return out;
@@ -329,4 +335,11 @@ export class SimNetwork {
     await Promise.all(this.hosts.map((h) => h.stop()));
     if (this.ownsPlc) await this.plc.stop();
   }
+}
+
+/** `u3.pds0.test` → `u3-r7.pds0.test`: a new handle that keeps the first label short. */
+function renamedHandle(handle: string, n: number): string {
+  const dot = handle.indexOf('.');
+  const base = handle.slice(0, dot).replace(/-r\d+$/, '');
+  return `${base.slice(0, 40)}-r${n}${handle.slice(dot)}`;
 }
