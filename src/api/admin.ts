@@ -13,7 +13,7 @@ import { normaliseDomain } from '../store/hostname.ts';
 import type { Account, Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { HOST_STATUSES } from '../store/metadata-store.ts';
 import { effectiveStatus, isActive } from './account-status.ts';
-import type { HostControl, HostControlResult } from './host-control.ts';
+import type { HostControl, HostControlResult, HostRateLimits } from './host-control.ts';
 import {
   ApiError,
   Body,
@@ -159,12 +159,12 @@ export function registerAdmin(router: Router, deps: AdminDeps): void {
     if (!hc.setRateLimits) {
       throw new ApiError(501, 'NotImplemented', 'per-host rate limits cannot be changed in this relay');
     }
-    const limits = {
-      perSecond: b.optionalInt('perSecond', 1, 1_000_000_000),
-      perHour: b.optionalInt('perHour', 1, 1_000_000_000),
-      perDay: b.optionalInt('perDay', 1, 1_000_000_000),
-    };
-    if (limits.perSecond === undefined && limits.perHour === undefined && limits.perDay === undefined) {
+    const limits: HostRateLimits = {};
+    for (const k of ['perSecond', 'perHour', 'perDay'] as const) {
+      const v = b.optionalInt(k, 1, 1_000_000_000);
+      if (v !== undefined) limits[k] = v;
+    }
+    if (Object.keys(limits).length === 0) {
       throw invalidRequest('give at least one of perSecond, perHour, perDay');
     }
     return hc.setRateLimits(h, limits);
