@@ -288,6 +288,13 @@ export const SETTINGS = {
       'comma-separated domains (suffix match) whose hosts get higher rate limits and no account limit',
     parse: str,
   }),
+  requestCrawlPerIpPerMinute: setting({
+    env: 'RELAY_REQUEST_CRAWL_PER_IP_PER_MINUTE',
+    flag: '--request-crawl-per-ip-per-minute',
+    default: 10,
+    describe: 'public requestCrawl calls allowed per client address per minute (0: no limit)',
+    parse: int(0, 1_000_000),
+  }),
   logLevel: setting({
     env: 'RELAY_LOG_LEVEL',
     flag: '--log-level',
