@@ -151,14 +151,16 @@ describe('SimPds', () => {
   });
 
   it('answers with the lexicon errors for deactivated, taken-down, deleted and unknown repos', async () => {
-    const [a, b, c] = [host.createAccount().did, host.createAccount().did, host.createAccount().did];
+    const [a, b, c, d] = [1, 2, 3, 4].map(() => host.createAccount().did);
     host.deactivate(a);
     host.takedown(b);
     host.deleteAccount(c);
+    host.suspend(d);
     const cases: [string, string][] = [
       [a, 'RepoDeactivated'],
       [b, 'RepoTakendown'],
       [c, 'RepoNotFound'],
+      [d, 'RepoSuspended'],
       ['did:plc:aaaaaaaaaaaaaaaaaaaaaaaa', 'RepoNotFound'],
     ];
     for (const [did, error] of cases) {
@@ -229,5 +231,18 @@ describe('SimPds', () => {
     await again.waitFor(1);
     assert.deepEqual(again.seqs(), [seq]);
     await again.close();
+  });
+
+  it('rotates the signing key: #identity, then commits verify against the new key only', async () => {
+    const did = host.createAccount().did;
+    const oldKey = plc.get(did)!.signingKey;
+    const r = await subscribe(host.wsUrl, host.seq);
+    const ev = host.rotateSigningKey(did);
+    assert.equal(ev.t, '#identity');
+    assert.notEqual(plc.get(did)!.signingKey, oldKey);
+    host.writeRecord(did);
+    await r.waitFor(2);
+    assert.deepEqual(checkCommitBody(r.frames[1].frame!.body, plc).problems, []);
+    await r.close();
   });
 });
