@@ -1,6 +1,10 @@
 // Health probes and the metrics endpoint. zlay serves probes on both ports and
 // metrics only on the internal one; we do the same, so that a load balancer
 // can probe the public port while Prometheus scrapes the private one.
+// `/_healthz` is liveness (the process answers), `/_readyz` readiness (start-up
+// finished), `/_health` runs every store check with a time limit so a hung
+// database shows as an error instead of a hung probe, and `/_stats` serves the
+// counts-at-a-glance provider when the relay sets one (src/api/stats.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -13,6 +17,10 @@ export interface HealthState {
   /** true once start-up (stores opened, servers listening) has finished */
   ready: boolean;
   checks: HealthCheck[];
+  /** Serves `/_stats` when set. */
+  stats?: () => Promise<unknown>;
+  /** Time limit per check in ms (default 2,000). */
+  checkTimeoutMs?: number;
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -28,13 +36,22 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
 async function runChecks(state: HealthState): Promise<{ ok: boolean; checks: Record<string, string> }> {
   const checks: Record<string, string> = {};
   let ok = true;
+  const limit = state.checkTimeoutMs ?? 2000;
   for (const c of state.checks) {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await c.check();
+      await Promise.race([
+        Promise.resolve().then(() => c.check()),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`check timed out after ${limit} ms`)), limit);
+        }),
+      ]);
       checks[c.name] = 'ok';
     } catch (err) {
       ok = false;
       checks[c.name] = err instanceof Error ? err.message : String(err);
+    } finally {
+      clearTimeout(timer);
     }
   }
   return { ok, checks };
@@ -58,6 +75,17 @@ export async function handleProbe(
   if (path === '/_health') {
     const { ok, checks } = await runChecks(state);
     sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'error', version: '0.1.0', checks });
+    return true;
+  }
+  if (path === '/_stats' && state.stats) {
+    try {
+      sendJson(res, 200, await state.stats());
+    } catch (err) {
+      sendJson(res, 503, {
+        error: 'StatsUnavailable',
+        message: err instanceof Error ? err.message : String(err),
+      });
+    }
     return true;
   }
   return false;
