@@ -51,9 +51,18 @@ function countingFetcher(inner: SafeFetcher, onRequest: (n: number, url: string)
   let n = 0;
   const tap = (url: string) => onRequest(++n, url);
   return {
-    request: (url, o) => (tap(url), inner.request(url, o)),
-    getJson: (url, o) => (tap(url), inner.getJson(url, o)),
-    getText: (url, o) => (tap(url), inner.getText(url, o)),
+    request: (url, o) => {
+      tap(url);
+      return inner.request(url, o);
+    },
+    getJson: (url, o) => {
+      tap(url);
+      return inner.getJson(url, o);
+    },
+    getText: (url, o) => {
+      tap(url);
+      return inner.getText(url, o);
+    },
     close: () => inner.close(),
   };
 }
