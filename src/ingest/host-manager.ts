@@ -265,7 +265,12 @@ export class HostManager {
    */
   requestCrawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
     if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
-    const target = validateCrawlHostname(hostname, { allowInsecure: this.cfg.allowInsecureHosts });
+    let target: CrawlTarget;
+    try {
+      target = validateCrawlHostname(hostname, { allowInsecure: this.cfg.allowInsecureHosts });
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const running = this.pendingAdds.get(target.hostname);
     if (running) return running;
     const p = this.doCrawl(target, opts).finally(() => this.pendingAdds.delete(target.hostname));

@@ -20,8 +20,8 @@
 import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
 import { decodeCborFirst } from '../protocol/cbor.ts';
-import { readFrameSeq } from '../protocol/frames.ts';
 import { CursorTracker } from './cursor-tracker.ts';
+import { checkFrame } from './frame-check.ts';
 import type { FrameSink, InboundFrame } from './frame-sink.ts';
 import { assertDialable, type NodeLookup } from './host-checks.ts';
 import { type CrawlTarget, subscribeUrl } from './host-policy.ts';
@@ -336,31 +336,20 @@ export class HostSubscriber {
       this.drop('too-large');
       return;
     }
-    let header: unknown;
-    let rest: Uint8Array;
-    try {
-      [header, rest] = decodeCborFirst(data);
-    } catch {
+    const checked = checkFrame(data);
+    if (!checked.ok) {
       this.drop('malformed');
       return;
     }
-    const h = header as { op?: unknown; t?: unknown } | null;
-    if (!h || typeof h !== 'object') {
-      this.drop('malformed');
-      return;
-    }
-    if (h.op === -1) {
+    const rest = data.subarray(checked.bodyStart);
+    if (checked.op === -1) {
       this.onErrorFrame(ws, rest);
       return;
     }
-    if (h.op !== 1 || typeof h.t !== 'string') {
-      this.drop('malformed');
-      return;
-    }
-    const type = h.t;
+    const type = checked.t;
     this.o.metrics.framesByType.labels(type).inc();
     if (CURRENT_TYPES.has(type)) {
-      const seq = readFrameSeq(data);
+      const seq = checked.seq;
       if (seq === undefined) {
         this.drop('no-seq');
         return;
