@@ -1,0 +1,100 @@
+// Counters of the validation stage. Each outcome is counted twice: in a
+// Prometheus counter (for operators; labels are closed sets: event type and a
+// DropReason) and in plain in-process tallies that tests and the benchmark
+// read synchronously without going through the registry.
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { DropReason } from './reasons.ts';
+
+export type ChainFailure = 'since' | 'prev-data' | 'inversion';
+
+export class ValidationMetrics {
+  readonly passed = new Map<string, number>();
+  readonly dropped = new Map<DropReason, number>();
+  readonly chainFailures = new Map<ChainFailure, number>();
+  resyncs = { ok: 0, failed: 0 };
+  migrations = 0;
+  throttledAccounts = 0;
+  missingPrevData = 0;
+  unverifiedHandles = 0;
+  reresolutions = 0;
+
+  private readonly passedCounter: Counter<'type'>;
+  private readonly droppedCounter: Counter<'type' | 'reason'>;
+  private readonly chainCounter: Counter<'check' | 'mode'>;
+  private readonly resyncCounter: Counter<'result'>;
+  private readonly miscCounter: Counter<'event'>;
+  readonly resyncQueue: Gauge;
+
+  constructor(registry: Registry = new Registry()) {
+    const registers = [registry];
+    this.passedCounter = new Counter({
+      name: 'relay_validation_passed_total',
+      help: 'Inbound events that passed validation and were appended to the event log',
+      labelNames: ['type'],
+      registers,
+    });
+    this.droppedCounter = new Counter({
+      name: 'relay_validation_dropped_total',
+      help: 'Inbound events dropped by validation, by reason',
+      labelNames: ['type', 'reason'],
+      registers,
+    });
+    this.chainCounter = new Counter({
+      name: 'relay_validation_sync_chain_failures_total',
+      help: 'Sync 1.1 chain check failures (since, prevData, inversion); mode lenient means the event was passed anyway',
+      labelNames: ['check', 'mode'],
+      registers,
+    });
+    this.resyncCounter = new Counter({
+      name: 'relay_validation_resyncs_total',
+      help: 'Repo resyncs (getRepo from the PDS after a chain break), by result',
+      labelNames: ['result'],
+      registers,
+    });
+    this.miscCounter = new Counter({
+      name: 'relay_validation_account_events_total',
+      help: 'Account state changes made by validation: migration, throttled, missing-prev-data, unverified-handle, re-resolve',
+      labelNames: ['event'],
+      registers,
+    });
+    this.resyncQueue = new Gauge({
+      name: 'relay_validation_resync_queue',
+      help: 'Resyncs waiting for a rate-limit token or a free slot',
+      registers,
+    });
+  }
+
+  pass(type: string): void {
+    this.passed.set(type, (this.passed.get(type) ?? 0) + 1);
+    this.passedCounter.inc({ type });
+  }
+
+  drop(type: string, reason: DropReason): void {
+    this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
+    this.droppedCounter.inc({ type, reason });
+  }
+
+  chainFailure(check: ChainFailure, lenient: boolean): void {
+    this.chainFailures.set(check, (this.chainFailures.get(check) ?? 0) + 1);
+    this.chainCounter.inc({ check, mode: lenient ? 'lenient' : 'strict' });
+  }
+
+  resync(ok: boolean): void {
+    if (ok) this.resyncs.ok++;
+    else this.resyncs.failed++;
+    this.resyncCounter.inc({ result: ok ? 'ok' : 'failed' });
+  }
+
+  event(name: 'migration' | 'throttled' | 'missing-prev-data' | 'unverified-handle' | 're-resolve'): void {
+    if (name === 'migration') this.migrations++;
+    else if (name === 'throttled') this.throttledAccounts++;
+    else if (name === 'missing-prev-data') this.missingPrevData++;
+    else if (name === 'unverified-handle') this.unverifiedHandles++;
+    else this.reresolutions++;
+    this.miscCounter.inc({ event: name });
+  }
+
+  droppedCount(reason: DropReason): number {
+    return this.dropped.get(reason) ?? 0;
+  }
+}

@@ -1,0 +1,300 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { bytesEqual } from '../protocol/bytes.ts';
+import { rewriteSeq } from '../protocol/frames.ts';
+import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
+import type { IdentitySource } from './validator.ts';
+
+async function withHarness(opts: HarnessOptions, fn: (h: Harness) => Promise<void>): Promise<void> {
+  const h = await startHarness(opts);
+  try {
+    await fn(h);
+  } finally {
+    await h.close();
+  }
+}
+
+/** Creates an account on host `i` and feeds its creation events (#identity, #account, #commit). */
+async function newAccount(h: Harness, i = 0, handle?: string): Promise<string> {
+  const did = h.net.createAccount(i, handle ? { handle } : {});
+  await h.submitAll(h.takeFrames(i));
+  return did;
+}
+
+const types = (events: { t: string }[]) => events.map((e) => e.t);
+
+describe('Validator', () => {
+  it('passes good events in input order, commit frames byte-identical but for the seq', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      for (let i = 0; i < 3; i++) h.net.hosts[0].writeRecord(did);
+      const frames = h.takeFrames(0);
+      await h.submitAll(frames);
+      const out = await h.output();
+      assert.deepEqual(types(out), ['#identity', '#account', '#commit', '#commit', '#commit', '#commit']);
+      assert.deepEqual(
+        out.map((e) => e.seq),
+        [1, 2, 3, 4, 5, 6],
+      );
+      for (let i = 0; i < 3; i++)
+        assert.ok(bytesEqual(out[3 + i].frame, rewriteSeq(frames[i].frame, out[3 + i].seq)));
+      const account = await h.store.getAccountByDid(did);
+      assert.equal(account?.head?.rev, out[5].body.rev);
+      assert.equal(h.validator.metrics.dropped.size, 0);
+      assert.equal(h.validator.metrics.passed.get('#commit'), 4);
+    }));
+
+  it('drops a commit signed with a wrong key, after re-resolving the DID once', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const before = h.net.plc.requests;
+      h.net.hosts[0].injectFault('wrongKey');
+      h.net.hosts[0].writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.droppedCount('bad-signature'), 1);
+      assert.equal(h.net.plc.requests - before, 1, 'one forced re-resolution');
+      assert.equal(h.validator.metrics.reresolutions, 1);
+    }));
+
+  it('drops a high-S signature', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      h.net.hosts[0].injectFault('highS');
+      h.net.hosts[0].writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.droppedCount('high-s-signature'), 1);
+    }));
+
+  it('drops a rev rollback and a future rev', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.writeRecord(did);
+      host.injectFault('revRollback');
+      host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.droppedCount('rev-not-newer'), 1);
+      host.injectFault('futureRev');
+      host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.droppedCount('future-rev'), 1);
+      assert.equal(h.validator.metrics.passed.get('#commit'), 2);
+    }));
+
+  it('heals a broken prevData chain by resync: #account desynchronized, #sync, then resumes', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.injectFault('brokenPrevData');
+      const broken = host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      // the next commit chains from the PDS's real head; it waits in the repo queue behind the resync
+      const next = host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      const m = h.validator.metrics;
+      assert.equal(m.droppedCount('chain-break'), 1);
+      assert.equal(m.resyncs.ok, 1);
+      assert.equal(m.chainFailures.get('inversion'), 1);
+      assert.equal(m.chainFailures.get('prev-data'), 1);
+      const out = (await h.output()).slice(3);
+      assert.deepEqual(types(out), ['#account', '#sync', '#account', '#commit']);
+      assert.deepEqual(out[0].body, { ...out[0].body, active: false, status: 'desynchronized', did });
+      assert.equal(out[1].body.rev, broken.rev, '#sync carries the PDS head');
+      assert.equal(out[2].body.active, true);
+      assert.equal(out[3].body.rev, next.rev);
+      const account = await h.store.getAccountByDid(did);
+      assert.equal(account?.status, 'active');
+      assert.equal(account?.head?.rev, next.rev);
+    }));
+
+  it('resyncs after a skipped commit (since does not chain)', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.injectFault('skippedCommit');
+      host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.chainFailures.get('since'), 1);
+      assert.equal(h.validator.metrics.resyncs.ok, 1);
+      host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.passed.get('#commit'), 2);
+    }));
+
+  it('lenient mode logs the chain failure and passes the event', () =>
+    withHarness({ settings: { lenientSync: true } }, async (h) => {
+      const did = await newAccount(h);
+      h.net.hosts[0].injectFault('brokenPrevData');
+      h.net.hosts[0].writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.passed.get('#commit'), 2);
+      assert.equal(h.validator.metrics.chainFailures.get('inversion'), 1);
+      assert.equal(h.validator.metrics.resyncs.ok + h.validator.metrics.resyncs.failed, 0);
+    }));
+
+  it('drops events from a host the DID document does not name', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      h.net.hosts[0].injectFault('wrongHost');
+      h.net.hosts[0].writeRecord(did);
+      // a cached identity is trusted until it expires or an #identity event purges it
+      h.identity.purge(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.droppedCount('wrong-host'), 1);
+    }));
+
+  it('drops commits of a deactivated account and re-emits its status', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.writeRecord(did);
+      const [commit] = h.takeFrames(0);
+      host.deactivate(did);
+      await h.submitAll(h.takeFrames(0));
+      await h.submitAll([commit]);
+      assert.equal(h.validator.metrics.droppedCount('inactive-account'), 1);
+      const out = await h.output();
+      assert.equal(out.at(-1)?.t, '#account');
+      assert.equal(out.at(-1)?.body.active, false);
+      assert.equal(out.at(-1)?.body.status, 'deactivated');
+    }));
+
+  it('keeps a taken-down account inactive whatever the host says', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      await h.store.setTakedown(did, 'test');
+      host.writeRecord(did);
+      host.suspend(did);
+      host.activate(did); // #identity, #account active, #sync
+      await h.submitAll(h.takeFrames(0));
+      const m = h.validator.metrics;
+      assert.equal(m.droppedCount('inactive-account'), 3, 'commit, identity and sync');
+      const accounts = (await h.output()).slice(3);
+      assert.deepEqual(types(accounts), ['#account', '#account']);
+      for (const a of accounts) assert.deepEqual([a.body.active, a.body.status], [false, 'takendown']);
+    }));
+
+  it('follows a migration between two hosts and refuses the old host', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h, 0);
+      h.net.hosts[0].writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      h.net.migrate(did, 1);
+      await h.submitAll(h.takeFrames(1)); // #identity, #account active, #sync from the new host
+      await h.submitAll(h.takeFrames(0)); // #account deactivated from the old host
+      const m = h.validator.metrics;
+      assert.equal(m.migrations, 1);
+      assert.equal(m.droppedCount('wrong-host'), 1);
+      const account = await h.store.getAccountByDid(did);
+      assert.equal(account?.hostId, h.hostIds[1]);
+      assert.equal(account?.upstreamStatus, 'active');
+      const write = h.net.hosts[1].writeRecord(did);
+      await h.submitAll(h.takeFrames(1));
+      const out = await h.output();
+      assert.deepEqual(types(out.slice(-4)), ['#identity', '#account', '#sync', '#commit']);
+      assert.equal(out.at(-1)?.body.rev, write.rev);
+    }));
+
+  it('passes an identity change with a verified handle, and strips a handle that does not resolve back', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const other = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.changeHandle(did, 'good.pds0.test');
+      await h.submitAll(h.takeFrames(0));
+      host.changeHandle(did, 'bad.pds0.test');
+      h.spoofedHandles.set('bad.pds0.test', other);
+      await h.submitAll(h.takeFrames(0));
+      const ids = (await h.output()).filter((e) => e.t === '#identity' && e.body.did === did);
+      assert.equal(ids.at(-2)?.body.handle, 'good.pds0.test');
+      assert.equal(ids.at(-1)?.body.handle, undefined);
+      assert.equal(h.validator.metrics.unverifiedHandles, 1);
+    }));
+
+  it('throttles a new account past its host account limit', () =>
+    withHarness({}, async (h) => {
+      await newAccount(h, 1);
+      await h.store.setHostAccountLimit(h.hostIds[1], 1);
+      const did = await newAccount(h, 1);
+      const account = await h.store.getAccountByDid(did);
+      assert.equal(account?.status, 'throttled');
+      assert.equal(h.validator.metrics.throttledAccounts, 1);
+      const last = (await h.output()).filter((e) => e.body.did === did);
+      assert.deepEqual(types(last), ['#account']);
+      assert.equal(last[0].body.status, 'throttled');
+      assert.equal(h.validator.metrics.droppedCount('inactive-account'), 2, '#identity and #commit');
+    }));
+
+  it('does not hold other repos up while one DID resolves', () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((r) => {
+      release = r;
+    });
+    let slowDid = '';
+    const wrap = (inner: IdentitySource): IdentitySource => ({
+      get: (did) => (did === slowDid ? undefined : inner.get(did)),
+      purge: (did) => inner.purge(did),
+      resolve: async (did, o) => {
+        if (did === slowDid) await gate;
+        return inner.resolve(did, o);
+      },
+    });
+    return withHarness({ wrapIdentity: wrap }, async (h) => {
+      const fast = await newAccount(h, 0);
+      slowDid = h.net.createAccount(1);
+      h.takeFrames(1);
+      h.net.hosts[1].writeRecord(slowDid);
+      h.net.hosts[0].writeRecord(fast);
+      const slowFrames = h.takeFrames(1);
+      const fastFrames = h.takeFrames(0);
+      const slowDone = h.submitAll(slowFrames);
+      await h.submitAll(fastFrames);
+      const before = await h.output();
+      assert.equal(before.at(-1)?.body.repo, fast, 'the fast repo passed while the slow DID waits');
+      release();
+      await slowDone;
+      const after = await h.output();
+      assert.equal(after.at(-1)?.body.repo, slowDid);
+    });
+  });
+
+  it('keeps output order equal to input order with two worker threads', () =>
+    withHarness({ settings: { workers: 2 } }, async (h) => {
+      const dids: string[] = [];
+      for (let i = 0; i < 6; i++) dids.push(await newAccount(h, i % 2));
+      const base = (await h.output()).length;
+      const input = [];
+      for (let round = 0; round < 10; round++) {
+        for (let i = 0; i < dids.length; i++) h.net.hosts[i % 2].writeRecord(dids[i]);
+        input.push(...h.takeFrames(0), ...h.takeFrames(1));
+      }
+      await h.submitAll(input);
+      const out = (await h.output()).slice(base);
+      assert.equal(out.length, input.length);
+      for (let i = 0; i < input.length; i++)
+        assert.ok(bytesEqual(out[i].frame, rewriteSeq(input[i].frame, out[i].seq)));
+    }));
+
+  it('counts frames it cannot read', () =>
+    withHarness({}, async (h) => {
+      await h.validator.submit({
+        hostId: h.hostIds[0],
+        hostname: h.net.hosts[0].hostname,
+        upstreamSeq: 1,
+        type: '#commit',
+        frame: new Uint8Array([0xa1, 0x61, 0x74]),
+        receivedAt: 0,
+      });
+      await h.validator.submit({
+        hostId: h.hostIds[0],
+        hostname: h.net.hosts[0].hostname,
+        upstreamSeq: 2,
+        type: '#labels',
+        frame: new Uint8Array([1]),
+        receivedAt: 0,
+      });
+      assert.equal(h.validator.metrics.droppedCount('bad-frame'), 1);
+      assert.equal(h.validator.metrics.droppedCount('unknown-type'), 1);
+    }));
+});

@@ -1,0 +1,773 @@
+// The validation stage between ingest and the sequencer (event log). Every
+// inbound frame is checked here (sync 1.1 rules, see docs/validation.md), the
+// relay's per-account state (head, status, host) is kept up to date, and what
+// passes is appended to the log with a relay seq.
+//
+// Work is split by whether it needs account state:
+// - stateless and CPU-heavy (frame decode, CAR hash checks, commit decode,
+//   signature, MST inversion): a pool of worker threads (pool.ts,
+//   verify-frame.ts). The main thread passes the signing key along when the
+//   identity cache has it; otherwise the worker returns the signed bytes and
+//   the main thread checks them once the DID is resolved.
+// - stateful (identity, host authority, status, stored rev/since/prevData,
+//   resync): the main thread, one repo at a time, in the repo's input order.
+//
+// Ordering. Three structures cooperate:
+// 1. Per-DID queues. Each repo's events are processed strictly one after the
+//    other in submit order (a repo's second commit is checked against the
+//    head its first one left). Different repos proceed independently, and the
+//    worker verdicts for a repo's later events are computed while its earlier
+//    ones are still being checked.
+// 2. The order queue: every event takes a place in one global FIFO in submit
+//    order, and decided events leave it from the front only, each run of them
+//    in one `append` call (the log assigns seqs in call order). So the
+//    relay's output order is its input order, whatever order the workers
+//    finish in.
+// 3. Parking: a repo whose current event has to wait for the network (a DID
+//    resolution that misses the cache, a forced re-resolution after a bad
+//    signature or a host mismatch, a handle check, a resync) gives up its
+//    places in the order queue: all of its queued events step out, as do the
+//    ones submitted while it waits. When each of them is decided, it takes a
+//    new place at the back of the queue. A slow DID thus never holds up other
+//    repos, and a repo's own events stay in order (its earlier events hold
+//    places ahead of any new place it takes). The repo is unparked when its
+//    queue empties.
+//
+// Deterministic output order, precisely: for a given input order, events
+// that need no network I/O (the steady state: identity cached, no resync)
+// come out in exactly the input order, independent of worker count and
+// timing; an event that waited on I/O, together with the rest of its repo's
+// events queued behind it, comes out at the point where that I/O completed.
+// Local work (SQLite, worker verdicts) never reorders: it only delays.
+//
+// Durability: `submit` resolves after the frame's events are durable in the
+// log and the new repo head is in the metadata store. Heads are written after
+// the append (an in-memory overlay serves the repo's next events meanwhile),
+// so a crash in between re-accepts the event on replay (a duplicate) rather
+// than losing it. Dropped events resolve at once.
+import type { Registry } from 'prom-client';
+import type { AppendEvent, Sequencer } from '../eventlog/types.ts';
+import { EventKind } from '../eventlog/types.ts';
+import type { FrameSink, InboundFrame } from '../ingest/frame-sink.ts';
+import { type Logger, silentLogger } from '../log.ts';
+import type { AccountEvent, IdentityEvent } from '../protocol/events.ts';
+import { EventShapeError, parseEventBody } from '../protocol/events.ts';
+import { decodeFrame, rewriteSeq } from '../protocol/frames.ts';
+import type { AtprotoIdentity } from '../protocol/identity/did-document.ts';
+import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
+import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import type { PublicKey } from '../protocol/keys.ts';
+import { isValidHandle, normalizeHandle } from '../protocol/syntax.ts';
+import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
+import { isActive, publishedStatus, upstreamStatusOf } from './account-state.ts';
+import { peekEventDid } from './frame-peek.ts';
+import { type ChainFailure, ValidationMetrics } from './metrics.ts';
+import { VerifyPool } from './pool.ts';
+import type { DropReason } from './reasons.ts';
+import { accountFrame, identityFrame, syncFrame } from './relay-frames.ts';
+import { Resyncer } from './resync.ts';
+import {
+  checkSignature,
+  DEFAULT_MAX_REV_SKEW_MS,
+  type VerifiedCommit,
+  type VerifyResult,
+  verifyFrame,
+} from './verify-frame.ts';
+
+export interface ValidationSettings {
+  /** Log and count sync 1.1 chain failures and pass the event, instead of resyncing. */
+  lenientSync: boolean;
+  /** Verify worker threads; 0 = verify on the main thread. */
+  workers: number;
+  maxRevSkewMs: number;
+  resyncPerSecond: number;
+  resyncConcurrency: number;
+  resyncMaxQueued: number;
+  resyncTimeoutMs: number;
+  /** Least time between two resync attempts of one account. */
+  resyncRetryMs: number;
+  maxRepoBytes: number;
+}
+
+export const DEFAULT_VALIDATION_SETTINGS: ValidationSettings = {
+  lenientSync: false,
+  workers: 0,
+  maxRevSkewMs: DEFAULT_MAX_REV_SKEW_MS,
+  resyncPerSecond: 10,
+  resyncConcurrency: 4,
+  resyncMaxQueued: 10_000,
+  resyncTimeoutMs: 60_000,
+  resyncRetryMs: 60_000,
+  maxRepoBytes: 512 * 1024 * 1024,
+};
+
+export type IdentitySource = Pick<IdentityCache, 'get' | 'resolve' | 'purge'>;
+
+/** Handle → DID (DNS TXT, then HTTPS well-known, in production: HandleResolver). */
+export interface HandleLookup {
+  resolve(handle: string): Promise<string | null | undefined>;
+}
+
+export interface ValidatorOptions {
+  store: MetadataStore;
+  log: Sequencer;
+  identity: IdentitySource;
+  handleResolver: HandleLookup;
+  fetcher: SafeFetcher;
+  config?: Partial<ValidationSettings>;
+  logger?: Logger;
+  registry?: Registry;
+  now?: () => number;
+}
+
+interface Decision {
+  events: AppendEvent[];
+  drop?: { reason: DropReason; detail: string };
+  /** Store write to run once the events are durable (repo head). */
+  write?: () => Promise<unknown>;
+}
+
+interface Job {
+  /** null for relay-originated events (resync). */
+  frame: InboundFrame | null;
+  type: string;
+  did: string;
+  verified?: Promise<VerifyResult>;
+  parsed?: IdentityEvent | AccountEvent;
+  /** Order-queue generation: an entry is live only while its gen equals the job's. */
+  gen: number;
+  inOrder: boolean;
+  decision: Decision | null;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+interface OrderEntry {
+  job: Job;
+  gen: number;
+}
+
+interface RepoQueue {
+  did: string;
+  jobs: Job[];
+  parked: boolean;
+  resyncPending: boolean;
+}
+
+interface AccountContext {
+  identity: AtprotoIdentity;
+  account: Account;
+  /** The identity was fetched afresh while handling this event (no second re-resolve). */
+  refreshed: boolean;
+}
+
+const KNOWN_TYPES = new Set(['#commit', '#sync', '#identity', '#account']);
+
+function drop(reason: DropReason, detail: string, events: AppendEvent[] = []): Decision {
+  return { events, drop: { reason, detail } };
+}
+
+function isDecision(v: AccountContext | Decision): v is Decision {
+  return 'events' in v;
+}
+
+/** host[:port] of a PDS endpoint URL, normalised like the store's hostnames. */
+export function pdsHostname(endpoint: string | undefined): string | undefined {
+  if (!endpoint) return undefined;
+  try {
+    return new URL(endpoint).host.toLowerCase().replace(/\.$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+function keyEquals(a: PublicKey | undefined, b: PublicKey | undefined): boolean {
+  if (!a || !b || a.alg !== b.alg || a.bytes.length !== b.bytes.length) return false;
+  for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return false;
+  return true;
+}
+
+export class Validator implements FrameSink {
+  readonly metrics: ValidationMetrics;
+  readonly settings: ValidationSettings;
+  private readonly store: MetadataStore;
+  private readonly seqr: Sequencer;
+  private readonly identity: IdentitySource;
+  private readonly handles: HandleLookup;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly pool: VerifyPool;
+  private readonly resyncer: Resyncer;
+  private readonly repos = new Map<string, RepoQueue>();
+  private readonly heads = new Map<string, RepoHead>();
+  private readonly lastResync = new Map<string, number>();
+  private order: OrderEntry[] = [];
+  private orderHead = 0;
+  private closed = false;
+
+  constructor(opts: ValidatorOptions) {
+    this.settings = { ...DEFAULT_VALIDATION_SETTINGS, ...opts.config };
+    this.store = opts.store;
+    this.seqr = opts.log;
+    this.identity = opts.identity;
+    this.handles = opts.handleResolver;
+    this.log = (opts.logger ?? silentLogger).child({ module: 'validate' });
+    this.now = opts.now ?? Date.now;
+    this.metrics = new ValidationMetrics(opts.registry);
+    this.pool = new VerifyPool({ size: this.settings.workers, logger: this.log });
+    this.resyncer = new Resyncer({
+      fetcher: opts.fetcher,
+      perSecond: this.settings.resyncPerSecond,
+      concurrency: this.settings.resyncConcurrency,
+      maxQueued: this.settings.resyncMaxQueued,
+      timeoutMs: this.settings.resyncTimeoutMs,
+      maxRepoBytes: this.settings.maxRepoBytes,
+      now: this.now,
+    });
+  }
+
+  /** Events submitted and not yet finished (all repos). */
+  get pending(): number {
+    let n = 0;
+    for (const q of this.repos.values()) n += q.jobs.length;
+    return n + (this.order.length - this.orderHead);
+  }
+
+  submit(frame: InboundFrame): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('validator is closed'));
+    return new Promise<void>((resolve, reject) => {
+      const job: Job = {
+        frame,
+        type: frame.type,
+        did: '',
+        gen: 0,
+        inOrder: false,
+        decision: null,
+        resolve,
+        reject,
+      };
+      const rejected = this.admit(job, frame);
+      if (rejected) {
+        this.enqueueOrdered(job);
+        this.finish(job, rejected);
+        return;
+      }
+      let q = this.repos.get(job.did);
+      if (!q) {
+        q = { did: job.did, jobs: [], parked: false, resyncPending: false };
+        this.repos.set(job.did, q);
+        q.jobs.push(job);
+        if (!q.parked) this.enqueueOrdered(job);
+        void this.runRepo(q);
+      } else {
+        q.jobs.push(job);
+        if (!q.parked) this.enqueueOrdered(job);
+      }
+    });
+  }
+
+  /** Stops accepting frames, stops the workers and the resync queue. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.resyncer.close();
+    await this.pool.close();
+  }
+
+  // --- admission (synchronous, at submit) ---------------------------------
+
+  /** Reads the DID and starts the stateless work; returns a Decision only for frames rejected outright. */
+  private admit(job: Job, frame: InboundFrame): Decision | undefined {
+    if (!KNOWN_TYPES.has(frame.type)) return drop('unknown-type', `type ${frame.type.slice(0, 64)}`);
+    const did = peekEventDid(frame.frame, frame.type);
+    if (did === undefined) return this.rejectUnreadable(frame);
+    job.did = did;
+    if (frame.type === '#commit' || frame.type === '#sync') {
+      const cached = this.identity.get(did);
+      if (!cached) this.identity.resolve(did).catch(() => {}); // warm up while the worker runs
+      job.verified = this.pool.verify({
+        type: frame.type,
+        frame: frame.frame,
+        key: cached?.signingKey,
+        nowMs: this.now(),
+        maxRevSkewMs: this.settings.maxRevSkewMs,
+      });
+      return undefined;
+    }
+    try {
+      const { header, body } = decodeFrame(frame.frame);
+      if (header.op !== 1 || header.t !== frame.type) return drop('bad-frame', 'header type mismatch');
+      const parsed = parseEventBody(header.t, body);
+      if (parsed.kind !== 'identity' && parsed.kind !== 'account')
+        return drop('bad-frame', 'unexpected kind');
+      job.parsed = parsed.event;
+      if (parsed.event.did !== did) return drop('bad-event', 'did mismatch');
+    } catch (err) {
+      if (err instanceof EventShapeError) return drop('bad-event', err.message);
+      return drop('bad-frame', (err as Error).message);
+    }
+    return undefined;
+  }
+
+  private rejectUnreadable(frame: InboundFrame): Decision {
+    if (frame.type === '#commit' || frame.type === '#sync') {
+      const r = verifyFrame({ type: frame.type, frame: frame.frame, nowMs: this.now(), maxRevSkewMs: 0 });
+      if (!r.ok) return drop(r.reason, r.detail);
+    } else {
+      try {
+        parseEventBody(frame.type, decodeFrame(frame.frame).body);
+      } catch (err) {
+        return drop(err instanceof EventShapeError ? 'bad-event' : 'bad-frame', (err as Error).message);
+      }
+    }
+    return drop('bad-event', 'no readable DID');
+  }
+
+  // --- the order queue ------------------------------------------------------
+
+  private enqueueOrdered(job: Job): void {
+    job.gen++;
+    job.inOrder = true;
+    this.order.push({ job, gen: job.gen });
+  }
+
+  /** The repo's events leave the order queue until each is decided (see the file comment). */
+  private park(q: RepoQueue): void {
+    if (q.parked) return;
+    q.parked = true;
+    for (const j of q.jobs) {
+      if (j.inOrder && j.decision === null) {
+        j.gen++;
+        j.inOrder = false;
+      }
+    }
+    this.drain();
+  }
+
+  private finish(job: Job, decision: Decision): void {
+    job.decision = decision;
+    const type = job.type;
+    if (decision.drop) {
+      this.metrics.drop(type, decision.drop.reason);
+      this.log.debug(
+        {
+          did: job.did || undefined,
+          host: job.frame?.hostname,
+          type,
+          reason: decision.drop.reason,
+          detail: decision.drop.detail,
+          upstreamSeq: job.frame?.upstreamSeq,
+        },
+        'event dropped',
+      );
+    } else if (job.frame) {
+      this.metrics.pass(type);
+    }
+    if (!job.inOrder) this.enqueueOrdered(job);
+    this.drain();
+  }
+
+  private drain(): void {
+    const batch: Job[] = [];
+    while (this.orderHead < this.order.length) {
+      const e = this.order[this.orderHead];
+      if (e.gen !== e.job.gen) {
+        this.orderHead++;
+        continue;
+      }
+      if (e.job.decision === null) break;
+      batch.push(e.job);
+      this.orderHead++;
+    }
+    if (this.orderHead > 1024 && this.orderHead * 2 > this.order.length) {
+      this.order = this.order.slice(this.orderHead);
+      this.orderHead = 0;
+    }
+    if (batch.length > 0) this.flush(batch);
+  }
+
+  private flush(batch: Job[]): void {
+    const events: AppendEvent[] = [];
+    for (const j of batch) {
+      const d = j.decision as Decision;
+      for (const e of d.events) events.push(e);
+    }
+    if (events.length === 0) {
+      for (const j of batch) j.resolve();
+      return;
+    }
+    const appended = this.seqr.append(events);
+    for (const j of batch) {
+      const d = j.decision as Decision;
+      if (d.events.length === 0) {
+        j.resolve();
+        continue;
+      }
+      appended.then(() => (d.write ? d.write() : undefined)).then(j.resolve, j.reject);
+    }
+  }
+
+  // --- per-repo processing --------------------------------------------------
+
+  private async runRepo(q: RepoQueue): Promise<void> {
+    while (q.jobs.length > 0) {
+      const job = q.jobs[0];
+      let decision: Decision | undefined;
+      let failure: unknown;
+      try {
+        decision = await this.process(job, q);
+      } catch (err) {
+        failure = err;
+      }
+      q.jobs.shift();
+      if (decision) this.finish(job, decision);
+      else this.fail(job, failure);
+      if (q.resyncPending && !this.closed) await this.resync(q);
+    }
+    this.repos.delete(q.did);
+  }
+
+  private fail(job: Job, err: unknown): void {
+    // the sink is broken or closing: the frame is neither appended nor dropped
+    if (job.inOrder) job.gen++;
+    job.inOrder = false;
+    this.log.warn({ did: job.did, host: job.frame?.hostname, err }, 'validation failed');
+    job.reject(err);
+    this.drain();
+  }
+
+  private process(job: Job, q: RepoQueue): Promise<Decision> {
+    switch (job.type) {
+      case '#commit':
+        return this.processCommit(job, q);
+      case '#sync':
+        return this.processSync(job, q);
+      case '#identity':
+        return this.processIdentity(job, q);
+      default:
+        return this.processAccount(job, q);
+    }
+  }
+
+  private async resolveIdentity(q: RepoQueue, force: boolean): Promise<AtprotoIdentity> {
+    if (!force) {
+      const cached = this.identity.get(q.did);
+      if (cached) return cached;
+    }
+    this.park(q);
+    return this.identity.resolve(q.did, force ? { forceRefresh: true } : {});
+  }
+
+  /** Identity, host authority (re-resolving once on mismatch) and the account row (created, or moved on migration). */
+  private async accountContext(
+    job: Job,
+    q: RepoQueue,
+    forceResolve = false,
+  ): Promise<AccountContext | Decision> {
+    const frame = job.frame as InboundFrame;
+    let identity: AtprotoIdentity;
+    let refreshed = forceResolve;
+    try {
+      identity = await this.resolveIdentity(q, forceResolve);
+      if (pdsHostname(identity.pdsEndpoint) !== frame.hostname && !refreshed) {
+        this.metrics.event('re-resolve');
+        identity = await this.resolveIdentity(q, true);
+        refreshed = true;
+      }
+    } catch (err) {
+      return drop('identity-unresolved', (err as Error).message);
+    }
+    if (pdsHostname(identity.pdsEndpoint) !== frame.hostname) {
+      return drop('wrong-host', `DID document names ${identity.pdsEndpoint ?? 'no PDS'}`);
+    }
+    let account = await this.store.getAccountByDid(q.did);
+    if (!account) {
+      account = await this.createAccount(q.did, frame.hostId);
+    } else if (account.hostId !== frame.hostId) {
+      this.metrics.event('migration');
+      this.log.info(
+        { did: q.did, from: account.hostId, to: frame.hostId, host: frame.hostname },
+        'account moved',
+      );
+      account = (await this.store.setAccountHost(account.uid, frame.hostId)) ?? account;
+    }
+    return { identity, account, refreshed };
+  }
+
+  private async createAccount(did: string, hostId: number): Promise<Account> {
+    const host = await this.store.getHost(hostId);
+    const throttled = host !== undefined && !host.trusted && host.accountCount >= host.accountLimit;
+    const res = await this.store.createAccount({ did, hostId, status: throttled ? 'throttled' : 'active' });
+    if (res.created && throttled) {
+      this.metrics.event('throttled');
+      this.log.info({ did, hostId, limit: host?.accountLimit }, 'new account over its host limit: throttled');
+    }
+    return res.value;
+  }
+
+  /** Signature with the account's current key; one forced re-resolution on failure (key rotation). */
+  private async checkCommitSignature(
+    r: VerifiedCommit,
+    ctx: AccountContext,
+    q: RepoQueue,
+  ): Promise<Decision | undefined> {
+    if (r.sig === 'ok') return undefined;
+    const signed = r.signed;
+    if (!signed) return drop('bad-signature', 'no signed bytes');
+    const attempt = (id: AtprotoIdentity) =>
+      id.signingKey ? checkSignature(id.signingKey, signed.message, signed.sig) : 'no-key';
+    let identity = ctx.identity;
+    let s = attempt(identity);
+    if (s === 'bad' && !ctx.refreshed) {
+      this.metrics.event('re-resolve');
+      try {
+        const before = identity.signingKey;
+        identity = await this.resolveIdentity(q, true);
+        if (!keyEquals(before, identity.signingKey)) s = attempt(identity);
+      } catch (err) {
+        return drop('identity-unresolved', (err as Error).message);
+      }
+    }
+    if (s === 'ok') return undefined;
+    if (s === 'high-s') return drop('high-s-signature', 'signature is in high-S form');
+    if (s === 'no-key') return drop('no-signing-key', 'DID document has no #atproto key');
+    return drop('bad-signature', 'signature does not verify against the account key');
+  }
+
+  private currentHead(account: Account): RepoHead | null {
+    return this.heads.get(account.did) ?? account.head;
+  }
+
+  /** Remembers the head until the store has it; the write runs after the append. */
+  private stageHead(account: Account, head: RepoHead, reset: boolean): () => Promise<unknown> {
+    this.heads.set(account.did, head);
+    return async () => {
+      try {
+        if (reset) await this.store.resetAccountHead(account.uid, head);
+        else await this.store.updateAccountHead(account.uid, head);
+      } finally {
+        if (this.heads.get(account.did) === head) this.heads.delete(account.did);
+      }
+    };
+  }
+
+  private maybeScheduleResync(q: RepoQueue): void {
+    const last = this.lastResync.get(q.did);
+    if (last === undefined || this.now() - last >= this.settings.resyncRetryMs) q.resyncPending = true;
+  }
+
+  private nowIso(): string {
+    return new Date(this.now()).toISOString();
+  }
+
+  private async processCommit(job: Job, q: RepoQueue): Promise<Decision> {
+    const frame = job.frame as InboundFrame;
+    const r = await (job.verified as Promise<VerifyResult>);
+    if (!r.ok) return drop(r.reason, r.detail);
+    const ctx = await this.accountContext(job, q);
+    if (isDecision(ctx)) return ctx;
+    const { account } = ctx;
+    if (account.status === 'desynchronized') {
+      this.maybeScheduleResync(q);
+      return drop('desynchronized', 'account awaits a resync');
+    }
+    if (!isActive(account))
+      return drop('inactive-account', `status ${account.status}/${account.upstreamStatus}`);
+    const sigErr = await this.checkCommitSignature(r, ctx, q);
+    if (sigErr) return sigErr;
+    const head = this.currentHead(account);
+    if (head && r.rev <= head.rev) return drop('rev-not-newer', `rev ${r.rev} <= stored ${head.rev}`);
+
+    const breaks: ChainFailure[] = [];
+    if (r.proof !== 'ok') breaks.push('inversion');
+    if (head) {
+      if (r.since !== head.rev) breaks.push('since');
+      if (r.prevData === null) this.metrics.event('missing-prev-data');
+      else if (r.prevData !== head.dataCid) breaks.push('prev-data');
+    }
+    if (breaks.length > 0) {
+      const lenient = this.settings.lenientSync;
+      for (const b of breaks) this.metrics.chainFailure(b, lenient);
+      const detail = `sync 1.1 chain broken (${breaks.join(', ')}): since ${r.since}, stored rev ${head?.rev ?? 'none'}${r.proofDetail ? `; ${r.proofDetail}` : ''}`;
+      if (lenient) {
+        this.log.warn(
+          { did: q.did, host: frame.hostname, breaks, rev: r.rev },
+          'sync 1.1 check failed (lenient: passed)',
+        );
+      } else {
+        const updated = (await this.store.setAccountStatus(account.uid, 'desynchronized')) ?? account;
+        this.lastResync.delete(q.did);
+        q.resyncPending = true;
+        this.log.info(
+          { did: q.did, host: frame.hostname, breaks },
+          'chain break: account desynchronized, resync queued',
+        );
+        return drop('chain-break', detail, [
+          {
+            kind: EventKind.account,
+            uid: account.uid,
+            frame: accountFrame(q.did, publishedStatus(updated), this.nowIso()),
+          },
+        ]);
+      }
+    }
+    const write = this.stageHead(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, false);
+    const bytes = frame.frame;
+    return {
+      events: [{ kind: EventKind.commit, uid: account.uid, frame: (seq) => rewriteSeq(bytes, seq) }],
+      write,
+    };
+  }
+
+  private async processSync(job: Job, q: RepoQueue): Promise<Decision> {
+    const frame = job.frame as InboundFrame;
+    const r = await (job.verified as Promise<VerifyResult>);
+    if (!r.ok) return drop(r.reason, r.detail);
+    const ctx = await this.accountContext(job, q);
+    if (isDecision(ctx)) return ctx;
+    let { account } = ctx;
+    const healing = account.status === 'desynchronized';
+    if ((account.status !== 'active' && !healing) || account.upstreamStatus !== 'active') {
+      return drop('inactive-account', `status ${account.status}/${account.upstreamStatus}`);
+    }
+    const sigErr = await this.checkCommitSignature(r, ctx, q);
+    if (sigErr) return sigErr;
+    const head = this.currentHead(account);
+    if (head && r.rev < head.rev) return drop('rev-not-newer', `rev ${r.rev} < stored ${head.rev}`);
+    const write = this.stageHead(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, true);
+    const bytes = frame.frame;
+    const events: AppendEvent[] = [
+      { kind: EventKind.sync, uid: account.uid, frame: (seq) => rewriteSeq(bytes, seq) },
+    ];
+    if (healing) {
+      q.resyncPending = false;
+      account = (await this.store.setAccountStatus(account.uid, 'active')) ?? account;
+      events.push({
+        kind: EventKind.account,
+        uid: account.uid,
+        frame: accountFrame(q.did, publishedStatus(account), this.nowIso()),
+      });
+    }
+    return { events, write };
+  }
+
+  private async processIdentity(job: Job, q: RepoQueue): Promise<Decision> {
+    const ev = job.parsed as IdentityEvent;
+    const frame = job.frame as InboundFrame;
+    this.identity.purge(q.did);
+    const ctx = await this.accountContext(job, q, true);
+    if (isDecision(ctx)) return ctx;
+    const { account, identity } = ctx;
+    if (account.status !== 'active' && account.status !== 'desynchronized') {
+      return drop('inactive-account', `local status ${account.status}`);
+    }
+    let handle: string | undefined;
+    if (ev.handle !== undefined) {
+      if (await this.verifyHandle(ev.handle, identity, q)) handle = normalizeHandle(ev.handle);
+      else {
+        this.metrics.event('unverified-handle');
+        this.log.debug(
+          { did: q.did, host: frame.hostname, handle: ev.handle },
+          'handle not verified: passed without it',
+        );
+      }
+    }
+    const bytes = frame.frame;
+    const out =
+      handle !== undefined && handle === ev.handle
+        ? (seq: number) => rewriteSeq(bytes, seq)
+        : identityFrame(q.did, ev.time, handle);
+    return { events: [{ kind: EventKind.identity, uid: account.uid, frame: out }] };
+  }
+
+  /** Bidirectional: the DID document claims the handle and the handle resolves to the DID. */
+  private async verifyHandle(handle: string, identity: AtprotoIdentity, q: RepoQueue): Promise<boolean> {
+    if (!isValidHandle(handle)) return false;
+    const h = normalizeHandle(handle);
+    if (identity.handle !== h) return false;
+    this.park(q);
+    try {
+      return (await this.handles.resolve(h)) === q.did;
+    } catch {
+      return false;
+    }
+  }
+
+  private async processAccount(job: Job, q: RepoQueue): Promise<Decision> {
+    const ev = job.parsed as AccountEvent;
+    const ctx = await this.accountContext(job, q);
+    if (isDecision(ctx)) return ctx;
+    let { account } = ctx;
+    const upstream = upstreamStatusOf(ev.active, ev.status);
+    if (account.upstreamStatus !== upstream) {
+      account = (await this.store.setAccountUpstreamStatus(account.uid, upstream)) ?? account;
+    }
+    return {
+      events: [
+        {
+          kind: EventKind.account,
+          uid: account.uid,
+          frame: accountFrame(q.did, publishedStatus(account), ev.time),
+        },
+      ],
+    };
+  }
+
+  // --- resync -----------------------------------------------------------------
+
+  /** Rebuilds the head of a desynchronized repo from its PDS, then emits #sync and the account's status. */
+  private async resync(q: RepoQueue): Promise<void> {
+    q.resyncPending = false;
+    this.park(q);
+    const did = q.did;
+    this.lastResync.set(did, this.now());
+    try {
+      const account = await this.store.getAccountByDid(did);
+      if (account?.status !== 'desynchronized') return;
+      this.metrics.resyncQueue.set(this.resyncer.queued + 1);
+      const identity = await this.resolveIdentity(q, false);
+      if (!identity.pdsEndpoint || !identity.signingKey) throw new Error('DID document lacks a PDS or key');
+      const fetched = await this.resyncer.fetchHead(did, identity.pdsEndpoint, identity.signingKey);
+      this.metrics.resyncQueue.set(this.resyncer.queued);
+      const head = this.currentHead(account);
+      if (head && fetched.rev < head.rev)
+        throw new Error(`PDS repo rev ${fetched.rev} is older than ${head.rev}`);
+      const write = this.stageHead(
+        account,
+        { rev: fetched.rev, commitCid: fetched.commitCid.$link, dataCid: fetched.dataCid.$link },
+        true,
+      );
+      const updated = (await this.store.setAccountStatus(account.uid, 'active')) ?? account;
+      const time = this.nowIso();
+      const events: AppendEvent[] = [
+        {
+          kind: EventKind.sync,
+          uid: account.uid,
+          frame: syncFrame(did, fetched.rev, fetched.commitCid, fetched.commitBlock, time),
+        },
+        {
+          kind: EventKind.account,
+          uid: account.uid,
+          frame: accountFrame(did, publishedStatus(updated), time),
+        },
+      ];
+      this.metrics.resync(true);
+      this.log.info({ did, rev: fetched.rev }, 'repo resynced');
+      const job: Job = {
+        frame: null,
+        type: '#sync',
+        did,
+        gen: 0,
+        inOrder: false,
+        decision: null,
+        resolve: () => {},
+        reject: (err) => this.log.error({ did, err }, 'resync events not appended'),
+      };
+      this.finish(job, { events, write });
+    } catch (err) {
+      this.metrics.resync(false);
+      this.metrics.resyncQueue.set(this.resyncer.queued);
+      this.log.warn({ did, err: (err as Error).message }, 'resync failed; account stays desynchronized');
+    }
+  }
+}
