@@ -55,6 +55,11 @@ const bool: Parser<boolean> = (raw, name) => {
 
 const str: Parser<string> = (raw) => raw;
 
+const autoOrInt =
+  (min: number, max: number): Parser<number | 'auto'> =>
+  (raw, name) =>
+    raw.trim().toLowerCase() === 'auto' ? 'auto' : int(min, max)(raw, name);
+
 const optionalStr: Parser<string | undefined> = (raw) => (raw === '' ? undefined : raw);
 
 const httpUrl: Parser<string> = (raw, name) => {
@@ -180,6 +185,43 @@ export const SETTINGS = {
     default: false,
     describe: 'log sync 1.1 chain failures and pass the event instead of resyncing the repo',
     parse: bool,
+  }),
+  validationWorkers: setting<number | 'auto'>({
+    env: 'RELAY_VALIDATION_WORKERS',
+    flag: '--validation-workers',
+    default: 'auto',
+    describe:
+      'worker threads verifying commits (decode, hashes, signatures, MST proofs); auto: one per core; 0: main thread',
+    parse: autoOrInt(0, 256),
+  }),
+  resyncPerSecond: setting({
+    env: 'RELAY_RESYNC_PER_SECOND',
+    flag: '--resync-per-second',
+    default: 10,
+    describe: 'repo resyncs (getRepo after a sync 1.1 chain break) started per second at most',
+    parse: num(0.01, 10000),
+  }),
+  resyncConcurrency: setting({
+    env: 'RELAY_RESYNC_CONCURRENCY',
+    flag: '--resync-concurrency',
+    default: 4,
+    describe: 'repo resyncs running at once',
+    parse: int(1, 1024),
+  }),
+  resyncMaxQueued: setting({
+    env: 'RELAY_RESYNC_MAX_QUEUED',
+    flag: '--resync-max-queued',
+    default: 10000,
+    describe:
+      'resyncs waiting for a slot before more are refused (the account stays desynchronized and is retried later)',
+    parse: int(1, 10_000_000),
+  }),
+  maxRepoMb: setting({
+    env: 'RELAY_MAX_REPO_MB',
+    flag: '--max-repo-mb',
+    default: 512,
+    describe: 'largest repo CAR (MiB) a resync downloads',
+    parse: int(1, 65536),
   }),
   maxEventsGb: setting({
     env: 'RELAY_MAX_EVENTS_GB',
