@@ -273,6 +273,12 @@ describe('admin API', () => {
       }
       const state = await ok(await h.admin('GET', '/admin/repos/get?did=did:plc:future0'));
       assert.deepEqual(state, { did: 'did:plc:future0', known: false, takenDown: true });
+      // It applies when the account shows up.
+      await h.store.createAccount({ did: 'did:plc:future0', hostId });
+      const repo = (await (
+        await h.get('/xrpc/com.atproto.sync.getRepoStatus?did=did:plc:future0')
+      ).json()) as Json;
+      assert.deepEqual(repo, { did: 'did:plc:future0', active: false, status: 'takendown' });
       const seen: string[] = [];
       let cursor: string | undefined;
       for (let i = 0; i < 10; i++) {
