@@ -107,33 +107,42 @@ export function truncate(s: string, n: number): string {
  * An empty body reads as `{}`.
  */
 export async function readJsonBody(req: IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {
+  const tooLarge = (): ApiError =>
+    new ApiError(413, 'PayloadTooLarge', `request body larger than ${maxBytes} bytes`, {
+      connection: 'close',
+    });
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > maxBytes) {
     req.resume();
-    throw new ApiError(413, 'PayloadTooLarge', `request body larger than ${maxBytes} bytes`, {
-      connection: 'close',
-    });
+    throw tooLarge();
   }
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > maxBytes) {
-      req.resume();
-      throw new ApiError(413, 'PayloadTooLarge', `request body larger than ${maxBytes} bytes`, {
-        connection: 'close',
-      });
-    }
-    chunks.push(chunk);
-  }
-  if (size === 0) return {};
+  // Listeners rather than for-await: leaving an async iterator early destroys
+  // the request, and with it the socket the 413 answer has to go out on.
+  const raw = await new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > maxBytes) {
+        req.off('data', onData);
+        req.resume(); // discard the rest
+        reject(tooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+  });
+  if (raw.length === 0) return {};
   const type = req.headers['content-type'] ?? '';
   if (!/^application\/json\b/i.test(type)) {
     throw new ApiError(415, 'InvalidRequest', 'request body must be application/json');
   }
   let value: unknown;
   try {
-    value = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    value = JSON.parse(raw.toString('utf8'));
   } catch {
     throw invalidRequest('request body is not valid JSON');
   }

@@ -99,9 +99,11 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
 
     const started = performance.now();
     let route = 'other';
-    const cors = isXrpc || path === '/_stats';
+    const method = req.method ?? 'GET';
+    const cors =
+      (isXrpc || path === '/_stats') && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS');
     const finish = (status: number): void => {
-      metrics.observe(route, req.method ?? 'GET', status, (performance.now() - started) / 1000);
+      metrics.observe(route, method, status, (performance.now() - started) / 1000);
     };
     const fail = (err: ApiError): void => {
       sendError(res, err, cors ? CORS_HEADERS : {});
@@ -111,7 +113,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     try {
       if (rawUrl.length > MAX_URL_LENGTH) throw new ApiError(414, 'InvalidRequest', 'request URL too long');
       const router = isAdmin ? admin : xrpc;
-      if (cors && req.method === 'OPTIONS' && router.has(path)) {
+      if (cors && method === 'OPTIONS' && router.has(path)) {
         res.writeHead(204, CORS_HEADERS).end();
         finish(204);
         return true;
@@ -136,7 +138,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
           );
         }
       }
-      const match = router.match(req.method ?? 'GET', path);
+      const match = router.match(method, path);
       if (match.kind === 'none') {
         throw isAdmin
           ? new ApiError(404, 'NotFound', 'no such admin endpoint')
@@ -144,7 +146,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       }
       if (match.kind === 'method-not-allowed') {
         route = path;
-        throw new ApiError(405, 'InvalidRequest', `method ${req.method} not allowed`, {
+        throw new ApiError(405, 'InvalidRequest', `method ${method} not allowed`, {
           allow: match.allow.join(', '),
         });
       }
@@ -166,7 +168,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         if (!res.headersSent) fail(err);
         else res.destroy();
       } else {
-        logger.error({ err, path, method: req.method }, 'API request failed');
+        logger.error({ err, path, method }, 'API request failed');
         if (!res.headersSent) fail(new ApiError(500, 'InternalServerError', 'internal error'));
         else res.destroy();
       }

@@ -270,6 +270,40 @@ describe('public XRPC endpoints', () => {
       await expectError(await h.get(path), 405, 'InvalidRequest');
     });
 
+    it('413 for an oversized chunked body (no content-length), and POST errors carry no CORS', async () => {
+      const { status, body, cors } = await new Promise<{ status: number; body: string; cors?: string }>(
+        (resolve, reject) => {
+          const req = request(
+            h.url('/xrpc/com.atproto.sync.requestCrawl'),
+            {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+            },
+            (res) => {
+              let text = '';
+              res.on('data', (d: Buffer) => {
+                text += d.toString();
+              });
+              res.on('end', () =>
+                resolve({
+                  status: res.statusCode ?? 0,
+                  body: text,
+                  cors: res.headers['access-control-allow-origin'] as string | undefined,
+                }),
+              );
+            },
+          );
+          req.on('error', reject);
+          const chunk = Buffer.alloc(16 * 1024, 0x20);
+          for (let i = 0; i < 6; i++) req.write(chunk);
+          req.end();
+        },
+      );
+      assert.equal(status, 413);
+      assert.equal(JSON.parse(body).error, 'PayloadTooLarge');
+      assert.equal(cors, undefined);
+    });
+
     it('passes host control refusals through', async () => {
       h.hosts.crawlResult = { ok: false, status: 400, error: 'HostNotFound', message: 'unreachable' };
       try {
