@@ -290,6 +290,50 @@ describe('HostManager against the simulated network', () => {
     }
   });
 
+  it('staggers start-up dials of saved hosts', async () => {
+    const db = await tempStore();
+    const ids: number[] = [];
+    for (const h of net.hosts.slice(0, 10)) {
+      ids.push((await db.store.createHost({ hostname: h.hostname, tls: false })).value.id);
+    }
+    const t0 = performance.now();
+    const r = await rig({ hostConnectsPerSecond: 20 }, db);
+    try {
+      await new Promise((res) => setTimeout(res, 150));
+      assert.ok(r.manager.connectedCount < 10, `all connected after 150 ms: ${r.manager.connectedCount}`);
+      await waitFor(() => r.manager.connectedCount === 10, 5000, 'all hosts');
+      assert.ok(performance.now() - t0 >= 440, 'the tenth dial waits 450 ms');
+    } finally {
+      await teardown(r);
+    }
+  });
+
+  it('a frame the sink refuses is not skipped: the cursor stays before it and a reconnect re-reads it', async () => {
+    const sink = new RecordingSink();
+    const r = await rig({}, undefined, sink);
+    const h = net.hosts[2];
+    const did = net.accounts.find((x) => x.host === 2)!.did;
+    try {
+      const { host } = await r.manager.addHost(h.hostname);
+      await waitFor(() => r.manager.connectedCount === 1);
+      const start = h.seq;
+      let refusedOnce = false;
+      sink.fail = (f) => {
+        if (!refusedOnce && f.upstreamSeq === start + 3) {
+          refusedOnce = true;
+          return true;
+        }
+        return false;
+      };
+      for (let i = 0; i < 6; i++) h.writeRecord(did);
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 5000, 'recovery');
+      assert.ok(refusedOnce);
+      assert.deepEqual([...new Set(sink.sorted(host.id))], range(start + 1, h.seq));
+    } finally {
+      await teardown(r);
+    }
+  });
+
   it('bootstraps hosts from a seed relay listHosts, with the same checks', async () => {
     const listed = [
       { hostname: net.hosts[11].hostname, seq: 5, accountCount: 2, status: 'active' },
