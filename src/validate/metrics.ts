@@ -17,12 +17,15 @@ export class ValidationMetrics {
   missingPrevData = 0;
   unverifiedHandles = 0;
   reresolutions = 0;
+  /** #commit/#sync admissions whose signing key was in the identity cache (hit) or not (miss). */
+  identity = { hits: 0, misses: 0 };
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
   private readonly chainCounter: Counter<'check' | 'mode'>;
   private readonly resyncCounter: Counter<'result'>;
   private readonly miscCounter: Counter<'event'>;
+  private readonly identityCounter: Counter<'result'>;
   readonly resyncQueue: Gauge;
 
   constructor(registry: Registry = new Registry()) {
@@ -55,6 +58,12 @@ export class ValidationMetrics {
       name: 'relay_validation_account_events_total',
       help: 'Account state changes made by validation: migration, throttled, missing-prev-data, unverified-handle, re-resolve',
       labelNames: ['event'],
+      registers,
+    });
+    this.identityCounter = new Counter({
+      name: 'relay_validation_identity_lookups_total',
+      help: 'Signing-key lookups at admission of #commit/#sync: hit (cached, verified in a worker at once) or miss (resolved first)',
+      labelNames: ['result'],
       registers,
     });
     this.resyncQueue = new Gauge({
@@ -92,6 +101,12 @@ export class ValidationMetrics {
     else if (name === 'unverified-handle') this.unverifiedHandles++;
     else this.reresolutions++;
     this.miscCounter.inc({ event: name });
+  }
+
+  identityLookup(hit: boolean): void {
+    if (hit) this.identity.hits++;
+    else this.identity.misses++;
+    this.identityCounter.inc({ result: hit ? 'hit' : 'miss' });
   }
 
   droppedCount(reason: DropReason): number {

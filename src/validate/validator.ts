@@ -284,6 +284,7 @@ export class Validator implements FrameSink {
     job.did = did;
     if (frame.type === '#commit' || frame.type === '#sync') {
       const cached = this.identity.get(did);
+      this.metrics.identityLookup(cached !== undefined);
       if (!cached) this.identity.resolve(did).catch(() => {}); // warm up while the worker runs
       job.verified = this.pool.verify({
         type: frame.type,

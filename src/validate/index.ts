@@ -1,0 +1,31 @@
+// Public surface of the validation stage, and the mapping from the relay's
+// configuration to its settings (kept here so relay.ts wires it in one line).
+import { availableParallelism } from 'node:os';
+import type { RelayConfig } from '../config/config.ts';
+import type { ValidationSettings } from './validator.ts';
+
+export { ValidationMetrics } from './metrics.ts';
+export { DROP_REASONS, type DropReason } from './reasons.ts';
+export {
+  DEFAULT_VALIDATION_SETTINGS,
+  type HandleLookup,
+  type IdentitySource,
+  type ValidationSettings,
+  Validator,
+  type ValidatorOptions,
+} from './validator.ts';
+
+/** Validation settings from the relay configuration (`auto` workers = one per core). */
+export function validationSettingsFromConfig(cfg: RelayConfig): ValidationSettings {
+  return {
+    lenientSync: cfg.lenientSync,
+    workers: cfg.validationWorkers === 'auto' ? availableParallelism() : cfg.validationWorkers,
+    maxRevSkewMs: 5 * 60_000,
+    resyncPerSecond: cfg.resyncPerSecond,
+    resyncConcurrency: cfg.resyncConcurrency,
+    resyncMaxQueued: cfg.resyncMaxQueued,
+    resyncTimeoutMs: 60_000,
+    resyncRetryMs: 60_000,
+    maxRepoBytes: cfg.maxRepoMb * 1024 * 1024,
+  };
+}
