@@ -16,13 +16,14 @@ import { registerAdmin } from './admin.ts';
 import { AdminAuth } from './auth.ts';
 import type { HostControl } from './host-control.ts';
 import { ApiError, Query, sendError, sendJson } from './http.ts';
-import { type ApiMetrics, createApiMetrics, noMetrics } from './metrics.ts';
+import { type ApiMetrics, createApiMetrics, type IdentityStatsSource, noMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { type RequestContext, Router } from './router.ts';
 import { createStatsProvider, type RelayStats } from './stats.ts';
 import { registerXrpc } from './xrpc.ts';
 
 export type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
+export { type CacheMetricSources, type IdentityStatsSource, registerCacheMetrics } from './metrics.ts';
 export { createStatsProvider, type RelayStats } from './stats.ts';
 export { reverseTakedown, takeDown } from './takedown.ts';
 
@@ -44,7 +45,9 @@ export interface ApiDeps {
   newHostsPerDay?: number;
   /** Client address for rate limits (default: the socket's remote address). */
   clientAddress?: (req: IncomingMessage) => string;
-  /** Serves `/_stats` (default: built from store, event log and firehose). */
+  /** The identity cache: its size and hit rate appear in the default `/_stats`. */
+  identity?: IdentityStatsSource;
+  /** Serves `/_stats` (default: built from store, event log, firehose and identity cache). */
   stats?: () => Promise<RelayStats>;
   registry?: Registry;
   logger?: Logger;

@@ -3,7 +3,7 @@
 // URL, so a client cannot create unbounded label values. Pipeline metrics
 // (events, validation, log, consumers, hosts, identity cache) are registered by
 // their own stages on the same Registry.
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface ApiMetrics {
   observe(route: string, method: string, status: number, seconds: number): void;
@@ -31,4 +31,74 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       latency.observe({ route }, seconds);
     },
   };
+}
+
+/** Anything with the identity cache's stats() (src/protocol/identity/identity-cache.ts). */
+export interface IdentityStatsSource {
+  stats(): { size: number; hits: number; staleHits: number; negativeHits: number; misses: number };
+}
+
+export interface CacheMetricSources {
+  /** The metadata store's account cache (cacheStats()). */
+  store?: { cacheStats(): { size: number; capacity: number; hits: number; misses: number } };
+  identity?: IdentityStatsSource;
+}
+
+/**
+ * Cache gauges read at scrape time from the caches' own counters: the metadata
+ * store's account cache and the identity cache. Neither module registers
+ * metrics itself; the relay calls this once with the instances it built.
+ * Hit rate is a PromQL ratio of the lookup counters.
+ */
+export function registerCacheMetrics(registry: Registry, sources: CacheMetricSources): void {
+  const { store, identity } = sources;
+  if (store) {
+    new Gauge({
+      name: 'relay_store_account_cache_entries',
+      help: 'Accounts held in the metadata store cache',
+      registers: [registry],
+      collect() {
+        this.set(store.cacheStats().size);
+      },
+    });
+    const last = { hit: 0, miss: 0 };
+    new Counter({
+      name: 'relay_store_account_cache_lookups_total',
+      help: 'Metadata store account cache lookups by result (hit, miss)',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        const s = store.cacheStats();
+        this.inc({ result: 'hit' }, Math.max(0, s.hits - last.hit));
+        this.inc({ result: 'miss' }, Math.max(0, s.misses - last.miss));
+        last.hit = s.hits;
+        last.miss = s.misses;
+      },
+    });
+  }
+  if (identity) {
+    new Gauge({
+      name: 'relay_identity_cache_entries',
+      help: 'DIDs held in the identity cache (positive and negative entries)',
+      registers: [registry],
+      collect() {
+        this.set(identity.stats().size);
+      },
+    });
+    const last = { hit: 0, stale: 0, negative: 0, miss: 0 };
+    new Counter({
+      name: 'relay_identity_cache_lookups_total',
+      help: 'Identity cache lookups by result (hit, stale, negative, miss)',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        const s = identity.stats();
+        const now = { hit: s.hits, stale: s.staleHits, negative: s.negativeHits, miss: s.misses };
+        for (const k of ['hit', 'stale', 'negative', 'miss'] as const) {
+          this.inc({ result: k }, Math.max(0, now[k] - last[k]));
+          last[k] = now[k];
+        }
+      },
+    });
+  }
 }

@@ -6,12 +6,15 @@
 import type { EventLog } from '../eventlog/types.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
 import type { HostStatus, MetadataStore } from '../store/metadata-store.ts';
+import type { IdentityStatsSource } from './metrics.ts';
 
 export interface StatsDeps {
   store: MetadataStore;
   eventLog: Pick<EventLog, 'head' | 'oldest' | 'sizeBytes'>;
   firehose?: Pick<FirehoseServer, 'listConsumers'>;
-  /** Extra sections from other stages (identity cache, ingest), merged in as is. */
+  /** The identity cache, for its size and hit rate. */
+  identity?: IdentityStatsSource;
+  /** Extra sections from other stages (ingest), merged in as is. */
   extra?: () => Record<string, unknown>;
   cacheMs?: number;
   now?: () => number;
@@ -24,6 +27,7 @@ export interface RelayStats {
   accounts: { total: number; cache: { size: number; capacity: number; hitRate: number } };
   eventLog: { head: number; oldest: number; sizeBytes: number };
   consumers: { connected: number; live: number; maxLag: number };
+  identityCache?: { size: number; hitRate: number };
   [section: string]: unknown;
 }
 
@@ -70,7 +74,7 @@ async function collect(deps: StatsDeps, t: number): Promise<RelayStats> {
       cache: {
         size: cache.size,
         capacity: cache.capacity,
-        hitRate: lookups === 0 ? 0 : Number((cache.hits / lookups).toFixed(4)),
+        hitRate: ratio(cache.hits, lookups),
       },
     },
     eventLog: {
@@ -83,6 +87,17 @@ async function collect(deps: StatsDeps, t: number): Promise<RelayStats> {
       live: consumers.filter((c) => c.state === 'live').length,
       maxLag: consumers.reduce((m, c) => Math.max(m, c.lag), 0),
     },
+    ...(deps.identity ? { identityCache: identitySection(deps.identity) } : {}),
     ...(deps.extra?.() ?? {}),
   };
+}
+
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? 0 : Number((part / whole).toFixed(4));
+}
+
+function identitySection(identity: IdentityStatsSource): { size: number; hitRate: number } {
+  const s = identity.stats();
+  const hits = s.hits + s.staleHits + s.negativeHits;
+  return { size: s.size, hitRate: ratio(hits, hits + s.misses) };
 }
