@@ -125,9 +125,9 @@ describe('admin API', () => {
     });
 
     it('add (admin crawl) goes to host control', async () => {
-      const body = await ok(await h.admin('POST', '/admin/hosts/add', { hostname: 'localhost:2583' }));
+      const body = await ok(await h.admin('POST', '/admin/hosts/add', { hostname: 'http://localhost:2583' }));
       assert.equal((body.host as Json).hostname, 'localhost:2583');
-      assert.ok(h.hosts.calls.includes('addHost localhost:2583'));
+      assert.ok(h.hosts.calls.includes('addHost http://localhost:2583'), 'scheme kept for ingest');
       await expectError(await h.admin('POST', '/admin/hosts/add', {}), 400, 'InvalidRequest');
       await expectError(
         await h.admin('POST', '/admin/hosts/add', { hostname: '../etc' }),

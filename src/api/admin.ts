@@ -136,18 +136,23 @@ export function registerAdmin(router: Router, deps: AdminDeps): void {
   const hostAction = (
     path: string,
     act: (hc: HostControl, hostname: string, b: Body) => Promise<HostControlResult>,
-    mustExist = true,
   ): void => {
     router.post(path, async (ctx) => {
       const b = await body(ctx, deps);
       const hostname = parseHostnameParam(b.string('hostname'));
       const hc = requireHostControl(deps.hosts);
-      if (mustExist) await requireHost(store, hostname);
+      await requireHost(store, hostname);
       return hostResult(store, hostname, await act(hc, hostname, b), deps.hosts);
     });
   };
 
-  hostAction('/admin/hosts/add', (hc, h) => hc.addHost(h), false);
+  router.post('/admin/hosts/add', async (ctx) => {
+    const raw = (await body(ctx, deps)).string('hostname').trim();
+    const hostname = parseHostnameParam(raw);
+    // Passed as given: a scheme (http://, ws://) carries the TLS choice ingest needs.
+    const r = await requireHostControl(deps.hosts).addHost(raw);
+    return hostResult(store, hostname, r, deps.hosts);
+  });
   hostAction('/admin/hosts/block', (hc, h) => hc.blockHost(h));
   hostAction('/admin/hosts/unblock', (hc, h) => hc.unblockHost(h));
   hostAction('/admin/hosts/reconnect', (hc, h) => hc.reconnectHost(h));

@@ -2,8 +2,10 @@
 // only parses and authorises requests; every decision that needs the network
 // or live connection state (is the host reachable, is it over the daily new-
 // host limit, may `localhost:PORT` be used, drop the socket of a blocked host)
-// belongs to ingest, which implements this interface. Hostnames arrive already
-// normalised (lower case, no scheme, optional `:port`).
+// belongs to ingest, which implements this interface. requestCrawl and addHost
+// get the hostname as the client sent it (trimmed, checked to be a valid host
+// name), because a scheme such as `http://` carries the TLS choice; the other
+// methods get it normalised (lower case, no scheme, optional `:port`).
 import type { Host } from '../store/metadata-store.ts';
 
 export type HostControlResult =

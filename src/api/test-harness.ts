@@ -13,6 +13,7 @@ import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
 import { EventKind } from '../eventlog/types.ts';
 import { FirehoseServer } from '../firehose/server.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frames.ts';
+import { normaliseHostname } from '../store/hostname.ts';
 import type { AccountStatus, Host, MetadataStore } from '../store/metadata-store.ts';
 import { openMetadataStore } from '../store/open-store.ts';
 import type { HostControl, HostControlResult, HostRateLimits } from './host-control.ts';
@@ -36,6 +37,7 @@ export class FakeHostControl implements HostControl {
 
   async requestCrawl(hostname: string, opts: { admin: boolean }): Promise<HostControlResult> {
     this.calls.push(`requestCrawl ${hostname} admin=${opts.admin}`);
+    hostname = normaliseHostname(hostname);
     if (this.crawlResult) return this.crawlResult;
     if (await this.store.isDomainBanned(hostname)) {
       return { ok: false, status: 403, error: 'HostBanned', message: 'host domain is banned' };
@@ -45,6 +47,7 @@ export class FakeHostControl implements HostControl {
 
   async addHost(hostname: string): Promise<HostControlResult> {
     this.calls.push(`addHost ${hostname}`);
+    hostname = normaliseHostname(hostname);
     return { ok: true, host: (await this.store.createHost({ hostname })).value };
   }
 

@@ -250,7 +250,7 @@ describe('public XRPC endpoints', () => {
     it('accepts a hostname and hands it to host control', async () => {
       const res = await h.post('/xrpc/com.atproto.sync.requestCrawl', { hostname: 'New.Example.net' });
       assert.equal(res.status, 200);
-      assert.ok(h.hosts.calls.includes('requestCrawl new.example.net admin=false'));
+      assert.ok(h.hosts.calls.includes('requestCrawl New.Example.net admin=false'), 'passed as given');
       assert.ok(await h.store.getHostByHostname('new.example.net'));
     });
 

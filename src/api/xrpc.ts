@@ -152,11 +152,13 @@ async function requestCrawl(ctx: RequestContext, deps: XrpcDeps): Promise<undefi
     });
   }
   const body = new Body(await readJsonBody(ctx.req, deps.maxBodyBytes));
-  const hostname = parseHostnameParam(body.string('hostname'));
+  const raw = body.string('hostname').trim();
+  parseHostnameParam(raw);
   const enabled = (await deps.store.getSetting('requestCrawlEnabled')) ?? deps.requestCrawlDefault;
   if (!enabled) throw new ApiError(403, 'Forbidden', 'public requestCrawl is disabled on this relay');
   if (!deps.hosts) throw new ApiError(501, 'MethodNotImplemented', 'this relay does not crawl new hosts');
-  const result = await deps.hosts.requestCrawl(hostname, { admin: false });
+  // Passed as given: a scheme (http://, ws://) carries the TLS choice ingest needs.
+  const result = await deps.hosts.requestCrawl(raw, { admin: false });
   if (!result.ok) throw new ApiError(result.status, result.error, result.message);
   ctx.res.writeHead(200, { server: SERVER_HEADER, 'content-length': '0' });
   ctx.res.end();
