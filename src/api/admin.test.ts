@@ -77,6 +77,34 @@ describe('admin API disabled', () => {
   });
 });
 
+describe('without host control', () => {
+  it('requestCrawl and host changes answer 501, reads still work', async () => {
+    const h = await startHarness({ hosts: undefined });
+    try {
+      await h.store.createHost({ hostname: 'pds.example.com' });
+      await expectError(
+        await h.post('/xrpc/com.atproto.sync.requestCrawl', { hostname: 'a.example' }),
+        501,
+        'MethodNotImplemented',
+      );
+      await expectError(
+        await h.admin('POST', '/admin/hosts/add', { hostname: 'a.example' }),
+        501,
+        'NotImplemented',
+      );
+      await expectError(
+        await h.admin('POST', '/admin/hosts/block', { hostname: 'pds.example.com' }),
+        501,
+        'NotImplemented',
+      );
+      const body = (await ok(await h.admin('GET', '/admin/hosts'))) as { hosts: Json[] };
+      assert.equal(body.hosts.length, 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('admin API', () => {
   let h: Harness;
   let hostId: number;
@@ -192,6 +220,8 @@ describe('admin API', () => {
       );
       const one = await ok(await h.admin('GET', '/admin/hosts/get?hostname=h2.example.org'));
       assert.equal(one.trusted, true);
+      await expectError(await h.admin('GET', '/admin/hosts/get'), 400, 'InvalidRequest');
+      await expectError(await h.admin('GET', '/admin/hosts/get?hostname=no.example'), 404, 'HostNotFound');
     });
 
     it('lists throttled accounts of a host, paging to the end', async () => {
