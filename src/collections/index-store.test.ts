@@ -157,6 +157,39 @@ for (const [name, fresh] of backends) {
     );
 
     it(
+      'concurrent calls keep call order and per-call counts (PostgreSQL merges them)',
+      withStore(async (s) => {
+        const p = { did: did(1), collection: POST };
+        const q = { did: did(2), collection: LIKE };
+        const results = await Promise.all([
+          s.addPairs([p]),
+          s.addPairs([p, q]),
+          s.removePairs([p]),
+          s.removePairs([p]),
+          s.addPairs([p]),
+          s.setHidden(did(9), true),
+          s.addPairs([q, { did: did(3), collection: POST }]),
+        ]);
+        assert.deepEqual(results, [1, 1, 1, 0, 1, undefined, 1]);
+        assert.deepEqual((await s.listCollections(10)).items, [
+          { collection: LIKE, count: 1 },
+          { collection: POST, count: 2 },
+        ]);
+        // Many single-pair calls at once, as the firehose makes them.
+        const many = await Promise.all(
+          Array.from({ length: 300 }, (_, i) =>
+            s.addPairs([{ did: did(100 + (i % 150)), collection: POST }]),
+          ),
+        );
+        assert.equal(
+          many.reduce((a, b) => a + b, 0),
+          150,
+        );
+        assert.equal(await s.countPairs(), 153);
+      }),
+    );
+
+    it(
       'keeps pending checks and backfill progress',
       withStore(async (s) => {
         await s.addPendingChecks([

@@ -3,10 +3,15 @@
 // unnest() arrays, and the per-collection counts are adjusted in the same
 // statement from the RETURNING rows (data-modifying CTE), so a batch of any
 // size is one round trip and counts never drift from the pairs. Writes go
-// through one in-process queue: concurrent statements that bump the same
-// counter rows in different orders could otherwise deadlock, and a relay has
-// one writer anyway. Text columns use COLLATE "C" so DID order — and thus
-// cursors — is byte order, identical to SQLite's.
+// through one in-process queue, in call order: concurrent statements that
+// bump the same counter rows in different orders could otherwise deadlock,
+// and a relay has one writer anyway. The queue group-commits: while one
+// statement runs, the add (or remove) calls queued behind it are merged into
+// the next statement — one commit, one fsync for all of them — which is what
+// lets firehose-rate single-pair calls outrun the commit latency. Only runs
+// of the same kind are merged, so call order is preserved. Text columns use
+// COLLATE "C" so DID order — and thus cursors — is byte order, identical to
+// SQLite's.
 import pg from 'pg';
 import {
   assertPairs,
@@ -46,19 +51,32 @@ CREATE TABLE IF NOT EXISTS coll_backfill (
 );
 `;
 
+// Both return the pairs that changed, so merged calls can each be told their own count.
 const ADD_PAIRS = `WITH ins AS (
     INSERT INTO coll_pairs (coll, did) SELECT * FROM unnest($1::int[], $2::text[])
-    ON CONFLICT DO NOTHING RETURNING coll),
+    ON CONFLICT DO NOTHING RETURNING coll, did),
   c AS (SELECT coll, count(*) AS n FROM ins GROUP BY coll),
-  upd AS (UPDATE coll_names SET pairs = pairs + c.n FROM c WHERE coll_names.id = c.coll RETURNING c.n)
-  SELECT coalesce(sum(n), 0)::int AS n FROM upd`;
+  upd AS (UPDATE coll_names SET pairs = pairs + c.n FROM c WHERE coll_names.id = c.coll)
+  SELECT coll, did FROM ins`;
 
 const REMOVE_PAIRS = `WITH del AS (
     DELETE FROM coll_pairs p USING unnest($1::int[], $2::text[]) AS x(coll, did)
-    WHERE p.coll = x.coll AND p.did = x.did RETURNING p.coll),
+    WHERE p.coll = x.coll AND p.did = x.did RETURNING p.coll, p.did),
   c AS (SELECT coll, count(*) AS n FROM del GROUP BY coll),
-  upd AS (UPDATE coll_names SET pairs = pairs - c.n FROM c WHERE coll_names.id = c.coll RETURNING c.n)
-  SELECT coalesce(sum(n), 0)::int AS n FROM upd`;
+  upd AS (UPDATE coll_names SET pairs = pairs - c.n FROM c WHERE coll_names.id = c.coll)
+  SELECT coll, did FROM del`;
+
+/** Pairs per merged statement, at most. */
+const MAX_GROUP_PAIRS = 20_000;
+
+type WriteTask =
+  | {
+      kind: 'add' | 'remove';
+      pairs: readonly CollectionPair[];
+      resolve: (n: number) => void;
+      reject: (e: unknown) => void;
+    }
+  | { kind: 'other'; run: () => Promise<void> };
 
 const REMOVE_ACCOUNT = `WITH del AS (DELETE FROM coll_pairs WHERE did = $1 RETURNING coll),
   upd AS (UPDATE coll_names SET pairs = pairs - 1 FROM del WHERE coll_names.id = del.coll RETURNING 1),
@@ -79,7 +97,9 @@ const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 export class PostgresCollectionIndex implements CollectionIndexStore {
   readonly kind = 'postgres' as const;
   private readonly ids = new Map<string, number>();
-  private writes: Promise<unknown> = Promise.resolve();
+  private readonly names = new Map<number, string>();
+  private readonly queue: WriteTask[] = [];
+  private draining: Promise<void> | null = null;
 
   private constructor(private readonly pool: pg.Pool) {}
 
@@ -115,11 +135,71 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
     return new PostgresCollectionIndex(pool);
   }
 
-  /** Runs write work one at a time. */
+  /** Runs write work one at a time, in call order. */
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.writes.then(fn, fn);
-    this.writes = run.catch(() => {});
-    return run;
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ kind: 'other', run: () => fn().then(resolve, reject) });
+      this.drain();
+    });
+  }
+
+  private enqueuePairs(kind: 'add' | 'remove', pairs: readonly CollectionPair[]): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ kind, pairs, resolve, reject });
+      this.drain();
+    });
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = (async () => {
+      while (this.queue.length > 0) {
+        const head = this.queue[0];
+        if (head.kind === 'other') {
+          this.queue.shift();
+          await head.run();
+          continue;
+        }
+        // Merge the run of same-kind calls at the head of the queue.
+        const group: Extract<WriteTask, { kind: 'add' | 'remove' }>[] = [];
+        let size = 0;
+        while (this.queue.length > 0) {
+          const t = this.queue[0];
+          if (t.kind !== head.kind || (group.length > 0 && size + t.pairs.length > MAX_GROUP_PAIRS)) break;
+          this.queue.shift();
+          group.push(t as Extract<WriteTask, { kind: 'add' | 'remove' }>);
+          size += t.pairs.length;
+        }
+        try {
+          const changed = await this.writePairs(
+            head.kind,
+            group.flatMap((t) => t.pairs),
+          );
+          // Credit each changed pair to the first call that asked for it.
+          for (const t of group) {
+            let n = 0;
+            for (const p of t.pairs) if (changed.delete(`${p.collection} ${p.did}`)) n++;
+            t.resolve(n);
+          }
+        } catch (err) {
+          for (const t of group) t.reject(err);
+        }
+      }
+      this.draining = null;
+    })();
+  }
+
+  /** One statement for many pairs; returns the changed pairs as `collection did` keys. */
+  private async writePairs(kind: 'add' | 'remove', pairs: readonly CollectionPair[]): Promise<Set<string>> {
+    const [colls, dids] = await this.pairArrays(pairs, kind === 'add');
+    const changed = new Set<string>();
+    if (colls.length === 0) return changed;
+    const res = await this.pool.query<{ coll: number; did: string }>(
+      kind === 'add' ? ADD_PAIRS : REMOVE_PAIRS,
+      [colls, dids],
+    );
+    for (const r of res.rows) changed.add(`${this.names.get(r.coll)} ${r.did}`);
+    return changed;
   }
 
   private async idsFor(names: readonly string[], create: boolean): Promise<Map<string, number>> {
@@ -134,7 +214,10 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
         'SELECT id, name FROM coll_names WHERE name = ANY($1::text[])',
         [missing],
       );
-      for (const r of res.rows) this.ids.set(r.name, r.id);
+      for (const r of res.rows) {
+        this.ids.set(r.name, r.id);
+        this.names.set(r.id, r.name);
+      }
     }
     return this.ids;
   }
@@ -162,22 +245,13 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   addPairs(pairs: readonly CollectionPair[]): Promise<number> {
     assertPairs(pairs);
     if (pairs.length === 0) return Promise.resolve(0);
-    return this.serial(async () => {
-      const [colls, dids] = await this.pairArrays(pairs, true);
-      const res = await this.pool.query<{ n: number }>(ADD_PAIRS, [colls, dids]);
-      return res.rows[0].n;
-    });
+    return this.enqueuePairs('add', pairs);
   }
 
   removePairs(pairs: readonly CollectionPair[]): Promise<number> {
     assertPairs(pairs);
     if (pairs.length === 0) return Promise.resolve(0);
-    return this.serial(async () => {
-      const [colls, dids] = await this.pairArrays(pairs, false);
-      if (colls.length === 0) return 0;
-      const res = await this.pool.query<{ n: number }>(REMOVE_PAIRS, [colls, dids]);
-      return res.rows[0].n;
-    });
+    return this.enqueuePairs('remove', pairs);
   }
 
   setCollections(did: string, collections: readonly string[]): Promise<{ added: number; removed: number }> {
@@ -195,9 +269,9 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
             SELECT count(*)::int AS n FROM upd`,
           [did, wantIds],
         );
-        const add = await c.query<{ n: number }>(ADD_PAIRS, [wantIds, wantIds.map(() => did)]);
+        const add = await c.query(ADD_PAIRS, [wantIds, wantIds.map(() => did)]);
         await c.query('COMMIT');
-        return { added: add.rows[0].n, removed: del.rows[0].n };
+        return { added: add.rowCount ?? 0, removed: del.rows[0].n };
       } catch (err) {
         await c.query('ROLLBACK').catch(() => {});
         throw err;
@@ -329,7 +403,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async close(): Promise<void> {
-    await this.writes;
+    await this.draining;
     await this.pool.end();
   }
 }

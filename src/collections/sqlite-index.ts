@@ -62,6 +62,8 @@ export class SqliteCollectionIndex implements CollectionIndexStore {
   private readonly db: Database.Database;
   private readonly ids = new Map<string, number>();
   private readonly s;
+  private readonly addInTx: (pairs: readonly CollectionPair[]) => number;
+  private readonly removeInTx: (pairs: readonly CollectionPair[]) => number;
 
   constructor(opts: SqliteIndexOptions) {
     const db = new Database(opts.path);
@@ -105,6 +107,8 @@ export class SqliteCollectionIndex implements CollectionIndexStore {
         ON CONFLICT (job, item) DO UPDATE SET cursor = excluded.cursor, done = excluded.done, pairs = excluded.pairs`),
       clearBackfill: p('DELETE FROM coll_backfill WHERE job = ?'),
     };
+    this.addInTx = db.transaction(this.addTx);
+    this.removeInTx = db.transaction(this.removeTx);
   }
 
   private idFor(name: string): number {
@@ -164,13 +168,13 @@ export class SqliteCollectionIndex implements CollectionIndexStore {
   async addPairs(pairs: readonly CollectionPair[]): Promise<number> {
     assertPairs(pairs);
     if (pairs.length === 0) return 0;
-    return this.db.transaction(this.addTx)(pairs);
+    return this.addInTx(pairs);
   }
 
   async removePairs(pairs: readonly CollectionPair[]): Promise<number> {
     assertPairs(pairs);
     if (pairs.length === 0) return 0;
-    return this.db.transaction(this.removeTx)(pairs);
+    return this.removeInTx(pairs);
   }
 
   async setCollections(
