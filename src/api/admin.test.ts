@@ -77,6 +77,44 @@ describe('admin API disabled', () => {
   });
 });
 
+describe('mounted handlers', () => {
+  it('admin mounts run behind authentication; xrpc mounts before the 501, with CORS', async () => {
+    const seen: string[] = [];
+    const h = await startHarness({
+      mounts: {
+        admin: [
+          async (req, res) => {
+            if (!req.url?.startsWith('/admin/collections')) return false;
+            seen.push(req.url);
+            res.writeHead(200, { 'content-type': 'application/json' }).end('{"collections":[]}');
+            return true;
+          },
+        ],
+        xrpc: [
+          async (req, res) => {
+            if (!req.url?.startsWith('/xrpc/com.atproto.sync.listReposByCollection')) return false;
+            res.writeHead(200, { 'content-type': 'application/json' }).end('{"repos":[]}');
+            return true;
+          },
+        ],
+      },
+    });
+    try {
+      await expectError(await h.get('/admin/collections'), 401, 'AuthRequired');
+      assert.deepEqual(seen, [], 'not reached without credentials');
+      assert.deepEqual(await ok(await h.admin('GET', '/admin/collections')), { collections: [] });
+      await expectError(await h.admin('GET', '/admin/other'), 404, 'NotFound');
+      const res = await h.get('/xrpc/com.atproto.sync.listReposByCollection?collection=app.bsky.feed.post');
+      assert.equal(res.headers.get('access-control-allow-origin'), '*');
+      assert.deepEqual(await ok(res), { repos: [] });
+      await expectError(await h.get('/xrpc/com.example.none'), 501, 'MethodNotImplemented');
+      assert.match(await h.registry.metrics(), /route="admin-mounted"/);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
 describe('without host control', () => {
   it('requestCrawl and host changes answer 501, reads still work', async () => {
     const h = await startHarness({ hosts: undefined });

@@ -49,6 +49,14 @@ export interface ApiDeps {
   identity?: IdentityStatsSource;
   /** Serves `/_stats` (default: built from store, event log, firehose and identity cache). */
   stats?: () => Promise<RelayStats>;
+  /**
+   * Handlers of other modules mounted inside this API (each returns false for
+   * paths it does not own): `admin` ones run only after admin authentication
+   * (e.g. the collection index's /admin/collections), `xrpc` ones get the
+   * /xrpc/ methods this module does not implement (e.g. listReposByCollection)
+   * before the 501 answer, with CORS headers already set for GET.
+   */
+  mounts?: { admin?: readonly ApiHandler[]; xrpc?: readonly ApiHandler[] };
   registry?: Registry;
   logger?: Logger;
 }
@@ -143,6 +151,17 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       }
       const match = router.match(method, path);
       if (match.kind === 'none') {
+        const mounted = (isAdmin ? deps.mounts?.admin : deps.mounts?.xrpc) ?? [];
+        if (mounted.length > 0) {
+          if (cors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
+          for (const handler of mounted) {
+            if (await handler(req, res)) {
+              route = isAdmin ? 'admin-mounted' : 'xrpc-mounted';
+              finish(res.statusCode);
+              return true;
+            }
+          }
+        }
         throw isAdmin
           ? new ApiError(404, 'NotFound', 'no such admin endpoint')
           : new ApiError(501, 'MethodNotImplemented', 'method not implemented by this relay');
