@@ -204,6 +204,7 @@ export class Validator implements FrameSink {
   private order: OrderEntry[] = [];
   private orderHead = 0;
   private closed = false;
+  private readonly idleWaiters: (() => void)[] = [];
 
   constructor(opts: ValidatorOptions) {
     this.settings = { ...DEFAULT_VALIDATION_SETTINGS, ...opts.config };
@@ -264,6 +265,12 @@ export class Validator implements FrameSink {
         if (!q.parked) this.enqueueOrdered(job);
       }
     });
+  }
+
+  /** Resolves when no repo has work queued or running (resyncs included). */
+  whenIdle(): Promise<void> {
+    if (this.repos.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   /** Stops accepting frames, stops the workers and the resync queue. */
@@ -426,6 +433,7 @@ export class Validator implements FrameSink {
       if (q.resyncPending && !this.closed) await this.resync(q);
     }
     this.repos.delete(q.did);
+    if (this.repos.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private fail(job: Job, err: unknown): void {
