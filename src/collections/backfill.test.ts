@@ -75,6 +75,57 @@ describe('parseNsidList', () => {
   });
 });
 
+describe('collection backfill: describeRepo hosts', () => {
+  it('uses describeRepo, retries a 503, skips a failing account', async () => {
+    const store = new SqliteCollectionIndex({ path: ':memory:' });
+    const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
+    let listCalls = 0;
+    const calls: string[] = [];
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      calls.push(url.pathname);
+      const json = (status: number, body: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(body));
+      };
+      if (url.pathname === '/xrpc/com.atproto.sync.listRepos') {
+        if (listCalls++ === 0) return json(503, { error: 'Unavailable' });
+        return json(200, {
+          repos: [
+            { did: 'did:plc:one', head: 'x', rev: 'y', active: true },
+            { did: 'did:plc:two', head: 'x', rev: 'y', active: true },
+            { did: 'did:plc:off', head: 'x', rev: 'y', active: false, status: 'takendown' },
+          ],
+        });
+      }
+      if (url.pathname === '/xrpc/com.atproto.repo.describeRepo') {
+        const repo = url.searchParams.get('repo');
+        if (repo === 'did:plc:one')
+          return json(200, { did: repo, collections: ['app.bsky.feed.post', 'bad'] });
+        return json(400, { error: 'RepoNotFound', message: 'gone' });
+      }
+      json(501, { error: 'MethodNotImplemented' });
+    });
+    try {
+      const url = await listen(server);
+      const bf = new CollectionBackfiller({ store, fetcher, retryBackoffMs: 1 });
+      bf.start({ kind: 'hosts', hosts: [url], perHostRatePerSec: 1000 });
+      await bf.wait();
+      const st = bf.status();
+      assert.equal(st.state, 'done', JSON.stringify(st));
+      assert.equal(st.errors, 1, 'did:plc:two failed and was skipped');
+      assert.equal(st.accountsScanned, 1);
+      assert.deepEqual(await store.collectionsOf('did:plc:one'), ['app.bsky.feed.post']);
+      assert.equal(listCalls, 2, 'the 503 was retried');
+      assert.ok(!calls.includes('/xrpc/com.atproto.sync.getRepo'), 'no getRepo fallback on RepoNotFound');
+    } finally {
+      fetcher.close();
+      await close(server);
+      await store.close();
+    }
+  });
+});
+
 for (const [name, fresh] of backends) {
   describe(`collection backfill: ${name}`, () => {
     it('from a source relay: 409 while running, stop, resume after reopen, exact result', async () => {

@@ -1,0 +1,32 @@
+// The collection index (com.atproto.sync.listReposByCollection): what the
+// relay wires in. See docs/collections.md.
+export { createCollectionsAdminHandler } from './admin.ts';
+export {
+  type BackfillSource,
+  type BackfillStatus,
+  CollectionBackfiller,
+  type HostsSource,
+  parseNsidList,
+  type RelaySource,
+} from './backfill.ts';
+export { type CleanerOptions, CollectionCleaner } from './cleaner.ts';
+export type {
+  BackfillItem,
+  CollectionCount,
+  CollectionIndexStore,
+  CollectionPair,
+  Page,
+} from './index-store.ts';
+export { openCollectionIndex } from './open-index.ts';
+export { PostgresCollectionIndex } from './postgres-index.ts';
+export { collectionStillPresent, neighboursOf, type Presence } from './presence.ts';
+export { formatProgress } from './progress.ts';
+export { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from './sqlite-index.ts';
+export {
+  type AccountState,
+  applyCommit,
+  CollectionIndexer,
+  collectionsFromRepoCar,
+  type IndexedCommit,
+} from './upkeep.ts';
+export { createListReposByCollectionHandler, LIST_REPOS_BY_COLLECTION_PATH } from './xrpc.ts';
