@@ -181,6 +181,14 @@ export function pdsHostname(endpoint: string | undefined): string | undefined {
   }
 }
 
+/** True when the DID document's PDS is the host a frame came from (default ports ignored on both sides). */
+export function isAuthoritativeHost(identity: AtprotoIdentity, hostname: string): boolean {
+  const pds = pdsHostname(identity.pdsEndpoint);
+  if (pds === undefined) return false;
+  const strip = (h: string) => h.replace(/:(443|80)$/, '');
+  return strip(pds) === strip(hostname);
+}
+
 function keyEquals(a: PublicKey | undefined, b: PublicKey | undefined): boolean {
   if (!a || !b || a.alg !== b.alg || a.bytes.length !== b.bytes.length) return false;
   for (let i = 0; i < a.bytes.length; i++) if (a.bytes[i] !== b.bytes[i]) return false;
@@ -423,6 +431,7 @@ export class Validator implements FrameSink {
       let decision: Decision | undefined;
       let failure: unknown;
       try {
+        if (this.closed) throw new Error('validator is closed');
         decision = await this.process(job, q);
       } catch (err) {
         failure = err;
@@ -478,7 +487,7 @@ export class Validator implements FrameSink {
     let refreshed = forceResolve;
     try {
       identity = await this.resolveIdentity(q, forceResolve);
-      if (pdsHostname(identity.pdsEndpoint) !== frame.hostname && !refreshed) {
+      if (!isAuthoritativeHost(identity, frame.hostname) && !refreshed) {
         this.metrics.event('re-resolve');
         identity = await this.resolveIdentity(q, true);
         refreshed = true;
@@ -486,7 +495,7 @@ export class Validator implements FrameSink {
     } catch (err) {
       return drop('identity-unresolved', (err as Error).message);
     }
-    if (pdsHostname(identity.pdsEndpoint) !== frame.hostname) {
+    if (!isAuthoritativeHost(identity, frame.hostname)) {
       return drop('wrong-host', `DID document names ${identity.pdsEndpoint ?? 'no PDS'}`);
     }
     let account = await this.store.getAccountByDid(q.did);
