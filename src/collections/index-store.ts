@@ -69,6 +69,8 @@ export interface CollectionIndexStore {
   addPendingChecks(pairs: readonly CollectionPair[]): Promise<void>;
   pendingChecks(limit: number): Promise<CollectionPair[]>;
   removePendingCheck(pair: CollectionPair): Promise<void>;
+  /** Drops every pending check of an account (its collections were just recomputed). */
+  removePendingChecksOf(did: string): Promise<void>;
   countPendingChecks(): Promise<number>;
 
   backfillItems(job: string): Promise<BackfillItem[]>;

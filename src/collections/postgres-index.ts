@@ -375,6 +375,10 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
     );
   }
 
+  async removePendingChecksOf(did: string): Promise<void> {
+    await this.serial(() => this.pool.query('DELETE FROM coll_pending WHERE did = $1', [did]));
+  }
+
   async countPendingChecks(): Promise<number> {
     const res = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM coll_pending');
     return res.rows[0].n;

@@ -251,6 +251,10 @@ export class SqliteCollectionIndex implements CollectionIndexStore {
     this.s.removePending.run(pair.did, pair.collection);
   }
 
+  async removePendingChecksOf(did: string): Promise<void> {
+    this.s.removePendingDid.run(did);
+  }
+
   async countPendingChecks(): Promise<number> {
     return this.s.countPending.get() as number;
   }

@@ -202,8 +202,7 @@ export class CollectionIndexer {
     return this.inOrder(did, async () => {
       const r = await this.store.setCollections(did, collections);
       // Whatever was pending for this account is settled by the full view.
-      for (const collection of await this.pendingFor(did))
-        await this.store.removePendingCheck({ did, collection });
+      await this.store.removePendingChecksOf(did);
       this.stats.resyncs++;
       this.stats.pairsAdded += r.added;
       this.stats.pairsRemoved += r.removed;
@@ -215,11 +214,5 @@ export class CollectionIndexer {
   resyncFromCar(did: string, car: Uint8Array): Promise<{ added: number; removed: number }> {
     const { collections } = collectionsFromRepoCar(car, did);
     return this.resync(did, collections);
-  }
-
-  private async pendingFor(did: string): Promise<string[]> {
-    // Pending checks are few (only undecidable deletes); a bounded scan is fine.
-    const all = await this.store.pendingChecks(10_000);
-    return all.filter((p) => p.did === did).map((p) => p.collection);
   }
 }
