@@ -1,9 +1,9 @@
 // A pool of worker threads for the CPU-heavy, stateless part of validation
 // (verify-frame.ts: decode, CAR hash checks, commit decode, signature, MST
-// inversion). Tasks are collected into batches (flushed when full or on the
-// next turn of the event loop) and each batch goes to the worker with the
-// fewest tasks outstanding, so both cores stay busy without a per-frame
-// message. Results come back per batch; callers get one promise per task.
+// inversion). Tasks are collected (until a batch is full or the next turn of
+// the event loop), split evenly over the workers, and each part goes to the
+// worker with the fewest tasks outstanding, so every core stays busy without
+// a per-frame message, and a small burst is not serialised on one worker. Results come back per batch; callers get one promise per task.
 // The pool does not order anything: results of different batches may settle
 // in any order, and the validator restores order itself (see validator.ts).
 //
@@ -112,20 +112,26 @@ export class VerifyPool {
     );
   }
 
+  /** Sends what is pending, split evenly over the workers (a small burst must not all land on one). */
   private flush(): void {
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = null;
     if (this.pendingTasks.length === 0 || this.closed) return;
-    let target = this.workers[0];
-    for (const w of this.workers) if (w.outstanding < target.outstanding) target = w;
-    const batch = this.nextBatch++;
     const tasks = this.pendingTasks;
-    target.batches.set(batch, this.pendingWaiters);
-    target.outstanding += tasks.length;
+    const waiters = this.pendingWaiters;
     this.pendingTasks = [];
     this.pendingWaiters = [];
-    const req: WorkerRequest = { batch, tasks };
-    target.worker.postMessage(req);
+    const chunk = Math.min(this.batchSize, Math.max(1, Math.ceil(tasks.length / this.workers.length)));
+    for (let i = 0; i < tasks.length; i += chunk) {
+      let target = this.workers[0];
+      for (const w of this.workers) if (w.outstanding < target.outstanding) target = w;
+      const batch = this.nextBatch++;
+      const part = tasks.slice(i, i + chunk);
+      target.batches.set(batch, waiters.slice(i, i + chunk));
+      target.outstanding += part.length;
+      const req: WorkerRequest = { batch, tasks: part };
+      target.worker.postMessage(req);
+    }
   }
 
   private spawn(): PoolWorker {

@@ -64,6 +64,7 @@ describe('resync', () => {
       assert.equal(h.validator.metrics.resyncs.failed, 1);
       host.emitSync(did);
       await h.submitAll(h.takeFrames(0));
+      await h.validator.whenIdle();
       const account = await h.store.getAccountByDid(did);
       assert.equal(account?.status, 'active');
       const out = await h.output();

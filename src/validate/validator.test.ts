@@ -38,6 +38,7 @@ describe('Validator', () => {
       );
       for (let i = 0; i < 3; i++)
         assert.ok(bytesEqual(out[3 + i].frame, rewriteSeq(frames[i].frame, out[3 + i].seq)));
+      await h.validator.whenIdle();
       const account = await h.store.getAccountByDid(did);
       assert.equal(account?.head?.rev, out[5].body.rev);
       assert.equal(h.validator.metrics.dropped.size, 0);
@@ -102,6 +103,7 @@ describe('Validator', () => {
       assert.equal(out[1].body.rev, broken.rev, '#sync carries the PDS head');
       assert.equal(out[2].body.active, true);
       assert.equal(out[3].body.rev, next.rev);
+      await h.validator.whenIdle();
       const account = await h.store.getAccountByDid(did);
       assert.equal(account?.status, 'active');
       assert.equal(account?.head?.rev, next.rev);
@@ -186,6 +188,7 @@ describe('Validator', () => {
       const m = h.validator.metrics;
       assert.equal(m.migrations, 1);
       assert.equal(m.droppedCount('wrong-host'), 1);
+      await h.validator.whenIdle();
       const account = await h.store.getAccountByDid(did);
       assert.equal(account?.hostId, h.hostIds[1]);
       assert.equal(account?.upstreamStatus, 'active');
@@ -217,6 +220,7 @@ describe('Validator', () => {
       await newAccount(h, 1);
       await h.store.setHostAccountLimit(h.hostIds[1], 1);
       const did = await newAccount(h, 1);
+      await h.validator.whenIdle();
       const account = await h.store.getAccountByDid(did);
       assert.equal(account?.status, 'throttled');
       assert.equal(h.validator.metrics.throttledAccounts, 1);

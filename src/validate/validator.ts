@@ -40,11 +40,13 @@
 // events queued behind it, comes out at the point where that I/O completed.
 // Local work (SQLite, worker verdicts) never reorders: it only delays.
 //
-// Durability: `submit` resolves after the frame's events are durable in the
-// log and the new repo head is in the metadata store. Heads are written after
-// the append (an in-memory overlay serves the repo's next events meanwhile),
-// so a crash in between re-accepts the event on replay (a duplicate) rather
-// than losing it. Dropped events resolve at once.
+// Durability: `submit` resolves once the frame's events are durable in the
+// log (a dropped frame: once it reaches the front of the order queue). The
+// new repo head is written to the metadata store after that, off the submit
+// path (an in-memory overlay serves the repo's next events meanwhile). A
+// crash before the head write re-accepts the event when ingest replays it
+// (a duplicate, never a loss); a head write that fails leaves the stored head
+// behind, so the repo's next event breaks the chain and is healed by resync.
 import type { Registry } from 'prom-client';
 import type { AppendEvent, Sequencer } from '../eventlog/types.ts';
 import { EventKind } from '../eventlog/types.ts';
@@ -213,6 +215,9 @@ export class Validator implements FrameSink {
   private orderHead = 0;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly headWrites: (() => Promise<unknown>)[] = [];
+  private headWriteTimer: NodeJS.Immediate | null = null;
+  private headWritesRunning = 0;
 
   constructor(opts: ValidatorOptions) {
     this.settings = { ...DEFAULT_VALIDATION_SETTINGS, ...opts.config };
@@ -275,10 +280,12 @@ export class Validator implements FrameSink {
     });
   }
 
-  /** Resolves when no repo has work queued or running (resyncs included). */
+  /** Resolves when no repo has work queued or running (resyncs included) and every head is written. */
   whenIdle(): Promise<void> {
-    if (this.repos.size === 0) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.checkIdle();
+    });
   }
 
   /** Stops accepting frames, stops the workers and the resync queue. */
@@ -287,6 +294,7 @@ export class Validator implements FrameSink {
     this.closed = true;
     this.resyncer.close();
     await this.pool.close();
+    await this.whenIdle();
   }
 
   // --- admission (synchronous, at submit) ---------------------------------
@@ -412,14 +420,45 @@ export class Validator implements FrameSink {
       for (const j of batch) j.resolve();
       return;
     }
-    const appended = this.seqr.append(events);
-    for (const j of batch) {
-      const d = j.decision as Decision;
-      if (d.events.length === 0) {
-        j.resolve();
-        continue;
+    this.seqr.append(events).then(
+      () => {
+        for (const j of batch) {
+          const write = (j.decision as Decision).write;
+          if (write) this.headWrites.push(write);
+          j.resolve();
+        }
+        this.scheduleHeadWrites();
+      },
+      (err: unknown) => {
+        for (const j of batch) j.reject(err);
+      },
+    );
+  }
+
+  // Head writes run after the append is durable, off the submit path, a chunk
+  // per event-loop turn: a synchronous SQLite update costs ~50 µs, and a
+  // flushed batch of hundreds must not stall the main thread in one go.
+  private scheduleHeadWrites(): void {
+    if (this.headWriteTimer || this.headWrites.length === 0) return;
+    this.headWriteTimer = setImmediate(() => {
+      this.headWriteTimer = null;
+      const chunk = this.headWrites.splice(0, 128);
+      this.headWritesRunning += chunk.length;
+      for (const w of chunk) {
+        w()
+          .catch((err: unknown) => this.log.error({ err }, 'repo head write failed'))
+          .finally(() => {
+            this.headWritesRunning--;
+            this.checkIdle();
+          });
       }
-      appended.then(() => (d.write ? d.write() : undefined)).then(j.resolve, j.reject);
+      this.scheduleHeadWrites();
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.repos.size === 0 && this.headWrites.length === 0 && this.headWritesRunning === 0) {
+      for (const w of this.idleWaiters.splice(0)) w();
     }
   }
 
@@ -442,7 +481,7 @@ export class Validator implements FrameSink {
       if (q.resyncPending && !this.closed) await this.resync(q);
     }
     this.repos.delete(q.did);
-    if (this.repos.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    this.checkIdle();
   }
 
   private fail(job: Job, err: unknown): void {
