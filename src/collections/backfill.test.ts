@@ -75,6 +75,42 @@ describe('parseNsidList', () => {
   });
 });
 
+describe('collection backfill: failures', () => {
+  it('a source that keeps failing leaves the job failed and resumable', async () => {
+    const store = new SqliteCollectionIndex({ path: ':memory:' });
+    const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
+    let up = false;
+    const source = new SqliteCollectionIndex({ path: ':memory:' });
+    await source.addPairs([{ did: 'did:plc:z', collection: 'a.b.c' }]);
+    const handler = createListReposByCollectionHandler(source);
+    const server = createServer((req, res) => {
+      if (!up) {
+        res.writeHead(502).end();
+        return;
+      }
+      void handler(req, res);
+    });
+    try {
+      const url = await listen(server);
+      const bf = new CollectionBackfiller({ store, fetcher, retries: 1, retryBackoffMs: 1 });
+      bf.start({ kind: 'relay', url, collections: ['a.b.c'] });
+      await bf.wait();
+      assert.equal(bf.status().state, 'failed');
+      assert.match(bf.status().lastError ?? '', /HTTP 502/);
+      up = true;
+      bf.start({ kind: 'relay', url, collections: ['a.b.c'] });
+      await bf.wait();
+      assert.equal(bf.status().state, 'done');
+      assert.deepEqual(await store.collectionsOf('did:plc:z'), ['a.b.c']);
+    } finally {
+      fetcher.close();
+      await close(server);
+      await store.close();
+      await source.close();
+    }
+  });
+});
+
 describe('collection backfill: describeRepo hosts', () => {
   it('uses describeRepo, retries a 503, skips a failing account', async () => {
     const store = new SqliteCollectionIndex({ path: ':memory:' });

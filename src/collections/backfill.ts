@@ -203,7 +203,9 @@ export class CollectionBackfiller {
         if (source.restart) await this.opts.store.clearBackfill(job);
         if (source.kind === 'relay') await this.runRelay(job, source, signal);
         else await this.runHosts(job, source, signal);
-        this.st.state = signal.aborted ? 'stopped' : 'done';
+        // Items that kept failing stay unfinished (a later start resumes them).
+        if (signal.aborted) this.st.state = 'stopped';
+        else this.st.state = this.st.itemsDone < this.st.itemsTotal ? 'failed' : 'done';
       } catch (err) {
         this.st.state = signal.aborted || err instanceof StoppedError ? 'stopped' : 'failed';
         if (this.st.state === 'failed') this.noteError(err);
