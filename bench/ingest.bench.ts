@@ -27,7 +27,7 @@ import { openMetadataStore } from '../src/store/open-store.ts';
 
 const { values: args } = parseArgs({
   options: {
-    scenarios: { type: 'string', default: '100:0,1000:0,3000:0,3000:2000' },
+    scenarios: { type: 'string', default: '0:0,100:0,1000:0,3000:0,3000:2000' },
     seconds: { type: 'string', default: '10' },
     'idle-seconds': { type: 'string', default: '40' },
     child: { type: 'string' },
@@ -58,7 +58,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const gc = (globalThis as { gc?: () => void }).gc;
 
 interface Sim {
-  child: ChildProcess;
+  child: ChildProcess | undefined;
   hostnames: string[];
   /** Resolves when the sim has pre-generated its events and started its generator. */
   generating: Promise<void>;
@@ -95,7 +95,11 @@ class CountingSink implements FrameSink {
 }
 
 async function runScenario(hosts: number, rate: number): Promise<Result> {
-  const sim = await startSim(hosts, rate);
+  // hosts 0: the baseline (same process, store and manager, no sim, no sockets)
+  const sim: Sim =
+    hosts > 0
+      ? await startSim(hosts, rate)
+      : { child: undefined, hostnames: [], generating: Promise.resolve() };
   const dir = mkdtempSync(join(tmpdir(), 'atrelay-ingest-bench-'));
   const store = await openMetadataStore({ dataDir: dir });
   const sink = new CountingSink();
@@ -156,9 +160,12 @@ async function runScenario(hosts: number, rate: number): Promise<Result> {
   } finally {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
-    const exited = new Promise((r) => sim.child.once('exit', r));
-    sim.child.kill('SIGTERM');
-    await exited;
+    const child = sim.child;
+    if (child) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
   }
 }
 
@@ -201,13 +208,16 @@ if (args.child) {
     console.error(JSON.stringify(r));
     results.push(r);
   }
+  const base = results.find((r) => r.hosts === 0);
   console.log(
-    '| hosts | events/s offered | connected | connect s | RSS before MB | RSS after MB | KB/host | heap MB | CPU % | frames/s | load 1m |',
+    '| hosts | events/s offered | connected | connect s | RSS MB | RSS − baseline per host KB | heap MB | heap − baseline per host KB | CPU % | frames/s | load 1m |',
   );
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const perHost = (x: number, b: number | undefined, n: number) =>
+    b === undefined || n === 0 ? '' : (((x - b) * 1024) / n).toFixed(1);
   for (const r of results) {
     console.log(
-      `| ${r.hosts} | ${r.rate} | ${r.connected} | ${r.connectSecs} | ${r.rssBeforeMb} | ${r.rssAfterMb} | ${r.perHostKb} | ${r.heapMb} | ${r.cpuPct} | ${r.framesPerSec} | ${r.load1m} |`,
+      `| ${r.hosts} | ${r.rate} | ${r.connected} | ${r.connectSecs} | ${r.rssAfterMb} | ${perHost(r.rssAfterMb, base?.rssAfterMb, r.connected)} | ${r.heapMb} | ${perHost(r.heapMb, base?.heapMb, r.connected)} | ${r.cpuPct} | ${r.framesPerSec} | ${r.load1m} |`,
     );
   }
 }

@@ -70,6 +70,8 @@ describe('HostManager against the simulated network', () => {
       hosts.forEach((h, i) => {
         assert.deepEqual(r.sink.seqs.get(ids[i]) ?? [], range(start[i] + 1, h.seq), h.hostname);
       });
+      assert.equal(await r.manager.accountLimitById(ids[0]), 100);
+      assert.equal(await r.manager.accountLimitById(999_999), undefined);
       const snap = r.manager.list();
       assert.equal(snap.length, 10);
       assert.ok(snap.every((s) => s.connected && s.inFlight === 0));

@@ -388,6 +388,12 @@ export class HostManager {
     return hostAccountLimit(host, isTrustedHostname(host.hostname, this.trusted));
   }
 
+  /** accountLimit() by host id; undefined for an unknown host. */
+  async accountLimitById(hostId: number): Promise<number | undefined> {
+    const host = await this.store.getHost(hostId);
+    return host ? this.accountLimit(host) : undefined;
+  }
+
   isTrusted(hostname: string): boolean {
     return isTrustedHostname(hostname, this.trusted);
   }

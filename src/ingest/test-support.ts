@@ -101,7 +101,7 @@ export function testConfig(over: Partial<IngestConfig> = {}): IngestConfig {
 
 export async function waitFor(
   cond: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
   what = 'condition',
 ): Promise<void> {
   const end = Date.now() + timeoutMs;
