@@ -35,6 +35,12 @@ export const MAX_FRAME_BYTES = 5_000_000;
 export const CURRENT_TYPES: ReadonlySet<string> = new Set(['#commit', '#sync', '#identity', '#account']);
 export const DEPRECATED_TYPES: ReadonlySet<string> = new Set(['#handle', '#migrate', '#tombstone']);
 
+/** Upstream text for logs, capped (a frame may be megabytes). */
+function short(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  return v.length > 200 ? `${v.slice(0, 200)}…` : v;
+}
+
 export type SubscriberState =
   | 'waiting' // scheduled to dial
   | 'connecting'
@@ -347,7 +353,9 @@ export class HostSubscriber {
       return;
     }
     const type = checked.t;
-    this.o.metrics.framesByType.labels(type).inc();
+    // upstream chooses `t`: only known names become label values, so a host cannot grow the series
+    const known = CURRENT_TYPES.has(type) || DEPRECATED_TYPES.has(type) || type === '#info';
+    this.o.metrics.framesByType.labels(known ? type : 'other').inc();
     if (CURRENT_TYPES.has(type)) {
       const seq = checked.seq;
       if (seq === undefined) {
@@ -379,7 +387,10 @@ export class HostSubscriber {
         this.drop('malformed');
         return;
       }
-      this.o.log.info({ host: this.hostname, name: info?.name, message: info?.message }, 'upstream #info');
+      this.o.log.info(
+        { host: this.hostname, name: short(info?.name), message: short(info?.message) },
+        'upstream #info',
+      );
       return;
     }
     if (DEPRECATED_TYPES.has(type)) {
@@ -403,7 +414,10 @@ export class HostSubscriber {
       this.closeReason = 'future-cursor';
       this.o.log.warn({ host: this.hostname, cursor: this.cursor }, 'upstream says FutureCursor; host idle');
     } else {
-      this.o.log.warn({ host: this.hostname, error, message: body?.message }, 'upstream error frame');
+      this.o.log.warn(
+        { host: this.hostname, error: short(error), message: short(body?.message) },
+        'upstream error frame',
+      );
     }
     this.lastError = `upstream error ${error}`;
     ws.terminate();

@@ -1,0 +1,104 @@
+// The per-frame rules against a scripted upstream (a loopback WebSocket
+// server that sends exactly the frames a test lists): lower and repeated seqs
+// are dropped and counted, deprecated and unknown types are dropped, #info is
+// not handed on, and an error frame other than FutureCursor makes the
+// subscriber reconnect from its cursor.
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, it } from 'node:test';
+import { type WebSocket, WebSocketServer } from 'ws';
+import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
+import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import { HostManager } from './host-manager.ts';
+import { RecordingSink, tempStore, testConfig, waitFor } from './test-support.ts';
+
+interface ScriptedPds {
+  hostname: string;
+  cursors: (string | null)[];
+  close(): Promise<void>;
+}
+
+/** Serves describeServer and, on each subscribeRepos connection, the next script in the list. */
+async function scriptedPds(scripts: ((ws: WebSocket) => void)[]): Promise<ScriptedPds> {
+  const wss = new WebSocketServer({ noServer: true });
+  const cursors: (string | null)[] = [];
+  const server: Server = createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ did: 'did:web:x' }));
+  });
+  server.on('upgrade', (req, socket, head) => {
+    cursors.push(new URL(req.url ?? '/', 'http://x').searchParams.get('cursor'));
+    const script = scripts.shift();
+    wss.handleUpgrade(req, socket, head, (ws) => (script ? script(ws) : undefined));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    hostname: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    cursors,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+const commit = (seq: number) => encodeFrame('#commit', { seq, repo: 'did:plc:a', rev: 'x', ops: [] });
+
+describe('HostSubscriber frame rules', () => {
+  it('drops lower seqs, deprecated and unknown types; logs #info; reconnects after an error frame', async () => {
+    const pds = await scriptedPds([
+      (ws) => {
+        for (const f of [
+          commit(1),
+          commit(2),
+          commit(2), // repeated
+          commit(1), // lower
+          encodeFrame('#handle', { seq: 3, did: 'did:plc:a', handle: 'a.test' }),
+          encodeFrame('#tombstone', { seq: 4, did: 'did:plc:a' }),
+          encodeFrame('#somethingNew', { seq: 5 }),
+          encodeInfoFrame('OutdatedCursor', 'x'),
+          encodeFrame('#identity', { seq: 6, did: 'did:plc:a', time: 'x' }),
+          encodeErrorFrame('ConsumerTooSlow', 'too slow'),
+        ]) {
+          ws.send(f);
+        }
+      },
+      (ws) => ws.send(commit(7)),
+    ]);
+    const db = await tempStore();
+    const sink = new RecordingSink();
+    const m = new HostManager({
+      store: db.store,
+      sink,
+      fetcher: createSafeFetcher({ allowPrivate: true, allowInsecure: true }),
+      config: testConfig(),
+    });
+    await m.start();
+    try {
+      const { host } = await m.addHost(pds.hostname);
+      await waitFor(() => sink.seqs.get(host.id)?.length === 4, 5000, 'four events');
+      assert.deepEqual(sink.seqs.get(host.id), [1, 2, 6, 7]);
+      assert.deepEqual(pds.cursors, [null, '6']);
+      const drops = Object.fromEntries(
+        (await m.metrics.dropped.get()).values.map((v) => [v.labels.reason, v.value]),
+      );
+      assert.deepEqual(drops, {
+        'seq-not-increasing': 2,
+        'deprecated-type': 2,
+        'unknown-type': 1,
+        'error-frame': 1,
+      });
+      const types = Object.fromEntries(
+        (await m.metrics.framesByType.get()).values.map((v) => [v.labels.type, v.value]),
+      );
+      assert.equal(types.other, 1); // the unknown type does not become a label value
+      assert.equal(types['#info'], 1);
+    } finally {
+      await m.stop();
+      await db.destroy();
+      await pds.close();
+    }
+  });
+});
