@@ -152,6 +152,7 @@ async function main(): Promise<void> {
     const v = await freshValidator(workers);
     const id0 = { ...v.validator.metrics.identity };
     const cpu0 = process.cpuUsage();
+    const elu0 = performance.eventLoopUtilization();
     const start = performance.now();
     let next = 0;
     let inFlight = 0;
@@ -170,11 +171,13 @@ async function main(): Promise<void> {
     });
     const secs = (performance.now() - start) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const elu = performance.eventLoopUtilization(elu0);
+    const cpuUsPerCommit = (cpu.user + cpu.system) / measured.length;
     const m = v.validator.metrics;
     const passed = m.passed.get('#commit') ?? 0;
     const dropped = [...m.dropped.values()].reduce((a, b) => a + b, 0);
     console.log(
-      `workers=${workers}: ${Math.round(measured.length / secs)} commits/s verified end to end (${measured.length} in ${secs.toFixed(2)} s; passed ${passed - nAccounts}, dropped ${dropped}; process CPU ${((cpu.user + cpu.system) / 1e6 / secs).toFixed(2)} cores; ${await v.flushStats()}; identity cache hits ${m.identity.hits - id0.hits}/${m.identity.hits + m.identity.misses - id0.hits - id0.misses})`,
+      `workers=${workers}: ${Math.round(measured.length / secs)} commits/s verified end to end (${measured.length} in ${secs.toFixed(2)} s; passed ${passed - nAccounts}, dropped ${dropped}; process CPU ${((cpu.user + cpu.system) / 1e6 / secs).toFixed(2)} cores = ${Math.round(cpuUsPerCommit)} µs/commit, main thread busy ${Math.round(elu.utilization * 100)} %; ${await v.flushStats()}; identity cache hits ${m.identity.hits - id0.hits}/${m.identity.hits + m.identity.misses - id0.hits - id0.misses})`,
     );
     await v.close();
   }
