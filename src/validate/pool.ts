@@ -49,7 +49,9 @@ const WORKER_URL = new URL('./worker.ts', import.meta.url);
 
 function startWorker(): Worker {
   if (WORKER_URL.pathname.endsWith('.ts')) {
-    const bootstrap = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
+    // resolved here, not in the worker: an eval'd worker resolves bare names from the cwd
+    const tsxApi = import.meta.resolve('tsx/esm/api');
+    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
     return new Worker(bootstrap, { eval: true });
   }
   return new Worker(WORKER_URL);
