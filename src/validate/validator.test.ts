@@ -280,6 +280,18 @@ describe('Validator', () => {
         assert.ok(bytesEqual(out[i].frame, rewriteSeq(input[i].frame, out[i].seq)));
     }));
 
+  it('settles every submit when closed with work in flight', () =>
+    withHarness({ settings: { workers: 1 } }, async (h) => {
+      const did = h.net.createAccount(0);
+      for (let i = 0; i < 5; i++) h.net.hosts[0].writeRecord(did);
+      const settling = Promise.allSettled(h.takeFrames(0).map((f) => h.validator.submit(f)));
+      await h.validator.close();
+      const settled = await settling;
+      assert.equal(settled.length, 8);
+      assert.ok(settled.some((r) => r.status === 'rejected'));
+      await assert.rejects(h.validator.submit(h.takeFrames(0)[0] ?? ({} as never)), /closed/);
+    }));
+
   it('counts frames it cannot read', () =>
     withHarness({}, async (h) => {
       await h.validator.submit({

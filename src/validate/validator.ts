@@ -316,6 +316,8 @@ export class Validator implements FrameSink {
         nowMs: this.now(),
         maxRevSkewMs: this.settings.maxRevSkewMs,
       });
+      // handled when the repo queue reaches the job; until then a rejection (pool closing) must not count as unhandled
+      job.verified.catch(() => {});
       return undefined;
     }
     try {
@@ -420,7 +422,13 @@ export class Validator implements FrameSink {
       for (const j of batch) j.resolve();
       return;
     }
-    this.seqr.append(events).then(
+    let appended: Promise<number[]>;
+    try {
+      appended = this.seqr.append(events);
+    } catch (err) {
+      appended = Promise.reject(err);
+    }
+    appended.then(
       () => {
         for (const j of batch) {
           const write = (j.decision as Decision).write;
