@@ -95,6 +95,9 @@ describe('HostSubscriber frame rules', () => {
       );
       assert.equal(types.other, 1); // the unknown type does not become a label value
       assert.equal(types['#info'], 1);
+      assert.equal((await m.metrics.connected.get()).values[0].value, 1);
+      await m.stop();
+      assert.equal((await m.metrics.connected.get()).values[0].value, 0);
     } finally {
       await m.stop();
       await db.destroy();

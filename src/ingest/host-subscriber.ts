@@ -109,6 +109,8 @@ export class HostSubscriber {
   private closeReason: 'future-cursor' | 'sink-failed' | 'restart' | undefined;
   private settledWaiters: (() => void)[] = [];
   private attempts = 0;
+  /** This socket is counted in the connected gauge (decremented once on close, whatever the state). */
+  private countedOpen = false;
   private readonly o: SubscriberOptions;
   private readonly frames;
   private readonly bytes;
@@ -173,11 +175,13 @@ export class HostSubscriber {
     this.resumeJob?.cancel();
     this.queue = [];
     const ws = this.ws;
-    if (ws) {
+    let closed: Promise<void> = Promise.resolve();
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      closed = new Promise((resolve) => ws.once('close', () => resolve()));
       ws.pause();
       ws.terminate();
     }
-    return this.whenSettled();
+    return Promise.all([closed, this.whenSettled()]).then(() => {});
   }
 
   /** Stops without a reconnect, but can be started again (idle, offline, blocked). */
@@ -250,6 +254,7 @@ export class HostSubscriber {
       this.state = 'open';
       this.openedAt = this.o.now();
       this.lastActivity = this.openedAt;
+      this.countedOpen = true;
       this.o.metrics.connected.inc();
       this.o.log.debug({ host: this.hostname, cursor: this.cursor }, 'host connected');
     });
@@ -265,8 +270,10 @@ export class HostSubscriber {
     ws.on('close', (code: number) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      const wasOpen = this.state === 'open';
-      if (wasOpen) this.o.metrics.connected.dec();
+      if (this.countedOpen) {
+        this.countedOpen = false;
+        this.o.metrics.connected.dec();
+      }
       this.queue = []; // never handed on: the next connection re-reads them from the cursor
       this.resumeJob?.cancel();
       this.resumeJob = undefined;
