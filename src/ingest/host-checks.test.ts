@@ -10,7 +10,7 @@ import { createSafeFetcher, type LookupFn, type SafeFetcher } from '../protocol/
 import { checkDescribeServer, guardedLookup } from './host-checks.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { RecordingSink, tempStore, testConfig } from './test-support.ts';
+import { RecordingSink, tempStore, testConfig, waitFor } from './test-support.ts';
 
 function fakeDns(table: Record<string, string>): LookupFn & { calls: string[] } {
   const calls: string[] = [];
@@ -124,6 +124,33 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
       );
     } finally {
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('a saved host whose name now resolves to loopback is never dialled, and ends up offline', async () => {
+    const dns = fakeDns({ 'rebound.example.com': '127.0.0.1' });
+    const db = await tempStore();
+    const { value: host } = await db.store.createHost({ hostname: 'rebound.example.com' });
+    const m = new HostManager({
+      store: db.store,
+      sink: new RecordingSink(),
+      lookup: dns, // default fetcher, built with the same lookup and production rules
+      config: testConfig({
+        allowInsecureHosts: false,
+        hostMaxFailures: 2,
+        backoffBaseMs: 5,
+        backoffMaxMs: 10,
+      }),
+    });
+    await m.start();
+    try {
+      await waitFor(async () => (await db.store.getHost(host.id))?.status === 'offline', 5000, 'offline');
+      const sub = m.subscriber(host.id)!;
+      assert.match(sub.lastError ?? '', /refused rebound\.example\.com: address 127\.0\.0\.1 is loopback/);
+      assert.ok(dns.calls.length >= 2);
+    } finally {
+      await m.stop();
+      await db.destroy();
     }
   });
 

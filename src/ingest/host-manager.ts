@@ -15,7 +15,12 @@ import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
-import { defaultLookup, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import {
+  createSafeFetcher,
+  defaultLookup,
+  type LookupFn,
+  type SafeFetcher,
+} from '../protocol/identity/safe-fetch.ts';
 import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { bootstrapFromUpstream } from './bootstrap.ts';
 import type { FrameSink } from './frame-sink.ts';
@@ -92,8 +97,11 @@ const DEFAULT_TUNING: IngestTuning = {
 export interface HostManagerOptions {
   store: MetadataStore;
   sink: FrameSink;
-  /** Safe fetcher for describeServer and listHosts (create it with allowPrivate/allowInsecure = allowInsecureHosts). */
-  fetcher: SafeFetcher;
+  /**
+   * Safe fetcher for describeServer and listHosts. Default: one built here
+   * with allowPrivate/allowInsecure = allowInsecureHosts and `lookup`.
+   */
+  fetcher?: SafeFetcher;
   config: IngestConfig;
   log?: Logger;
   registry?: Registry;
@@ -137,6 +145,7 @@ export class HostManager {
   private readonly store: MetadataStore;
   private readonly sink: FrameSink;
   private readonly fetcher: SafeFetcher;
+  private readonly ownFetcher: boolean;
   private readonly cfg: IngestConfig;
   private readonly tuning: IngestTuning;
   private readonly log: Logger;
@@ -161,7 +170,14 @@ export class HostManager {
   constructor(opts: HostManagerOptions) {
     this.store = opts.store;
     this.sink = opts.sink;
-    this.fetcher = opts.fetcher;
+    this.ownFetcher = opts.fetcher === undefined;
+    this.fetcher =
+      opts.fetcher ??
+      createSafeFetcher({
+        allowPrivate: opts.config.allowInsecureHosts,
+        allowInsecure: opts.config.allowInsecureHosts,
+        lookup: opts.lookup,
+      });
     this.cfg = opts.config;
     this.tuning = { ...DEFAULT_TUNING };
     for (const k of Object.keys(DEFAULT_TUNING) as (keyof IngestTuning)[]) {
@@ -250,6 +266,7 @@ export class HostManager {
       await this.bootstrapDone;
       await Promise.allSettled([...this.pendingAdds.values()]);
       await this.store.flushCursors();
+      if (this.ownFetcher) this.fetcher.close();
       this.log.info({ hosts: this.subs.size }, 'ingest stopped');
     })();
     return this.stopping;
