@@ -313,7 +313,7 @@ export class HostManager {
       throw new CrawlRefusedError(400, 'HostBanned', `host is ${existing.status}`);
     }
     if (existing && existing.status === 'active' && this.subs.get(existing.id)?.state !== 'inactive') {
-      if (!this.subs.has(existing.id) && this.started) this.subscribe(existing, 0);
+      if (!this.subs.has(existing.id)) this.revive(existing);
       return { host: existing, created: false };
     }
     await checkDescribeServer(this.fetcher, target, this.tuning.describeTimeoutMs);
