@@ -1,20 +1,47 @@
-// The relay process: wires the stages together, owns the two HTTP servers
-// (public: XRPC + firehose + probes; internal: metrics + probes) and shuts
-// everything down in reverse order of start-up: stop taking consumers, close
-// the firehose, flush and close the event log, then flush cursors and close
-// the metadata store. Tests start it in-process with port 0.
+// The relay process: wires the stages together and owns the two HTTP servers
+// (public: XRPC + firehose + admin + probes; internal: metrics + probes).
+//
+//   ingest (HostManager: one subscriber per host)
+//     → validate (Validator: workers + per-repo order + account state)
+//     → event log (relay seq, durable) → firehose (fan-out to consumers)
+//   side: metadata store, identity cache, HTTP API
+//
+// Start-up opens storage first and the network last; shutdown runs the other
+// way: stop reading hosts (ingest drains its in-flight frames through
+// validation into the log), stop the validator, close the firehose and the
+// servers, close the event log, and finally flush host cursors and close the
+// metadata store, so a clean stop re-reads nothing and loses nothing. Tests
+// start it in-process with port 0 and may inject DNS and handle resolution.
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { hostControlFromManager } from './api/host-manager-adapter.ts';
+import { createApiHandler, createStatsProvider, registerCacheMetrics } from './api/index.ts';
 import type { RelayConfig } from './config/config.ts';
 import { type EventLog, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
+import { HostManager } from './ingest/index.ts';
 import type { Logger } from './log.ts';
+import { DidResolver } from './protocol/identity/did-resolver.ts';
+import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
+import { IdentityCache } from './protocol/identity/identity-cache.ts';
+import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/identity/safe-fetch.ts';
 import { type HealthState, handleMetrics, handleProbe, notFound } from './server/health.ts';
 import type { MetadataStore } from './store/metadata-store.ts';
 import { openMetadataStore } from './store/open-store.ts';
+import { type HandleLookup, Validator, validationSettingsFromConfig } from './validate/index.ts';
+
+/** Injection points for tests and embedding; production uses the defaults. */
+export interface RelayDeps {
+  /** DNS for every outbound connection (SSRF-checked afterwards). */
+  lookup?: LookupFn;
+  /** DNS TXT lookups for handle resolution. */
+  resolveTxt?: ResolveTxtFn;
+  /** Replaces handle resolution entirely (e.g. the simulated network's handle map). */
+  handleResolver?: HandleLookup;
+}
 
 export class Relay {
   readonly registry = new Registry();
@@ -22,24 +49,33 @@ export class Relay {
   store?: MetadataStore;
   eventLog?: EventLog;
   firehose?: FirehoseServer;
+  identity?: IdentityCache;
+  validator?: Validator;
+  hosts?: HostManager;
+  private api?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   private publicServer?: Server;
   private metricsServer?: Server;
+  private fetcher?: SafeFetcher;
   private stopping?: Promise<void>;
 
   constructor(
     readonly config: RelayConfig,
     readonly log: Logger,
+    private readonly deps: RelayDeps = {},
   ) {
     collectDefaultMetrics({ register: this.registry });
   }
 
   async start(): Promise<void> {
     const cfg = this.config;
+    const log = this.log;
     mkdirSync(cfg.dataDir, { recursive: true });
+
+    // Storage.
     const store = await openMetadataStore({
       databaseUrl: cfg.databaseUrl,
       dataDir: cfg.dataDir,
-      log: this.log.child({ module: 'store' }),
+      log: log.child({ module: 'store' }),
     });
     this.store = store;
     const eventLog = await openEventLog({
@@ -48,19 +84,78 @@ export class Relay {
       retentionBytes: cfg.maxEventsGb > 0 ? Math.floor(cfg.maxEventsGb * 1024 ** 3) : undefined,
       fsync: cfg.eventLogFsync,
       registry: this.registry,
-      logger: this.log,
+      logger: log,
     });
     this.eventLog = eventLog;
-    this.log.info({ head: eventLog.head(), oldest: eventLog.oldest() }, 'event log open');
-    this.firehose = new FirehoseServer({
+    log.info({ head: eventLog.head(), oldest: eventLog.oldest() }, 'event log open');
+
+    // Identity and outbound HTTP (every outbound request goes through the SSRF guard).
+    const insecure = cfg.allowInsecureHosts;
+    const fetcher = createSafeFetcher({
+      allowPrivate: insecure,
+      allowInsecure: insecure,
+      lookup: this.deps.lookup,
+    });
+    this.fetcher = fetcher;
+    const identity = new IdentityCache({
+      resolver: new DidResolver({ fetcher, plcUrl: cfg.plcUrl, allowInsecureDidWeb: insecure }),
+      logger: log.child({ module: 'identity' }),
+    });
+    this.identity = identity;
+    const handleResolver =
+      this.deps.handleResolver ??
+      new HandleResolver({ fetcher, resolveTxt: this.deps.resolveTxt, allowReservedTlds: insecure });
+
+    // Pipeline: validation feeds the log; the firehose serves it.
+    const validator = new Validator({
+      store,
+      log: eventLog,
+      identity,
+      handleResolver,
+      fetcher,
+      config: validationSettingsFromConfig(cfg),
+      logger: log,
+      registry: this.registry,
+    });
+    this.validator = validator;
+    const firehose = new FirehoseServer({
       log: eventLog,
       maxConsumers: cfg.maxConsumers,
       maxConsumersPerIp: cfg.maxConsumersPerIp,
       outboxMaxBytes: Math.floor(cfg.consumerOutboxMb * 1024 * 1024),
       outboxMaxEvents: cfg.consumerOutboxEvents,
       registry: this.registry,
-      logger: this.log,
+      logger: log,
     });
+    this.firehose = firehose;
+    const hosts = new HostManager({
+      store,
+      sink: validator,
+      fetcher,
+      config: cfg,
+      log,
+      registry: this.registry,
+      lookup: this.deps.lookup,
+    });
+    this.hosts = hosts;
+
+    // HTTP surface.
+    const stats = createStatsProvider({ store, eventLog, firehose, identity });
+    this.health.stats = stats;
+    this.api = createApiHandler({
+      store,
+      eventLog,
+      firehose,
+      hosts: hostControlFromManager(hosts, store),
+      adminPassword: cfg.adminPassword,
+      requestCrawlPerIpPerMinute: cfg.requestCrawlPerIpPerMinute,
+      newHostsPerDay: cfg.newHostsPerDay,
+      identity,
+      stats,
+      registry: this.registry,
+      logger: log,
+    });
+    registerCacheMetrics(this.registry, { store, identity });
     this.health.checks.push(
       { name: 'metadata_store', check: () => store.healthCheck() },
       {
@@ -76,12 +171,7 @@ export class Relay {
       registers: [this.registry],
     }).set(Date.now() / 1000);
 
-    this.publicServer = await listen(
-      (req, res) => this.handlePublic(req, res),
-      this.config.host,
-      this.config.port,
-    );
-    const firehose = this.firehose;
+    this.publicServer = await listen((req, res) => this.handlePublic(req, res), cfg.host, cfg.port, log);
     this.publicServer.on('upgrade', (req, socket, head) => {
       if (!firehose.handleUpgrade(req, socket, head)) {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
@@ -89,14 +179,15 @@ export class Relay {
     });
     this.metricsServer = await listen(
       (req, res) => this.handleInternal(req, res),
-      this.config.host,
-      this.config.metricsPort,
+      cfg.host,
+      cfg.metricsPort,
+      log,
     );
+
+    // Network last: resubscribe saved hosts, then bootstrap from the seed relay.
+    await hosts.start();
     this.health.ready = true;
-    this.log.info(
-      { port: this.port, metricsPort: this.metricsPort, dataDir: this.config.dataDir },
-      'relay started',
-    );
+    log.info({ port: this.port, metricsPort: this.metricsPort, dataDir: cfg.dataDir }, 'relay started');
   }
 
   get port(): number {
@@ -109,6 +200,7 @@ export class Relay {
 
   private async handlePublic(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (await handleProbe(req, res, this.health)) return;
+    if (this.api && (await this.api(req, res))) return;
     notFound(res);
   }
 
@@ -118,15 +210,18 @@ export class Relay {
     notFound(res);
   }
 
-  /** Graceful shutdown; safe to call more than once. */
+  /** Graceful shutdown; safe to call more than once, and after a failed start. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       this.health.ready = false;
       this.log.info('relay stopping');
+      await this.hosts?.stop();
+      await this.validator?.close();
       await this.firehose?.close();
       await Promise.all([close(this.publicServer), close(this.metricsServer)]);
       await this.eventLog?.close();
       await this.store?.close();
+      await this.fetcher?.close();
       this.log.info('relay stopped');
     })();
     return this.stopping;
@@ -137,13 +232,14 @@ function listen(
   handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
   host: string,
   port: number,
+  log: Logger,
 ): Promise<Server> {
   return new Promise((resolve, reject) => {
     const server = createServer((req, res) => {
       handler(req, res).catch((err: unknown) => {
+        log.error({ err, url: req.url }, 'unhandled error in HTTP handler');
         if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
         res.end(JSON.stringify({ error: 'InternalServerError', message: 'internal error' }));
-        void err;
       });
     });
     server.once('error', reject);
