@@ -123,3 +123,52 @@ export function assertConsumerSaw(
     assert.deepEqual(withoutSeq(events), withoutSeq(wantEvents));
   }
 }
+
+/** Splits frames and verified events by DID, dropping seqs (a relay interleaves hosts and renumbers). */
+export function perDid(lines: ConsumerLine[]): Map<string, { frames: FrameView[]; events: EventView[] }> {
+  const out = new Map<string, { frames: FrameView[]; events: EventView[] }>();
+  const slot = (did: string) => {
+    let s = out.get(did);
+    if (!s) {
+      s = { frames: [], events: [] };
+      out.set(did, s);
+    }
+    return s;
+  };
+  for (const l of lines) {
+    if (l.type === 'frame') slot(l.did ?? '?').frames.push(withoutSeq([frameFromConsumer(l)])[0]);
+    else if (l.type === 'event') slot(l.did ?? '?').events.push(withoutSeq([eventFromConsumer(l)])[0]);
+  }
+  return out;
+}
+
+/**
+ * A relay's stream against what the PDSes emitted, per DID: for each DID in
+ * `pdsEvents`, the relay's frames and verified events equal the PDS's, in
+ * order, with no extra and no missing one; relay seqs strictly increase and
+ * the consumer library reported no error (other than `allowErrors`, e.g. the
+ * disconnect of a relay restart).
+ */
+export function assertRelayedPerDid(
+  relayLines: ConsumerLine[],
+  pdsEvents: PdsEvent[],
+  opts: { allowErrors?: (l: ConsumerLine) => boolean; onlyDids?: Set<string> } = {},
+): void {
+  const errors = relayLines.filter((l) => l.type === 'error' && !opts.allowErrors?.(l));
+  assert.deepEqual(errors, [], 'the consumer library reported errors on the relay stream');
+  assertStrictlyIncreasing(
+    relayLines.filter((l) => l.type === 'frame').map((l) => l.seq ?? -1),
+    'relay frames',
+  );
+  const got = perDid(relayLines);
+  const want = new Map<string, PdsEvent[]>();
+  for (const e of pdsEvents) {
+    if (opts.onlyDids && !opts.onlyDids.has(e.did)) continue;
+    want.set(e.did, [...(want.get(e.did) ?? []), e]);
+  }
+  for (const [did, evts] of want) {
+    const mine = got.get(did) ?? { frames: [], events: [] };
+    assert.deepEqual(mine.frames, withoutSeq(evts.map(frameFromPds)), `frames of ${did}`);
+    assert.deepEqual(mine.events, withoutSeq(expectedEvents(evts)), `verified events of ${did}`);
+  }
+}
