@@ -10,7 +10,8 @@
 //       drops because they fail verification show up as missing events);
 //   {"type":"event", "event":"create"|"update"|"delete"|"identity"|"account"|"sync", "seq", "did", ...}
 //       every event the library handed to its handler, i.e. verified;
-//   {"type":"error", "name", "message", "cause"}  any error the library reported.
+//   {"type":"error", "name", "message", "cause"}  any error the library reported;
+//   {"type":"connect", "cursor"}  each (re)connection, with the cursor it resumes from.
 // Usage:
 //   node consumer.mjs --service ws://127.0.0.1:PORT --plc http://localhost:PORT
 //                     [--cursor N] [--pds http://localhost:PORT ...]
@@ -122,7 +123,11 @@ const firehose = new Firehose({
   unauthenticatedHandles: false,
   subscriptionReconnectDelay: 200,
   maxReconnectSeconds: 1,
-  getCursor: () => lastSeq,
+  // Called on every (re)connect: the cursor the library asks the server for.
+  getCursor: () => {
+    print({ type: 'connect', cursor: lastSeq ?? null });
+    return lastSeq;
+  },
   handleEvent: (evt) => {
     print(eventSummary(evt));
   },

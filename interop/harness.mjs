@@ -20,17 +20,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { AtpAgent } from '@atproto/api';
-import { mockNetworkUtilities, TestPds, TestPlc } from '@atproto/dev-env';
+
+// dev-env makes temp folders (and a port-lock folder at load time) under
+// os.tmpdir(): point that at a folder of our own, removed on exit.
+const scratch = mkdtempSync(join(tmpdir(), 'atrelay-interop-'));
+process.env.TMPDIR = scratch;
+const { mockNetworkUtilities, TestPds, TestPlc } = await import('@atproto/dev-env');
 
 const args = process.argv.slice(2);
 const pdsCount = Number(args[args.indexOf('--pds') + 1] || 2) || 2;
 
-const tempDirs = [];
+const tempDirs = [scratch];
 const plc = await TestPlc.create({});
 const pdses = [];
 for (let i = 0; i < pdsCount; i++) {
-  const dataDirectory = mkdtempSync(join(tmpdir(), 'atrelay-interop-pds-'));
-  tempDirs.push(dataDirectory);
+  const dataDirectory = mkdtempSync(join(scratch, 'pds-'));
   const pds = await TestPds.create({
     didPlcUrl: plc.url,
     dataDirectory,

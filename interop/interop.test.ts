@@ -6,9 +6,21 @@
 // order, exactly as the PDS sequenced it, and every op must pass the
 // library's signature and MST proof checks. Run with `npm run test:interop`.
 import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { assertConsumerSaw, expectedEvents } from './compare.ts';
-import { type CommitResult, Consumer, Harness, type PdsEvent, ProcessGroup } from './procs.ts';
+import { WebSocket, WebSocketServer } from 'ws';
+import { readCar, writeCar } from '../src/protocol/car.ts';
+import { parseCid } from '../src/protocol/cid.ts';
+import { decodeFrame, encodeFrame } from '../src/protocol/frames.ts';
+import { assertConsumerSaw, assertRelayedPerDid, expectedEvents } from './compare.ts';
+import {
+  type CommitResult,
+  Consumer,
+  type ConsumerLine,
+  Harness,
+  type PdsEvent,
+  ProcessGroup,
+} from './procs.ts';
 
 // The Firehose library appends /xrpc/com.atproto.sync.subscribeRepos itself.
 const firehoseUrl = (httpUrl: string) => httpUrl.replace(/^http/, 'ws');
@@ -16,6 +28,9 @@ const firehoseUrl = (httpUrl: string) => httpUrl.replace(/^http/, 'ws');
 describe('interop harness: reference PDS firehose read by @atproto/sync', { timeout: 240_000 }, () => {
   const group = new ProcessGroup();
   let harness: Harness;
+  // Kept from the first test for the ones that check the checks.
+  let liveLines: ConsumerLine[] = [];
+  let liveEmitted: PdsEvent[] = [];
 
   before(async () => {
     harness = await Harness.start(group, 1);
@@ -85,6 +100,8 @@ describe('interop harness: reference PDS firehose read by @atproto/sync', { time
 
     await live.waitForSeq(lastSeq);
     assertConsumerSaw(live.lines, emitted, { sameSeqs: true });
+    liveLines = [...live.lines];
+    liveEmitted = emitted;
 
     // Replay from the start: the deleted account's history is gone from the
     // PDS's log, everything else is served again and verifies again.
@@ -98,4 +115,98 @@ describe('interop harness: reference PDS firehose read by @atproto/sync', { time
     );
     await Promise.all([live.stop(), replay.stop()]);
   });
+
+  it('the relay comparison fails on a dropped, duplicated, reordered or altered event', () => {
+    assert.ok(liveLines.length > 0, 'needs the first test');
+    // As a relay would show them: same messages, its own seqs.
+    const blocks = toBlocks(liveLines.filter((l) => l.type === 'frame' || l.type === 'event'));
+    assertRelayedPerDid(renumber(blocks), liveEmitted);
+    const commitAt = blocks.findIndex((b) => b[0].kind === 'commit' && (b[0].ops?.length ?? 0) === 1);
+    const sameDidNext = blocks.findIndex(
+      (b, i) => i > commitAt && b[0].did === blocks[commitAt][0].did && b[0].kind === 'commit',
+    );
+    assert.ok(commitAt >= 0 && sameDidNext > commitAt);
+    const mutations: Record<string, ConsumerLine[][]> = {
+      dropped: blocks.filter((_, i) => i !== commitAt),
+      duplicated: [...blocks.slice(0, commitAt + 1), blocks[commitAt], ...blocks.slice(commitAt + 1)],
+      reordered: blocks.map((b, i) =>
+        i === commitAt ? blocks[sameDidNext] : i === sameDidNext ? blocks[commitAt] : b,
+      ),
+      'altered op CID': blocks.map((b, i) =>
+        i === commitAt
+          ? [
+              { ...b[0], ops: b[0].ops!.map((o) => ({ ...o, cid: blocks[sameDidNext][0].commit ?? null })) },
+              ...b.slice(1),
+            ]
+          : b,
+      ),
+      'unverified op': blocks.map((b, i) => (i === commitAt ? [b[0]] : b)),
+    };
+    for (const [name, mutated] of Object.entries(mutations)) {
+      assert.throws(() => assertRelayedPerDid(renumber(mutated), liveEmitted), assert.AssertionError, name);
+    }
+  });
+
+  it('a byte changed in a commit on the wire is caught by the verifying consumer', async () => {
+    const { plc, pds } = harness.info;
+    // A proxy in front of the PDS firehose that alters one record block of the
+    // first commit that creates a record, keeping its CID.
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    let tampered = '';
+    wss.on('connection', (down, req) => {
+      const up = new WebSocket(`${pds[0].replace(/^http/, 'ws')}${req.url}`);
+      up.on('message', (data: Buffer) => {
+        let out: Uint8Array = new Uint8Array(data);
+        const frame = decodeFrame(out);
+        const body = frame.body as {
+          ops?: { action: string; cid?: unknown }[];
+          blocks?: Uint8Array;
+          commit?: unknown;
+        };
+        const op = body.ops?.find((o) => o.action === 'create');
+        if (!tampered && 't' in frame.header && frame.header.t === '#commit' && op && body.blocks) {
+          const car = readCar(body.blocks);
+          const cid = parseCid(String((op.cid as { $link: string }).$link));
+          const block = car.blocks.get(cid)!.slice();
+          block[block.length - 2] ^= 0x01;
+          car.blocks.set(cid, block);
+          out = encodeFrame('#commit', { ...body, blocks: writeCar(car.roots, car.blocks) });
+          tampered = String((body.commit as { $link: string }).$link);
+        }
+        down.send(out);
+      });
+      up.on('close', () => down.close());
+      down.on('close', () => up.close());
+    });
+    await new Promise((r) => wss.once('listening', r));
+    try {
+      const port = (wss.address() as AddressInfo).port;
+      const c = Consumer.start(group, { service: `ws://127.0.0.1:${port}`, plc, pds, cursor: 0 });
+      const now = await harness.events(0, 0);
+      await c.waitForSeq(now[now.length - 1].seq);
+      assert.ok(tampered, 'a commit was altered');
+      assert.ok(c.errors().length > 0, 'the library reported the altered commit');
+      assert.ok(!c.events().some((e) => e.commit === tampered), 'no event of the altered commit passed');
+      assert.throws(() => assertConsumerSaw(c.lines, now, { sameSeqs: true }), assert.AssertionError);
+      await c.stop();
+    } finally {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((r) => wss.close(r));
+    }
+  });
 });
+
+/** Groups consumer lines into [frame, ...its verified events]. */
+function toBlocks(lines: ConsumerLine[]): ConsumerLine[][] {
+  const out: ConsumerLine[][] = [];
+  for (const l of lines) {
+    if (l.type === 'frame') out.push([l]);
+    else out[out.length - 1]?.push(l);
+  }
+  return out;
+}
+
+/** Flattens blocks and gives them fresh consecutive seqs, as a relay would. */
+function renumber(blocks: ConsumerLine[][]): ConsumerLine[] {
+  return blocks.flatMap((b, i) => b.map((l) => ({ ...l, seq: 1000 + i })));
+}

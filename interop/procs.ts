@@ -150,7 +150,8 @@ export class Harness {
 
 /** A line the consumer printed (see consumer.mjs). */
 export interface ConsumerLine {
-  type: 'started' | 'frame' | 'event' | 'error';
+  type: 'started' | 'connect' | 'frame' | 'event' | 'error';
+  cursor?: number | null;
   kind?: string;
   event?: string;
   seq?: number;

@@ -267,20 +267,34 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
 
   it('survives a restart mid-stream: nothing lost, nothing repeated, the consumer resumes from its cursor', async () => {
     const { bob, carol } = accounts;
+    const connectsBefore = consumer.lines.filter((l) => l.type === 'connect').length;
+    let written = 0;
+    let stop = false;
     const writes = (async () => {
-      for (let i = 0; i < 30; i++) {
-        await harness.call('post', { did: i % 2 ? bob : carol, text: `during restart ${i}` });
+      while (!stop || written < 30) {
+        await harness.call('post', { did: written % 2 ? bob : carol, text: `during restart ${written}` });
+        written++;
       }
     })();
-    await new Promise((r) => setTimeout(r, 300));
+    // Stop the relay once writes are flowing, keep it down while more land, start it again.
+    await waitUntil(() => written >= 5, 'writes before the stop');
     await relay?.stop();
     relay = undefined;
-    await new Promise((r) => setTimeout(r, 500));
+    const atStop = written;
+    await waitUntil(() => written >= atStop + 5, 'writes while the relay is down');
     relay = await startRelay(relayPort);
+    stop = true;
     await writes;
+    assert.ok(written >= atStop + 5);
     const fresh = await collect();
     await relayCaughtUp(fresh, 60_000);
-    // The library reports the dropped connection, then reconnects with its cursor.
+    // The library lost the connection and reconnected from the last seq it had.
+    const connects = consumer.lines.filter((l) => l.type === 'connect');
+    assert.ok(connects.length > connectsBefore, 'the consumer reconnected');
+    for (const c of connects.slice(connectsBefore)) {
+      const before = consumer.lines.slice(0, consumer.lines.indexOf(c)).filter((l) => l.type === 'frame');
+      assert.equal(c.cursor, before[before.length - 1]?.seq, 'resumed from its cursor');
+    }
     assertRelayedPerDid(consumer.lines, emitted, {
       allowErrors: (l) => l.name === 'FirehoseSubscriptionError',
       onlyDids: new Set(emitted.map((e) => e.did).filter((d) => d !== accounts.alice)),
