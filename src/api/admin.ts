@@ -13,7 +13,7 @@ import { normaliseDomain } from '../store/hostname.ts';
 import type { Account, Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { HOST_STATUSES } from '../store/metadata-store.ts';
 import { effectiveStatus, isActive } from './account-status.ts';
-import type { HostControl, HostControlResult, HostRateLimits } from './host-control.ts';
+import type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
 import {
   ApiError,
   Body,
@@ -54,9 +54,24 @@ function adminHostView(h: Host, hosts: HostControl | undefined): Record<string, 
     failures: h.failures,
     connected: live?.connected ?? false,
     ...(live?.rateLimits ? { rateLimits: live.rateLimits } : {}),
+    ...(live?.rateLimitOverride ? { rateLimitOverride: live.rateLimitOverride } : {}),
     ...(live?.eventsReceived !== undefined ? { eventsReceived: live.eventsReceived } : {}),
+    ...(live?.state !== undefined ? { live: liveView(live) } : {}),
     createdAt: h.createdAt.toISOString(),
     updatedAt: h.updatedAt.toISOString(),
+  };
+}
+
+/** The subscriber's in-memory state, apart from the stored fields it can run ahead of. */
+function liveView(live: HostLiveState): Record<string, unknown> {
+  return {
+    state: live.state,
+    cursor: live.cursor,
+    inFlight: live.inFlight,
+    queued: live.queued,
+    paused: live.paused,
+    failures: live.failures,
+    ...(live.lastError !== undefined ? { lastError: live.lastError } : {}),
   };
 }
 

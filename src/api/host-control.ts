@@ -22,7 +22,23 @@ export interface HostRateLimits {
 /** Live, in-memory state of one host that the store does not hold. */
 export interface HostLiveState {
   connected: boolean;
+  /** Effective limits (computed from account count and trust, with any operator override). */
   rateLimits?: HostRateLimits;
+  /** The operator's override (POST /admin/hosts/rate-limits), when one is set. */
+  rateLimitOverride?: HostRateLimits;
+  /** Subscriber state (`waiting`, `connecting`, `open`, `draining`, `inactive`, …). */
+  state?: string;
+  /** Upstream seq processed in memory (the store's cursor trails it by the flush interval). */
+  cursor?: number;
+  /** Frames handed to validation and not yet finished. */
+  inFlight?: number;
+  /** Frames read but waiting for an in-flight slot or a rate-limit token. */
+  queued?: number;
+  /** Socket reading paused (back-pressure or rate limit). */
+  paused?: boolean;
+  /** Consecutive connection failures. */
+  failures?: number;
+  lastError?: string;
   eventsReceived?: number;
   /** Accounts of this host currently throttled by the rate limiter, if ingest tracks them apart. */
   throttled?: number;

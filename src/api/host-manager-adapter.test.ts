@@ -3,8 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { HostSnapshot } from '../ingest/host-manager.ts';
+import { SimNetwork } from '../../sim/network.ts';
+import { HostManager, type HostSnapshot } from '../ingest/host-manager.ts';
 import { CrawlRefusedError } from '../ingest/host-policy.ts';
+import { RecordingSink, type TempStore, tempStore, testConfig, waitFor } from '../ingest/test-support.ts';
+import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Host, MetadataStore } from '../store/metadata-store.ts';
 import { openMetadataStore } from '../store/open-store.ts';
 import { type HostManagerLike, hostControlFromManager } from './host-manager-adapter.ts';
@@ -40,6 +43,10 @@ describe('hostControlFromManager', () => {
     async refreshLimits() {
       calls.push('refresh');
     },
+    async setRateLimits(id, limits) {
+      calls.push(`rate-limits ${id} ${JSON.stringify(limits)}`);
+      return { perSecond: 50, perHour: 2500, perDay: 20000, ...limits };
+    },
     list(): HostSnapshot[] {
       listCalls++;
       return [
@@ -54,6 +61,8 @@ describe('hostControlFromManager', () => {
           queued: 0,
           paused: false,
           rateLimits: { perSecond: 50, perHour: 2500, perDay: 20000 },
+          defaultRateLimits: { perSecond: 50, perHour: 2500, perDay: 20000 },
+          lastError: 'socket hang up',
         },
       ];
     },
@@ -111,17 +120,97 @@ describe('hostControlFromManager', () => {
     assert.deepEqual(calls, ['refresh', 'refresh']);
   });
 
+  it('rate limits go to the manager by host id', async () => {
+    const hc = hostControlFromManager(manager, store);
+    calls.length = 0;
+    const r = await hc.setRateLimits?.('pds.example.com', { perSecond: 9 });
+    assert.equal(r?.ok, true);
+    assert.deepEqual(calls, [`rate-limits ${host.id} {"perSecond":9}`]);
+    const missing = await hc.setRateLimits?.('nope.example', { perSecond: 9 });
+    assert.equal(missing?.ok === false && missing.error, 'HostNotFound');
+  });
+
   it('live state comes from one list() snapshot per second', () => {
     const hc = hostControlFromManager(manager, store, () => t);
     listCalls = 0;
     assert.deepEqual(hc.liveState?.(host.id), {
       connected: true,
       rateLimits: { perSecond: 50, perHour: 2500, perDay: 20000 },
+      state: 'connected',
+      cursor: 5,
+      inFlight: 0,
+      queued: 0,
+      paused: false,
+      failures: 0,
+      lastError: 'socket hang up',
     });
     assert.equal(hc.liveState?.(9999), undefined);
     assert.equal(listCalls, 1);
     t += 1000;
     hc.liveState?.(host.id);
     assert.equal(listCalls, 2);
+  });
+});
+
+// A real HostManager (one loopback sim host): the override reaches the live
+// limiter, survives a restart of the manager, and setting it back clears it.
+describe('per-host rate-limit overrides through a real HostManager', () => {
+  let net: SimNetwork;
+  let db: TempStore;
+  const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
+  const cfg = testConfig({ hostRatePerSecond: 50, hostRatePerHour: 2500, hostRatePerDay: 20_000 });
+
+  before(async () => {
+    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 1, seed: 11 });
+    db = await tempStore();
+  });
+  after(async () => {
+    await db.destroy();
+    await net.stop();
+    await fetcher.close();
+  });
+
+  it('applies at once, persists, and clears when set back to the default', async () => {
+    const hostname = net.hosts[0].hostname;
+    const start = async () => {
+      const m = new HostManager({ store: db.store, sink: new RecordingSink(), fetcher, config: cfg });
+      await m.start();
+      return m;
+    };
+    let m = await start();
+    try {
+      const id = (await m.addHost(hostname)).host.id;
+      const hc = hostControlFromManager(m, db.store);
+      const defaults = { perSecond: 50, perHour: 2500, perDay: 20_000 }; // no accounts seen yet
+      await waitFor(() => m.list().length === 1);
+      assert.deepEqual(m.list()[0].rateLimits, defaults);
+
+      const r = await hc.setRateLimits?.(hostname, { perSecond: 3, perDay: 99 });
+      assert.equal(r?.ok, true);
+      const effective = { perSecond: 3, perHour: 2500, perDay: 99 };
+      assert.deepEqual(m.list()[0].rateLimits, effective);
+      assert.deepEqual(m.list()[0].rateLimitOverride, { perSecond: 3, perDay: 99 });
+      assert.deepEqual(hc.liveState?.(id)?.rateLimits, effective);
+      assert.deepEqual(hc.liveState?.(id)?.rateLimitOverride, { perSecond: 3, perDay: 99 });
+
+      // A periodic refresh keeps the override.
+      await m.refreshLimits();
+      assert.deepEqual(m.list()[0].rateLimits, effective);
+
+      await m.stop();
+      m = await start();
+      await waitFor(() => m.list().length === 1);
+      assert.deepEqual(m.list()[0].rateLimits, effective, 'override survives a restart');
+
+      await m.setRateLimits(id, { perSecond: 50 });
+      assert.deepEqual(m.list()[0].rateLimitOverride, { perDay: 99 });
+      await m.setRateLimits(id, { perDay: 20_000 });
+      assert.deepEqual(m.list()[0].rateLimits, defaults);
+      assert.equal(m.list()[0].rateLimitOverride, undefined);
+      assert.deepEqual(await db.store.getSetting('ingestHostRateOverrides'), {});
+      await assert.rejects(m.setRateLimits(999_999, { perSecond: 1 }), /unknown host/);
+    } finally {
+      await m.stop();
+    }
   });
 });

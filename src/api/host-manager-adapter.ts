@@ -2,9 +2,11 @@
 // can mount the API with `hosts: hostControlFromManager(manager, store)`.
 // HostManager works by host id and throws CrawlRefusedError; the API speaks
 // hostnames and result objects. Account limit and trust live in the metadata
-// store, so those are store writes followed by a limits refresh. Live state
-// comes from HostManager.list(), taken once per second at most, so listing
-// hundreds of hosts costs one snapshot, not one scan per host.
+// store, so those are store writes followed by a limits refresh; rate-limit
+// overrides are HostManager's own (persisted there, applied to the live
+// limiter). Live state comes from HostManager.list(), taken once per second at
+// most, so listing hundreds of hosts costs one snapshot, not one scan per
+// host; every change drops the snapshot so its answer shows the change.
 import type { HostManager } from '../ingest/host-manager.ts';
 import { CrawlRefusedError } from '../ingest/host-policy.ts';
 import type { MetadataStore } from '../store/metadata-store.ts';
@@ -12,7 +14,7 @@ import type { HostControl, HostControlResult, HostLiveState } from './host-contr
 
 export type HostManagerLike = Pick<
   HostManager,
-  'requestCrawl' | 'blockHost' | 'unblockHost' | 'reconnect' | 'list' | 'refreshLimits'
+  'requestCrawl' | 'blockHost' | 'unblockHost' | 'reconnect' | 'list' | 'refreshLimits' | 'setRateLimits'
 >;
 
 const SNAPSHOT_MS = 1000;
@@ -73,6 +75,10 @@ export function hostControlFromManager(
         await store.setHostAccountLimit(id, limit);
         await manager.refreshLimits();
       }),
+    setRateLimits: (hostname, limits) =>
+      byHost(hostname, async (id) => {
+        await manager.setRateLimits(id, limits);
+      }),
     setTrusted: (hostname, trusted) =>
       byHost(hostname, async (id) => {
         await store.setHostTrusted(id, trusted);
@@ -83,7 +89,18 @@ export function hostControlFromManager(
       if (!snapshot || t - snapshot.at >= SNAPSHOT_MS) {
         const byId = new Map<number, HostLiveState>();
         for (const s of manager.list()) {
-          byId.set(s.hostId, { connected: s.connected, rateLimits: s.rateLimits });
+          byId.set(s.hostId, {
+            connected: s.connected,
+            rateLimits: s.rateLimits,
+            ...(s.rateLimitOverride ? { rateLimitOverride: s.rateLimitOverride } : {}),
+            state: s.state,
+            cursor: s.cursor,
+            inFlight: s.inFlight,
+            queued: s.queued,
+            paused: s.paused,
+            failures: s.failures,
+            ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
+          });
         }
         snapshot = { at: t, byId };
       }

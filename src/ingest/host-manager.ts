@@ -10,7 +10,9 @@
 // every socket); saved hosts are dialled at a fixed rate at start so a
 // restart does not open thousands of TLS handshakes at once; and additions
 // are serialised per hostname so concurrent requestCrawls of one host do
-// one check and one subscription.
+// one check and one subscription. Operator rate-limit overrides are kept in
+// one store setting (host id → override), read at start and rewritten under a
+// lock on each change, and pushed straight into the host's live limiter.
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';
@@ -35,13 +37,23 @@ import {
 } from './host-policy.ts';
 import { HostSubscriber, type SubscriberHooks } from './host-subscriber.ts';
 import { IngestMetrics } from './metrics.ts';
-import { computeHostLimits, HostRateLimiter, type RateBaseline } from './rate-limiter.ts';
+import {
+  applyRateOverride,
+  computeHostLimits,
+  HostRateLimiter,
+  type HostRateLimits,
+  mergeRateOverride,
+  type RateBaseline,
+  type RateLimitOverride,
+} from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
 
 declare module '../store/metadata-store.ts' {
   interface RelaySettings {
     /** Epoch ms of hosts added by requestCrawl in the last 24 h (the new-hosts-per-day limit). */
     ingestNewHostTimes: number[];
+    /** Operator rate-limit overrides by host id (fields absent follow the computed limits). */
+    ingestHostRateOverrides: Record<string, RateLimitOverride>;
   }
 }
 
@@ -134,7 +146,12 @@ export interface HostSnapshot {
   inFlight: number;
   queued: number;
   paused: boolean;
-  rateLimits: { perSecond: number; perHour: number; perDay: number };
+  /** Effective limits (the computed ones with any override applied). */
+  rateLimits: HostRateLimits;
+  /** What the limits would be without an override (account count, trust). */
+  defaultRateLimits: HostRateLimits;
+  /** The operator's override, when one is set. */
+  rateLimitOverride?: RateLimitOverride;
   lastError?: string;
 }
 
@@ -157,6 +174,9 @@ export class HostManager {
   private readonly scheduler: Scheduler;
   private readonly subs = new Map<number, HostSubscriber>();
   private readonly limiters = new Map<number, HostRateLimiter>();
+  private readonly defaultLimits = new Map<number, HostRateLimits>();
+  private readonly rateOverrides = new Map<number, RateLimitOverride>();
+  private overrideLock: Promise<unknown> = Promise.resolve();
   private readonly pendingAdds = new Map<string, Promise<CrawlResult>>();
   private newHostLock: Promise<unknown> = Promise.resolve();
   private readonly hooks: SubscriberHooks;
@@ -216,6 +236,7 @@ export class HostManager {
   async start(): Promise<void> {
     if (this.started) throw new Error('host manager already started');
     this.started = true;
+    await this.loadRateOverrides();
     const hosts: Host[] = [];
     let after: number | undefined;
     for (;;) {
@@ -369,6 +390,7 @@ export class HostManager {
     if (sub) {
       this.subs.delete(hostId);
       this.limiters.delete(hostId);
+      this.defaultLimits.delete(hostId);
       await sub.stop();
       this.metrics.forgetHost(sub.hostname);
     }
@@ -427,8 +449,42 @@ export class HostManager {
       queued: s.queued,
       paused: s.paused,
       rateLimits: this.limiters.get(s.hostId)!.current,
+      defaultRateLimits: this.defaultLimits.get(s.hostId)!,
+      ...(this.rateOverrides.has(s.hostId) ? { rateLimitOverride: this.rateOverrides.get(s.hostId) } : {}),
       lastError: s.lastError,
     }));
+  }
+
+  /**
+   * Operator override of a host's event rate limits: the given fields replace
+   * the computed ones (a value equal to the computed one clears that field).
+   * Persisted, applied to the live limiter at once. Returns the effective limits.
+   */
+  setRateLimits(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {
+    const run = this.overrideLock.then(async () => {
+      const host = await this.store.getHost(hostId);
+      if (!host) throw new Error(`unknown host ${hostId}`);
+      const defaults = this.computedLimits(host);
+      const saved = (await this.store.getSetting('ingestHostRateOverrides')) ?? {};
+      const next = mergeRateOverride(defaults, saved[String(hostId)], change);
+      if (next) saved[String(hostId)] = next;
+      else delete saved[String(hostId)];
+      await this.store.setSetting('ingestHostRateOverrides', saved);
+      if (next) this.rateOverrides.set(hostId, next);
+      else this.rateOverrides.delete(hostId);
+      const effective = applyRateOverride(defaults, next);
+      if (this.limiters.has(hostId)) this.defaultLimits.set(hostId, defaults);
+      this.limiters.get(hostId)?.setLimits(effective, this.now());
+      this.log.info({ host: host.hostname, override: next ?? null, effective }, 'host rate limits set');
+      return effective;
+    });
+    this.overrideLock = run.catch(() => {});
+    return run;
+  }
+
+  /** The effective rate limits of a host (also for hosts without a subscription). */
+  rateLimitsOf(host: Host): HostRateLimits {
+    return this.limitsFor(host);
   }
 
   subscriber(hostId: number): HostSubscriber | undefined {
@@ -443,9 +499,21 @@ export class HostManager {
 
   // --- internals -------------------------------------------------------------
 
-  private limitsFor(host: Host) {
+  private computedLimits(host: Host): HostRateLimits {
     const trusted = host.trusted || isTrustedHostname(host.hostname, this.trusted);
     return computeHostLimits(host.accountCount, trusted, this.baseline);
+  }
+
+  private limitsFor(host: Host): HostRateLimits {
+    return applyRateOverride(this.computedLimits(host), this.rateOverrides.get(host.id));
+  }
+
+  private async loadRateOverrides(): Promise<void> {
+    const saved = (await this.store.getSetting('ingestHostRateOverrides')) ?? {};
+    this.rateOverrides.clear();
+    for (const [id, o] of Object.entries(saved)) {
+      if (/^\d+$/.test(id) && o && typeof o === 'object') this.rateOverrides.set(Number(id), o);
+    }
   }
 
   /** Starts (or restarts) the subscriber of an active host. */
@@ -465,6 +533,7 @@ export class HostManager {
     const now = this.now();
     const limiter = new HostRateLimiter(this.limitsFor(host), now);
     this.limiters.set(host.id, limiter);
+    this.defaultLimits.set(host.id, this.computedLimits(host));
     const sub = new HostSubscriber({
       hostId: host.id,
       target: { hostname: host.hostname, tls: host.tls },
@@ -527,7 +596,12 @@ export class HostManager {
     for (;;) {
       const page = await this.store.listHosts({ after, limit: 1000 });
       const now = this.now();
-      for (const h of page) this.limiters.get(h.id)?.setLimits(this.limitsFor(h), now);
+      for (const h of page) {
+        const limiter = this.limiters.get(h.id);
+        if (!limiter) continue;
+        this.defaultLimits.set(h.id, this.computedLimits(h));
+        limiter.setLimits(this.limitsFor(h), now);
+      }
       if (page.length < 1000) break;
       after = page[page.length - 1].id;
     }

@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { computeHostLimits, HostRateLimiter, TRUSTED_RATE_FACTOR } from './rate-limiter.ts';
+import {
+  applyRateOverride,
+  computeHostLimits,
+  HostRateLimiter,
+  mergeRateOverride,
+  TRUSTED_RATE_FACTOR,
+} from './rate-limiter.ts';
 
 describe('computeHostLimits', () => {
   it('scales with accounts like indigo and multiplies for trusted hosts', () => {
@@ -34,5 +40,24 @@ describe('HostRateLimiter', () => {
     assert.equal(l.take(0), 0);
     assert.ok(l.take(0) > 0);
     assert.equal(l.current.perSecond, 2);
+  });
+});
+
+describe('rate-limit overrides', () => {
+  const defaults = { perSecond: 50, perHour: 2500, perDay: 20_000 };
+
+  it('replace only the fields given', () => {
+    assert.deepEqual(applyRateOverride(defaults, { perSecond: 7 }), { ...defaults, perSecond: 7 });
+    assert.deepEqual(applyRateOverride(defaults, undefined), defaults);
+  });
+
+  it('merge into the existing override; a field set back to the default is cleared', () => {
+    const a = mergeRateOverride(defaults, undefined, { perSecond: 200, perHour: 9000 });
+    assert.deepEqual(a, { perSecond: 200, perHour: 9000 });
+    const b = mergeRateOverride(defaults, a, { perDay: 1 });
+    assert.deepEqual(b, { perSecond: 200, perHour: 9000, perDay: 1 });
+    const c = mergeRateOverride(defaults, b, { perSecond: 50, perHour: 2500 });
+    assert.deepEqual(c, { perDay: 1 });
+    assert.equal(mergeRateOverride(defaults, c, { perDay: 20_000 }), undefined);
   });
 });

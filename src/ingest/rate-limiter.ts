@@ -7,7 +7,9 @@
 // (back-pressure reaches the PDS through TCP). Refill is computed lazily from
 // timestamps on each take(), so an idle host costs no timer and no CPU.
 // Limits scale with the host's account count the way indigo's do; trusted
-// domains get a multiple of them.
+// domains get a multiple of them. An operator override replaces single
+// limits of one host (the others keep scaling); an override equal to the
+// computed default is no override, so setting a limit back clears it.
 
 export interface RateBaseline {
   perSecond: number;
@@ -39,6 +41,40 @@ export function computeHostLimits(
     perHour: (base.perHour + n) * f,
     perDay: (base.perDay + 10 * n) * f,
   };
+}
+
+/** Operator-set limits of one host; absent fields follow computeHostLimits. */
+export type RateLimitOverride = Partial<HostRateLimits>;
+
+const LIMIT_KEYS = ['perSecond', 'perHour', 'perDay'] as const;
+
+/** The effective limits: the computed ones with the override's fields in place. */
+export function applyRateOverride(defaults: HostRateLimits, override?: RateLimitOverride): HostRateLimits {
+  if (!override) return defaults;
+  const out = { ...defaults };
+  for (const k of LIMIT_KEYS) {
+    const v = override[k];
+    if (v !== undefined && Number.isFinite(v) && v >= 1) out[k] = v;
+  }
+  return out;
+}
+
+/**
+ * Merges a change into an existing override and drops the fields that equal
+ * the computed default; undefined when nothing is left (no override).
+ */
+export function mergeRateOverride(
+  defaults: HostRateLimits,
+  current: RateLimitOverride | undefined,
+  change: RateLimitOverride,
+): RateLimitOverride | undefined {
+  const merged: RateLimitOverride = { ...current };
+  for (const k of LIMIT_KEYS) {
+    const v = change[k];
+    if (v !== undefined) merged[k] = v;
+    if (merged[k] === defaults[k]) delete merged[k];
+  }
+  return Object.keys(merged).length > 0 ? merged : undefined;
 }
 
 const SECOND = 1000;
