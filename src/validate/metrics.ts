@@ -1,8 +1,13 @@
 // Counters of the validation stage. Each outcome is counted twice: in a
 // Prometheus counter (for operators; labels are closed sets: event type and a
 // DropReason) and in plain in-process tallies that tests and the benchmark
-// read synchronously without going through the registry.
-import { Counter, Gauge, Registry } from 'prom-client';
+// read synchronously without going through the registry. Two histograms
+// time the stage: ingest-to-durable latency of passed events (from the
+// moment ingest read the frame to the moment its append is durable, so it
+// includes queueing behind the repo's earlier events and the group commit),
+// and the worker verification round trip of #commit/#sync (pool queue plus
+// signature and MST checks).
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DropReason } from './reasons.ts';
 
 export type ChainFailure = 'since' | 'prev-data' | 'inversion';
@@ -27,6 +32,8 @@ export class ValidationMetrics {
   private readonly miscCounter: Counter<'event'>;
   private readonly identityCounter: Counter<'result'>;
   readonly resyncQueue: Gauge;
+  private readonly latencyHistogram: Histogram<'type'>;
+  private readonly verifyHistogram: Histogram<'type'>;
 
   constructor(registry: Registry = new Registry()) {
     const registers = [registry];
@@ -71,6 +78,30 @@ export class ValidationMetrics {
       help: 'Resyncs waiting for a rate-limit token or a free slot',
       registers,
     });
+    this.latencyHistogram = new Histogram({
+      name: 'relay_validation_latency_seconds',
+      help: 'Ingest-to-durable latency of passed events: frame read from the host socket to event durable in the log, by type',
+      labelNames: ['type'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.verifyHistogram = new Histogram({
+      name: 'relay_validation_verify_seconds',
+      help: 'Verification round trip of #commit/#sync in the worker pool (queue wait included), by type',
+      labelNames: ['type'],
+      buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+  }
+
+  /** Seconds from ingest reading the frame to its event being durable. */
+  latency(type: string, seconds: number): void {
+    this.latencyHistogram.observe({ type }, seconds);
+  }
+
+  /** Seconds from handing a frame to the verification pool to its result. */
+  verifyTime(type: string, seconds: number): void {
+    this.verifyHistogram.observe({ type }, seconds);
   }
 
   pass(type: string): void {

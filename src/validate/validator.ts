@@ -309,13 +309,19 @@ export class Validator implements FrameSink {
       const cached = this.identity.get(did);
       this.metrics.identityLookup(cached !== undefined);
       if (!cached) this.identity.resolve(did).catch(() => {}); // warm up while the worker runs
+      const sent = performance.now();
+      const type = frame.type;
       job.verified = this.pool.verify({
-        type: frame.type,
+        type,
         frame: frame.frame,
         key: cached?.signingKey,
         nowMs: this.now(),
         maxRevSkewMs: this.settings.maxRevSkewMs,
       });
+      job.verified.then(
+        () => this.metrics.verifyTime(type, (performance.now() - sent) / 1000),
+        () => {},
+      );
       // handled when the repo queue reaches the job; until then a rejection (pool closing) must not count as unhandled
       job.verified.catch(() => {});
       return undefined;
@@ -430,9 +436,13 @@ export class Validator implements FrameSink {
     }
     appended.then(
       () => {
+        const now = performance.now();
         for (const j of batch) {
-          const write = (j.decision as Decision).write;
-          if (write) this.headWrites.push(write);
+          const d = j.decision as Decision;
+          if (d.write) this.headWrites.push(d.write);
+          if (!d.drop && typeof j.frame?.receivedAt === 'number') {
+            this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
+          }
           j.resolve();
         }
         this.scheduleHeadWrites();
