@@ -55,6 +55,7 @@ function adminHostView(h: Host, hosts: HostControl | undefined): Record<string, 
     connected: live?.connected ?? false,
     ...(live?.rateLimits ? { rateLimits: live.rateLimits } : {}),
     ...(live?.rateLimitOverride ? { rateLimitOverride: live.rateLimitOverride } : {}),
+    ...(live?.defaultRateLimits ? { defaultRateLimits: live.defaultRateLimits } : {}),
     ...(live?.eventsReceived !== undefined ? { eventsReceived: live.eventsReceived } : {}),
     ...(live?.state !== undefined ? { live: liveView(live) } : {}),
     createdAt: h.createdAt.toISOString(),
@@ -181,7 +182,7 @@ export function registerAdmin(router: Router, deps: AdminDeps): void {
     }
     const limits: HostRateLimits = {};
     for (const k of ['perSecond', 'perHour', 'perDay'] as const) {
-      const v = b.optionalInt(k, 1, 1_000_000_000);
+      const v = b.optionalInt(k, 0, 1_000_000_000); // 0: back to the default
       if (v !== undefined) limits[k] = v;
     }
     if (Object.keys(limits).length === 0) {

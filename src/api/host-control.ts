@@ -12,7 +12,7 @@ export type HostControlResult =
   | { ok: true; host?: Host }
   | { ok: false; status: number; error: string; message: string };
 
-/** Per-host event rate limits (events per window); the ingest stage owns their meaning. */
+/** Per-host event rate limits (events per window; 0 in a change means back to the default); the ingest stage owns their meaning. */
 export interface HostRateLimits {
   perSecond?: number;
   perHour?: number;
@@ -26,6 +26,8 @@ export interface HostLiveState {
   rateLimits?: HostRateLimits;
   /** The operator's override (POST /admin/hosts/rate-limits), when one is set. */
   rateLimitOverride?: HostRateLimits;
+  /** What the limits would be without an override. */
+  defaultRateLimits?: HostRateLimits;
   /** Subscriber state (`waiting`, `connecting`, `open`, `draining`, `inactive`, …). */
   state?: string;
   /** Upstream seq processed in memory (the store's cursor trails it by the flush interval). */

@@ -136,6 +136,7 @@ describe('hostControlFromManager', () => {
     assert.deepEqual(hc.liveState?.(host.id), {
       connected: true,
       rateLimits: { perSecond: 50, perHour: 2500, perDay: 20000 },
+      defaultRateLimits: { perSecond: 50, perHour: 2500, perDay: 20000 },
       state: 'connected',
       cursor: 5,
       inFlight: 0,

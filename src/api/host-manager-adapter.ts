@@ -92,6 +92,7 @@ export function hostControlFromManager(
           byId.set(s.hostId, {
             connected: s.connected,
             rateLimits: s.rateLimits,
+            defaultRateLimits: s.defaultRateLimits,
             ...(s.rateLimitOverride ? { rateLimitOverride: s.rateLimitOverride } : {}),
             state: s.state,
             cursor: s.cursor,

@@ -457,7 +457,7 @@ export class HostManager {
 
   /**
    * Operator override of a host's event rate limits: the given fields replace
-   * the computed ones (a value equal to the computed one clears that field).
+   * the computed ones (0, or a value equal to the computed one, clears that field).
    * Persisted, applied to the live limiter at once. Returns the effective limits.
    */
   setRateLimits(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {

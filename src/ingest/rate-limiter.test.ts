@@ -59,5 +59,6 @@ describe('rate-limit overrides', () => {
     const c = mergeRateOverride(defaults, b, { perSecond: 50, perHour: 2500 });
     assert.deepEqual(c, { perDay: 1 });
     assert.equal(mergeRateOverride(defaults, c, { perDay: 20_000 }), undefined);
+    assert.equal(mergeRateOverride(defaults, c, { perDay: 0 }), undefined);
   });
 });

@@ -8,8 +8,8 @@
 // timestamps on each take(), so an idle host costs no timer and no CPU.
 // Limits scale with the host's account count the way indigo's do; trusted
 // domains get a multiple of them. An operator override replaces single
-// limits of one host (the others keep scaling); an override equal to the
-// computed default is no override, so setting a limit back clears it.
+// limits of one host (the others keep scaling); a change to 0, or to the
+// computed default, clears that limit's override.
 
 export interface RateBaseline {
   perSecond: number;
@@ -60,8 +60,8 @@ export function applyRateOverride(defaults: HostRateLimits, override?: RateLimit
 }
 
 /**
- * Merges a change into an existing override and drops the fields that equal
- * the computed default; undefined when nothing is left (no override).
+ * Merges a change into an existing override; a field changed to 0 or equal
+ * to the computed default is dropped. Undefined when nothing is left.
  */
 export function mergeRateOverride(
   defaults: HostRateLimits,
@@ -72,7 +72,7 @@ export function mergeRateOverride(
   for (const k of LIMIT_KEYS) {
     const v = change[k];
     if (v !== undefined) merged[k] = v;
-    if (merged[k] === defaults[k]) delete merged[k];
+    if (merged[k] === 0 || merged[k] === defaults[k]) delete merged[k];
   }
   return Object.keys(merged).length > 0 ? merged : undefined;
 }
