@@ -331,8 +331,15 @@ describe('HTTP API through the running relay', () => {
     const has = (name: string) => text.includes(`# TYPE ${name} `);
     const categories: Record<string, string[]> = {
       'events received by type and host': ['relay_ingest_frames_by_type_total', 'relay_ingest_frames_total'],
-      'events accepted by type': ['relay_validation_passed_total'],
-      'events rejected by type and reason': ['relay_validation_dropped_total', 'relay_ingest_dropped_total'],
+      'events accepted by type and host': [
+        'relay_validation_passed_total',
+        'relay_validation_events_by_host_total',
+      ],
+      'events rejected by type, host and reason': [
+        'relay_validation_dropped_total',
+        'relay_validation_events_by_host_total',
+        'relay_ingest_dropped_total',
+      ],
       'validation latency': ['relay_validation_latency_seconds', 'relay_validation_verify_seconds'],
       'event log head seq, bytes, retention': [
         'relay_eventlog_head_seq',
@@ -360,5 +367,10 @@ describe('HTTP API through the running relay', () => {
     assert.match(text, /relay_validation_verify_seconds_count\{type="#commit"\} [1-9]/);
     assert.match(text, /relay_validation_dropped_total\{type="#commit",reason="inactive-account"\} [1-9]/);
     assert.match(text, /relay_validation_resyncs_total\{result="ok"\} [1-9]/);
+    const victimHost = net.hostOf(net.accounts[0].did).hostname;
+    assert.match(
+      text,
+      new RegExp(`relay_validation_events_by_host_total\\{host="${victimHost}",result="dropped"\\} [1-9]`),
+    );
   });
 });

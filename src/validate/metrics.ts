@@ -6,7 +6,9 @@
 // moment ingest read the frame to the moment its append is durable, so it
 // includes queueing behind the repo's earlier events and the group commit),
 // and the worker verification round trip of #commit/#sync (pool queue plus
-// signature and MST checks).
+// signature and MST checks). Outcomes per host are a separate two-series
+// counter (passed/dropped), so the host label does not multiply the
+// type × reason series.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DropReason } from './reasons.ts';
 
@@ -27,6 +29,7 @@ export class ValidationMetrics {
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
+  private readonly byHostCounter: Counter<'host' | 'result'>;
   private readonly chainCounter: Counter<'check' | 'mode'>;
   private readonly resyncCounter: Counter<'result'>;
   private readonly miscCounter: Counter<'event'>;
@@ -47,6 +50,12 @@ export class ValidationMetrics {
       name: 'relay_validation_dropped_total',
       help: 'Inbound events dropped by validation, by reason',
       labelNames: ['type', 'reason'],
+      registers,
+    });
+    this.byHostCounter = new Counter({
+      name: 'relay_validation_events_by_host_total',
+      help: 'Inbound events by upstream host and outcome (passed, dropped)',
+      labelNames: ['host', 'result'],
       registers,
     });
     this.chainCounter = new Counter({
@@ -104,14 +113,16 @@ export class ValidationMetrics {
     this.verifyHistogram.observe({ type }, seconds);
   }
 
-  pass(type: string): void {
+  pass(type: string, host?: string): void {
     this.passed.set(type, (this.passed.get(type) ?? 0) + 1);
     this.passedCounter.inc({ type });
+    if (host !== undefined) this.byHostCounter.inc({ host, result: 'passed' });
   }
 
-  drop(type: string, reason: DropReason): void {
+  drop(type: string, reason: DropReason, host?: string): void {
     this.dropped.set(reason, (this.dropped.get(reason) ?? 0) + 1);
     this.droppedCounter.inc({ type, reason });
+    if (host !== undefined) this.byHostCounter.inc({ host, result: 'dropped' });
   }
 
   chainFailure(check: ChainFailure, lenient: boolean): void {

@@ -380,7 +380,7 @@ export class Validator implements FrameSink {
     job.decision = decision;
     const type = job.type;
     if (decision.drop) {
-      this.metrics.drop(type, decision.drop.reason);
+      this.metrics.drop(type, decision.drop.reason, job.frame?.hostname);
       this.log.debug(
         {
           did: job.did || undefined,
@@ -393,7 +393,7 @@ export class Validator implements FrameSink {
         'event dropped',
       );
     } else if (job.frame) {
-      this.metrics.pass(type);
+      this.metrics.pass(type, job.frame.hostname);
     }
     if (!job.inOrder) this.enqueueOrdered(job);
     this.drain();
