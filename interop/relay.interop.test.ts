@@ -322,6 +322,11 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
     await consumer.waitFor((c) => c.frames().some((f) => f.commit === marker.commit), 15_000, 'marker');
     await consumer.settle();
     assert.ok(!consumer.frames().some((f) => f.commit === after.commit), 'a taken-down account’s commit');
+    const takedowns = consumer
+      .events()
+      .filter((e) => e.event === 'account' && e.did === dave && e.status === 'takendown');
+    assert.equal(takedowns.length, 1, 'one verified #account takendown');
+    assert.equal(takedowns[0].active, false);
     const status = (await relayJson(`/xrpc/com.atproto.sync.getRepoStatus?did=${dave}`)).body as {
       active: boolean;
       status?: string;
