@@ -13,6 +13,8 @@ export interface OpenCollectionIndexOptions {
   dataDir: string;
   pgSchema?: string;
   pgPoolSize?: number;
+  /** SQLite page cache in KiB (default 64 MiB); raise it for a large backfill */
+  sqliteCacheKiB?: number;
 }
 
 export async function openCollectionIndex(opts: OpenCollectionIndexOptions): Promise<CollectionIndexStore> {
@@ -26,5 +28,8 @@ export async function openCollectionIndex(opts: OpenCollectionIndexOptions): Pro
     });
   }
   mkdirSync(opts.dataDir, { recursive: true });
-  return new SqliteCollectionIndex({ path: join(opts.dataDir, COLLECTIONS_SQLITE_FILE) });
+  return new SqliteCollectionIndex({
+    path: join(opts.dataDir, COLLECTIONS_SQLITE_FILE),
+    cacheKiB: opts.sqliteCacheKiB,
+  });
 }
