@@ -1,8 +1,13 @@
 // The collection index store contract, run against SQLite and PostgreSQL.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import pg from 'pg';
 import type { CollectionIndexStore } from './index-store.ts';
-import { backends } from './test-stores.ts';
+import { openCollectionIndex } from './open-index.ts';
+import { backends, PG_URL } from './test-stores.ts';
 
 const did = (i: number) => `did:plc:${String(i).padStart(6, '0')}`;
 const POST = 'app.bsky.feed.post';
@@ -217,3 +222,30 @@ for (const [name, fresh] of backends) {
     );
   });
 }
+
+describe('openCollectionIndex', () => {
+  it('opens SQLite under dataDir, PostgreSQL for a postgres URL, refuses other URLs', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'atrelay-open-'));
+    const lite = await openCollectionIndex({ dataDir: join(dir, 'sub') });
+    try {
+      assert.equal(lite.kind, 'sqlite');
+      assert.ok(existsSync(join(dir, 'sub', 'collections.sqlite')));
+    } finally {
+      await lite.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    await assert.rejects(openCollectionIndex({ dataDir: dir, databaseUrl: 'mysql://x' }));
+    const schema = `atrelay_open_${Date.now().toString(36)}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      await admin.query(`CREATE SCHEMA ${schema}`);
+      const store = await openCollectionIndex({ dataDir: dir, databaseUrl: PG_URL, pgSchema: schema });
+      assert.equal(store.kind, 'postgres');
+      await store.close();
+    } finally {
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
+    }
+  });
+});
