@@ -226,6 +226,23 @@ async function runBackend(backend: 'sqlite' | 'postgres'): Promise<void> {
       );
     }
 
+    // updateAccountHeads: one call (one SQLite transaction / PostgreSQL round trip) per batch.
+    for (const batch of [128, 1024]) {
+      const r = await measure(SECONDS, 1, async () => {
+        const updates = Array.from({ length: batch }, () => ({
+          uid: 1 + Math.floor(pick() * ACCOUNTS),
+          head: { rev: nextRev(), commitCid: CID, dataCid: CID },
+        }));
+        const applied = await store.updateAccountHeads(updates);
+        if (!applied.every(Boolean)) throw new Error('batched head update not applied');
+      });
+      record(
+        backend,
+        `head updates, batches of ${fmt(batch)} (heads/s)`,
+        `${fmt(r.opsPerSec * batch)} (${(r.usPerOp / batch).toFixed(1)} µs/head)`,
+      );
+    }
+
     let seq = 0;
     t = performance.now();
     const UPDATES = 1_000_000;

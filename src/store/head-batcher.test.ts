@@ -66,6 +66,27 @@ describe('HeadUpdateBatcher', () => {
     assert.equal(m.revs.get(1), 'c');
   });
 
+  it('sends a list from updateAll as one batch, repeats of a uid in later batches', async () => {
+    const m = memorySink();
+    const b = new HeadUpdateBatcher(m.sink);
+    const results = await b.updateAll([
+      { uid: 1, head: head('b') },
+      { uid: 2, head: head('a') },
+      { uid: 3, head: head('a') },
+      { uid: 1, head: head('a') },
+      { uid: 1, head: head('c') },
+    ]);
+    assert.deepEqual(
+      results.map((r) => r?.head?.rev),
+      ['b', 'a', 'a', undefined, 'c'],
+    );
+    assert.deepEqual(
+      m.batches.map((x) => x.length),
+      [3, 1, 1],
+    );
+    assert.deepEqual(await b.updateAll([]), []);
+  });
+
   it('caps the batch size and rejects every caller of a failed batch', async () => {
     const m = memorySink();
     const b = new HeadUpdateBatcher(m.sink, 3);

@@ -5,18 +5,16 @@
 // arrive while it runs queue up and go out together as the next batch, one
 // statement and one fsync for all of them. Each promise still resolves only
 // after its own row is committed, so "reported written" keeps its meaning;
-// a lone caller pays one round trip, as before.
+// a lone caller pays one round trip, as before. updateAll() queues a whole
+// list at once, so a caller's batch of heads goes out as one statement.
 //
 // A batch never holds two writes for the same uid (the later one waits for
 // the next batch), so rev gating sees them in call order. One batch at a time
 // also means multi-row updates never contend with each other for row locks in
 // different orders, which could deadlock.
-import type { Account, RepoHead } from './metadata-store.ts';
+import type { Account, HeadUpdate, RepoHead } from './metadata-store.ts';
 
-export interface HeadWrite {
-  uid: number;
-  head: RepoHead;
-}
+export type HeadWrite = HeadUpdate;
 
 /** Writes a batch; returns the rows that were applied (the others were not newer). */
 export type HeadBatchSink = (writes: readonly HeadWrite[]) => Promise<Account[]>;
@@ -46,6 +44,14 @@ export class HeadUpdateBatcher {
         queueMicrotask(() => void this.drain());
       }
     });
+  }
+
+  /**
+   * Queues all writes at once, so they share a batch (up to maxBatch; a repeated
+   * uid goes out in a later batch, after the earlier write). One result per write.
+   */
+  updateAll(writes: readonly HeadWrite[]): Promise<(Account | undefined)[]> {
+    return Promise.all(writes.map((w) => this.update(w.uid, w.head)));
   }
 
   private takeBatch(): Pending[] {

@@ -331,6 +331,98 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
       });
     });
 
+    it('applies a batch of head updates rev-gated, in order, keeping the cache exact', async () => {
+      await withStore(async (store) => {
+        const { value: h } = await store.createHost({ hostname: 'batch.example.com' });
+        const [a, b, c] = await Promise.all(
+          ['a', 'b', 'c'].map(
+            async (x) => (await store.createAccount({ did: `did:plc:batch${x}`, hostId: h.id })).value,
+          ),
+        );
+        for (const acc of [a, b, c]) await store.getAccountByDid(acc.did); // cached from here on
+        assert.deepEqual(await store.updateAccountHeads([]), [], 'empty batch');
+
+        assert.equal(await store.updateAccountHead(a.uid, head(5)), true);
+        assert.deepEqual(
+          await store.updateAccountHeads([
+            { uid: a.uid, head: head(6) },
+            { uid: b.uid, head: head(1) },
+            { uid: c.uid, head: head(3) },
+          ]),
+          [true, true, true],
+        );
+        // Mixed: equal rev, lower rev, unknown uid, greater rev.
+        assert.deepEqual(
+          await store.updateAccountHeads([
+            { uid: a.uid, head: head(6, 'x') },
+            { uid: b.uid, head: head(0) },
+            { uid: 999_999, head: head(1) },
+            { uid: c.uid, head: head(4) },
+          ]),
+          [false, false, false, true],
+        );
+        // One uid several times: as if applied one after the other.
+        assert.deepEqual(
+          await store.updateAccountHeads([
+            { uid: a.uid, head: head(10) },
+            { uid: a.uid, head: head(8) },
+            { uid: b.uid, head: head(2) },
+            { uid: a.uid, head: head(12) },
+            { uid: a.uid, head: head(12, 'y') },
+            { uid: a.uid, head: head(11) },
+          ]),
+          [true, false, true, true, false, false],
+        );
+        for (const [acc, want] of [
+          [a, head(12)],
+          [b, head(2)],
+          [c, head(4)],
+        ] as const) {
+          assert.deepEqual((await store.getAccountByDid(acc.did))?.head, want, `cached ${acc.did}`);
+          assert.deepEqual((await store.getAccountByUid(acc.uid))?.head, want, `stored ${acc.did}`);
+        }
+        // Invalid input rejects before anything is written.
+        await assert.rejects(
+          store.updateAccountHeads([
+            { uid: b.uid, head: head(20) },
+            { uid: c.uid, head: { rev: '', commitCid: 'x', dataCid: 'y' } },
+          ]),
+          /rev/,
+        );
+        assert.deepEqual((await store.getAccountByUid(b.uid))?.head, head(2));
+      });
+    });
+
+    it('matches sequential head updates for a large batch with many repeats per uid', async () => {
+      await withStore(async (store) => {
+        const { value: h } = await store.createHost({ hostname: 'bigbatch.example.com' });
+        await store.importAccounts(
+          Array.from({ length: 40 }, (_, i) => ({ did: `did:plc:bb${i}`, hostId: h.id })),
+        );
+        const accounts = await store.listAccounts({ limit: 40 });
+        for (const acc of accounts.slice(0, 10)) await store.getAccountByDid(acc.did);
+        // 1,200 updates, 30 per account, revs in a scrambled but deterministic order.
+        const updates = Array.from({ length: 1200 }, (_, i) => ({
+          uid: accounts[i % 40].uid,
+          head: head((i * 7919) % 1201),
+        }));
+        const best = new Map<number, number>();
+        const expected = updates.map(({ uid }, i) => {
+          const n = (i * 7919) % 1201;
+          const cur = best.get(uid);
+          if (cur !== undefined && cur >= n) return false;
+          best.set(uid, n);
+          return true;
+        });
+        assert.deepEqual(await store.updateAccountHeads(updates), expected);
+        for (const acc of accounts) {
+          const want = head(best.get(acc.uid) as number);
+          assert.deepEqual((await store.getAccountByUid(acc.uid))?.head, want);
+          assert.deepEqual((await store.getAccountByDid(acc.did))?.head, want);
+        }
+      });
+    });
+
     it('serves DID lookups from a bounded cache that writes keep exact', async () => {
       await withStore(
         async (store) => {

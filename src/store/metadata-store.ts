@@ -98,6 +98,12 @@ export interface AccountPageOptions extends PageOptions {
   activeOnly?: boolean;
 }
 
+/** One rev-gated repo head write, as passed to `updateAccountHeads`. */
+export interface HeadUpdate {
+  uid: number;
+  head: RepoHead;
+}
+
 export interface CursorUpdate {
   hostId: number;
   seq: number;
@@ -154,6 +160,12 @@ export interface MetadataBackend {
   setAccountUpstreamStatus(uid: number, status: AccountStatus): Promise<Account | undefined>;
   /** Applies only when there is no head yet or `head.rev` is greater; undefined when not applied. */
   updateAccountHead(uid: number, head: RepoHead): Promise<Account | undefined>;
+  /**
+   * updateAccountHead for each update, in order (a uid may repeat): one result
+   * per update, the new row where applied. One transaction on SQLite, one
+   * round trip on PostgreSQL unless a uid repeats or the batch is very large.
+   */
+  updateAccountHeads(updates: readonly HeadUpdate[]): Promise<(Account | undefined)[]>;
   resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined>;
   listAccounts(opts: AccountPageOptions): Promise<Account[]>;
   countAccountsByHost(hostId: number): Promise<number>;
@@ -209,6 +221,12 @@ export interface MetadataStore {
   setAccountUpstreamStatus(uid: number, status: AccountStatus): Promise<Account | undefined>;
   /** Rev-gated: true when applied (no head yet, or the new rev is greater). */
   updateAccountHead(uid: number, head: RepoHead): Promise<boolean>;
+  /**
+   * Many rev-gated head writes in one call, each with updateAccountHead's
+   * semantics, applied in array order (several for one uid behave as if
+   * sequential). Returns which applied. SQLite: one transaction.
+   */
+  updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]>;
   /** For #sync / resync: replaces the head whatever its rev (null clears it). */
   resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined>;
   listAccounts(opts: AccountPageOptions): Promise<Account[]>;

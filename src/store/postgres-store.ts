@@ -5,7 +5,8 @@
 // paths (lookup by DID, head update) use named prepared statements so the
 // server parses them once per connection. Cursor flushes are one UPDATE over
 // unnest() arrays: one round trip for any number of hosts. Head updates go
-// through a group-commit batcher (head-batcher.ts): one fsync per batch.
+// through a group-commit batcher (head-batcher.ts): one fsync per batch, and
+// updateAccountHeads queues its whole list into one batch (one round trip).
 import pg from 'pg';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
@@ -17,6 +18,7 @@ import type {
   Created,
   CursorUpdate,
   DomainBan,
+  HeadUpdate,
   Host,
   HostPageOptions,
   HostStatus,
@@ -325,6 +327,10 @@ export class PostgresBackend implements MetadataBackend {
 
   updateAccountHead(uid: number, head: RepoHead): Promise<Account | undefined> {
     return this.heads.update(uid, head);
+  }
+
+  updateAccountHeads(updates: readonly HeadUpdate[]): Promise<(Account | undefined)[]> {
+    return this.heads.updateAll(updates);
   }
 
   private async writeHeads(writes: readonly HeadWrite[]): Promise<Account[]> {

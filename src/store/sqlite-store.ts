@@ -18,6 +18,7 @@ import type {
   Created,
   CursorUpdate,
   DomainBan,
+  HeadUpdate,
   Host,
   HostPageOptions,
   HostStatus,
@@ -295,6 +296,19 @@ export class SqliteBackend implements MetadataBackend {
       | AccountRow
       | undefined;
     return row && accountFromRow(row);
+  }
+
+  async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<(Account | undefined)[]> {
+    if (updates.length === 0) return [];
+    // One transaction: one WAL commit for the batch instead of one per head.
+    return this.db.transaction(() =>
+      updates.map(({ uid, head }) => {
+        const row = first(this.s.updateHead, head.rev, head.commitCid, head.dataCid, uid, head.rev) as
+          | AccountRow
+          | undefined;
+        return row && accountFromRow(row);
+      }),
+    )();
   }
 
   async resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined> {

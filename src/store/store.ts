@@ -15,6 +15,7 @@ import type {
   AccountStatus,
   Created,
   DomainBan,
+  HeadUpdate,
   Host,
   HostPageOptions,
   HostStatus,
@@ -214,6 +215,18 @@ export class RelayMetadataStore implements MetadataStore {
     if (!account) return false;
     this.cache.refresh(account);
     return true;
+  }
+
+  async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]> {
+    if (updates.length === 0) return [];
+    for (const u of updates) checkHead(u.head);
+    const rows = await this.db.updateAccountHeads(updates);
+    // In order, so a uid written twice leaves the cache at its last applied row.
+    return rows.map((account) => {
+      if (!account) return false;
+      this.cache.refresh(account);
+      return true;
+    });
   }
 
   async resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined> {

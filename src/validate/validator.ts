@@ -125,9 +125,19 @@ export interface ValidatorOptions {
 interface Decision {
   events: AppendEvent[];
   drop?: { reason: DropReason; detail: string };
-  /** Store write to run once the events are durable (repo head). */
-  write?: () => Promise<unknown>;
+  /** Repo head to write to the store once the events are durable. */
+  write?: StagedHead;
 }
+
+interface StagedHead {
+  account: Account;
+  head: RepoHead;
+  /** #sync / resync: replace the head whatever its rev (not rev-gated). */
+  reset: boolean;
+}
+
+/** Head writes per store call (one SQLite transaction), at most one call per event-loop turn. */
+const HEAD_WRITE_CHUNK = 1024;
 
 interface Job {
   /** null for relay-originated events (resync). */
@@ -215,8 +225,9 @@ export class Validator implements FrameSink {
   private orderHead = 0;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
-  private readonly headWrites: (() => Promise<unknown>)[] = [];
+  private readonly headWrites: StagedHead[] = [];
   private headWriteTimer: NodeJS.Immediate | null = null;
+  /** Size of the chunk being written; one chunk at a time, so a repo's heads land in order. */
   private headWritesRunning = 0;
 
   constructor(opts: ValidatorOptions) {
@@ -453,25 +464,55 @@ export class Validator implements FrameSink {
     );
   }
 
-  // Head writes run after the append is durable, off the submit path, a chunk
-  // per event-loop turn: a synchronous SQLite update costs ~50 µs, and a
-  // flushed batch of hundreds must not stall the main thread in one go.
+  // Head writes run after the append is durable, off the submit path, one
+  // chunk at a time on later event-loop turns. Consecutive rev-gated updates go
+  // to the store in one updateAccountHeads call (one SQLite transaction, one
+  // PostgreSQL round trip) instead of one implicit transaction per event;
+  // resets are written one by one in their place, so a repo's heads land in
+  // the order they were staged. The chunk bound keeps one call from stalling
+  // the main thread (~10 µs per head inside a transaction).
   private scheduleHeadWrites(): void {
-    if (this.headWriteTimer || this.headWrites.length === 0) return;
+    if (this.headWriteTimer || this.headWritesRunning > 0 || this.headWrites.length === 0) return;
     this.headWriteTimer = setImmediate(() => {
       this.headWriteTimer = null;
-      const chunk = this.headWrites.splice(0, 128);
-      this.headWritesRunning += chunk.length;
-      for (const w of chunk) {
-        w()
-          .catch((err: unknown) => this.log.error({ err }, 'repo head write failed'))
-          .finally(() => {
-            this.headWritesRunning--;
-            this.checkIdle();
-          });
-      }
-      this.scheduleHeadWrites();
+      const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
+      this.headWritesRunning = chunk.length;
+      void this.writeHeads(chunk).finally(() => {
+        this.headWritesRunning = 0;
+        this.scheduleHeadWrites();
+        this.checkIdle();
+      });
     });
+  }
+
+  private async writeHeads(chunk: StagedHead[]): Promise<void> {
+    let i = 0;
+    while (i < chunk.length) {
+      const start = i;
+      try {
+        if (chunk[i].reset) {
+          const { account, head } = chunk[i++];
+          await this.store.resetAccountHead(account.uid, head);
+        } else {
+          // A run of updates; per uid only the highest rev, which is what
+          // applying them one by one with the rev gate would leave.
+          const best = new Map<number, RepoHead>();
+          for (; i < chunk.length && !chunk[i].reset; i++) {
+            const { account, head } = chunk[i];
+            const cur = best.get(account.uid);
+            if (!cur || cur.rev < head.rev) best.set(account.uid, head);
+          }
+          await this.store.updateAccountHeads([...best].map(([uid, head]) => ({ uid, head })));
+        }
+      } catch (err) {
+        // The stored heads stay behind; the repos' next events break the chain and resync heals it.
+        this.log.error({ err, heads: i - start }, 'repo head write failed');
+      }
+      for (let k = start; k < i; k++) {
+        const { account, head } = chunk[k];
+        if (this.heads.get(account.did) === head) this.heads.delete(account.did);
+      }
+    }
   }
 
   private checkIdle(): void {
@@ -613,17 +654,10 @@ export class Validator implements FrameSink {
     return this.heads.get(account.did) ?? account.head;
   }
 
-  /** Remembers the head until the store has it; the write runs after the append. */
-  private stageHead(account: Account, head: RepoHead, reset: boolean): () => Promise<unknown> {
+  /** Remembers the head until the store has it; the write runs after the append (writeHeads). */
+  private stageHead(account: Account, head: RepoHead, reset: boolean): StagedHead {
     this.heads.set(account.did, head);
-    return async () => {
-      try {
-        if (reset) await this.store.resetAccountHead(account.uid, head);
-        else await this.store.updateAccountHead(account.uid, head);
-      } finally {
-        if (this.heads.get(account.did) === head) this.heads.delete(account.did);
-      }
-    };
+    return { account, head, reset };
   }
 
   private maybeScheduleResync(q: RepoQueue): void {
