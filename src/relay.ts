@@ -87,7 +87,6 @@ export class Relay {
       logger: log,
     });
     this.eventLog = eventLog;
-    log.info({ head: eventLog.head(), oldest: eventLog.oldest() }, 'event log open');
 
     // Identity and outbound HTTP (every outbound request goes through the SSRF guard).
     const insecure = cfg.allowInsecureHosts;
