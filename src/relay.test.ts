@@ -12,12 +12,10 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
-import { simHandleResolver } from '../sim/plc.ts';
 import { checkCommitBody } from '../sim/verify.ts';
-import { loadConfig } from './config/config.ts';
-import { silentLogger } from './log.ts';
+import { crawlAll, startTestRelay, waitUntil } from '../test/relay-harness.ts';
 import { cidToString } from './protocol/cid.ts';
-import { Relay } from './relay.ts';
+import type { Relay } from './relay.ts';
 
 interface Seen {
   seq: number;
@@ -27,42 +25,12 @@ interface Seen {
   commit?: string;
 }
 
-async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 describe('relay end to end against the simulated network', () => {
   let net: SimNetwork;
   let dataDir: string;
   let relay: Relay | undefined;
 
-  const startRelay = async () => {
-    const config = loadConfig({
-      env: {
-        RELAY_PORT: '0',
-        RELAY_METRICS_PORT: '0',
-        RELAY_BIND: '127.0.0.1',
-        RELAY_DATA_DIR: dataDir,
-        RELAY_PLC_URL: net.plc.url,
-        RELAY_UPSTREAM: 'none',
-        RELAY_ALLOW_INSECURE_HOSTS: 'true',
-        RELAY_ADMIN_PASSWORD: 'test-password',
-        RELAY_EVENTLOG_FSYNC: 'false',
-        RELAY_VALIDATION_WORKERS: '1',
-      },
-    });
-    const r = new Relay(config, silentLogger, { handleResolver: { resolve: simHandleResolver(net.plc) } });
-    await r.start();
-    return r;
-  };
+  const startRelay = () => startTestRelay(net, dataDir);
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'atrelay-e2e-'));
@@ -79,11 +47,7 @@ describe('relay end to end against the simulated network', () => {
   it('relays every valid event once, in order, verifiably; drops faults; resumes after a restart', async () => {
     const r = relay!;
     const relayUrl = `http://127.0.0.1:${r.port}`;
-    for (const h of net.hosts) assert.equal(await h.requestCrawl(relayUrl), 200);
-    await waitUntil(
-      () => (r.hosts?.list() ?? []).filter((h) => h.connected).length === net.hosts.length,
-      'hosts connected',
-    );
+    await crawlAll(r, net);
 
     const consumer = await subscribe(
       `ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos?cursor=0`,

@@ -13,23 +13,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type StreamReader, subscribe } from '../../sim/consumer.ts';
 import { SimNetwork } from '../../sim/network.ts';
-import { simHandleResolver } from '../../sim/plc.ts';
-import { loadConfig } from '../config/config.ts';
-import { silentLogger } from '../log.ts';
+import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD, waitUntil } from '../../test/relay-harness.ts';
 import { cidToString } from '../protocol/cid.ts';
-import { Relay } from '../relay.ts';
+import type { Relay } from '../relay.ts';
 
 type Json = Record<string, unknown>;
-const PASSWORD = 'api-e2e-password';
+const PASSWORD = TEST_ADMIN_PASSWORD;
 const ADMIN = { authorization: `Bearer ${PASSWORD}` };
-
-async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 interface Seen {
   seq: number;
@@ -85,29 +75,10 @@ describe('HTTP API through the running relay', () => {
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'atrelay-api-e2e-'));
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
-    const config = loadConfig({
-      env: {
-        RELAY_PORT: '0',
-        RELAY_METRICS_PORT: '0',
-        RELAY_BIND: '127.0.0.1',
-        RELAY_DATA_DIR: dataDir,
-        RELAY_PLC_URL: net.plc.url,
-        RELAY_UPSTREAM: 'none',
-        RELAY_ALLOW_INSECURE_HOSTS: 'true',
-        RELAY_ADMIN_PASSWORD: PASSWORD,
-        RELAY_EVENTLOG_FSYNC: 'false',
-        RELAY_VALIDATION_WORKERS: '1',
-      },
-    });
-    relay = new Relay(config, silentLogger, { handleResolver: { resolve: simHandleResolver(net.plc) } });
-    await relay.start();
+    relay = await startTestRelay(net, dataDir);
     base = `http://127.0.0.1:${relay.port}`;
     metricsBase = `http://127.0.0.1:${relay.metricsPort}`;
-    for (const h of net.hosts) assert.equal(await h.requestCrawl(base), 200);
-    await waitUntil(
-      () => (relay.hosts?.list() ?? []).filter((h) => h.connected).length === net.hosts.length,
-      'hosts connected',
-    );
+    await crawlAll(relay, net);
     // Two commits per account, so every account has a head at the relay.
     for (let round = 0; round < 2; round++) {
       for (const a of net.accounts) net.hostOf(a.did).writeRecord(a.did);
