@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { readFixtureJson, readFixtureLines } from '../../test/fixtures.ts';
 import { utf8Encode } from './bytes.ts';
@@ -9,10 +10,12 @@ import {
   InvalidMstError,
   InvalidMstKeyError,
   isValidMstKey,
+  keyHashForTests,
   keyHeight,
   MissingBlockError,
   Mst,
   mstNodeData,
+  nodeDecodersForTests,
 } from './mst.ts';
 
 const CID1 = parseCid('bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454');
@@ -286,5 +289,145 @@ describe('mst loading', () => {
     assert.throws(bad({ l: null, e: [e(h1), e(h0, commonPrefixLength(utf8Encode(h1), utf8Encode(h0)))] }));
     assert.throws(bad({ l: null, e: [e(h0, 0, CID1)] }), InvalidMstError); // layer 0 with subtree
     assert.throws(() => Mst.load({ get: () => new Uint8Array([1, 2]) }, CID1).get('a/b'), InvalidMstError);
+  });
+});
+
+describe('mst key hashing', () => {
+  it('the key-height sha-256 matches node:crypto at every padding boundary', () => {
+    const lengths: number[] = [];
+    for (let n = 0; n <= 200; n++) lengths.push(n);
+    for (const n of [247, 248, 255, 256, 1023, 1024, 1025, 1100, 4096]) lengths.push(n);
+    for (const n of lengths) {
+      const data = Uint8Array.from({ length: n }, (_, i) => (i * 131 + n * 7) & 0xff);
+      const want = createHash('sha256').update(data).digest();
+      assert.deepEqual(Buffer.from(keyHashForTests(data)), want, `length ${n}`);
+    }
+  });
+
+  it('heights agree with a reference count over node:crypto digests', () => {
+    const ref = (k: string) => {
+      const d = createHash('sha256').update(k).digest();
+      let z = 0;
+      for (const b of d) {
+        if (b === 0) {
+          z += 8;
+          continue;
+        }
+        z += Math.clz32(b) - 24;
+        break;
+      }
+      return z >> 1;
+    };
+    for (const k of readFixtureLines('mst/example_keys.txt')) assert.equal(keyHeight(k), ref(k), k);
+    for (let i = 0; i < 2000; i++) {
+      const k = `com.example.record/${i.toString(36)}`;
+      assert.equal(keyHeight(k), ref(k), k);
+    }
+  });
+});
+
+describe('mst fast node decoder', () => {
+  const { fast, generic } = nodeDecodersForTests;
+  const nodes = () => [...treeOf(readFixtureLines('mst/example_keys.txt')).nodeBlocks()];
+
+  /** The generic decoder's verdict: the decoded node, or 'invalid'. */
+  const genericVerdict = (bytes: Uint8Array, lo: string | null, hi: string | null) => {
+    try {
+      return generic(bytes, CID1, lo, hi);
+    } catch (err) {
+      assert.ok(err instanceof InvalidMstError, String(err));
+      return 'invalid' as const;
+    }
+  };
+
+  it('decodes every canonical node itself, exactly as the generic decoder', () => {
+    let n = 0;
+    for (const [, bytes] of nodes()) {
+      const got = fast(bytes, null, null);
+      assert.ok(got !== null, 'fast path declined a canonical node');
+      assert.deepEqual(got, generic(bytes, CID1, null, null));
+      n++;
+    }
+    assert.ok(n > 10);
+  });
+
+  it('never accepts what the generic decoder rejects, and agrees on what both accept (byte mutations)', () => {
+    let accepted = 0;
+    let declined = 0;
+    // Mid-sized nodes (some entries with prefixes, subtrees and nulls) of a generated tree.
+    const keys500 = Array.from({ length: 500 }, (_, i) => rec(`3l${i.toString(36).padStart(11, '0')}`));
+    const picked = [...treeOf(keys500).nodeBlocks()].filter(([, b]) => b.length > 150 && b.length < 600);
+    assert.ok(picked.length >= 3);
+    for (const [, original] of picked.slice(0, 3)) {
+      const variants: Uint8Array[] = [
+        original.subarray(0, original.length - 1),
+        new Uint8Array([...original, 0]),
+      ];
+      for (let pos = 0; pos < original.length; pos++) {
+        for (const v of [original[pos] ^ 0x01, original[pos] ^ 0x20, 0x00, 0x18, 0xf6]) {
+          if (v === original[pos]) continue;
+          const m = original.slice();
+          m[pos] = v;
+          variants.push(m);
+        }
+      }
+      const data = mstNodeData(original);
+      const keys = generic(original, CID1, null, null).entries.map((e) => e.key);
+      const bounds: [string | null, string | null][] = [
+        [null, null],
+        [keys[0], null],
+        [null, keys[keys.length - 1]],
+      ];
+      for (const bytes of variants) {
+        for (const [lo, hi] of bounds) {
+          const want = genericVerdict(bytes, lo, hi);
+          const got = fast(bytes, lo, hi);
+          if (got === null) declined++;
+          else {
+            accepted++;
+            assert.notEqual(
+              want,
+              'invalid',
+              `fast accepted a node the generic path rejects (${data.e.length} entries)`,
+            );
+            assert.deepEqual(got, want);
+          }
+        }
+      }
+    }
+    assert.ok(accepted > 100 && declined > 1000, `accepted ${accepted} declined ${declined}`);
+  });
+
+  it('defers non-canonical but decodable shapes to the generic path', () => {
+    const e = { k: utf8Encode('a/b'), p: 0, t: null, v: CID1 };
+    const bytes = encodeCbor({ e: [e], l: null });
+    assert.ok(fast(bytes, null, null) !== null);
+    // p as a float64 (0xfb + 8 bytes) instead of an integer
+    const i = bytes.indexOf(0x70) + 1; // after "p"
+    assert.equal(bytes[i], 0x00);
+    const floatP = new Uint8Array([
+      ...bytes.subarray(0, i),
+      0xfb,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      0,
+      ...bytes.subarray(i + 1),
+    ]);
+    assert.equal(fast(floatP, null, null), null);
+    assert.deepEqual(genericVerdict(floatP, null, null), generic(bytes, CID1, null, null));
+    // a CID link with a non-sha256 multihash, and an extra map key, are the generic path's to reject
+    const j = bytes.lastIndexOf(0x12);
+    const badHash = bytes.slice();
+    badHash[j] = 0x13;
+    assert.equal(fast(badHash, null, null), null);
+    assert.equal(genericVerdict(badHash, null, null), 'invalid');
+    const extra = encodeCbor({ e: [e], l: null, x: 1 });
+    assert.equal(fast(extra, null, null), null);
+    assert.equal(genericVerdict(extra, null, null), 'invalid');
   });
 });

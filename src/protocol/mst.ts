@@ -18,7 +18,7 @@
 import { utf8Decode, utf8Encode } from './bytes.ts';
 import { decodeCbor } from './cbor.ts';
 import type { Cid } from './cid.ts';
-import { cidForCbor, isCid, sha256 } from './cid.ts';
+import { CidLinkWrapper, cidForCbor, isCid } from './cid.ts';
 
 /** Anything that hands out blocks by CID (the CAR module's BlockMap fits). */
 export interface BlockSource {
@@ -56,18 +56,131 @@ export function isValidMstKey(key: string): boolean {
 
 /** The key's layer: leading zero bits of sha-256(key), in 2-bit chunks. */
 export function keyHeight(key: string | Uint8Array): number {
-  const digest = sha256(typeof key === 'string' ? utf8Encode(key) : key);
-  let zeros = 0;
-  for (let i = 0; i < digest.length; i++) {
-    const b = digest[i];
-    if (b === 0) {
-      zeros += 8;
-      continue;
+  return sha256LeadingZeros(typeof key === 'string' ? utf8Encode(key) : key) >> 1;
+}
+
+// Key heights are computed for every key of every node a proof check loads
+// (the layer check), i.e. dozens of sha-256s of ~30-byte inputs per commit.
+// For inputs that small the fixed cost of a node:crypto call (argument
+// checks, a Buffer for the digest) is larger than the hashing itself, so
+// this is a plain-JS SHA-256 (FIPS 180-4) that returns only what a height
+// needs; the tests check it against node:crypto for every padding boundary.
+const SHA256_K = new Int32Array([
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
+  0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+  0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
+  0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+  0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
+  0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+  0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+  0xc67178f2,
+]);
+const shaW = new Int32Array(64);
+const shaState = new Int32Array(8);
+let shaPad = new Uint8Array(128);
+
+/** sha-256 of `data` into `shaState` (eight big-endian words). */
+function sha256Words(data: Uint8Array): Int32Array {
+  const len = data.length;
+  const padded = ((len + 72) >>> 6) << 6; // message + 0x80 + 64-bit length, in whole blocks
+  if (shaPad.length < padded) shaPad = new Uint8Array(padded);
+  const m = shaPad;
+  m.set(data, 0);
+  m[len] = 0x80;
+  m.fill(0, len + 1, padded - 4);
+  const bits = len * 8; // keys are far below 2^29 bytes, so the high length word is 0
+  m[padded - 4] = bits >>> 24;
+  m[padded - 3] = bits >>> 16;
+  m[padded - 2] = bits >>> 8;
+  m[padded - 1] = bits;
+  const w = shaW;
+  const k = SHA256_K;
+  let h0 = 0x6a09e667;
+  let h1 = 0xbb67ae85 | 0;
+  let h2 = 0x3c6ef372;
+  let h3 = 0xa54ff53a | 0;
+  let h4 = 0x510e527f;
+  let h5 = 0x9b05688c | 0;
+  let h6 = 0x1f83d9ab;
+  let h7 = 0x5be0cd19;
+  for (let q = 0; q < padded; q += 64) {
+    for (let i = 0; i < 16; i++) {
+      const j = q + i * 4;
+      w[i] = (m[j] << 24) | (m[j + 1] << 16) | (m[j + 2] << 8) | m[j + 3];
     }
-    zeros += Math.clz32(b) - 24;
-    break;
+    for (let i = 16; i < 64; i++) {
+      const x = w[i - 15];
+      const y = w[i - 2];
+      const s0 = ((x >>> 7) | (x << 25)) ^ ((x >>> 18) | (x << 14)) ^ (x >>> 3);
+      const s1 = ((y >>> 17) | (y << 15)) ^ ((y >>> 19) | (y << 13)) ^ (y >>> 10);
+      w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+    }
+    let a = h0;
+    let b = h1;
+    let c = h2;
+    let d = h3;
+    let e = h4;
+    let f = h5;
+    let g = h6;
+    let h = h7;
+    for (let i = 0; i < 64; i++) {
+      const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
+      const t1 = (h + S1 + ((e & f) ^ (~e & g)) + k[i] + w[i]) | 0;
+      const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
+      const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+      h = g;
+      g = f;
+      f = e;
+      e = (d + t1) | 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) | 0;
+    }
+    h0 = (h0 + a) | 0;
+    h1 = (h1 + b) | 0;
+    h2 = (h2 + c) | 0;
+    h3 = (h3 + d) | 0;
+    h4 = (h4 + e) | 0;
+    h5 = (h5 + f) | 0;
+    h6 = (h6 + g) | 0;
+    h7 = (h7 + h) | 0;
   }
-  return zeros >> 1;
+  const out = shaState;
+  out[0] = h0;
+  out[1] = h1;
+  out[2] = h2;
+  out[3] = h3;
+  out[4] = h4;
+  out[5] = h5;
+  out[6] = h6;
+  out[7] = h7;
+  return out;
+}
+
+/** Leading zero bits of sha-256(data) (0..256). */
+function sha256LeadingZeros(data: Uint8Array): number {
+  const words = sha256Words(data);
+  let zeros = 0;
+  for (let i = 0; i < 8; i++) {
+    const z = Math.clz32(words[i]);
+    zeros += z;
+    if (z < 32) break;
+  }
+  return zeros;
+}
+
+/** The full sha-256 digest computed by the key-height hasher (for its tests). */
+export function keyHashForTests(data: Uint8Array): Uint8Array {
+  const words = sha256Words(data);
+  const out = new Uint8Array(32);
+  for (let i = 0; i < 8; i++) {
+    out[i * 4] = words[i] >>> 24;
+    out[i * 4 + 1] = words[i] >>> 16;
+    out[i * 4 + 2] = words[i] >>> 8;
+    out[i * 4 + 3] = words[i];
+  }
+  return out;
 }
 
 /** Length of the shared byte prefix (the `p` of a node entry). */
@@ -422,78 +535,30 @@ export class Mst {
     const cid = n.cid!;
     const bytes = this.blocks?.get(cid);
     if (!bytes) throw new MissingBlockError(cid);
-    let data: unknown;
-    try {
-      data = decodeCbor(bytes);
-    } catch (err) {
-      throw new InvalidMstError(`MST node ${cid.$link} is not DAG-CBOR: ${(err as Error).message}`);
-    }
-    if (!isPlainObject(data) || !hasExactKeys(data, NODE_KEYS)) invalidNode(cid, 'not an MST node');
-    const obj = data as Record<string, unknown>;
-    const l = obj.l;
-    const e = obj.e;
-    if (l !== null && !isCid(l)) invalidNode(cid, 'l is not a CID or null');
-    if (!Array.isArray(e)) invalidNode(cid, 'e is not an array');
-    const rawEntries = e as unknown[];
+    // The fast decoder accepts only canonical, valid nodes and yields exactly
+    // what the generic path would; on anything else the generic path decides
+    // (and names the defect).
+    const { l, entries, rights } =
+      decodeNodeFast(bytes, n.lo, n.hi) ?? decodeNodeGeneric(bytes, cid, n.lo, n.hi);
 
-    const isRoot = n.layer === -1;
-    const entries: MstEntry[] = [];
-    const rights: (Cid | null)[] = [];
-    let prevBytes: Uint8Array = new Uint8Array(0);
-    let prevKey: string | null = null;
-    for (let i = 0; i < rawEntries.length; i++) {
-      const re = rawEntries[i];
-      if (!isPlainObject(re) || !hasExactKeys(re, ENTRY_KEYS))
-        invalidNode(cid, `entry ${i} is not an MST entry`);
-      const r = re as Record<string, unknown>;
-      const { p, k, v, t } = r;
-      if (typeof p !== 'number' || !Number.isInteger(p) || p < 0) invalidNode(cid, `entry ${i}: bad p`);
-      if (!(k instanceof Uint8Array)) invalidNode(cid, `entry ${i}: k is not bytes`);
-      if (!isCid(v)) invalidNode(cid, `entry ${i}: v is not a CID`);
-      if (t !== null && !isCid(t)) invalidNode(cid, `entry ${i}: t is not a CID or null`);
-      const pn = p as number;
-      const kb = k as Uint8Array;
-      if (pn > prevBytes.length) invalidNode(cid, `entry ${i}: prefix longer than previous key`);
-      const keyBytes = new Uint8Array(pn + kb.length);
-      keyBytes.set(prevBytes.subarray(0, pn), 0);
-      keyBytes.set(kb, pn);
-      if (i > 0 && commonPrefixLength(prevBytes, keyBytes) !== pn)
-        invalidNode(cid, `entry ${i}: non-canonical prefix`);
-      if (i === 0 && pn !== 0) invalidNode(cid, 'first entry has a prefix');
-      let key: string;
-      try {
-        key = utf8Decode(keyBytes);
-      } catch {
-        invalidNode(cid, `entry ${i}: key is not UTF-8`);
-      }
-      if (!isValidMstKey(key))
-        invalidNode(cid, `entry ${i}: invalid key ${JSON.stringify(key.slice(0, 80))}`);
-      if (prevKey !== null && !(prevKey < key)) invalidNode(cid, `entry ${i}: keys out of order`);
-      if ((n.lo !== null && !(key > n.lo)) || (n.hi !== null && !(key < n.hi))) {
-        invalidNode(cid, `entry ${i}: key outside the subtree's range`);
-      }
-      entries.push({ key, keyBytes, value: v as Cid, right: null });
-      rights.push(t as Cid | null);
-      prevBytes = keyBytes;
-      prevKey = key;
-    }
-
-    if (isRoot) {
-      if (entries.length > 0) n.layer = keyHeight(entries[0].keyBytes);
+    const heights = new Array<number>(entries.length);
+    for (let i = 0; i < entries.length; i++) heights[i] = keyHeight(entries[i].keyBytes);
+    if (n.layer === -1) {
+      if (entries.length > 0) n.layer = heights[0];
       else if (l === null) n.layer = 0;
       else invalidNode(cid, 'root node has a subtree but no entries');
     } else if (entries.length === 0 && l === null) {
       invalidNode(cid, 'empty non-root node');
     }
-    for (const en of entries) {
-      if (keyHeight(en.keyBytes) !== n.layer) invalidNode(cid, `key ${en.key} is not on layer ${n.layer}`);
+    for (let i = 0; i < entries.length; i++) {
+      if (heights[i] !== n.layer) invalidNode(cid, `key ${entries[i].key} is not on layer ${n.layer}`);
     }
     let hasChildren = l !== null;
     for (const t of rights) if (t !== null) hasChildren = true;
     if (hasChildren && n.layer === 0) invalidNode(cid, 'layer-0 node has subtrees');
 
     // Replace child CIDs by stubs one layer down, each bounded by its neighbours.
-    n.left = stubNode(n.layer - 1, l as Cid | null, n.lo, entries.length > 0 ? entries[0].key : n.hi);
+    n.left = stubNode(n.layer - 1, l, n.lo, entries.length > 0 ? entries[0].key : n.hi);
     for (let i = 0; i < entries.length; i++) {
       const hi = i + 1 < entries.length ? entries[i + 1].key : n.hi;
       entries[i].right = stubNode(n.layer - 1, rights[i], entries[i].key, hi);
@@ -502,6 +567,247 @@ export class Mst {
     n.bytes = bytes;
     n.loaded = true;
   }
+}
+
+/** A node block's content, checked except for layers (which need the node's place in the tree). */
+interface DecodedNode {
+  l: Cid | null;
+  entries: MstEntry[];
+  rights: (Cid | null)[];
+}
+
+/**
+ * Decodes a node through the generic DAG-CBOR decoder and checks its shape,
+ * key syntax, canonical prefixes, order and range (lo < key < hi); throws
+ * InvalidMstError naming the first defect.
+ */
+function decodeNodeGeneric(bytes: Uint8Array, cid: Cid, lo: string | null, hi: string | null): DecodedNode {
+  let data: unknown;
+  try {
+    data = decodeCbor(bytes);
+  } catch (err) {
+    throw new InvalidMstError(`MST node ${cid.$link} is not DAG-CBOR: ${(err as Error).message}`);
+  }
+  if (!isPlainObject(data) || !hasExactKeys(data, NODE_KEYS)) invalidNode(cid, 'not an MST node');
+  const obj = data as Record<string, unknown>;
+  const l = obj.l;
+  const e = obj.e;
+  if (l !== null && !isCid(l)) invalidNode(cid, 'l is not a CID or null');
+  if (!Array.isArray(e)) invalidNode(cid, 'e is not an array');
+  const rawEntries = e as unknown[];
+
+  const entries: MstEntry[] = [];
+  const rights: (Cid | null)[] = [];
+  let prevBytes: Uint8Array = new Uint8Array(0);
+  let prevKey: string | null = null;
+  for (let i = 0; i < rawEntries.length; i++) {
+    const re = rawEntries[i];
+    if (!isPlainObject(re) || !hasExactKeys(re, ENTRY_KEYS))
+      invalidNode(cid, `entry ${i} is not an MST entry`);
+    const r = re as Record<string, unknown>;
+    const { p, k, v, t } = r;
+    if (typeof p !== 'number' || !Number.isInteger(p) || p < 0) invalidNode(cid, `entry ${i}: bad p`);
+    if (!(k instanceof Uint8Array)) invalidNode(cid, `entry ${i}: k is not bytes`);
+    if (!isCid(v)) invalidNode(cid, `entry ${i}: v is not a CID`);
+    if (t !== null && !isCid(t)) invalidNode(cid, `entry ${i}: t is not a CID or null`);
+    const pn = p as number;
+    const kb = k as Uint8Array;
+    if (pn > prevBytes.length) invalidNode(cid, `entry ${i}: prefix longer than previous key`);
+    const keyBytes = new Uint8Array(pn + kb.length);
+    keyBytes.set(prevBytes.subarray(0, pn), 0);
+    keyBytes.set(kb, pn);
+    if (i > 0 && commonPrefixLength(prevBytes, keyBytes) !== pn)
+      invalidNode(cid, `entry ${i}: non-canonical prefix`);
+    if (i === 0 && pn !== 0) invalidNode(cid, 'first entry has a prefix');
+    let key: string;
+    try {
+      key = utf8Decode(keyBytes);
+    } catch {
+      invalidNode(cid, `entry ${i}: key is not UTF-8`);
+    }
+    if (!isValidMstKey(key)) invalidNode(cid, `entry ${i}: invalid key ${JSON.stringify(key.slice(0, 80))}`);
+    if (prevKey !== null && !(prevKey < key)) invalidNode(cid, `entry ${i}: keys out of order`);
+    if ((lo !== null && !(key > lo)) || (hi !== null && !(key < hi))) {
+      invalidNode(cid, `entry ${i}: key outside the subtree's range`);
+    }
+    entries.push({ key, keyBytes, value: v as Cid, right: null });
+    rights.push(t as Cid | null);
+    prevBytes = keyBytes;
+    prevKey = key;
+  }
+  return { l: l as Cid | null, entries, rights };
+}
+
+// --- fast node decoding --------------------------------------------------------
+//
+// Every node a proof check reaches is decoded, and through the generic path
+// that is a full DAG-CBOR decode into objects, an unwrap walk, then the shape
+// checks. MST nodes have one canonical byte layout, so the common case is
+// read here straight from the block: a2 "e" [entries…] "l" link, each entry
+// a4 "k" bytes "p" uint "t" link|null "v" link, every length minimal, every
+// link a CIDv1 sha2-256 dag-cbor/raw (tag 42, 0x00 prefix), key bytes checked
+// against the key syntax without building a UTF-8 string first. Anything
+// this reader does not recognise, however legal, returns null and the
+// generic path decides, so the accepted set and the result are exactly the
+// generic path's: every input accepted here is canonical DAG-CBOR of the
+// node shape, which the generic decoder reads to the same values.
+
+/** Bytes allowed in a key besides the one '/' ([a-zA-Z0-9_~\-:.]). */
+const KEY_BYTE = (() => {
+  const t = new Uint8Array(128);
+  const allowed = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_~-:.';
+  for (let i = 0; i < allowed.length; i++) t[allowed.charCodeAt(i)] = 1;
+  return t;
+})();
+const SLASH = 0x2f;
+
+/** `isValidMstKey` on the key's bytes (valid keys are ASCII, so bytes and characters coincide). */
+function isValidMstKeyBytes(b: Uint8Array): boolean {
+  const n = b.length;
+  if (n > MAX_MST_KEY_LENGTH) return false;
+  let slash = -1;
+  for (let i = 0; i < n; i++) {
+    const c = b[i];
+    if (c === SLASH) {
+      if (slash !== -1) return false;
+      slash = i;
+    } else if (c >= 0x80 || KEY_BYTE[c] === 0) {
+      return false;
+    }
+  }
+  return slash > 0 && slash < n - 1;
+}
+
+/** A string from ASCII bytes. */
+function asciiString(b: Uint8Array): string {
+  return String.fromCharCode.apply(null, b as unknown as number[]);
+}
+
+/**
+ * Reads a minimally encoded CBOR head of major type `major` at `pos` (values
+ * below 2^16 only). Returns the value and sets `fastPos` past the head, or
+ * returns -1.
+ */
+let fastPos = 0;
+function readHead(b: Uint8Array, pos: number, major: number): number {
+  if (pos >= b.length) return -1;
+  const ib = b[pos];
+  if (ib >> 5 !== major) return -1;
+  const info = ib & 0x1f;
+  if (info < 24) {
+    fastPos = pos + 1;
+    return info;
+  }
+  if (info === 24) {
+    if (pos + 2 > b.length) return -1;
+    const v = b[pos + 1];
+    if (v < 24) return -1;
+    fastPos = pos + 2;
+    return v;
+  }
+  if (info === 25) {
+    if (pos + 3 > b.length) return -1;
+    const v = (b[pos + 1] << 8) | b[pos + 2];
+    if (v < 0x100) return -1;
+    fastPos = pos + 3;
+    return v;
+  }
+  return -1;
+}
+
+/** Reads a CID link (tag 42, bytes(37), 0x00, CIDv1 sha2-256 dag-cbor/raw) at `pos`, or returns null. */
+function readLink(b: Uint8Array, pos: number): Cid | null {
+  if (pos + 41 > b.length) return null;
+  if (b[pos] !== 0xd8 || b[pos + 1] !== 42 || b[pos + 2] !== 0x58 || b[pos + 3] !== 37 || b[pos + 4] !== 0) {
+    return null;
+  }
+  const codec = b[pos + 6];
+  if (
+    b[pos + 5] !== 0x01 ||
+    (codec !== 0x71 && codec !== 0x55) ||
+    b[pos + 7] !== 0x12 ||
+    b[pos + 8] !== 0x20
+  ) {
+    return null;
+  }
+  fastPos = pos + 41;
+  return new CidLinkWrapper(b.subarray(pos + 5, pos + 41));
+}
+
+const NULL_LINK = 0xf6;
+const NOT_A_LINK = false;
+
+/** Reads a CID link or null at `pos`; returns false if it is neither. */
+function readLinkOrNull(b: Uint8Array, pos: number): Cid | null | typeof NOT_A_LINK {
+  if (pos < b.length && b[pos] === NULL_LINK) {
+    fastPos = pos + 1;
+    return null;
+  }
+  const c = readLink(b, pos);
+  return c === null ? NOT_A_LINK : c;
+}
+
+function isKey1(b: Uint8Array, pos: number, ch: number): boolean {
+  return pos + 2 <= b.length && b[pos] === 0x61 && b[pos + 1] === ch;
+}
+
+/** The canonical, valid node in `b`, or null to defer to the generic path. */
+function decodeNodeFast(b: Uint8Array, lo: string | null, hi: string | null): DecodedNode | null {
+  if (b.length < 4 || b[0] !== 0xa2 || !isKey1(b, 1, CH_E)) return null;
+  const count = readHead(b, 3, 4);
+  if (count < 0) return null;
+  let pos = fastPos;
+  const entries: MstEntry[] = [];
+  const rights: (Cid | null)[] = [];
+  let prevBytes: Uint8Array | null = null;
+  let prevKey: string | null = null;
+  for (let i = 0; i < count; i++) {
+    if (pos >= b.length || b[pos] !== 0xa4 || !isKey1(b, pos + 1, CH_K)) return null;
+    const suffixLength = readHead(b, pos + 3, 2);
+    if (suffixLength < 0) return null;
+    pos = fastPos;
+    if (pos + suffixLength > b.length) return null;
+    const suffixStart = pos;
+    pos += suffixLength;
+    if (!isKey1(b, pos, CH_P)) return null;
+    const p = readHead(b, pos + 2, 0);
+    if (p < 0) return null;
+    pos = fastPos;
+    if (!isKey1(b, pos, CH_T)) return null;
+    const t = readLinkOrNull(b, pos + 2);
+    if (t === NOT_A_LINK) return null;
+    pos = fastPos;
+    if (!isKey1(b, pos, CH_V)) return null;
+    const v = readLink(b, pos + 2);
+    if (v === null) return null;
+    pos = fastPos;
+
+    // Key: prefix of the previous key + suffix, with a canonical prefix length.
+    let keyBytes: Uint8Array;
+    if (prevBytes === null) {
+      if (p !== 0) return null;
+      keyBytes = b.slice(suffixStart, suffixStart + suffixLength);
+    } else {
+      if (p > prevBytes.length) return null;
+      // The prefix is canonical when the key differs from the previous one at p (or one ends there).
+      if (p < prevBytes.length && suffixLength > 0 && b[suffixStart] === prevBytes[p]) return null;
+      keyBytes = new Uint8Array(p + suffixLength);
+      keyBytes.set(prevBytes.subarray(0, p), 0);
+      keyBytes.set(b.subarray(suffixStart, suffixStart + suffixLength), p);
+    }
+    if (!isValidMstKeyBytes(keyBytes)) return null;
+    const key = asciiString(keyBytes);
+    if (prevKey !== null && !(prevKey < key)) return null;
+    if ((lo !== null && !(key > lo)) || (hi !== null && !(key < hi))) return null;
+    entries.push({ key, keyBytes, value: v, right: null });
+    rights.push(t);
+    prevBytes = keyBytes;
+    prevKey = key;
+  }
+  if (!isKey1(b, pos, CH_L)) return null;
+  const l = readLinkOrNull(b, pos + 2);
+  if (l === NOT_A_LINK || fastPos !== b.length) return null;
+  return { l, entries, rights };
 }
 
 const NODE_KEYS = ['e', 'l'];
@@ -656,3 +962,11 @@ export function mstNodeData(bytes: Uint8Array): {
 } {
   return decodeCbor(bytes) as { l: Cid | null; e: { p: number; k: Uint8Array; v: Cid; t: Cid | null }[] };
 }
+
+/** Both node decoders, for the differential tests (the fast one must agree with the generic one). */
+export const nodeDecodersForTests = {
+  fast: (bytes: Uint8Array, lo: string | null, hi: string | null): DecodedNode | null =>
+    decodeNodeFast(bytes, lo, hi),
+  generic: (bytes: Uint8Array, cid: Cid, lo: string | null, hi: string | null): DecodedNode =>
+    decodeNodeGeneric(bytes, cid, lo, hi),
+};
