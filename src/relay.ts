@@ -4,13 +4,16 @@
 //   ingest (HostManager: one subscriber per host)
 //     → validate (Validator: workers + per-repo order + account state)
 //     → event log (relay seq, durable) → firehose (fan-out to consumers)
-//   side: metadata store, identity cache, HTTP API
+//   side: metadata store, identity cache, HTTP API, collection index
+//   (listReposByCollection: fed by the validator's observer after each
+//   durable append, repaired by a periodic cleaner, filled by backfills)
 //
 // Start-up opens storage first and the network last; shutdown runs the other
 // way: stop reading hosts (ingest drains its in-flight frames through
-// validation into the log), stop the validator, close the firehose and the
-// servers, close the event log, and finally flush host cursors and close the
-// metadata store, so a clean stop re-reads nothing and loses nothing. Tests
+// validation into the log), stop the validator, the collection backfill and
+// cleaner, close the firehose and the servers, let the collection index
+// finish its updates and close it, close the event log, and finally flush
+// host cursors and close the metadata store, so a clean stop re-reads nothing and loses nothing. Tests
 // start it in-process with port 0 and may inject DNS and handle resolution.
 import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -19,6 +22,19 @@ import { join } from 'node:path';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { hostControlFromManager } from './api/host-manager-adapter.ts';
 import { createApiHandler, createStatsProvider, registerCacheMetrics } from './api/index.ts';
+import {
+  CollectionBackfiller,
+  CollectionCleaner,
+  CollectionIndexer,
+  type CollectionIndexStore,
+  CollectionIndexUpkeep,
+  createCollectionsAdminHandler,
+  createListReposByCollectionHandler,
+  openCollectionIndex,
+  registerCollectionMetrics,
+  relayAccountStatus,
+  repoCollectionsFetcher,
+} from './collections/index.ts';
 import type { RelayConfig } from './config/config.ts';
 import { type EventLog, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
@@ -52,6 +68,10 @@ export class Relay {
   identity?: IdentityCache;
   validator?: Validator;
   hosts?: HostManager;
+  collectionIndex?: CollectionIndexStore;
+  collectionUpkeep?: CollectionIndexUpkeep;
+  collectionBackfiller?: CollectionBackfiller;
+  collectionCleaner?: CollectionCleaner;
   private api?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   private publicServer?: Server;
   private metricsServer?: Server;
@@ -87,6 +107,8 @@ export class Relay {
       logger: log,
     });
     this.eventLog = eventLog;
+    const collectionIndex = await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
+    this.collectionIndex = collectionIndex;
 
     // Identity and outbound HTTP (every outbound request goes through the SSRF guard).
     const insecure = cfg.allowInsecureHosts;
@@ -105,16 +127,23 @@ export class Relay {
       this.deps.handleResolver ??
       new HandleResolver({ fetcher, resolveTxt: this.deps.resolveTxt, allowReservedTlds: insecure });
 
+    // Collection index upkeep: told about events once they are in the log.
+    const indexer = new CollectionIndexer(collectionIndex);
+    const upkeep = new CollectionIndexUpkeep(indexer, log.child({ module: 'collections' }));
+    this.collectionUpkeep = upkeep;
+
     // Pipeline: validation feeds the log; the firehose serves it.
+    const validationSettings = validationSettingsFromConfig(cfg);
     const validator = new Validator({
       store,
       log: eventLog,
       identity,
       handleResolver,
       fetcher,
-      config: validationSettingsFromConfig(cfg),
+      config: validationSettings,
       logger: log,
       registry: this.registry,
+      observer: upkeep,
     });
     this.validator = validator;
     const firehose = new FirehoseServer({
@@ -138,6 +167,27 @@ export class Relay {
     });
     this.hosts = hosts;
 
+    // Collection index backfill and cleaner (both use the SSRF-safe fetcher).
+    const backfiller = new CollectionBackfiller({
+      store: collectionIndex,
+      fetcher,
+      defaultCollectionsFrom: cfg.collectionsKnownNsids,
+    });
+    this.collectionBackfiller = backfiller;
+    const cleaner = new CollectionCleaner({
+      store: collectionIndex,
+      accountStatus: relayAccountStatus(store),
+      fetchCollections: repoCollectionsFetcher({
+        fetcher,
+        identity,
+        maxRepoBytes: validationSettings.maxRepoBytes,
+      }),
+      intervalMs: cfg.collectionsCleanerIntervalSeconds * 1000,
+      onError: (err) => log.warn({ err, module: 'collections' }, 'collection index cleaner error'),
+    });
+    this.collectionCleaner = cleaner;
+    registerCollectionMetrics(this.registry, { indexer, backfiller, cleaner });
+
     // HTTP surface.
     const stats = createStatsProvider({ store, eventLog, firehose, identity });
     this.health.stats = stats;
@@ -151,6 +201,11 @@ export class Relay {
       newHostsPerDay: cfg.newHostsPerDay,
       identity,
       stats,
+      mounts: {
+        xrpc: [createListReposByCollectionHandler(collectionIndex)],
+        admin: [createCollectionsAdminHandler({ store: collectionIndex, backfiller })],
+      },
+      onAccountStatus: (did, status) => upkeep.accountStatus(did, status),
       registry: this.registry,
       logger: log,
     });
@@ -185,6 +240,7 @@ export class Relay {
 
     // Network last: resubscribe saved hosts, then bootstrap from the seed relay.
     await hosts.start();
+    if (cfg.collectionsCleanerIntervalSeconds > 0) cleaner.start();
     this.health.ready = true;
     log.info({ port: this.port, metricsPort: this.metricsPort, dataDir: cfg.dataDir }, 'relay started');
   }
@@ -216,8 +272,11 @@ export class Relay {
       this.log.info('relay stopping');
       await this.hosts?.stop();
       await this.validator?.close();
+      await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);
       await this.firehose?.close();
       await Promise.all([close(this.publicServer), close(this.metricsServer)]);
+      await this.collectionUpkeep?.drain();
+      await this.collectionIndex?.close();
       await this.eventLog?.close();
       await this.store?.close();
       await this.fetcher?.close();

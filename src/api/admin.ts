@@ -36,6 +36,8 @@ export interface AdminDeps {
   maxBodyBytes: number;
   /** Values used when a setting was never written. */
   settingDefaults: { requestCrawlEnabled: boolean; newHostsPerDay: number };
+  /** Told an account's effective status after an admin takedown or reversal (takedown.ts). */
+  onAccountStatus?: (did: string, status: string) => void | Promise<void>;
 }
 
 const OK = { success: true } as const;

@@ -57,6 +57,12 @@ export interface ApiDeps {
    * before the 501 answer, with CORS headers already set for GET.
    */
   mounts?: { admin?: readonly ApiHandler[]; xrpc?: readonly ApiHandler[] };
+  /**
+   * Told an account's effective status after an admin takedown (`takendown`)
+   * or its reversal (`active` or the account's other status), e.g. to hide
+   * it in the collection index; errors are ignored.
+   */
+  onAccountStatus?: (did: string, status: string) => void | Promise<void>;
   registry?: Registry;
   logger?: Logger;
 }
@@ -97,6 +103,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     hosts: deps.hosts,
     maxBodyBytes,
     settingDefaults: { requestCrawlEnabled: true, newHostsPerDay: deps.newHostsPerDay ?? 50 },
+    onAccountStatus: deps.onAccountStatus,
   });
   const auth = deps.adminPassword ? new AdminAuth(deps.adminPassword) : undefined;
   const adminFailures = new RateLimiter({ perMinute: deps.adminFailuresPerMinute ?? 10 });

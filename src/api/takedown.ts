@@ -4,7 +4,10 @@
 // the event log hides the account's events appended so far, so replay from an
 // old cursor no longer serves them; (3) an `#account` event tells consumers
 // (active false, status takendown). Reversal undoes (1) and (2) and emits
-// `#account` with the account's upstream state.
+// `#account` with the account's upstream state. After each, the optional
+// `onAccountStatus` hook hears the account's new effective status, so derived
+// indexes (the collection index) hide or show the account without the API
+// depending on them; a failing hook is ignored (the takedown stands).
 
 import type { EventLog } from '../eventlog/types.ts';
 import { EventKind } from '../eventlog/types.ts';
@@ -15,6 +18,8 @@ export interface TakedownDeps {
   store: MetadataStore;
   eventLog: Pick<EventLog, 'append' | 'setTakedown'>;
   now?: () => Date;
+  /** Told the account's effective status after a takedown (`takendown`) or its reversal. */
+  onAccountStatus?: (did: string, status: string) => void | Promise<void>;
 }
 
 export interface TakedownOutcome {
@@ -49,12 +54,25 @@ async function emitAccount(
   return seq;
 }
 
+async function notifyStatus(deps: TakedownDeps, did: string, status: string): Promise<void> {
+  try {
+    await deps.onAccountStatus?.(did, status);
+  } catch {
+    // derived state only; the hook logs its own failures
+  }
+}
+
 export async function takeDown(deps: TakedownDeps, did: string, reason?: string): Promise<TakedownOutcome> {
   await deps.store.setTakedown(did, reason);
   const account = await deps.store.getAccountByDid(did);
-  if (!account) return { did, known: false };
+  if (!account) {
+    // a DID the relay has not crawled may still be in derived indexes (e.g. backfilled)
+    await notifyStatus(deps, did, 'takendown');
+    return { did, known: false };
+  }
   await deps.eventLog.setTakedown(account.uid, true);
   const seq = await emitAccount(deps, account, false, 'takendown');
+  await notifyStatus(deps, did, 'takendown');
   return { did, known: true, seq, account };
 }
 
@@ -63,10 +81,14 @@ export async function reverseTakedown(deps: TakedownDeps, did: string): Promise<
   const removed = await deps.store.clearTakedown(did);
   if (!removed) return undefined;
   const account = await deps.store.getAccountByDid(did);
-  if (!account) return { did, known: false };
+  if (!account) {
+    await notifyStatus(deps, did, 'active');
+    return { did, known: false };
+  }
   await deps.eventLog.setTakedown(account.uid, false);
   const active = account.status === 'active' && account.upstreamStatus === 'active';
   const status = active ? undefined : account.status !== 'active' ? account.status : account.upstreamStatus;
   const seq = await emitAccount(deps, account, active, status);
+  await notifyStatus(deps, did, status ?? 'active');
   return { did, known: true, seq, account };
 }

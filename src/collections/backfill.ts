@@ -103,6 +103,8 @@ export interface BackfillerOptions {
   requestTimeoutMs?: number;
   /** pairs per store transaction while importing (default 500) */
   importChunk?: number;
+  /** known-NSID file or URL for a relay source that names no `collectionsFrom` (RELAY_COLLECTIONS_KNOWN_NSIDS) */
+  defaultCollectionsFrom?: string;
 }
 
 const NSID_TOKEN = /[a-zA-Z][a-zA-Z0-9-]*(?:\.[a-zA-Z0-9-]+){2,}/g;
@@ -292,8 +294,8 @@ export class CollectionBackfiller {
   private async knownCollections(source: RelaySource): Promise<string[]> {
     const names = new Set<string>();
     for (const c of source.collections ?? []) if (isValidNsid(c)) names.add(c);
-    if (source.collectionsFrom) {
-      const from = source.collectionsFrom;
+    const from = source.collectionsFrom ?? this.opts.defaultCollectionsFrom;
+    if (from) {
       const text = /^https?:\/\//.test(from)
         ? (await this.opts.fetcher.getText(from, { timeoutMs: this.opts.requestTimeoutMs })).text
         : await (this.opts.readTextFile ?? ((p: string) => readFile(p, 'utf8')))(from);

@@ -22,6 +22,13 @@ export { openCollectionIndex } from './open-index.ts';
 export { PostgresCollectionIndex } from './postgres-index.ts';
 export { collectionStillPresent, neighboursOf, type Presence } from './presence.ts';
 export { formatProgress } from './progress.ts';
+export {
+  CollectionIndexUpkeep,
+  indexedCommitOf,
+  indexStatusOf,
+  relayAccountStatus,
+  repoCollectionsFetcher,
+} from './relay-upkeep.ts';
 export { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from './sqlite-index.ts';
 export {
   type AccountState,

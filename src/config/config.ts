@@ -337,6 +337,22 @@ export const SETTINGS = {
     describe: 'public requestCrawl calls allowed per client address per minute (0: no limit)',
     parse: int(0, 1_000_000),
   }),
+  collectionsCleanerIntervalSeconds: setting({
+    env: 'RELAY_COLLECTIONS_CLEANER_INTERVAL_SECONDS',
+    flag: '--collections-cleaner-interval-seconds',
+    default: 60,
+    describe:
+      'how often the collection index cleaner settles undecided deletes and sweeps account states (0: never)',
+    parse: int(0, 7 * 24 * 3600),
+  }),
+  collectionsKnownNsids: setting<string | undefined>({
+    env: 'RELAY_COLLECTIONS_KNOWN_NSIDS',
+    flag: '--collections-known-nsids',
+    default: undefined,
+    describe:
+      'file path or http(s) URL listing known NSIDs, used by a relay-source collection backfill that names none',
+    parse: optionalStr,
+  }),
   logLevel: setting({
     env: 'RELAY_LOG_LEVEL',
     flag: '--log-level',

@@ -5,6 +5,7 @@ import type { RelayConfig } from '../config/config.ts';
 import type { ValidationSettings } from './validator.ts';
 
 export { ValidationMetrics } from './metrics.ts';
+export { effectiveStatus, type ValidatorObserver } from './observer.ts';
 export { DROP_REASONS, type DropReason } from './reasons.ts';
 export {
   DEFAULT_VALIDATION_SETTINGS,

@@ -36,6 +36,8 @@ export interface ResyncedHead {
   dataCid: Cid;
   /** The signed commit block, for the #sync the validator emits. */
   commitBlock: Uint8Array;
+  /** The whole fetched repo CAR (verified), for observers that rebuild derived state. */
+  car: Uint8Array;
 }
 
 export class ResyncError extends Error {
@@ -142,7 +144,7 @@ export class Resyncer {
       const sig = checkSignature(key, unsignedCommitBytes(commit), commit.sig);
       if (sig !== 'ok')
         throw new ResyncError(`repo commit signature is ${sig === 'high-s' ? 'high-S' : 'invalid'}`);
-      return { rev: commit.rev, commitCid: root, dataCid: commit.data, commitBlock: block };
+      return { rev: commit.rev, commitCid: root, dataCid: commit.data, commitBlock: block, car: body };
     } catch (err) {
       if (err instanceof ResyncError) throw err;
       throw new ResyncError(`repo does not verify: ${(err as Error).message}`, { cause: err });

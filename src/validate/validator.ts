@@ -64,6 +64,7 @@ import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.t
 import { isActive, publishedStatus, upstreamStatusOf } from './account-state.ts';
 import { peekEventDid } from './frame-peek.ts';
 import { type ChainFailure, ValidationMetrics } from './metrics.ts';
+import { effectiveStatus, notifyObserver, type ObserverNote, type ValidatorObserver } from './observer.ts';
 import { VerifyPool } from './pool.ts';
 import type { DropReason } from './reasons.ts';
 import { accountFrame, identityFrame, syncFrame } from './relay-frames.ts';
@@ -120,6 +121,8 @@ export interface ValidatorOptions {
   logger?: Logger;
   registry?: Registry;
   now?: () => number;
+  /** Told about appended events once they are durable (observer.ts), e.g. the collection index. */
+  observer?: ValidatorObserver;
 }
 
 interface Decision {
@@ -127,6 +130,8 @@ interface Decision {
   drop?: { reason: DropReason; detail: string };
   /** Repo head to write to the store once the events are durable. */
   write?: StagedHead;
+  /** For the observer, delivered once the events are durable. */
+  notes?: ObserverNote[];
 }
 
 interface StagedHead {
@@ -221,6 +226,7 @@ export class Validator implements FrameSink {
   private readonly repos = new Map<string, RepoQueue>();
   private readonly heads = new Map<string, RepoHead>();
   private readonly lastResync = new Map<string, number>();
+  private readonly observer?: ValidatorObserver;
   private order: OrderEntry[] = [];
   private orderHead = 0;
   private closed = false;
@@ -238,6 +244,7 @@ export class Validator implements FrameSink {
     this.handles = opts.handleResolver;
     this.log = (opts.logger ?? silentLogger).child({ module: 'validate' });
     this.now = opts.now ?? Date.now;
+    this.observer = opts.observer;
     this.metrics = new ValidationMetrics(opts.registry);
     this.pool = new VerifyPool({ size: this.settings.workers, logger: this.log });
     this.resyncer = new Resyncer({
@@ -451,6 +458,7 @@ export class Validator implements FrameSink {
         for (const j of batch) {
           const d = j.decision as Decision;
           if (d.write) this.headWrites.push(d.write);
+          if (d.notes && this.observer) notifyObserver(this.observer, d.notes, this.log);
           if (!d.drop && typeof j.frame?.receivedAt === 'number') {
             this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
           }
@@ -711,13 +719,15 @@ export class Validator implements FrameSink {
           { did: q.did, host: frame.hostname, breaks },
           'chain break: account desynchronized, resync queued',
         );
-        return drop('chain-break', detail, [
+        const broken = drop('chain-break', detail, [
           {
             kind: EventKind.account,
             uid: account.uid,
             frame: accountFrame(q.did, publishedStatus(updated), this.nowIso()),
           },
         ]);
+        broken.notes = [{ kind: 'status', did: q.did, status: effectiveStatus(publishedStatus(updated)) }];
+        return broken;
       }
     }
     const write = this.stageHead(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, false);
@@ -725,6 +735,7 @@ export class Validator implements FrameSink {
     return {
       events: [{ kind: EventKind.commit, uid: account.uid, frame: (seq) => rewriteSeq(bytes, seq) }],
       write,
+      notes: [{ kind: 'commit', did: q.did, frame: bytes }],
     };
   }
 
@@ -757,7 +768,10 @@ export class Validator implements FrameSink {
         frame: accountFrame(q.did, publishedStatus(account), this.nowIso()),
       });
     }
-    return { events, write };
+    const notes: ObserverNote[] = healing
+      ? [{ kind: 'status', did: q.did, status: effectiveStatus(publishedStatus(account)) }]
+      : [];
+    return { events, write, notes };
   }
 
   private async processIdentity(job: Job, q: RepoQueue): Promise<Decision> {
@@ -811,14 +825,10 @@ export class Validator implements FrameSink {
     if (account.upstreamStatus !== upstream) {
       account = (await this.store.setAccountUpstreamStatus(account.uid, upstream)) ?? account;
     }
+    const published = publishedStatus(account);
     return {
-      events: [
-        {
-          kind: EventKind.account,
-          uid: account.uid,
-          frame: accountFrame(q.did, publishedStatus(account), ev.time),
-        },
-      ],
+      events: [{ kind: EventKind.account, uid: account.uid, frame: accountFrame(q.did, published, ev.time) }],
+      notes: [{ kind: 'status', did: q.did, status: effectiveStatus(published) }],
     };
   }
 
@@ -872,7 +882,11 @@ export class Validator implements FrameSink {
         resolve: () => {},
         reject: (err) => this.log.error({ did, err }, 'resync events not appended'),
       };
-      this.finish(job, { events, write });
+      const notes: ObserverNote[] = [
+        { kind: 'resynced', did, car: fetched.car },
+        { kind: 'status', did, status: effectiveStatus(publishedStatus(updated)) },
+      ];
+      this.finish(job, { events, write, notes });
     } catch (err) {
       this.metrics.resync(false);
       this.metrics.resyncQueue.set(this.resyncer.queued);

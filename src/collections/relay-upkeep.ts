@@ -1,0 +1,148 @@
+// The collection index's side of the relay wiring: an observer the validator
+// calls once an event is durably in the log (validate/observer.ts), plus the
+// two lookups the cleaner needs from the relay (an account's status in the
+// metadata store, an account's current collections from its PDS).
+//
+// Commits cost the main thread little: the validator hands over the parsed
+// #commit, and a commit with only creates/updates needs just its op paths. A
+// commit with a delete needs the MST path around the deleted key (presence.ts)
+// — the commit's own blocks, already verified by a worker — so only then is
+// its CAR read again (readCar, hashes checked once more) and the commit block
+// decoded for the new tree root. Calls are not awaited by the validator; the
+// indexer orders them per DID, and `drain()` waits for the ones in flight
+// before the index is closed.
+import type { Logger } from '../log.ts';
+import { BlockMap, readCar } from '../protocol/car.ts';
+import { decodeCommit } from '../protocol/commit.ts';
+import type { CommitEvent } from '../protocol/events.ts';
+import { HttpStatusError, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import type { Account, MetadataStore } from '../store/metadata-store.ts';
+import type { ValidatorObserver } from '../validate/observer.ts';
+import { type CollectionIndexer, collectionsFromRepoCar, type IndexedCommit } from './upkeep.ts';
+
+const EMPTY_BLOCKS = new BlockMap();
+
+/** The IndexedCommit of a relayed #commit; reads the blocks only when an op deletes. */
+export function indexedCommitOf(did: string, commit: CommitEvent): IndexedCommit {
+  const ops = commit.ops.map((op) => ({ action: op.action, path: op.path }));
+  if (!ops.some((op) => op.action === 'delete')) {
+    // Without a delete the indexer never reads the tree (commitEffect), so the
+    // commit CID stands in for the root and the block map stays empty.
+    return { did, dataRoot: commit.commit, blocks: EMPTY_BLOCKS, ops };
+  }
+  const car = readCar(commit.blocks);
+  const block = car.blocks.get(commit.commit);
+  if (!block) throw new Error('commit CAR lacks the commit block');
+  return { did, dataRoot: decodeCommit(block).data, blocks: car.blocks, ops };
+}
+
+/** Keeps the collection index in step with what the relay publishes. */
+export class CollectionIndexUpkeep implements ValidatorObserver {
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** calls that failed (each is logged) */
+  errors = 0;
+
+  constructor(
+    private readonly indexer: CollectionIndexer,
+    private readonly log: Logger,
+  ) {}
+
+  commitAccepted(did: string, commit: CommitEvent): void {
+    this.track(did, 'commit', () => this.indexer.applyCommit(indexedCommitOf(did, commit)));
+  }
+
+  accountStatus(did: string, status: string): Promise<void> {
+    return this.track(did, 'account status', () => this.indexer.applyAccountStatus(did, status));
+  }
+
+  repoResynced(did: string, car: Uint8Array): void {
+    this.track(did, 'resync', () => this.indexer.resyncFromCar(did, car));
+  }
+
+  /** Resolves once every call made so far has finished. */
+  async drain(): Promise<void> {
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Runs one index update; failures are logged and counted, never thrown. */
+  private track(did: string, what: string, run: () => Promise<unknown>): Promise<void> {
+    let p: Promise<unknown>;
+    try {
+      p = run();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    const done: Promise<void> = p.then(
+      () => {},
+      (err: unknown) => {
+        this.errors++;
+        this.log.error({ err, did }, `collection index: ${what} update failed`);
+      },
+    );
+    this.inFlight.add(done);
+    void done.finally(() => this.inFlight.delete(done));
+    return done;
+  }
+}
+
+/**
+ * An account's status as the collection index reads it: a relay takedown
+ * first, then the host's status (deactivated, suspended, deleted, …);
+ * otherwise `active` (desynchronized and throttled accounts still have their
+ * records). null when the relay has no such account.
+ */
+export function indexStatusOf(account: Pick<Account, 'status' | 'upstreamStatus'>): string {
+  if (account.status === 'takendown') return 'takendown';
+  if (account.upstreamStatus !== 'active') return account.upstreamStatus;
+  return 'active';
+}
+
+export function relayAccountStatus(
+  store: Pick<MetadataStore, 'getAccountByDid'>,
+): (did: string) => Promise<string | null> {
+  return async (did) => {
+    const account = await store.getAccountByDid(did);
+    return account ? indexStatusOf(account) : null;
+  };
+}
+
+export interface RepoCollectionsFetcherOptions {
+  fetcher: SafeFetcher;
+  /** DID → PDS endpoint (the relay's identity cache) */
+  identity: { resolve(did: string): Promise<{ pdsEndpoint?: string }> };
+  maxRepoBytes: number;
+  timeoutMs?: number;
+}
+
+/**
+ * The cleaner's `fetchCollections`: the account's repo from its PDS
+ * (com.atproto.sync.getRepo through the SSRF-safe fetcher), read down to its
+ * collection names. null only when the PDS says the repo does not exist;
+ * anything else throws, so the pending check is retried on a later run.
+ */
+export function repoCollectionsFetcher(
+  opts: RepoCollectionsFetcherOptions,
+): (did: string) => Promise<string[] | null> {
+  return async (did) => {
+    const { pdsEndpoint } = await opts.identity.resolve(did);
+    if (!pdsEndpoint) throw new Error(`${did} has no PDS endpoint`);
+    const url = `${pdsEndpoint}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`;
+    let body: Uint8Array;
+    try {
+      const res = await opts.fetcher.request(url, {
+        timeoutMs: opts.timeoutMs ?? 60_000,
+        maxResponseBytes: opts.maxRepoBytes,
+        headers: { accept: 'application/vnd.ipld.car' },
+      });
+      body = res.body;
+    } catch (err) {
+      if (
+        err instanceof HttpStatusError &&
+        (err.status === 404 || (err.status === 400 && err.bodyPreview.includes('RepoNotFound')))
+      )
+        return null;
+      throw err;
+    }
+    return collectionsFromRepoCar(body, did).collections;
+  };
+}
