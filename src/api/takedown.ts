@@ -11,7 +11,7 @@
 
 import type { EventLog } from '../eventlog/types.ts';
 import { EventKind } from '../eventlog/types.ts';
-import { encodeFrame } from '../protocol/frames.ts';
+import { accountFrame } from '../protocol/relay-frames.ts';
 import type { Account, MetadataStore } from '../store/metadata-store.ts';
 
 export interface TakedownDeps {
@@ -31,12 +31,6 @@ export interface TakedownOutcome {
   account?: Account;
 }
 
-function accountFrame(seq: number, did: string, time: string, active: boolean, status?: string): Uint8Array {
-  const body: Record<string, unknown> = { seq, did, time, active };
-  if (status !== undefined) body.status = status;
-  return encodeFrame('#account', body);
-}
-
 async function emitAccount(
   deps: TakedownDeps,
   account: Account,
@@ -48,7 +42,7 @@ async function emitAccount(
     {
       kind: EventKind.account,
       uid: account.uid,
-      frame: (s: number) => accountFrame(s, account.did, time, active, status),
+      frame: accountFrame(account.did, { active, status }, time),
     },
   ]);
   return seq;

@@ -3,12 +3,10 @@
 // and an upstream status (the host's last #account event), and it is active
 // only when both are. These helpers map between the #account event
 // vocabulary and the store's, and compute what the relay re-emits.
+import type { PublishedStatus } from '../protocol/relay-frames.ts';
 import { ACCOUNT_STATUSES, type Account, type AccountStatus } from '../store/metadata-store.ts';
 
-export interface PublishedStatus {
-  active: boolean;
-  status?: string;
-}
+export type { PublishedStatus };
 
 /** The upstream status an #account event reports, in the store's vocabulary. */
 export function upstreamStatusOf(active: boolean, status: string | undefined): AccountStatus {

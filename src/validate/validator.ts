@@ -59,6 +59,7 @@ import type { AtprotoIdentity } from '../protocol/identity/did-document.ts';
 import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
+import { accountFrame, identityFrame, syncFrame } from '../protocol/relay-frames.ts';
 import { isValidHandle, normalizeHandle } from '../protocol/syntax.ts';
 import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { isActive, publishedStatus, upstreamStatusOf } from './account-state.ts';
@@ -67,7 +68,6 @@ import { type ChainFailure, ValidationMetrics } from './metrics.ts';
 import { effectiveStatus, notifyObserver, type ObserverNote, type ValidatorObserver } from './observer.ts';
 import { VerifyPool } from './pool.ts';
 import type { DropReason } from './reasons.ts';
-import { accountFrame, identityFrame, syncFrame } from './relay-frames.ts';
 import { Resyncer } from './resync.ts';
 import {
   checkSignature,

@@ -1,13 +1,19 @@
 // Frames the relay writes itself (as opposed to forwarding a host's frame
-// with a new seq): the #account it re-emits with its own computed status, the
-// #account desynchronized of a chain break, the #sync after a resync, and an
-// #identity stripped of an unverified handle. Each is a function of the relay
+// with a new seq): the #account it re-emits with its own computed status (or
+// an admin takedown and its reversal), the #account desynchronized of a chain
+// break, the #sync after a resync, and an #identity stripped of an unverified
+// handle. Each is a function of the relay
 // seq, the form the event log's append takes, so the frame is encoded once
 // with its final seq.
-import { writeCar } from '../protocol/car.ts';
-import type { Cid } from '../protocol/cid.ts';
-import { encodeFrame } from '../protocol/frames.ts';
-import type { PublishedStatus } from './account-state.ts';
+import { writeCar } from './car.ts';
+import type { Cid } from './cid.ts';
+import { encodeFrame } from './frames.ts';
+
+/** What an `#account` event says about an account: `active`, and `status` when not active. */
+export interface PublishedStatus {
+  active: boolean;
+  status?: string;
+}
 
 export function accountFrame(
   did: string,
