@@ -430,4 +430,46 @@ describe('mst fast node decoder', () => {
     assert.equal(fast(extra, null, null), null);
     assert.equal(genericVerdict(extra, null, null), 'invalid');
   });
+
+  it('checks key syntax, prefixes and order on bytes exactly as the generic path does', () => {
+    const node = (...es: [string, number][]) =>
+      encodeCbor({ e: es.map(([k, p]) => ({ k: utf8Encode(k), p, t: null, v: CID1 })), l: null });
+    const cases: [Uint8Array, boolean][] = [
+      [node(['a/b', 0], ['c', 2]), true], // a/c
+      [node(['a/b', 0], ['c/d', 1]), true], // ac/d
+      [node(['a/b', 0], ['/c', 3]), false], // a/b/c: second slash after the prefix's
+      [node(['a/b', 0], ['/', 1]), false], // a/: slash last
+      [node(['a/b', 0], ['', 2]), false], // a/
+      [node(['a/b', 0], ['', 3]), false], // duplicate
+      [node(['a/b', 0], ['/c', 1]), false], // a/c with a non-canonical prefix
+      [node(['a/bc', 0], ['', 3]), false], // a/b after a/bc
+      [node(['/ab', 0]), false],
+      [node(['ab/', 0]), false],
+      [node(['ab', 0]), false],
+      [node(['a/b', 1]), false], // first entry with a prefix
+      [node(['a/b', 0], ['c', 4]), false], // prefix longer than the previous key
+      [node(['a/b c', 0]), false],
+      [node([`a/${'x'.repeat(1022)}`, 0]), true],
+      [node([`a/${'x'.repeat(1023)}`, 0]), false],
+      [node(['a/b', 0], [`${'x'.repeat(1021)}`, 3]), true],
+      [node(['a/b', 0], [`${'x'.repeat(1022)}`, 3]), false],
+      [
+        encodeCbor({ e: [{ k: new Uint8Array([0x61, 0x2f, 0xc3, 0xa9]), p: 0, t: null, v: CID1 }], l: null }),
+        false,
+      ],
+    ];
+    for (const [bytes, valid] of cases) {
+      const want = genericVerdict(bytes, null, null);
+      assert.equal(
+        want !== 'invalid',
+        valid,
+        mstNodeData(bytes)
+          .e.map((e) => Buffer.from(e.k).toString())
+          .join('|'),
+      );
+      const got = fast(bytes, null, null);
+      if (valid) assert.deepEqual(got, want);
+      else assert.equal(got, null);
+    }
+  });
 });
