@@ -150,6 +150,25 @@ describe('IdentityCache', () => {
     assert.equal(cache.stats().evictions, 1);
   });
 
+  it('counts get() hits and keeps entries read through get() young in the LRU', async () => {
+    const { resolver, cache } = setup({ maxEntries: 2 });
+    for (const did of ['did:a', 'did:b']) {
+      const p = cache.resolve(did);
+      await tick();
+      resolver.answer(did, ident(did));
+      await p;
+    }
+    const hitsBefore = cache.stats().hits;
+    assert.ok(cache.get('did:a')); // the relay's hot path: a is now more recent than b
+    assert.equal(cache.stats().hits, hitsBefore + 1);
+    const p = cache.resolve('did:c');
+    await tick();
+    resolver.answer('did:c', ident('did:c'));
+    await p;
+    assert.ok(cache.get('did:a'), 'a survived: it was used');
+    assert.equal(cache.get('did:b'), undefined, 'b was the least recently used');
+  });
+
   it('serves stale while revalidating, and keeps stale on a transient failure', async () => {
     const { resolver, clock, cache } = setup({ staleTtlMs: 5000, errorTtlMs: 50 });
     const p = cache.resolve('did:a');

@@ -115,6 +115,11 @@ export class IdentityCache implements IdentityResolver {
     if (!e?.ok) return undefined;
     const t = this.now();
     if (t >= e.staleUntil) return undefined;
+    // A hit through get() is a use like any other: it counts, and it keeps the
+    // entry young in the LRU (the relay's hot path reads through get()).
+    this.touch(did, e);
+    if (t < e.expiresAt) this.counters.hits++;
+    else this.counters.staleHits++;
     return e.identity;
   }
 
