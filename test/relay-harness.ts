@@ -27,6 +27,9 @@ export function testRelayConfig(
       RELAY_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
       RELAY_EVENTLOG_FSYNC: 'false',
       RELAY_VALIDATION_WORKERS: '1',
+      // Run the end-to-end tests on PostgreSQL with e.g.
+      // TEST_RELAY_DATABASE_URL=postgres://postgres@127.0.0.1:5432/<fresh database>
+      ...(process.env.TEST_RELAY_DATABASE_URL ? { DATABASE_URL: process.env.TEST_RELAY_DATABASE_URL } : {}),
       ...extra,
     },
   });
