@@ -226,6 +226,8 @@ class MstNode {
   // For stubs: the open key range the subtree must stay within (null = unbounded).
   lo: string | null = null;
   hi: string | null = null;
+  /** For nodes read by the fast decoder: the block they came from, to re-encode by patching. */
+  source: NodeSource | null = null;
 
   constructor(
     public layer: number,
@@ -529,7 +531,7 @@ export class Mst {
     if (n.cid) return n.cid;
     if (n.left) this.encode(n.left, onNewBlock);
     for (const e of n.entries) if (e.right) this.encode(e.right, onNewBlock);
-    const bytes = encodeNode(n);
+    const bytes = (n.source && patchedBlock(n, n.source)) || encodeNode(n);
     const cid = cidForCbor(bytes);
     n.cid = cid;
     n.bytes = bytes;
@@ -554,7 +556,7 @@ export class Mst {
     // The fast decoder accepts only canonical, valid nodes and yields exactly
     // what the generic path would; on anything else the generic path decides
     // (and names the defect).
-    const { l, entries, rights } =
+    const { l, entries, rights, linkAt } =
       decodeNodeFast(bytes, n.lo, n.hi) ?? decodeNodeGeneric(bytes, cid, n.lo, n.hi);
 
     const heights = new Array<number>(entries.length);
@@ -582,7 +584,49 @@ export class Mst {
     n.entries = entries;
     n.bytes = bytes;
     n.loaded = true;
+    if (linkAt) n.source = { bytes, entries: entries.slice(), values: entries.map((e) => e.value), linkAt };
   }
+}
+
+// --- re-encoding by patching ---------------------------------------------------
+//
+// Undoing a commit's operations changes one node per key structurally and,
+// above it, only child links: every ancestor on the path gets a new child CID
+// and nothing else. A node the fast decoder read was in the one canonical
+// layout, where each link is 41 bytes at a fixed offset (tag, head, 0x00,
+// then the 36 CID bytes), so while it still has the same entries (same entry
+// objects, same values, same child slots present) its canonical encoding is
+// its old block with the child CIDs written over the old ones. That is what
+// encodeNode would produce, without walking the keys again.
+
+/** The block a node was fast-decoded from and what it held then. */
+interface NodeSource {
+  bytes: Uint8Array;
+  entries: MstEntry[];
+  values: Cid[];
+  /** Offsets of the 36 CID bytes of `l`, then of each entry's `t` (-1 where null). */
+  linkAt: number[];
+}
+
+/** The node's block from its source with the current child CIDs, or null if it changed otherwise. */
+function patchedBlock(n: MstNode, src: NodeSource): Uint8Array | null {
+  const es = n.entries;
+  const linkAt = src.linkAt;
+  if (es.length !== src.entries.length) return null;
+  if ((n.left === null) !== linkAt[0] < 0 || (n.left && n.left.cid!.bytes.length !== 36)) return null;
+  for (let i = 0; i < es.length; i++) {
+    const e = es[i];
+    if (e !== src.entries[i] || e.value !== src.values[i]) return null;
+    if ((e.right === null) !== linkAt[i + 1] < 0 || (e.right && e.right.cid!.bytes.length !== 36))
+      return null;
+  }
+  const out = src.bytes.slice();
+  if (n.left) out.set(n.left.cid!.bytes, linkAt[0]);
+  for (let i = 0; i < es.length; i++) {
+    const r = es[i].right;
+    if (r) out.set(r.cid!.bytes, linkAt[i + 1]);
+  }
+  return out;
 }
 
 /** A node block's content, checked except for layers (which need the node's place in the tree). */
@@ -590,6 +634,8 @@ interface DecodedNode {
   l: Cid | null;
   entries: MstEntry[];
   rights: (Cid | null)[];
+  /** From the fast decoder only: where the links' CID bytes are (see NodeSource). */
+  linkAt?: number[];
 }
 
 /**
@@ -761,6 +807,7 @@ function decodeNodeFast(b: Uint8Array, lo: string | null, hi: string | null): De
   let prevKey: string | null = null;
   let prevSlash = 0x7fffffff;
   let text: Buffer | null = null;
+  const linkAt: number[] = [-1];
   for (let i = 0; i < count; i++) {
     if (pos >= b.length || b[pos] !== 0xa4 || !isKey1(b, pos + 1, CH_K)) return null;
     const suffixLength = readHead(b, pos + 3, 2);
@@ -777,6 +824,7 @@ function decodeNodeFast(b: Uint8Array, lo: string | null, hi: string | null): De
     const t = readLinkOrNull(b, pos + 2);
     if (t === NOT_A_LINK) return null;
     pos = fastPos;
+    linkAt.push(t === null ? -1 : pos - 36);
     if (!isKey1(b, pos, CH_V)) return null;
     const v = readLink(b, pos + 2);
     if (v === null) return null;
@@ -819,7 +867,8 @@ function decodeNodeFast(b: Uint8Array, lo: string | null, hi: string | null): De
   if (!isKey1(b, pos, CH_L)) return null;
   const l = readLinkOrNull(b, pos + 2);
   if (l === NOT_A_LINK || fastPos !== b.length) return null;
-  return { l, entries, rights };
+  if (l !== null) linkAt[0] = fastPos - 36;
+  return { l, entries, rights, linkAt };
 }
 
 const NODE_KEYS = ['e', 'l'];
