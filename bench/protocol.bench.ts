@@ -15,6 +15,7 @@ import { decodeCommit, verifyCommitSignature } from '../src/protocol/commit.ts';
 import { parseEventBody } from '../src/protocol/events.ts';
 import { decodeFrame, encodeFrame, readFrameSeq, rewriteSeq } from '../src/protocol/frames.ts';
 import { Keypair, verifySignature } from '../src/protocol/keys.ts';
+import { Mst } from '../src/protocol/mst.ts';
 import { verifyCommitProof } from '../src/protocol/mst-proof.ts';
 import { TidClock } from '../src/protocol/tid.ts';
 import { type BenchResult, bench, printTable } from './harness.ts';
@@ -269,6 +270,17 @@ function main(): void {
       ],
       [`${alg}: full #commit verification (~${avg} B frames)`, () => verifyFully(next(frames), key)],
     );
+    if (alg === 'k256') {
+      // The proof check's first half alone: open the commit's partial tree and
+      // walk to the changed key (decoding and validating each node on the path).
+      cases.push([
+        'Mst.load + get of the changed key (10k-record repo)',
+        () => {
+          const d = next(decoded);
+          return Mst.load(d.car.blocks, d.commit.data).get(d.c.ops[0].path);
+        },
+      ]);
+    }
   }
   const results: BenchResult[] = [];
   for (const [name, fn] of cases) results.push(bench(name, fn, { seconds }));
