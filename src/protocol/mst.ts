@@ -15,6 +15,11 @@
 // tree a `#commit` carries is enough for the operations, or the proof fails.
 // Loaded nodes are validated (shape, key syntax, order, canonical prefix,
 // layer, key range) so a hostile block cannot produce an inconsistent tree.
+// Proof checks run for every commit a relay sees, so loading has fast paths
+// that never change what is accepted: canonical nodes are read by a
+// purpose-built decoder (anything else goes through the generic DAG-CBOR
+// path), key heights are hashed in plain JS, and a loaded node whose only
+// change is a child CID is re-encoded by patching its original block.
 import { utf8Decode, utf8Encode } from './bytes.ts';
 import { decodeCbor } from './cbor.ts';
 import type { Cid } from './cid.ts';
