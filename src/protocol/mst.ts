@@ -217,8 +217,9 @@ export function commonPrefixLength(a: Uint8Array, b: Uint8Array): number {
 
 interface MstEntry {
   /** Always a valid key, so ASCII: its UTF-8 bytes are its character codes. */
-  key: string;
-  value: Cid;
+  readonly key: string;
+  /** Readonly so that an unchanged entry object means an unchanged entry (see patchedBlock). */
+  readonly value: Cid;
   right: MstNode | null;
 }
 
@@ -463,8 +464,9 @@ export class Mst {
     this.ensure(node);
     const i = node.lowerBound(key);
     if (i < node.entries.length && node.entries[i].key === key) {
-      const prev = node.entries[i].value;
-      node.entries[i].value = value;
+      const e = node.entries[i];
+      const prev = e.value;
+      node.entries[i] = { key, value, right: e.right }; // a new entry: entries are immutable but for `right`
       node.markDirty();
       return prev;
     }
@@ -591,7 +593,7 @@ export class Mst {
     n.entries = entries;
     n.bytes = bytes;
     n.loaded = true;
-    if (linkAt) n.source = { bytes, entries: entries.slice(), values: entries.map((e) => e.value), linkAt };
+    if (linkAt) n.source = { bytes, entries: entries.slice(), linkAt };
   }
 }
 
@@ -601,8 +603,9 @@ export class Mst {
 // above it, only child links: every ancestor on the path gets a new child CID
 // and nothing else. A node the fast decoder read was in the one canonical
 // layout, where each link is 41 bytes at a fixed offset (tag, head, 0x00,
-// then the 36 CID bytes), so while it still has the same entries (same entry
-// objects, same values, same child slots present) its canonical encoding is
+// then the 36 CID bytes), so while it still has the same entries (the same
+// entry objects, whose key and value are readonly, with the same child slots
+// present) its canonical encoding is
 // its old block with the child CIDs written over the old ones. That is what
 // encodeNode would produce, without walking the keys again.
 
@@ -610,7 +613,6 @@ export class Mst {
 interface NodeSource {
   bytes: Uint8Array;
   entries: MstEntry[];
-  values: Cid[];
   /** Offsets of the 36 CID bytes of `l`, then of each entry's `t` (-1 where null). */
   linkAt: number[];
 }
@@ -623,7 +625,7 @@ function patchedBlock(n: MstNode, src: NodeSource): Uint8Array | null {
   if ((n.left === null) !== linkAt[0] < 0 || (n.left && n.left.cid!.bytes.length !== 36)) return null;
   for (let i = 0; i < es.length; i++) {
     const e = es[i];
-    if (e !== src.entries[i] || e.value !== src.values[i]) return null;
+    if (e !== src.entries[i]) return null;
     if ((e.right === null) !== linkAt[i + 1] < 0 || (e.right && e.right.cid!.bytes.length !== 36))
       return null;
   }
