@@ -361,6 +361,11 @@ describe('mst key hashing', () => {
       const k = `com.example.record/${i.toString(36)}`;
       assert.equal(keyHeight(k), ref(k), k);
     }
+    // inputs beyond any key's length take the node:crypto path
+    for (const n of [4096, 4097, 10_000]) {
+      const k = `a/${'x'.repeat(n)}${n}`;
+      assert.equal(keyHeight(k), ref(k), `length ${n}`);
+    }
   });
 });
 

@@ -23,7 +23,7 @@
 import { utf8Decode, utf8Encode } from './bytes.ts';
 import { decodeCbor } from './cbor.ts';
 import type { Cid } from './cid.ts';
-import { CidLinkWrapper, cidForCbor, isCid } from './cid.ts';
+import { CidLinkWrapper, cidForCbor, isCid, sha256 } from './cid.ts';
 
 /** Anything that hands out blocks by CID (the CAR module's BlockMap fits). */
 export interface BlockSource {
@@ -88,6 +88,7 @@ const SHA256_K = new Int32Array([
   0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
   0xc67178f2,
 ]);
+const MAX_HASHED_HERE = 4 * MAX_MST_KEY_LENGTH;
 const shaW = new Int32Array(64);
 const shaState = new Int32Array(8);
 let shaPad = new Uint8Array(128);
@@ -179,6 +180,17 @@ function sha256Words(len: number): Int32Array {
 
 /** Leading zero bits of sha-256(data) (0..256). */
 function sha256LeadingZeros(data: Uint8Array): number {
+  if (data.length > MAX_HASHED_HERE) {
+    // Not a valid key anyway; node:crypto, so the scratch buffer stays key-sized.
+    const digest = sha256(data);
+    let zeros = 0;
+    for (let i = 0; i < digest.length; i++) {
+      const z = Math.clz32(digest[i]) - 24;
+      zeros += z;
+      if (z < 8) break;
+    }
+    return zeros;
+  }
   shaMessage(data.length).set(data, 0);
   return leadingZeros(sha256Words(data.length));
 }
