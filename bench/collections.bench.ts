@@ -23,6 +23,7 @@ import pg from 'pg';
 import type { CollectionIndexStore, CollectionPair } from '../src/collections/index-store.ts';
 import { PostgresCollectionIndex } from '../src/collections/postgres-index.ts';
 import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from '../src/collections/sqlite-index.ts';
+import { mulberry32 } from '../test/prng.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -45,16 +46,7 @@ if (!['sqlite', 'postgres', 'both'].includes(args.backend))
   throw new Error('--backend: sqlite|postgres|both');
 if (!Number.isSafeInteger(PAIRS) || PAIRS < 10_000) throw new Error('--pairs: an integer >= 10000');
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 function plcDid(r: () => number): string {

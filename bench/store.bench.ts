@@ -21,6 +21,7 @@ import {
   openMetadataStore,
   SQLITE_FILE_NAME,
 } from '../src/store/open-store.ts';
+import { mulberry32 } from '../test/prng.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -41,17 +42,7 @@ if (!['sqlite', 'postgres', 'both'].includes(args.backend))
   throw new Error('--backend: sqlite|postgres|both');
 if (!Number.isSafeInteger(ACCOUNTS) || ACCOUNTS < 1000) throw new Error('--accounts: an integer >= 1000');
 
-/** Deterministic PRNG (mulberry32) so both backends see the same access pattern. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 /** A did:plc-shaped DID (24 base32 chars) derived from an index. */

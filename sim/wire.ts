@@ -7,6 +7,8 @@
 // `seq` entry" and "everything after it"; sealing a frame is then one copy
 // with the varint-sized seq in between. The result is byte-identical to
 // encoding the whole body with the seq included.
+
+import { concatBytes } from '../src/protocol/bytes.ts';
 import { encodeCbor } from '../src/protocol/cbor.ts';
 
 export type EventType = '#commit' | '#sync' | '#identity' | '#account';
@@ -49,18 +51,6 @@ export function cborHead(major: number, n: number): Uint8Array {
 
 const SEQ_KEY = encodeCbor('seq');
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
-
 /** Encodes a message frame (`{op: 1, t}` + body) leaving the body's `seq` to be filled in by sealFrame. */
 export function prepareFrame(t: EventType, did: string, body: Record<string, unknown>): PreparedFrame {
   const keys = Object.keys(body)
@@ -72,7 +62,7 @@ export function prepareFrame(t: EventType, did: string, body: Record<string, unk
     const out = compareKeys(k, 'seq') < 0 ? before : after;
     out.push(encodeCbor(k), encodeCbor(body[k]));
   }
-  return { t, did, before: concat(before), after: concat(after) };
+  return { t, did, before: concatBytes(before), after: concatBytes(after) };
 }
 
 /** The frame bytes for a prepared event at sequence number `seq`. */
