@@ -135,6 +135,11 @@ describe('without host control', () => {
         501,
         'NotImplemented',
       );
+      await expectError(
+        await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'pds.example.com', cursor: 1 }),
+        501,
+        'NotImplemented',
+      );
       const body = (await ok(await h.admin('GET', '/admin/hosts'))) as { hosts: Json[] };
       assert.equal(body.hosts.length, 1);
     } finally {
@@ -260,6 +265,63 @@ describe('admin API', () => {
       assert.equal(one.trusted, true);
       await expectError(await h.admin('GET', '/admin/hosts/get'), 400, 'InvalidRequest');
       await expectError(await h.admin('GET', '/admin/hosts/get?hostname=no.example'), 404, 'HostNotFound');
+    });
+
+    it('reset-cursor: sets the cursor (null: live), revives an idle host, refuses bad input and blocked hosts', async () => {
+      const idle = (await h.store.getHostByHostname('h3.example.org'))!;
+      await h.store.setHostStatus(idle.id, 'idle');
+      h.store.updateHostCursor(idle.id, 500);
+      assert.deepEqual(
+        await ok(
+          await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'H3.example.org', cursor: 5 }),
+        ),
+        { success: true, hostname: 'h3.example.org', cursor: 5, status: 'active' },
+      );
+      assert.ok(h.hosts.calls.includes('resetCursor h3.example.org 5'));
+      assert.equal((await ok(await h.admin('GET', '/admin/hosts/get?hostname=h3.example.org'))).cursor, 5);
+      assert.deepEqual(
+        await ok(
+          await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'h3.example.org', cursor: null }),
+        ),
+        { success: true, hostname: 'h3.example.org', cursor: null, status: 'active' },
+      );
+      assert.deepEqual(
+        await ok(await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'h3.example.org' })),
+        { success: true, hostname: 'h3.example.org', cursor: null, status: 'active' },
+      );
+      assert.ok(h.hosts.calls.includes('resetCursor h3.example.org null'));
+      assert.equal((await h.store.getHost(idle.id))?.cursor, 0);
+
+      const calls = h.hosts.calls.length;
+      for (const cursor of [-1, 1.5, '7', true, Number.MAX_SAFE_INTEGER + 2]) {
+        await expectError(
+          await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'h3.example.org', cursor }),
+          400,
+          'InvalidRequest',
+        );
+      }
+      await expectError(
+        await h.admin('POST', '/admin/hosts/reset-cursor', { cursor: 1 }),
+        400,
+        'InvalidRequest',
+      );
+      await expectError(
+        await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'unknown.example', cursor: 1 }),
+        404,
+        'HostNotFound',
+      );
+      assert.equal(h.hosts.calls.length, calls, 'refused before host control');
+
+      const blocked = (await h.store.getHostByHostname('h0.example.org'))!;
+      await h.store.setHostStatus(blocked.id, 'blocked');
+      const body = await expectError(
+        await h.admin('POST', '/admin/hosts/reset-cursor', { hostname: 'h0.example.org', cursor: 1 }),
+        409,
+        'HostBlocked',
+      );
+      assert.match(body.message as string, /blocked/);
+      assert.equal((await h.store.getHost(blocked.id))?.status, 'blocked');
+      await h.store.setHostStatus(blocked.id, 'active');
     });
 
     it('lists throttled accounts of a host, paging to the end', async () => {

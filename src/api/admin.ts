@@ -193,6 +193,31 @@ export function registerAdmin(router: Router, deps: AdminDeps): void {
     return hc.setRateLimits(h, limits);
   });
 
+  // Cursor reset: a PDS that reset its sequence (FutureCursor, host idle) or an
+  // event over the frame limit (host offline). `cursor` null or absent: none
+  // (live); 0 means the same, as the relay stores "no cursor" as 0.
+  router.post('/admin/hosts/reset-cursor', async (ctx) => {
+    const raw = await readJsonBody(ctx.req, deps.maxBodyBytes);
+    const b = new Body(raw);
+    const hostname = parseHostnameParam(b.string('hostname'));
+    const cursor =
+      raw.cursor === undefined || raw.cursor === null ? null : b.int('cursor', 0, Number.MAX_SAFE_INTEGER);
+    const hc = requireHostControl(deps.hosts);
+    if (!hc.resetCursor) {
+      throw new ApiError(501, 'NotImplemented', 'host cursors cannot be reset in this relay');
+    }
+    await requireHost(store, hostname);
+    const r = await hc.resetCursor(hostname, cursor);
+    if (!r.ok) throw new ApiError(r.status, r.error, r.message);
+    const host = r.host ?? (await requireHost(store, hostname));
+    return {
+      ...OK,
+      hostname: host.hostname,
+      cursor: host.cursor > 0 ? host.cursor : null,
+      status: host.status,
+    };
+  });
+
   router.get('/admin/hosts/throttled', async ({ query }) => {
     const host = await requireHost(store, parseHostnameParam(query.required('hostname')));
     const limit = query.int('limit', 1, 1000, 500);

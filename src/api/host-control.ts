@@ -65,6 +65,13 @@ export interface HostControl {
   setAccountLimit(hostname: string, limit: number): Promise<HostControlResult>;
   setRateLimits?(hostname: string, limits: HostRateLimits): Promise<HostControlResult>;
   setTrusted(hostname: string, trusted: boolean): Promise<HostControlResult>;
+  /**
+   * Sets the host's upstream cursor (null: none, read live) and resubscribes
+   * from it once in-flight frames have finished; an idle/offline host becomes
+   * active. The result's host carries the new cursor and status. Refuses a
+   * blocked or banned host (409).
+   */
+  resetCursor?(hostname: string, cursor: number | null): Promise<HostControlResult>;
   /** Live state for the admin host listing; undefined when not connected or unknown. */
   liveState?(hostId: number): HostLiveState | undefined;
 }

@@ -47,6 +47,15 @@ describe('hostControlFromManager', () => {
       calls.push(`rate-limits ${id} ${JSON.stringify(limits)}`);
       return { perSecond: 50, perHour: 2500, perDay: 20000, ...limits };
     },
+    async resetCursor(id, cursor) {
+      calls.push(`reset-cursor ${id} ${cursor}`);
+      const h = (await store.getHost(id))!;
+      if (h.status === 'blocked') throw new CrawlRefusedError(409, 'HostBlocked', 'host is blocked');
+      await store.resetHostCursor(id, cursor ?? 0);
+      // what the manager answers: the new cursor, even if the store already holds a later one
+      await store.resetHostCursor(id, 999);
+      return { ...h, cursor: cursor ?? 0 };
+    },
     list(): HostSnapshot[] {
       listCalls++;
       return [
@@ -128,6 +137,22 @@ describe('hostControlFromManager', () => {
     assert.deepEqual(calls, [`rate-limits ${host.id} {"perSecond":9}`]);
     const missing = await hc.setRateLimits?.('nope.example', { perSecond: 9 });
     assert.equal(missing?.ok === false && missing.error, 'HostNotFound');
+  });
+
+  it('cursor reset goes to the manager by host id and answers with its host', async () => {
+    const hc = hostControlFromManager(manager, store);
+    calls.length = 0;
+    const r = await hc.resetCursor?.('pds.example.com', 42);
+    assert.equal(r?.ok && r.host?.cursor, 42);
+    const live = await hc.resetCursor?.('pds.example.com', null);
+    assert.equal(live?.ok && live.host?.cursor, 0);
+    assert.deepEqual(calls, [`reset-cursor ${host.id} 42`, `reset-cursor ${host.id} null`]);
+    const missing = await hc.resetCursor?.('nope.example', 1);
+    assert.equal(missing?.ok === false && missing.error, 'HostNotFound');
+    await store.setHostStatus(host.id, 'blocked');
+    const blocked = await hc.resetCursor?.('pds.example.com', 1);
+    assert.deepEqual(blocked, { ok: false, status: 409, error: 'HostBlocked', message: 'host is blocked' });
+    await store.setHostStatus(host.id, 'active');
   });
 
   it('live state comes from one list() snapshot per second', () => {

@@ -4,17 +4,25 @@
 // hostnames and result objects. Account limit and trust live in the metadata
 // store, so those are store writes followed by a limits refresh; rate-limit
 // overrides are HostManager's own (persisted there, applied to the live
-// limiter). Live state comes from HostManager.list(), taken once per second at
-// most, so listing hundreds of hosts costs one snapshot, not one scan per
-// host; every change drops the snapshot so its answer shows the change.
+// limiter), and so is a cursor reset (it must stop the subscriber first).
+// Live state comes from HostManager.list(), taken once per second at most, so
+// listing hundreds of hosts costs one snapshot, not one scan per host; every
+// change drops the snapshot so its answer shows the change.
 import type { HostManager } from '../ingest/host-manager.ts';
 import { CrawlRefusedError } from '../ingest/host-policy.ts';
-import type { MetadataStore } from '../store/metadata-store.ts';
+import type { Host, MetadataStore } from '../store/metadata-store.ts';
 import type { HostControl, HostControlResult, HostLiveState } from './host-control.ts';
 
 export type HostManagerLike = Pick<
   HostManager,
-  'requestCrawl' | 'blockHost' | 'unblockHost' | 'reconnect' | 'list' | 'refreshLimits' | 'setRateLimits'
+  | 'requestCrawl'
+  | 'blockHost'
+  | 'unblockHost'
+  | 'reconnect'
+  | 'list'
+  | 'refreshLimits'
+  | 'setRateLimits'
+  | 'resetCursor'
 >;
 
 const SNAPSHOT_MS = 1000;
@@ -79,6 +87,14 @@ export function hostControlFromManager(
       byHost(hostname, async (id) => {
         await manager.setRateLimits(id, limits);
       }),
+    resetCursor: async (hostname, cursor) => {
+      // The manager's host, not a re-read: the new subscriber may already have moved the cursor on.
+      let host: Host | undefined;
+      const r = await byHost(hostname, async (id) => {
+        host = await manager.resetCursor(id, cursor);
+      });
+      return r.ok ? { ok: true, host } : r;
+    },
     setTrusted: (hostname, trusted) =>
       byHost(hostname, async (id) => {
         await store.setHostTrusted(id, trusted);

@@ -84,6 +84,17 @@ export class FakeHostControl implements HostControl {
     return { ok: true };
   }
 
+  async resetCursor(hostname: string, cursor: number | null): Promise<HostControlResult> {
+    this.calls.push(`resetCursor ${hostname} ${cursor}`);
+    const h = await this.byName(hostname);
+    if (h.status === 'blocked' || h.status === 'banned') {
+      return { ok: false, status: 409, error: 'HostBlocked', message: `host ${hostname} is ${h.status}` };
+    }
+    await this.store.resetHostCursor(h.id, cursor ?? 0);
+    const status = h.status === 'idle' || h.status === 'offline' ? 'active' : h.status;
+    return { ok: true, host: await this.store.setHostStatus(h.id, status) };
+  }
+
   liveState(hostId: number) {
     const rateLimits = this.rateLimits.get(hostId);
     return rateLimits ? { connected: true, rateLimits } : undefined;

@@ -2,7 +2,9 @@
 // loopback, ephemeral ports): many hosts, requestCrawl over HTTP, hosts that
 // drop and come back, hosts that fail until offline, rate limiting without
 // loss, cursor resume across a relay restart with no loss and no duplicate,
-// transport faults, FutureCursor, and bootstrap from a seed relay.
+// transport faults, FutureCursor, bootstrap from a seed relay, and operator
+// cursor resets (back to an earlier seq with frames in flight, to live, and
+// reviving an idle host).
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -287,6 +289,95 @@ describe('HostManager against the simulated network', () => {
       );
       await r.manager.unblockHost(created.value.id);
       await waitFor(() => r.manager.connectedCount === 1, 5000, 'unblocked');
+    } finally {
+      await teardown(r);
+    }
+  });
+
+  it('resetCursor to an earlier seq waits for in-flight frames, then re-reads from it; null reads live', async () => {
+    const sink = new RecordingSink();
+    const r = await rig({}, await tempStore(0), sink); // cursors reach storage only on flush or reset
+    const h = net.hosts[1];
+    const did = net.accounts.find((x) => x.host === 1)!.did;
+    try {
+      const { host } = await r.manager.addHost(h.hostname);
+      await waitFor(() => r.manager.connectedCount === 1);
+      const n = h.seq;
+      for (let i = 0; i < 6; i++) h.writeRecord(did);
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 6, 5000, 'first six');
+      // The next three are held by the sink (first delivery only) so they are in flight at the reset.
+      const held = new Set([n + 7, n + 8, n + 9]);
+      sink.delay = (f) => (held.delete(f.upstreamSeq) ? 400 : 0);
+      for (let i = 0; i < 3; i++) h.writeRecord(did);
+      await waitFor(() => sink.inFlight === 3, 5000, 'three in flight');
+      const old = r.manager.subscriber(host.id)!;
+
+      const m = n + 2;
+      const reset = await r.manager.resetCursor(host.id, m);
+      assert.equal(reset.cursor, m);
+      assert.equal(reset.status, 'active');
+      assert.equal(sink.inFlight, 0, 'in-flight frames finished before the reset');
+      assert.equal(old.state, 'stopped');
+      // Their cursor advance (to n + 9) was discarded, not written over the reset.
+      await r.db.store.flushCursors();
+      assert.equal((await r.db.store.getHost(host.id))?.cursor, m);
+      assert.notEqual(r.manager.subscriber(host.id), old, 'a fresh subscriber');
+
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 9, 5000, 're-read');
+      // n+1..n+9 once, then everything after m again, in order.
+      assert.deepEqual(sink.seqs.get(host.id), [...range(n + 1, n + 9), ...range(m + 1, n + 9)]);
+      await r.db.store.flushCursors();
+      assert.equal((await r.db.store.getHost(host.id))?.cursor, n + 9);
+
+      // null: no cursor, so nothing already written is read again; only new events arrive.
+      const live = await r.manager.resetCursor(host.id, null);
+      assert.equal(live.cursor, 0);
+      assert.equal((await r.db.store.getHost(host.id))?.cursor, 0);
+      await waitFor(() => r.manager.connectedCount === 1, 5000, 'live reconnect');
+      const before = sink.seqs.get(host.id)!.length;
+      h.writeRecord(did);
+      h.writeRecord(did);
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 11, 5000, 'live events');
+      assert.deepEqual(sink.seqs.get(host.id)!.slice(before), [n + 10, n + 11]);
+      await r.db.store.flushCursors();
+      assert.equal((await r.db.store.getHost(host.id))?.cursor, n + 11);
+    } finally {
+      await teardown(r);
+    }
+  });
+
+  it('resetCursor revives an idle (FutureCursor) host, refuses a blocked one, and checks its input', async () => {
+    const sink = new RecordingSink();
+    const r = await rig({}, undefined, sink);
+    const h = net.hosts[0];
+    const did = net.accounts.find((x) => x.host === 0)!.did;
+    try {
+      const created = await r.db.store.createHost({ hostname: h.hostname, tls: false });
+      const id = created.value.id;
+      h.writeRecord(did);
+      h.writeRecord(did);
+      await r.db.store.resetHostCursor(id, h.seq + 1000); // as if the PDS had reset its sequence
+      await r.manager.reconnect(id);
+      await waitFor(async () => (await r.db.store.getHost(id))?.status === 'idle', 5000, 'idle');
+
+      const back = h.seq - 2;
+      const reset = await r.manager.resetCursor(id, back);
+      assert.equal(reset.status, 'active');
+      assert.equal(reset.failures, 0);
+      await waitFor(() => r.manager.subscriber(id)?.cursor === h.seq, 5000, 'revived from the new cursor');
+      assert.deepEqual(sink.seqs.get(id), [back + 1, back + 2]);
+      assert.equal((await r.db.store.getHost(id))?.status, 'active');
+
+      await assert.rejects(r.manager.resetCursor(id, -1), (e: CrawlRefusedError) => e.status === 400);
+      await assert.rejects(r.manager.resetCursor(id, 1.5), (e: CrawlRefusedError) => e.status === 400);
+      await assert.rejects(r.manager.resetCursor(999_999, 1), (e: CrawlRefusedError) => e.status === 404);
+      await r.manager.blockHost(id);
+      await assert.rejects(
+        r.manager.resetCursor(id, 1),
+        (e: CrawlRefusedError) => e.status === 409 && e.error === 'HostBlocked' && /blocked/.test(e.message),
+      );
+      assert.equal((await r.db.store.getHost(id))?.status, 'blocked');
+      assert.equal((await r.db.store.getHost(id))?.cursor, h.seq, 'cursor untouched');
     } finally {
       await teardown(r);
     }

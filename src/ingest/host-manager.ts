@@ -13,6 +13,15 @@
 // one check and one subscription. Operator rate-limit overrides are kept in
 // one store setting (host id → override), read at start and rewritten under a
 // lock on each change, and pushed straight into the host's live limiter.
+//
+// An operator cursor reset (resetCursor) replaces the host's subscriber: the
+// old one is stopped and awaited (socket closed, every in-flight frame
+// settled, so each cursor advance it will ever make has reached the store's
+// coalescer), any status write its hooks started is awaited, and only then
+// is the cursor written (store.resetHostCursor drops the coalesced value) and
+// a fresh subscriber dialled from it. While a reset runs, revive() leaves the
+// host alone, so a concurrent requestCrawl/reconnect/unblock cannot dial from
+// the old cursor; the reset itself resubscribes at the end.
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';
@@ -157,6 +166,18 @@ export interface HostSnapshot {
 
 const DAY_MS = 24 * 3600 * 1000;
 
+function noop(): void {}
+
+function refuseIfBlocked(host: Host): void {
+  if (host.status === 'blocked' || host.status === 'banned') {
+    throw new CrawlRefusedError(
+      409,
+      'HostBlocked',
+      `host ${host.hostname} is ${host.status}; unblock it before resetting its cursor`,
+    );
+  }
+}
+
 export class HostManager {
   readonly metrics: IngestMetrics;
   private readonly store: MetadataStore;
@@ -178,6 +199,10 @@ export class HostManager {
   private readonly rateOverrides = new Map<number, RateLimitOverride>();
   private overrideLock: Promise<unknown> = Promise.resolve();
   private readonly pendingAdds = new Map<string, Promise<CrawlResult>>();
+  /** Cursor resets by host id (queued ones chained), so revive() can stay out of their way. */
+  private readonly cursorResets = new Map<number, Promise<Host>>();
+  /** Status writes started by subscriber hooks (failure count, offline, idle), by host id. */
+  private readonly hookWrites = new Map<number, Promise<unknown>>();
   private newHostLock: Promise<unknown> = Promise.resolve();
   private readonly hooks: SubscriberHooks;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -223,9 +248,9 @@ export class HostManager {
           this.log.warn({ err, host: sub.hostname }, 'could not reset host failures');
         });
       },
-      failed: (sub, reason) => this.onFailure(sub, reason),
+      failed: (sub, reason) => this.trackHookWrite(sub.hostId, this.onFailure(sub, reason)),
       futureCursor: (sub) => {
-        this.setStatus(sub.hostId, 'idle');
+        void this.trackHookWrite(sub.hostId, this.setStatus(sub.hostId, 'idle'));
       },
     };
   }
@@ -283,6 +308,7 @@ export class HostManager {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       if (this.limitsTimer) clearInterval(this.limitsTimer);
       await Promise.all([...this.subs.values()].map((s) => s.stop()));
+      await Promise.allSettled([...this.cursorResets.values()]);
       this.scheduler.stop();
       await this.bootstrapDone;
       await Promise.allSettled([...this.pendingAdds.values()]);
@@ -385,6 +411,7 @@ export class HostManager {
   // --- admin actions ---------------------------------------------------------
 
   async blockHost(hostId: number): Promise<void> {
+    await this.cursorResets.get(hostId)?.then(noop, noop); // else the reset could mark it active again
     await this.store.setHostStatus(hostId, 'blocked');
     const sub = this.subs.get(hostId);
     if (sub) {
@@ -420,6 +447,79 @@ export class HostManager {
     }
     if (sub && sub.state !== 'inactive') sub.restart();
     else this.revive(host);
+  }
+
+  /**
+   * Operator cursor reset: the host is read again from `cursor` (null or 0:
+   * no cursor, i.e. live from now). For a PDS that reset its sequence (it
+   * answered FutureCursor, host idle) or an upstream event too large to ever
+   * read (reset to that event's seq to skip it). The host's subscriber is
+   * stopped and its in-flight frames awaited before the cursor is written, so
+   * no old frame can move the cursor back up afterwards. An idle or offline
+   * host becomes active; failures are cleared; an active host is resubscribed
+   * from the new cursor. Resolves to the host as stored after the reset.
+   * Throws CrawlRefusedError: 400 bad cursor, 404 unknown host, 409 blocked or
+   * banned host, 503 while stopping.
+   */
+  resetCursor(hostId: number, cursor: number | null): Promise<Host> {
+    if (cursor !== null && (!Number.isSafeInteger(cursor) || cursor < 0)) {
+      return Promise.reject(
+        new CrawlRefusedError(
+          400,
+          'InvalidRequest',
+          `cursor must be a non-negative integer or null, got ${String(cursor)}`,
+        ),
+      );
+    }
+    if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
+    const before = this.cursorResets.get(hostId);
+    const run = (before ? before.then(noop, noop) : Promise.resolve()).then(() =>
+      this.doResetCursor(hostId, cursor ?? 0),
+    );
+    this.cursorResets.set(hostId, run);
+    const done = () => {
+      if (this.cursorResets.get(hostId) === run) this.cursorResets.delete(hostId);
+    };
+    run.then(done, done);
+    return run;
+  }
+
+  private async doResetCursor(hostId: number, seq: number): Promise<Host> {
+    const host = await this.store.getHost(hostId);
+    if (!host) throw new CrawlRefusedError(404, 'HostNotFound', `unknown host ${hostId}`);
+    refuseIfBlocked(host);
+    const old = this.subs.get(hostId);
+    // stop() resolves once the socket is closed and every in-flight frame has
+    // settled: each cursor advance the old subscriber will make is made by now.
+    if (old) await old.stop();
+    let now: Host | undefined;
+    let was: HostStatus;
+    try {
+      await this.hookWrites.get(hostId);
+      await this.store.resetHostCursor(hostId, seq);
+      await this.store.resetHostFailures(hostId);
+      now = await this.store.getHost(hostId);
+      if (!now) throw new CrawlRefusedError(404, 'HostNotFound', `unknown host ${hostId}`);
+      was = now.status;
+      if (was === 'idle' || was === 'offline')
+        now = (await this.store.setHostStatus(hostId, 'active')) ?? now;
+    } catch (err) {
+      // The store failed: put the host back on whatever cursor the store holds.
+      if (this.subs.get(hostId) === old) this.subs.delete(hostId);
+      const current = await this.store.getHost(hostId).catch(() => undefined);
+      if (current?.status === 'active' && this.started && !this.stopping) this.subscribe(current, 0);
+      throw err;
+    }
+    now.cursor = seq;
+    now.failures = 0;
+    // blockHost may have run meanwhile: it removed (and stopped) the subscriber itself.
+    if (this.subs.get(hostId) === old) this.subs.delete(hostId);
+    if (now.status === 'active' && this.started && !this.stopping) this.subscribe(now, 0);
+    this.log.info(
+      { host: now.hostname, from: host.cursor, cursor: seq, was, status: now.status },
+      'host cursor reset',
+    );
+    return now;
   }
 
   /** The account limit the validation stage applies to this host (Infinity for trusted hosts). */
@@ -519,6 +619,7 @@ export class HostManager {
   /** Starts (or restarts) the subscriber of an active host. */
   private revive(host: Host): void {
     if (!this.started || this.stopping) return;
+    if (this.cursorResets.has(host.id)) return; // the reset resubscribes from its new cursor
     const sub = this.subs.get(host.id);
     if (sub) {
       sub.failures = host.failures;
@@ -531,7 +632,8 @@ export class HostManager {
   private subscribe(host: Host, delayMs: number): void {
     if (this.subs.has(host.id)) return;
     const now = this.now();
-    const limiter = new HostRateLimiter(this.limitsFor(host), now);
+    // A cursor reset replaces the subscriber but keeps the host's rate buckets.
+    const limiter = this.limiters.get(host.id) ?? new HostRateLimiter(this.limitsFor(host), now);
     this.limiters.set(host.id, limiter);
     this.defaultLimits.set(host.id, this.computedLimits(host));
     const sub = new HostSubscriber({
@@ -575,6 +677,16 @@ export class HostManager {
     }
     this.log.debug({ host: sub.hostname, failures, reason }, 'host connection failed');
     return true;
+  }
+
+  /** Remembers a hook's store write so a cursor reset can wait for it before setting the status. */
+  private trackHookWrite<T>(hostId: number, write: Promise<T>): Promise<T> {
+    const tail = Promise.all([this.hookWrites.get(hostId), write]).then(noop, noop);
+    this.hookWrites.set(hostId, tail);
+    tail.then(() => {
+      if (this.hookWrites.get(hostId) === tail) this.hookWrites.delete(hostId);
+    });
+    return write;
   }
 
   private async setStatus(hostId: number, status: HostStatus): Promise<void> {
