@@ -34,6 +34,9 @@ import {
   registerCollectionMetrics,
   relayAccountStatus,
   repoCollectionsFetcher,
+  repoStateFetcher,
+  SyncRecomputeQueue,
+  syncEventsListener,
 } from './collections/index.ts';
 import type { RelayConfig } from './config/config.ts';
 import { type EventLog, openEventLog } from './eventlog/index.ts';
@@ -127,13 +130,25 @@ export class Relay {
       this.deps.handleResolver ??
       new HandleResolver({ fetcher, resolveTxt: this.deps.resolveTxt, allowReservedTlds: insecure });
 
-    // Collection index upkeep: told about events once they are in the log.
-    const indexer = new CollectionIndexer(collectionIndex);
-    const upkeep = new CollectionIndexUpkeep(indexer, log.child({ module: 'collections' }));
-    this.collectionUpkeep = upkeep;
-
     // Pipeline: validation feeds the log; the firehose serves it.
     const validationSettings = validationSettingsFromConfig(cfg);
+
+    // Collection index upkeep: told about events once they are in the log; an
+    // appended #sync queues a recompute of the account from its repo.
+    const indexer = new CollectionIndexer(collectionIndex);
+    const collectionsLog = log.child({ module: 'collections' });
+    const repoFetch = { fetcher, identity, maxRepoBytes: validationSettings.maxRepoBytes };
+    const syncRecompute = new SyncRecomputeQueue({
+      indexer,
+      fetchRepo: repoStateFetcher(repoFetch),
+      onError: (err, did) => collectionsLog.warn({ err, did }, 'collection index #sync recompute failed'),
+    });
+    const upkeep = new CollectionIndexUpkeep(indexer, collectionsLog, syncRecompute);
+    this.collectionUpkeep = upkeep;
+    eventLog.onDurable(syncEventsListener((did, rev) => upkeep.syncAccepted(did, rev)));
+    syncRecompute
+      .resume()
+      .catch((err) => collectionsLog.warn({ err }, 'collection index #sync resume failed'));
     const validator = new Validator({
       store,
       log: eventLog,
@@ -177,16 +192,13 @@ export class Relay {
     const cleaner = new CollectionCleaner({
       store: collectionIndex,
       accountStatus: relayAccountStatus(store),
-      fetchCollections: repoCollectionsFetcher({
-        fetcher,
-        identity,
-        maxRepoBytes: validationSettings.maxRepoBytes,
-      }),
+      fetchCollections: repoCollectionsFetcher(repoFetch),
+      syncQueue: syncRecompute,
       intervalMs: cfg.collectionsCleanerIntervalSeconds * 1000,
       onError: (err) => log.warn({ err, module: 'collections' }, 'collection index cleaner error'),
     });
     this.collectionCleaner = cleaner;
-    registerCollectionMetrics(this.registry, { indexer, backfiller, cleaner });
+    registerCollectionMetrics(this.registry, { indexer, backfiller, cleaner, syncRecompute });
 
     // HTTP surface.
     const stats = createStatsProvider({ store, eventLog, firehose, identity });

@@ -12,10 +12,17 @@
 // The sweep cursor is saved in the index store (as the backfill job
 // 'cleaner'), so a restart continues the sweep instead of restarting it.
 //
+// Pending checks on the pseudo-collection SYNC_PENDING are not deletes but
+// accounts awaiting a recompute after an upstream #sync: the cleaner hands
+// them to the #sync recompute queue (sync-recompute.ts; it left them in the
+// store when it was full or the relay restarted) and never settles them
+// itself. stop() also stops that queue.
+//
 // Known window: a pending check's fetched repo may be older than a create
 // the firehose applied meanwhile; the resulting wrong removal is repaired by
 // the next create in that collection or by a resync.
 import type { CollectionIndexStore } from './index-store.ts';
+import { SYNC_PENDING } from './upkeep.ts';
 
 export interface CleanerOptions {
   store: CollectionIndexStore;
@@ -32,6 +39,8 @@ export interface CleanerOptions {
   sweepBatchesPerRun?: number;
   /** pending checks settled per run (default 200) */
   pendingPerRun?: number;
+  /** the #sync recompute queue, handed the SYNC_PENDING markers it does not hold */
+  syncQueue?: { adopt(did: string): boolean; stop(): Promise<void> };
   onError?: (err: unknown) => void;
 }
 
@@ -90,6 +99,7 @@ export class CollectionCleaner {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     await this.running;
+    await this.opts.syncQueue?.stop();
   }
 
   /** One run: settle pending checks, then sweep the next batches of DIDs. */
@@ -105,7 +115,10 @@ export class CollectionCleaner {
     if (!fetchCollections) return;
     const checks = await store.pendingChecks(this.opts.pendingPerRun ?? 200);
     const byDid = new Map<string, string[]>();
-    for (const c of checks) byDid.set(c.did, [...(byDid.get(c.did) ?? []), c.collection]);
+    for (const c of checks) {
+      if (c.collection === SYNC_PENDING) this.opts.syncQueue?.adopt(c.did);
+      else byDid.set(c.did, [...(byDid.get(c.did) ?? []), c.collection]);
+    }
     for (const [did, collections] of byDid) {
       let current: string[] | null;
       try {

@@ -28,13 +28,21 @@ export {
   indexStatusOf,
   relayAccountStatus,
   repoCollectionsFetcher,
+  repoStateFetcher,
 } from './relay-upkeep.ts';
 export { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from './sqlite-index.ts';
+export {
+  type RepoCollections,
+  type SyncRecomputeOptions,
+  SyncRecomputeQueue,
+  syncEventsListener,
+} from './sync-recompute.ts';
 export {
   type AccountState,
   applyCommit,
   CollectionIndexer,
   collectionsFromRepoCar,
   type IndexedCommit,
+  SYNC_PENDING,
 } from './upkeep.ts';
 export { createListReposByCollectionHandler, LIST_REPOS_BY_COLLECTION_PATH } from './xrpc.ts';

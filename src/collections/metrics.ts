@@ -1,16 +1,18 @@
 // Prometheus metrics of the collection index, read at scrape time from the
 // components' plain stats objects (the components themselves stay free of
 // prom-client): upkeep counters (including deletes the proof could not
-// decide), backfill progress and cleaner activity.
+// decide), backfill progress, cleaner activity and the #sync recompute queue.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CollectionBackfiller } from './backfill.ts';
 import type { CollectionCleaner } from './cleaner.ts';
+import type { SyncRecomputeQueue, SyncRecomputeStats } from './sync-recompute.ts';
 import type { CollectionIndexer, UpkeepStats } from './upkeep.ts';
 
 export interface CollectionMetricsSources {
   indexer?: CollectionIndexer;
   backfiller?: CollectionBackfiller;
   cleaner?: CollectionCleaner;
+  syncRecompute?: SyncRecomputeQueue;
 }
 
 /** A counter that follows a monotonically growing number. */
@@ -94,5 +96,34 @@ export function registerCollectionMetrics(r: Registry, src: CollectionMetricsSou
       'Pending checks settled',
       () => cl.stats.pendingSettled,
     );
+  }
+  const sq = src.syncRecompute;
+  if (sq) {
+    const counters: [keyof SyncRecomputeStats, string, string][] = [
+      ['recomputes', 'sync_recomputes', 'Accounts whose collections were recomputed after an upstream #sync'],
+      [
+        'coalesced',
+        'sync_recompute_coalesced',
+        '#syncs folded into an account already queued for a recompute',
+      ],
+      [
+        'stale',
+        'sync_recompute_stale',
+        'Fetched repos older than the #sync or a newer commit (fetched again)',
+      ],
+      ['failed', 'sync_recompute_failed', '#sync recompute fetches that failed'],
+      ['gaveUp', 'sync_recompute_gave_up', 'Accounts whose #sync recompute was given up after its attempts'],
+      ['overflowed', 'sync_recompute_overflowed', '#syncs left persisted only because the queue was full'],
+    ];
+    for (const [key, name, help] of counters)
+      followCounter(r, `relay_collections_${name}_total`, help, () => sq.stats[key]);
+    new Gauge({
+      name: 'relay_collections_sync_recompute_queued',
+      help: 'Accounts queued for a recompute after an upstream #sync',
+      registers: [r],
+      collect() {
+        this.set(sq.size);
+      },
+    });
   }
 }

@@ -11,6 +11,12 @@
 // decoded for the new tree root. Calls are not awaited by the validator; the
 // indexer orders them per DID, and `drain()` waits for the ones in flight
 // before the index is closed.
+//
+// With a #sync recompute queue (sync-recompute.ts) the upkeep also feeds it:
+// `syncAccepted` queues the DID of each appended #sync, every commit's rev is
+// told to the queue before the commit goes to the indexer (so a repo fetched
+// before that commit is not applied over it), a relay resync covers a queued
+// #sync, and a deleted account leaves the queue.
 import type { Logger } from '../log.ts';
 import { BlockMap, readCar } from '../protocol/car.ts';
 import { decodeCommit } from '../protocol/commit.ts';
@@ -18,6 +24,7 @@ import type { CommitEvent } from '../protocol/events.ts';
 import { HttpStatusError, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Account, MetadataStore } from '../store/metadata-store.ts';
 import type { ValidatorObserver } from '../validate/observer.ts';
+import type { RepoCollections, SyncRecomputeQueue } from './sync-recompute.ts';
 import { type CollectionIndexer, collectionsFromRepoCar, type IndexedCommit } from './upkeep.ts';
 
 const EMPTY_BLOCKS = new BlockMap();
@@ -45,18 +52,31 @@ export class CollectionIndexUpkeep implements ValidatorObserver {
   constructor(
     private readonly indexer: CollectionIndexer,
     private readonly log: Logger,
+    private readonly syncQueue?: SyncRecomputeQueue,
   ) {}
 
   commitAccepted(did: string, commit: CommitEvent): void {
+    this.syncQueue?.commitSeen(did, commit.rev);
     this.track(did, 'commit', () => this.indexer.applyCommit(indexedCommitOf(did, commit)));
   }
 
   accountStatus(did: string, status: string): Promise<void> {
+    if (status === 'deleted') this.syncQueue?.forget(did);
     return this.track(did, 'account status', () => this.indexer.applyAccountStatus(did, status));
   }
 
   repoResynced(did: string, car: Uint8Array): void {
-    this.track(did, 'resync', () => this.indexer.resyncFromCar(did, car));
+    this.track(did, 'resync', () => {
+      const repo = collectionsFromRepoCar(car, did);
+      const done = this.indexer.resync(did, repo.collections);
+      this.syncQueue?.resynced(did, repo.rev);
+      return done;
+    });
+  }
+
+  /** A #sync (upstream, or the relay's own resync) was appended: queue a recompute of the account. */
+  syncAccepted(did: string, rev: string): void {
+    this.syncQueue?.syncAccepted(did, rev);
   }
 
   /** Resolves once every call made so far has finished. */
@@ -123,7 +143,15 @@ export interface RepoCollectionsFetcherOptions {
 export function repoCollectionsFetcher(
   opts: RepoCollectionsFetcherOptions,
 ): (did: string) => Promise<string[] | null> {
-  return async (did) => {
+  const fetchRepo = repoStateFetcher(opts);
+  return async (did) => (await fetchRepo(did))?.collections ?? null;
+}
+
+/** The same fetch, keeping the repo's commit rev (the #sync recompute queue's `fetchRepo`). */
+export function repoStateFetcher(
+  opts: RepoCollectionsFetcherOptions,
+): (did: string, signal?: AbortSignal) => Promise<RepoCollections | null> {
+  return async (did, signal) => {
     const { pdsEndpoint } = await opts.identity.resolve(did);
     if (!pdsEndpoint) throw new Error(`${did} has no PDS endpoint`);
     const url = `${pdsEndpoint}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`;
@@ -133,6 +161,7 @@ export function repoCollectionsFetcher(
         timeoutMs: opts.timeoutMs ?? 60_000,
         maxResponseBytes: opts.maxRepoBytes,
         headers: { accept: 'application/vnd.ipld.car' },
+        signal,
       });
       body = res.body;
     } catch (err) {
@@ -143,6 +172,7 @@ export function repoCollectionsFetcher(
         return null;
       throw err;
     }
-    return collectionsFromRepoCar(body, did).collections;
+    const { rev, collections } = collectionsFromRepoCar(body, did);
+    return { rev, collections };
   };
 }

@@ -5,7 +5,8 @@
 // removes it from that collection, decided from the commit's proof (no pending
 // check), while deleting one of several keeps it; an admin takedown hides the
 // account and its reversal shows it again; a resync after a chain break
-// replaces the account's collections with those of its fetched repo; the
+// replaces the account's collections with those of its fetched repo; so does
+// an upstream #sync after the PDS changed the repo unannounced; the
 // cleaner's repo fetch reads collections from a PDS (null for an unknown
 // repo); the admin collection list needs admin authentication.
 import assert from 'node:assert/strict';
@@ -150,6 +151,34 @@ describe('collection index in the running relay', () => {
     assert.ok(!(await listed(POST)).includes(b), 'the unannounced delete took b out of the posts');
     const resyncs = await relay.registry.getSingleMetricAsString('relay_collections_resyncs_total');
     assert.match(resyncs, /^relay_collections_resyncs_total 1$/m);
+  });
+
+  it("an upstream #sync queues a recompute: the index follows the repo's new collections", async () => {
+    const [, , c] = dids;
+    // the PDS changes c's repo outside the commit chain (an import), then resets the relay with #sync
+    net
+      .hostOf(c)
+      .applyUnannounced(c, [remove(LIKE, '3aaaaaaaaaa26'), create('com.example.synced', '3aaaaaaaaaa30')]);
+    net.hostOf(c).emitSync(c);
+    await settled();
+    await waitUntil(
+      async () => (await listed('com.example.synced')).includes(c),
+      'recompute reached the index',
+    );
+    assert.ok(!(await listed(LIKE)).includes(c), "the #sync emptied c's likes");
+    const recomputes = await relay.registry.getSingleMetricAsString(
+      'relay_collections_sync_recomputes_total',
+    );
+    assert.match(recomputes, /^relay_collections_sync_recomputes_total 1$/m);
+    // the chain-break resync before covered its own #sync: one recompute, no second fetch
+    const resyncs = await relay.registry.getSingleMetricAsString('relay_collections_resyncs_total');
+    assert.match(resyncs, /^relay_collections_resyncs_total 2$/m);
+    const admin = await get('/admin/collections', ADMIN);
+    assert.equal(admin.body.pendingChecks, 0, 'the #sync marker is cleared');
+    // the next commit chains from the new head and applies on top
+    write(c, [create(LIKE, '3aaaaaaaaaa31')]);
+    await settled();
+    assert.ok((await listed(LIKE)).includes(c));
   });
 
   it("the cleaner's repo fetch reads an account's collections from its PDS", async () => {

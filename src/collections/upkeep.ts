@@ -5,7 +5,8 @@
 // cannot decide (no proof) becomes a pending check for the cleaner to settle
 // against the PDS, and is counted. Account events remove (deleted) or hide
 // (taken down, suspended, deactivated) the account's pairs; a resync
-// replaces an account's collections with those of its fetched repo.
+// replaces an account's collections with those of its fetched repo (after a
+// chain break, or an upstream #sync via sync-recompute.ts).
 //
 // Calls for one DID are applied in arrival order even on an async backend:
 // each DID has a promise chain, so a create and a following delete of the
@@ -16,6 +17,13 @@ import { decodeCommit } from '../protocol/commit.ts';
 import { type BlockSource, Mst } from '../protocol/mst.ts';
 import type { CollectionIndexStore, CollectionPair } from './index-store.ts';
 import { collectionStillPresent } from './presence.ts';
+
+/**
+ * The pending-check pseudo-collection of an account awaiting a recompute
+ * after an upstream #sync (sync-recompute.ts); not an NSID, so it never names
+ * a real collection.
+ */
+export const SYNC_PENDING = '#sync';
 
 export interface IndexedOp {
   action: 'create' | 'update' | 'delete';
@@ -208,6 +216,16 @@ export class CollectionIndexer {
       this.stats.pairsRemoved += r.removed;
       return r;
     });
+  }
+
+  /** Persists that the account awaits a #sync recompute (SYNC_PENDING), in order with its other updates. */
+  markSyncPending(did: string): Promise<void> {
+    return this.inOrder(did, () => this.store.addPendingChecks([{ did, collection: SYNC_PENDING }]));
+  }
+
+  /** Drops the account's #sync recompute marker (the recompute was given up). */
+  clearSyncPending(did: string): Promise<void> {
+    return this.inOrder(did, () => this.store.removePendingCheck({ did, collection: SYNC_PENDING }));
   }
 
   /** Resync from the repo CAR the relay fetched (com.atproto.sync.getRepo). */
