@@ -5,16 +5,21 @@
 // lands on top; a repo older than the #sync is fetched again; a relay resync
 // covers a queued #sync; failures give up after maxAttempts and drop the
 // marker; a full queue leaves the DID persisted for resume() and the cleaner;
-// fetch starts are rate-limited; the log listener reads #sync records.
+// fetch starts are rate-limited; the log listener reads #sync records; the
+// relay's upkeep feeds the queue (commit revs, its own resyncs).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { CommitResult } from '../../sim/repo.ts';
 import { EventKind, type LogRecord } from '../eventlog/types.ts';
+import { silentLogger } from '../log.ts';
 import { BlockMap } from '../protocol/car.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
 import { cidForCbor } from '../protocol/cid.ts';
+import type { CommitEvent } from '../protocol/events.ts';
 import { syncFrame } from '../protocol/relay-frames.ts';
 import { CollectionCleaner } from './cleaner.ts';
 import type { CollectionIndexStore } from './index-store.ts';
+import { CollectionIndexUpkeep } from './relay-upkeep.ts';
 import {
   type RepoCollections,
   SYNC_PENDING,
@@ -22,6 +27,7 @@ import {
   SyncRecomputeQueue,
   syncEventsListener,
 } from './sync-recompute.ts';
+import { newRepo } from './test-repos.ts';
 import { backends } from './test-stores.ts';
 import { CollectionIndexer } from './upkeep.ts';
 
@@ -263,7 +269,7 @@ for (const [name, fresh] of backends) {
           });
           const first = await pds.call(0);
           first.resolve({ rev: REV1, collections: [LIKE] });
-          await new Promise((r) => setTimeout(r, 20));
+          await q2.whenIdle();
           await cleaner.runOnce(); // hands the second marker to the queue, now with room
           (await pds.call(1)).resolve({ rev: REV1, collections: [POST] });
           await q2.whenIdle();
@@ -282,6 +288,82 @@ for (const [name, fresh] of backends) {
     });
   });
 }
+
+function commitEvent(res: CommitResult): CommitEvent {
+  return {
+    seq: 1,
+    rebase: false,
+    tooBig: false,
+    repo: res.did,
+    commit: res.commitCid,
+    rev: res.rev,
+    since: res.since,
+    blocks: res.blocks,
+    ops: res.ops.map((op) => ({ action: op.action, path: op.path, cid: op.cid, prev: op.prev })),
+    blobs: [],
+    time: '2026-11-22T00:00:00.000Z',
+  };
+}
+
+const record = (collection: string, rkey: string) => ({
+  action: 'create' as const,
+  collection,
+  rkey,
+  record: { $type: collection, text: rkey },
+});
+
+describe('#sync recompute queue fed by the relay upkeep', () => {
+  it('a commit passed to the upkeep during the fetch keeps the older repo from being applied', async () => {
+    const t = await backends[0][1]();
+    const pds = new FakePds();
+    const indexer = new CollectionIndexer(t.store);
+    const q = queueOf(indexer, pds);
+    const upkeep = new CollectionIndexUpkeep(indexer, silentLogger, q);
+    try {
+      const repo = newRepo(A);
+      const first = repo.applyWrites([record(POST, '3k1')]);
+      upkeep.commitAccepted(A, commitEvent(first));
+      upkeep.syncAccepted(A, first.rev);
+      const fetch1 = await pds.call(0);
+      const second = repo.applyWrites([record(LIKE, '3k2')]);
+      upkeep.commitAccepted(A, commitEvent(second));
+      fetch1.resolve({ rev: first.rev, collections: [POST] });
+      const fetch2 = await pds.call(1);
+      assert.equal(q.stats.stale, 1);
+      fetch2.resolve({ rev: second.rev, collections: repo.collections() });
+      await q.whenIdle();
+      await upkeep.drain();
+      assert.deepEqual(await t.store.collectionsOf(A), [LIKE, POST]);
+      assert.equal(q.stats.recomputes, 1);
+    } finally {
+      await q.stop();
+      await t.destroy();
+    }
+  });
+
+  it("the relay's own resync settles the #sync it emitted, without a fetch", async () => {
+    const t = await backends[0][1]();
+    const pds = new FakePds();
+    const indexer = new CollectionIndexer(t.store);
+    const q = queueOf(indexer, pds, { delayMs: 50 });
+    const upkeep = new CollectionIndexUpkeep(indexer, silentLogger, q);
+    try {
+      const repo = newRepo(A);
+      const head = repo.applyWrites([record(POST, '3k1'), record(FOLLOW, '3k2')]);
+      upkeep.syncAccepted(A, head.rev); // the log listener runs first …
+      upkeep.repoResynced(A, repo.exportCar()); // … then the resync's observer note
+      await upkeep.drain();
+      await q.whenIdle();
+      assert.equal(pds.calls.length, 0);
+      assert.equal(q.stats.covered, 1);
+      assert.deepEqual(await t.store.collectionsOf(A), [POST, FOLLOW]);
+      assert.deepEqual(await markers(t.store), []);
+    } finally {
+      await q.stop();
+      await t.destroy();
+    }
+  });
+});
 
 describe('#sync recompute queue: pacing and the log listener', () => {
   it('starts at most perSecond fetches per second and stops cleanly with a fetch in flight', async () => {

@@ -209,7 +209,10 @@ export class SyncRecomputeQueue {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  /** Stops fetching (in-flight fetches are aborted; the timer, which holds the process, is cleared); queued DIDs stay persisted for the next start. */
+  /**
+   * Stops fetching: in-flight fetches are aborted and the timer (which holds
+   * the process) is cleared; queued DIDs stay persisted for the next start.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
@@ -292,8 +295,9 @@ export class SyncRecomputeQueue {
     this.running++;
     const ac = new AbortController();
     this.aborts.add(ac);
-    const task = this.opts
-      .fetchRepo(e.did, ac.signal)
+    const task = new Promise<RepoCollections | null>((resolve) =>
+      resolve(this.opts.fetchRepo(e.did, ac.signal)),
+    )
       .then(
         (repo) => this.settle(e, repo, null),
         (err: unknown) => this.settle(e, null, err),
