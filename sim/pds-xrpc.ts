@@ -3,8 +3,49 @@
 // getLatestCommit) plus identity.resolveHandle, with the lexicons' error
 // names (RepoNotFound, RepoTakendown, RepoSuspended, RepoDeactivated) so the
 // relay's error handling is exercised as against a real PDS.
+//
+// A test can hold a method's replies (`XrpcHolds`): the reply is computed
+// when the request arrives, from the state at that moment, and sent only when
+// the test releases it. That pins a request "in flight" at a known point, so
+// a test can change the PDS meanwhile without racing the relay's timing.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostedAccount, SimPds } from './pds.ts';
+
+interface Reply {
+  status: number;
+  contentType: string;
+  body: string | Uint8Array;
+}
+
+/** Replies held per XRPC method until released. */
+export class XrpcHolds {
+  private readonly held = new Map<string, (() => void)[]>();
+
+  /** From now on, replies to `method` wait for release(method). */
+  hold(method: string): void {
+    if (!this.held.has(method)) this.held.set(method, []);
+  }
+
+  /** Requests to `method` whose replies are waiting. */
+  waiting(method: string): number {
+    return this.held.get(method)?.length ?? 0;
+  }
+
+  /** Sends the waiting replies and stops holding `method`. */
+  release(method: string): void {
+    const waiting = this.held.get(method) ?? [];
+    this.held.delete(method);
+    for (const send of waiting) send();
+  }
+
+  /** Queues `send` if `method` is held; false when it should be sent now. */
+  defer(method: string, send: () => void): boolean {
+    const q = this.held.get(method);
+    if (!q) return false;
+    q.push(send);
+    return true;
+  }
+}
 
 class XrpcError extends Error {
   constructor(
@@ -16,13 +57,16 @@ class XrpcError extends Error {
   }
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
+function json(status: number, body: unknown): Reply {
+  return { status, contentType: 'application/json; charset=utf-8', body: JSON.stringify(body) };
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  res.writeHead(reply.status, {
+    'content-type': reply.contentType,
+    'content-length': Buffer.byteLength(reply.body),
   });
-  res.end(text);
+  res.end(reply.body);
 }
 
 function requireDid(params: URLSearchParams): string {
@@ -47,10 +91,10 @@ function statusFields(a: HostedAccount): { active: boolean; status?: string } {
   return a.status === 'active' ? { active: true } : { active: false, status: a.status };
 }
 
-function route(pds: SimPds, method: string, params: URLSearchParams, res: ServerResponse): void {
+function route(pds: SimPds, method: string, params: URLSearchParams): Reply {
   switch (method) {
     case 'com.atproto.server.describeServer': {
-      sendJson(res, 200, {
+      return json(200, {
         did: pds.serviceDid,
         availableUserDomains: [pds.userDomain],
         inviteCodeRequired: false,
@@ -58,20 +102,15 @@ function route(pds: SimPds, method: string, params: URLSearchParams, res: Server
         links: {},
         contact: {},
       });
-      return;
     }
     case 'com.atproto.sync.getRepo': {
       const a = servableAccount(pds, requireDid(params));
-      const car = a.repo.exportCar();
-      res.writeHead(200, { 'content-type': 'application/vnd.ipld.car', 'content-length': car.length });
-      res.end(car);
-      return;
+      return { status: 200, contentType: 'application/vnd.ipld.car', body: a.repo.exportCar() };
     }
     case 'com.atproto.sync.getLatestCommit': {
       const a = servableAccount(pds, requireDid(params));
       const head = a.repo.head()!;
-      sendJson(res, 200, { cid: head.commitCid.$link, rev: head.rev });
-      return;
+      return json(200, { cid: head.commitCid.$link, rev: head.rev });
     }
     case 'com.atproto.sync.getRepoStatus': {
       const did = requireDid(params);
@@ -79,12 +118,11 @@ function route(pds: SimPds, method: string, params: URLSearchParams, res: Server
       if (!a || a.status === 'deleted')
         throw new XrpcError(400, 'RepoNotFound', `Could not find repo for DID: ${did}`);
       const head = a.repo.head();
-      sendJson(res, 200, {
+      return json(200, {
         did,
         ...statusFields(a),
         ...(a.status === 'active' && head ? { rev: head.rev } : {}),
       });
-      return;
     }
     case 'com.atproto.sync.listRepos': {
       const limitRaw = params.get('limit');
@@ -101,19 +139,16 @@ function route(pds: SimPds, method: string, params: URLSearchParams, res: Server
         return { did: a.did, head: head.commitCid.$link, rev: head.rev, ...statusFields(a) };
       });
       const more = start >= 0 && start + limit < all.length;
-      sendJson(res, 200, more ? { cursor: page[page.length - 1].did, repos } : { repos });
-      return;
+      return json(200, more ? { cursor: page[page.length - 1].did, repos } : { repos });
     }
     case 'com.atproto.identity.resolveHandle': {
       const handle = params.get('handle') ?? '';
       const did = pds.plc.resolveHandle(handle);
       if (!did) throw new XrpcError(400, 'HandleNotFound', 'Unable to resolve handle');
-      sendJson(res, 200, { did });
-      return;
+      return json(200, { did });
     }
     case '_health': {
-      sendJson(res, 200, { version: 'atrelay-sim' });
-      return;
+      return json(200, { version: 'atrelay-sim' });
     }
     default:
       throw new XrpcError(501, 'MethodNotImplemented', `Method Not Implemented: ${method}`);
@@ -123,20 +158,22 @@ function route(pds: SimPds, method: string, params: URLSearchParams, res: Server
 export function handleXrpc(pds: SimPds, req: IncomingMessage, res: ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://x');
   if (!url.pathname.startsWith('/xrpc/')) {
-    sendJson(res, 404, { error: 'NotFound', message: 'not found' });
+    send(res, json(404, { error: 'NotFound', message: 'not found' }));
     return;
   }
   if (req.method !== 'GET') {
-    sendJson(res, 405, { error: 'InvalidRequest', message: 'method not allowed' });
+    send(res, json(405, { error: 'InvalidRequest', message: 'method not allowed' }));
     return;
   }
+  const method = url.pathname.slice(6);
+  let reply: Reply;
   try {
-    route(pds, url.pathname.slice(6), url.searchParams, res);
+    reply = route(pds, method, url.searchParams);
   } catch (err) {
-    if (err instanceof XrpcError) {
-      sendJson(res, err.status, { error: err.error, message: err.message });
-      return;
-    }
-    sendJson(res, 500, { error: 'InternalServerError', message: (err as Error).message });
+    reply =
+      err instanceof XrpcError
+        ? json(err.status, { error: err.error, message: err.message })
+        : json(500, { error: 'InternalServerError', message: (err as Error).message });
   }
+  if (!pds.xrpcHolds.defer(method, () => send(res, reply))) send(res, reply);
 }

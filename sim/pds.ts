@@ -30,7 +30,7 @@ import {
   truncateFrame,
 } from './faults.ts';
 import { Firehose } from './firehose.ts';
-import { handleXrpc } from './pds-xrpc.ts';
+import { handleXrpc, XrpcHolds } from './pds-xrpc.ts';
 import type { SimPlc } from './plc.ts';
 import { Prng } from './prng.ts';
 import { RecordIndex, randomWrite } from './records.ts';
@@ -83,6 +83,8 @@ export class SimPds {
   readonly accounts = new Map<string, HostedAccount>();
   readonly firehose: Firehose;
   readonly faults = new FaultKnobs();
+  /** XRPC replies a test holds back until it releases them (pds-xrpc.ts). */
+  readonly xrpcHolds = new XrpcHolds();
   readonly prng: Prng;
   readonly clock: TidClock;
   readonly keyAlg: KeyAlg;
