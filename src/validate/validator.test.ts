@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitFor } from '../../test/support/wait.ts';
 import { bytesEqual } from '../protocol/bytes.ts';
 import { rewriteSeq } from '../protocol/frames.ts';
 import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
@@ -86,12 +87,19 @@ describe('Validator', () => {
     withHarness({}, async (h) => {
       const did = await newAccount(h);
       const host = h.net.hosts[0];
+      // The resync's getRepo reply is computed when the request arrives and held
+      // back: the #sync it yields carries the broken commit's head whatever the
+      // timing, and the next commit is submitted while the resync is in flight.
+      host.xrpcHolds.hold('com.atproto.sync.getRepo');
       host.injectFault('brokenPrevData');
       const broken = host.writeRecord(did);
       await h.submitAll(h.takeFrames(0));
+      await waitFor(() => host.xrpcHolds.waiting('com.atproto.sync.getRepo') === 1, 'the resync fetch');
       // the next commit chains from the PDS's real head; it waits in the repo queue behind the resync
       const next = host.writeRecord(did);
-      await h.submitAll(h.takeFrames(0));
+      const submitted = h.submitAll(h.takeFrames(0));
+      host.xrpcHolds.release('com.atproto.sync.getRepo');
+      await submitted;
       const m = h.validator.metrics;
       assert.equal(m.droppedCount('chain-break'), 1);
       assert.equal(m.resyncs.ok, 1);
@@ -109,6 +117,27 @@ describe('Validator', () => {
       assert.equal(account?.head?.rev, next.rev);
     }));
 
+  it('a resync that fetches a head newer than queued commits covers them: they are dropped as not newer', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.injectFault('brokenPrevData');
+      host.writeRecord(did);
+      // the PDS moves on before the relay sees the break: getRepo serves the later head
+      const next = host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      const m = h.validator.metrics;
+      assert.equal(m.droppedCount('chain-break'), 1);
+      assert.equal(m.resyncs.ok, 1);
+      assert.equal(m.droppedCount('rev-not-newer'), 1);
+      const out = (await h.output()).slice(3);
+      assert.deepEqual(types(out), ['#account', '#sync', '#account']);
+      assert.equal(out[1].body.rev, next.rev, '#sync carries the head that includes the queued commit');
+      assert.equal(out[2].body.active, true);
+      await h.validator.whenIdle();
+      assert.equal((await h.store.getAccountByDid(did))?.head?.rev, next.rev);
+    }));
+
   it('resyncs after a skipped commit (since does not chain)', () =>
     withHarness({}, async (h) => {
       const did = await newAccount(h);
@@ -116,6 +145,7 @@ describe('Validator', () => {
       host.injectFault('skippedCommit');
       host.writeRecord(did);
       await h.submitAll(h.takeFrames(0));
+      await h.validator.whenIdle(); // the resync runs after the dropped commit has finished
       assert.equal(h.validator.metrics.chainFailures.get('since'), 1);
       assert.equal(h.validator.metrics.resyncs.ok, 1);
       host.writeRecord(did);

@@ -41,7 +41,9 @@
 // Local work (SQLite, worker verdicts) never reorders: it only delays.
 //
 // Durability: `submit` resolves once the frame's events are durable in the
-// log (a dropped frame: once it reaches the front of the order queue). The
+// log (a dropped frame: once it reaches the front of the order queue and
+// every append issued before it has settled, so a resolved submit means that
+// everything ahead of it in the order queue is durable or dropped). The
 // new repo head is written to the metadata store after that, off the submit
 // path (an in-memory overlay serves the repo's next events meanwhile). A
 // crash before the head write re-accepts the event when ingest replays it
@@ -228,6 +230,8 @@ export class Validator implements FrameSink {
   private readonly lastResync = new Map<string, number>();
   private readonly observer?: ValidatorObserver;
   private order: OrderEntry[] = [];
+  /** The last append issued, settled either way: drop-only batches resolve behind it. */
+  private appendTail: Promise<unknown> = Promise.resolve();
   private orderHead = 0;
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -443,7 +447,9 @@ export class Validator implements FrameSink {
       for (const e of d.events) events.push(e);
     }
     if (events.length === 0) {
-      for (const j of batch) j.resolve();
+      void this.appendTail.then(() => {
+        for (const j of batch) j.resolve();
+      });
       return;
     }
     let appended: Promise<number[]>;
@@ -452,6 +458,7 @@ export class Validator implements FrameSink {
     } catch (err) {
       appended = Promise.reject(err);
     }
+    this.appendTail = appended.catch(() => {});
     appended.then(
       () => {
         const now = performance.now();
