@@ -56,6 +56,8 @@ export interface ConsumerInfo {
   outboxBytes: number;
   eventsSent: number;
   bytesSent: number;
+  /** A ping was sent and its pong has not arrived yet (dropped at the next ping if still so). */
+  awaitingPong: boolean;
 }
 
 const CLOSE_GRACE_MS = 2000;
@@ -106,6 +108,7 @@ export class Consumer {
       outboxBytes: this.outboxBytes(),
       eventsSent: this.eventsSent,
       bytesSent: this.bytesSent,
+      awaitingPong: !this.alive,
     };
   }
 

@@ -9,6 +9,7 @@ import { after, afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { WebSocket } from 'ws';
+import { waitFor } from '../../test/support/wait.ts';
 import { type FileEventLog, type FileEventLogOptions, openEventLog } from '../eventlog/file-log.ts';
 import { decodeFrame, encodeFrame, readFrameSeq } from '../protocol/frames.ts';
 import { type FirehoseOptions, FirehoseServer, parseCursor, SUBSCRIBE_REPOS_PATH } from './server.ts';
@@ -113,14 +114,6 @@ class TestConsumer {
   }
 }
 
-async function waitFor(cond: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 function assertConsecutive(seqs: number[], from: number, to: number, label: string): void {
   assert.equal(seqs[0], from, `${label}: first seq`);
   for (let i = 1; i < seqs.length; i++) {
@@ -214,11 +207,7 @@ describe('FirehoseServer', () => {
       appending = false;
       await Promise.all(appenders);
       const final = h.log.head();
-      await waitFor(
-        () => consumers.every(({ c }) => c.last() === final),
-        'all consumers to reach the head',
-        10_000,
-      );
+      await waitFor(() => consumers.every(({ c }) => c.last() === final), 'all consumers to reach the head');
       for (const { c, from, label } of consumers) {
         assert.deepEqual(c.others, [], `${label}: no info or error frames`);
         const first = from === undefined ? c.seqs[0] : from + 1;
@@ -249,7 +238,7 @@ describe('FirehoseServer', () => {
     appending = false;
     await live;
     const head = h.log.head();
-    await waitFor(() => c.last() === head, 'catch-up', 10_000);
+    await waitFor(() => c.last() === head, 'catch-up');
     assert.deepEqual(c.others, []);
     assertConsecutive(c.seqs, 1, head, 'catching-up consumer');
     assert.equal(h.firehose.listConsumers()[0]?.state, 'live');
@@ -369,18 +358,36 @@ describe('FirehoseServer', () => {
   });
 
   it('drops peers that stop answering pings and keeps those that answer', async () => {
-    const h = await start({}, { pingIntervalMs: 40 });
+    // No timer: the test runs the liveness rounds itself, so a busy machine
+    // cannot make a healthy peer's pong late.
+    const h = await start({}, { pingIntervalMs: 0 });
     const healthy = new TestConsumer(h.url());
     await healthy.opened;
-    const dead = await rawConnect(h.port, SUBSCRIBE_REPOS_PATH);
+    const dead = await rawConnect(h.port, SUBSCRIBE_REPOS_PATH); // never answers pings
     await waitFor(() => h.firehose.listConsumers().length === 2, 'two consumers');
-    await waitFor(() => h.firehose.listConsumers().length === 1, 'dead peer dropped', 2000);
+    for (let round = 0; round < 3; round++) {
+      h.firehose.pingConsumers();
+      await waitFor(
+        () => h.firehose.listConsumers().some((c) => !c.awaitingPong),
+        `the healthy consumer's pong (round ${round})`,
+      );
+    }
+    await waitFor(() => h.firehose.listConsumers().length === 1, 'dead peer dropped');
     await new Promise<void>((resolve) =>
       dead.sock.destroyed ? resolve() : dead.sock.once('close', resolve),
     );
-    await sleep(100);
     assert.equal(healthy.ws.readyState, WebSocket.OPEN);
-    assert.equal(h.firehose.listConsumers().length, 1);
+    assert.equal(h.firehose.listConsumers()[0].awaitingPong, false);
+  });
+
+  it('runs the liveness rounds on its own timer', async () => {
+    const h = await start({}, { pingIntervalMs: 40 });
+    const dead = await rawConnect(h.port, SUBSCRIBE_REPOS_PATH);
+    await waitFor(() => h.firehose.listConsumers().length === 1, 'the consumer');
+    await waitFor(() => h.firehose.listConsumers().length === 0, 'dead peer dropped by the timer');
+    await new Promise<void>((resolve) =>
+      dead.sock.destroyed ? resolve() : dead.sock.once('close', resolve),
+    );
   });
 
   it('lists consumers with address, user agent, cursor, lag and bytes, and disconnects by id', async () => {

@@ -104,7 +104,7 @@ export class FirehoseServer {
     this.unsubscribe = this.log.onDurable((records) => this.broadcast(records));
     const pingEvery = opts.pingIntervalMs ?? 30_000;
     if (pingEvery > 0) {
-      this.pingTimer = setInterval(() => this.pingAll(), pingEvery);
+      this.pingTimer = setInterval(() => this.pingConsumers(), pingEvery);
       this.pingTimer.unref();
     }
     const r = opts.registry;
@@ -281,7 +281,11 @@ export class FirehoseServer {
     this.window.trimBefore(minPos);
   }
 
-  private pingAll(): void {
+  /**
+   * One liveness round (run every pingIntervalMs): drops the consumers that did
+   * not answer the previous round's ping, and pings the others.
+   */
+  pingConsumers(): void {
     for (const c of this.consumers.values()) {
       if (!c.alive) {
         this.metrics?.drops.inc({ reason: 'dead' });
