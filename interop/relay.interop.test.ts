@@ -16,18 +16,11 @@ import { after, before, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { Relay } from '../src/relay.ts';
+import { WAIT_DEADLINE_MS, waitFor } from '../test/support/wait.ts';
 import { assertRelayedPerDid } from './compare.ts';
 import { type CommitResult, Consumer, Harness, type PdsEvent, ProcessGroup } from './procs.ts';
 
 const ADMIN_PASSWORD = 'interop-admin';
-
-async function waitUntil(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 // Handles are resolved at the PDS that serves them (/.well-known/atproto-did
 // with the handle as Host), never through DNS.
@@ -121,7 +114,7 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
    * Waits until, for every DID in `fresh`, the relay stream shows as many
    * frames as the PDSes emitted for it so far (all of `emitted`).
    */
-  async function relayCaughtUp(fresh: PdsEvent[], timeoutMs = 30_000) {
+  async function relayCaughtUp(fresh: PdsEvent[], timeoutMs = WAIT_DEADLINE_MS) {
     const dids = new Set(fresh.map((e) => e.did));
     const want = new Map<string, number>();
     for (const e of emitted) if (dids.has(e.did)) want.set(e.did, (want.get(e.did) ?? 0) + 1);
@@ -158,7 +151,7 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
       });
       assert.equal(res.status, 200, res.body);
     }
-    await waitUntil(
+    await waitFor(
       () => (relay?.hosts?.list() ?? []).filter((h) => h.connected).length === 2,
       'both hosts connected',
     );
@@ -241,7 +234,7 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
     await collect();
     await consumer.waitFor(
       (c) => c.events().some((e) => e.event === 'create' && e.commit === post.commit),
-      30_000,
+      WAIT_DEADLINE_MS,
       'the post made on the new PDS',
     );
     await consumer.settle();
@@ -277,17 +270,17 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
       }
     })();
     // Stop the relay once writes are flowing, keep it down while more land, start it again.
-    await waitUntil(() => written >= 5, 'writes before the stop');
+    await waitFor(() => written >= 5, 'writes before the stop');
     await relay?.stop();
     relay = undefined;
     const atStop = written;
-    await waitUntil(() => written >= atStop + 5, 'writes while the relay is down');
+    await waitFor(() => written >= atStop + 5, 'writes while the relay is down');
     relay = await startRelay(relayPort);
     stop = true;
     await writes;
     assert.ok(written >= atStop + 5);
     const fresh = await collect();
-    await relayCaughtUp(fresh, 60_000);
+    await relayCaughtUp(fresh);
     // The library lost the connection and reconnected from the last seq it had.
     const connects = consumer.lines.filter((l) => l.type === 'connect');
     assert.ok(connects.length > connectsBefore, 'the consumer reconnected');
@@ -312,14 +305,18 @@ describe('relay interop: reference PDSes → relay → @atproto/sync consumer', 
     assert.equal(res.status, 200, JSON.stringify(res.body));
     await consumer.waitFor(
       (c) => c.frames().some((f) => f.kind === 'account' && f.did === dave && f.status === 'takendown'),
-      15_000,
+      WAIT_DEADLINE_MS,
       '#account takendown',
     );
     const after = await harness.call<CommitResult>('post', { did: dave, text: 'after takedown' });
     await collect();
     const marker = await harness.call<CommitResult>('post', { did: accounts.carol, text: 'marker' });
     await collect();
-    await consumer.waitFor((c) => c.frames().some((f) => f.commit === marker.commit), 15_000, 'marker');
+    await consumer.waitFor(
+      (c) => c.frames().some((f) => f.commit === marker.commit),
+      WAIT_DEADLINE_MS,
+      'marker',
+    );
     await consumer.settle();
     assert.ok(!consumer.frames().some((f) => f.commit === after.commit), 'a taken-down account’s commit');
     const takedowns = consumer

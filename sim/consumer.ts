@@ -59,8 +59,11 @@ export class StreamReader {
     for (const f of w) f();
   }
 
-  /** Resolves once `n` frames have arrived (or the stream closed); rejects after `timeoutMs`. */
-  async waitFor(n: number, timeoutMs = 5000): Promise<void> {
+  /**
+   * Resolves once `n` frames have arrived (or the stream closed); rejects after
+   * `timeoutMs`, a safety net sized for a busy machine, not an expected time.
+   */
+  async waitFor(n: number, timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (this.count < n && !this.closed) {
       const left = deadline - Date.now();
@@ -75,7 +78,7 @@ export class StreamReader {
     }
   }
 
-  async waitClosed(timeoutMs = 5000): Promise<void> {
+  async waitClosed(timeoutMs = 60_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.closed) {
       const left = deadline - Date.now();

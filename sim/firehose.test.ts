@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer } from 'ws';
+import { waitFor } from '../test/support/wait.ts';
 import { subscribe } from './consumer.ts';
 import { Firehose } from './firehose.ts';
 import { prepareFrame } from './wire.ts';
@@ -100,8 +101,7 @@ describe('Firehose (subscribeRepos semantics)', () => {
 
   it('terminateAll drops subscribers without a close frame', async () => {
     const r = await subscribe(url);
-    await new Promise((res) => setTimeout(res, 20));
-    assert.equal(hose.subscriberCount, 1);
+    await waitFor(() => hose.subscriberCount === 1, 'the subscription');
     hose.terminateAll();
     await r.waitClosed();
     assert.equal(r.closeCode, 1006);
@@ -122,9 +122,10 @@ describe('Firehose (subscribeRepos semantics)', () => {
       const body = { did: 'did:plc:x', time: 'x'.repeat(16 * 1024) };
       // enough to fill the loopback socket buffers, so frames back up in the server
       for (let i = 0; i < 2000; i++) slowHose.publish(prepareFrame('#identity', 'did:plc:x', body));
-      await new Promise((res) => setTimeout(res, 50));
+      // the server gives up on it (it fell out of the 50-event history) while it is paused
+      await waitFor(() => slowHose.subscriberCount === 0, 'the ConsumerTooSlow verdict');
       r.ws.resume();
-      await r.waitClosed(10_000);
+      await r.waitClosed();
       const last = r.frames.at(-1)!.frame!;
       assert.deepEqual(last.header, { op: -1 });
       assert.equal(last.body.error, 'ConsumerTooSlow');

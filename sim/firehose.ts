@@ -31,6 +31,8 @@ export class Firehose {
   private readonly subscribers = new Set<Subscriber>();
   /** frames sent to subscribers (replay and live), for stats */
   framesSent = 0;
+  /** performance.now() of every subscription accepted, in order (tests check dial timing) */
+  readonly attachedAt: number[] = [];
 
   /**
    * `highWaterBytes`: a subscriber whose socket has more than this buffered
@@ -111,6 +113,7 @@ export class Firehose {
     }
     const sub: Subscriber = { ws, next, retry: null };
     this.subscribers.add(sub);
+    this.attachedAt.push(performance.now());
     const drop = () => {
       if (sub.retry) clearTimeout(sub.retry);
       sub.retry = null;

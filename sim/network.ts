@@ -52,6 +52,8 @@ export interface GeneratorStats {
   rate: number;
   /** ticks where the queues ran dry and events were made inline */
   starvedTicks: number;
+  /** seconds from the start to the last tick: the time the emitted count accounts for */
+  tickedSeconds: number;
 }
 
 const TICK_MS = 5;
@@ -277,6 +279,7 @@ export class SimNetwork {
       queued: this.queued,
       rate: secs > 0 ? this.genEmitted / secs : 0,
       starvedTicks: this.starvedTicks,
+      tickedSeconds: (this.lastTick - this.genStart) / 1000,
     };
   }
 

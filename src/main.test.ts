@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
+import { WAIT_DEADLINE_MS } from '../test/support/wait.ts';
 import { decodeFrame } from './protocol/frames.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -25,7 +26,10 @@ function startRelay(env: Record<string, string>): ChildProcess {
 function waitForLog(child: ChildProcess, msg: string): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     let buf = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for "${msg}": ${buf}`)), 20000);
+    const timer = setTimeout(
+      () => reject(new Error(`timed out waiting for "${msg}": ${buf}`)),
+      WAIT_DEADLINE_MS,
+    );
     child.stdout?.on('data', (chunk: Buffer) => {
       buf += chunk.toString();
       for (const line of buf.split('\n')) {

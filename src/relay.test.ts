@@ -13,7 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
 import { checkCommitBody } from '../sim/verify.ts';
-import { crawlAll, startTestRelay, waitUntil } from '../test/relay-harness.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/relay-harness.ts';
+import { waitFor } from '../test/support/wait.ts';
 import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
 
@@ -78,11 +79,11 @@ describe('relay end to end against the simulated network', () => {
           `${err.message}: ${commitsSeen()} commits, ${consumer.frames.length} frames\n${metrics.join('\n')}`,
         );
       };
-      await waitUntil(() => consumer.frames.length >= emitted.length + 3, 'the resync').catch(diagnose);
+      await waitFor(() => consumer.frames.length >= emitted.length + 3, 'the resync').catch(diagnose);
       const good = host0.writeRecord(victim);
       const expectedCommits = emitted.filter((e) => e.t === '#commit').length + 1;
-      await waitUntil(() => commitsSeen() >= expectedCommits, 'the commit after the resync').catch(diagnose);
-      await new Promise((res) => setTimeout(res, 200)); // anything extra would show up now
+      await waitFor(() => commitsSeen() >= expectedCommits, 'the commit after the resync').catch(diagnose);
+      await waitRelayCaughtUp(r, net, consumer); // nothing left in flight: anything extra has shown up
 
       const seen: Seen[] = [];
       for (const f of consumer.frames) {
@@ -159,7 +160,7 @@ describe('relay end to end against the simulated network', () => {
       const during = net.step(40).filter((e) => e.t === '#commit');
       relay = await startRelay();
       const r2 = relay;
-      await waitUntil(
+      await waitFor(
         () => (r2.hosts?.list() ?? []).filter((h) => h.connected).length === net.hosts.length,
         'reconnected',
       );
@@ -174,7 +175,7 @@ describe('relay end to end against the simulated network', () => {
             .map((f) => f.frame?.body as Record<string, unknown> | undefined)
             .filter((b) => b?.commit !== undefined && b.ops !== undefined)
             .map((b) => cidToString(b!.commit as never));
-        await waitUntil(
+        await waitFor(
           () => want.size > 0 && [...want].every((c) => got().includes(c)),
           'events written while down',
         );

@@ -7,6 +7,7 @@ import { simHandleResolver } from '../sim/plc.ts';
 import { loadConfig, type RelayConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
 import { Relay } from '../src/relay.ts';
+import { waitFor } from './support/wait.ts';
 
 export const TEST_ADMIN_PASSWORD = 'test-password';
 
@@ -48,18 +49,6 @@ export async function startTestRelay(
   return relay;
 }
 
-export async function waitUntil(
-  cond: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Every simulated host asks the relay to crawl it; resolves once all are connected. */
 export async function crawlAll(relay: Relay, net: SimNetwork): Promise<void> {
   const base = `http://127.0.0.1:${relay.port}`;
@@ -67,8 +56,41 @@ export async function crawlAll(relay: Relay, net: SimNetwork): Promise<void> {
     const status = await h.requestCrawl(base);
     if (status !== 200) throw new Error(`requestCrawl of ${h.hostname} answered ${status}`);
   }
-  await waitUntil(
+  await waitFor(
     () => (relay.hosts?.list() ?? []).filter((h) => h.connected).length === net.hosts.length,
     'hosts connected',
   );
+}
+
+/**
+ * Resolves once the relay has finished everything the simulated hosts emitted
+ * (each host's cursor at the host's head: every frame appended or dropped,
+ * durable, and validation idle) and, given a consumer, once that consumer has
+ * received the event log up to its head. After this, an event that "would
+ * show up later" cannot: there is nothing left in flight.
+ */
+export async function waitRelayCaughtUp(
+  relay: Relay,
+  net: SimNetwork,
+  consumer?: { seqs(): number[] },
+): Promise<void> {
+  const cursors = () => new Map((relay.hosts?.list() ?? []).map((h) => [h.hostname, h.cursor]));
+  await waitFor(
+    () => {
+      const c = cursors();
+      return net.hosts.every((h) => c.get(h.hostname) === h.seq);
+    },
+    'relay cursors at every host head',
+    {
+      describe: () =>
+        JSON.stringify(
+          net.hosts.map((h) => ({ host: h.hostname, head: h.seq, cursor: cursors().get(h.hostname) })),
+        ),
+    },
+  );
+  await relay.validator?.whenIdle();
+  if (consumer) {
+    const head = relay.eventLog?.head() ?? 0;
+    await waitFor(() => (consumer.seqs().at(-1) ?? 0) >= head, `consumer at the log head ${head}`);
+  }
 }

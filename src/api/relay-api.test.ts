@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type StreamReader, subscribe } from '../../sim/consumer.ts';
 import { SimNetwork } from '../../sim/network.ts';
-import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD, waitUntil } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { cidToString } from '../protocol/cid.ts';
 import type { Relay } from '../relay.ts';
 
@@ -66,7 +67,7 @@ describe('HTTP API through the running relay', () => {
   /** Every frame the host emitted so far has been finished by the relay (relayed or dropped). */
   const caughtUp = (hostIndex: number) => {
     const host = net.hosts[hostIndex];
-    return waitUntil(
+    return waitFor(
       () => (relay.hosts?.list() ?? []).some((s) => s.hostname === host.hostname && s.cursor >= host.seq),
       `relay caught up with ${host.hostname}`,
     );
@@ -194,7 +195,7 @@ describe('HTTP API through the running relay', () => {
     assert.equal(down.status, 200);
     assert.equal(down.body.known, true);
     const downSeq = down.body.seq as number;
-    await waitUntil(() => events(live).some((e) => e.seq === downSeq), 'the takedown #account');
+    await waitFor(() => events(live).some((e) => e.seq === downSeq), 'the takedown #account');
     const notice = events(live).find((e) => e.seq === downSeq)!;
     assert.equal(notice.t, '#account');
     assert.deepEqual(
@@ -204,7 +205,7 @@ describe('HTTP API through the running relay', () => {
 
     // Replay from the start skips the account's events; only the takedown notice remains.
     const replay = await consumer(0);
-    await waitUntil(() => events(replay).some((e) => e.seq >= downSeq), 'replay');
+    await waitFor(() => events(replay).some((e) => e.seq >= downSeq), 'replay');
     const replayed = events(replay);
     assert.ok(replayed.some((e) => e.t === '#commit'));
     assert.deepEqual(
@@ -228,7 +229,7 @@ describe('HTTP API through the running relay', () => {
     const dropped = victimHost.writeRecord(victim);
     const passed = victimHost.writeRecord(bystander);
     await caughtUp(hostIndex);
-    await waitUntil(
+    await waitFor(
       () => events(live).some((e) => e.t === '#commit' && e.body.rev === passed.rev && e.did === bystander),
       'the bystander commit',
     );
@@ -240,7 +241,7 @@ describe('HTTP API through the running relay', () => {
     const up = await post('/admin/repos/reverse-takedown', { did: victim });
     assert.equal(up.status, 200);
     const upSeq = up.body.seq as number;
-    await waitUntil(() => events(live).some((e) => e.seq === upSeq), 'the reversal #account');
+    await waitFor(() => events(live).some((e) => e.seq === upSeq), 'the reversal #account');
     const restored = events(live).find((e) => e.seq === upSeq)!;
     assert.deepEqual(
       { t: restored.t, did: restored.body.did, active: restored.body.active },
@@ -256,7 +257,7 @@ describe('HTTP API through the running relay', () => {
     });
     assert.ok((await listRepos()).includes(victim));
     const replay2 = await consumer(0);
-    await waitUntil(() => events(replay2).some((e) => e.seq >= upSeq), 'second replay');
+    await waitFor(() => events(replay2).some((e) => e.seq >= upSeq), 'second replay');
     assert.equal(
       events(replay2).filter((e) => e.did === victim && e.t === '#commit').length,
       2,
@@ -266,7 +267,7 @@ describe('HTTP API through the running relay', () => {
     // The account's next upstream commit comes through again (after a resync:
     // the relay missed the commit made while it was taken down).
     const next = victimHost.writeRecord(victim);
-    await waitUntil(
+    await waitFor(
       () =>
         events(live).some(
           (e) =>

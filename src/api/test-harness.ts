@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { WebSocket } from 'ws';
+import { waitFor } from '../../test/support/wait.ts';
 import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
 import { EventKind } from '../eventlog/types.ts';
 import { FirehoseServer } from '../firehose/server.ts';
@@ -242,12 +243,10 @@ export class FirehoseClient {
     });
   }
 
-  async waitFor(cond: (frames: Record<string, unknown>[]) => boolean, timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!cond(this.frames)) {
-      if (Date.now() > deadline) throw new Error(`timed out; frames: ${JSON.stringify(this.frames)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
+  async waitFor(cond: (frames: Record<string, unknown>[]) => boolean): Promise<void> {
+    await waitFor(() => cond(this.frames), cond.toString(), {
+      describe: () => `frames: ${JSON.stringify(this.frames)}`,
+    });
   }
 
   close(): void {

@@ -33,9 +33,14 @@ describe('collections admin API and CLI', () => {
     const store = new SqliteCollectionIndex({ path: ':memory:' });
     const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
     const sourceHandler = createListReposByCollectionHandler(source);
-    // The source relay answers slowly so the run is observably in progress.
+    // The source relay holds every page until the CLI has shown the run in
+    // progress, so the run is observably running whatever the machine's speed.
+    let openSource!: () => void;
+    const sourceOpen = new Promise<void>((r) => {
+      openSource = r;
+    });
     const [srcServer, srcUrl] = await serve(async (req, res) => {
-      await new Promise((r) => setTimeout(r, 15));
+      await sourceOpen;
       return sourceHandler(req, res);
     });
     const backfiller = new CollectionBackfiller({ store, fetcher, retryBackoffMs: 1 });
@@ -72,6 +77,7 @@ describe('collections admin API and CLI', () => {
         fetcher,
         write: (s) => {
           out += s;
+          if (out.includes('ETA')) openSource();
         },
         isTty: true,
         pollMs: 10,
@@ -94,6 +100,7 @@ describe('collections admin API and CLI', () => {
       assert.equal(await runBackfillCli(['--stop', '--admin', adminUrl], io), 0);
       assert.equal(await runBackfillCli(['--bogus'], io), 2);
     } finally {
+      openSource();
       await backfiller.stop();
       fetcher.close();
       await close(adminServer);

@@ -2,6 +2,7 @@
 // the DID sweep against the relay's account states, resumed after reopening.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitFor } from '../../test/support/wait.ts';
 import { CollectionCleaner } from './cleaner.ts';
 import { backends } from './test-stores.ts';
 
@@ -98,9 +99,10 @@ for (const [name, fresh] of backends) {
           intervalMs: 5,
         });
         c.start();
-        while (c.stats.runs < 3) await new Promise((r) => setTimeout(r, 5));
+        await waitFor(() => c.stats.runs >= 3, 'three runs');
         await c.stop();
         const runs = c.stats.runs;
+        // a run still scheduled (due within 5 ms) would fire before this 20 ms timer
         await new Promise((r) => setTimeout(r, 20));
         assert.equal(c.stats.runs, runs);
       } finally {

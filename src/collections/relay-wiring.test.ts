@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
 import type { RepoWrite } from '../../sim/repo.ts';
-import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD, waitUntil } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Relay } from '../relay.ts';
 import { repoCollectionsFetcher } from './relay-upkeep.ts';
@@ -68,7 +69,7 @@ describe('collection index in the running relay', () => {
   /** The relay has finished every frame its hosts emitted, and the index every update. */
   const settled = async () => {
     for (const host of net.hosts) {
-      await waitUntil(
+      await waitFor(
         () => (relay.hosts?.list() ?? []).some((s) => s.hostname === host.hostname && s.cursor >= host.seq),
         `relay caught up with ${host.hostname}`,
       );
@@ -147,7 +148,7 @@ describe('collection index in the running relay', () => {
       .applyUnannounced(b, [create('com.example.quiet', '3aaaaaaaaaa28'), remove(POST, '3aaaaaaaaaa24')]);
     write(b, [create(LIKE, '3aaaaaaaaaa29')]);
     await settled();
-    await waitUntil(async () => (await listed('com.example.quiet')).includes(b), 'resync reached the index');
+    await waitFor(async () => (await listed('com.example.quiet')).includes(b), 'resync reached the index');
     assert.ok(!(await listed(POST)).includes(b), 'the unannounced delete took b out of the posts');
     const resyncs = await relay.registry.getSingleMetricAsString('relay_collections_resyncs_total');
     assert.match(resyncs, /^relay_collections_resyncs_total 1$/m);
@@ -161,7 +162,7 @@ describe('collection index in the running relay', () => {
       .applyUnannounced(c, [remove(LIKE, '3aaaaaaaaaa26'), create('com.example.synced', '3aaaaaaaaaa30')]);
     net.hostOf(c).emitSync(c);
     await settled();
-    await waitUntil(
+    await waitFor(
       async () => (await listed('com.example.synced')).includes(c),
       'recompute reached the index',
     );

@@ -6,11 +6,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { checkDescribeServer, guardedLookup } from './host-checks.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { RecordingSink, tempStore, testConfig, waitFor } from './test-support.ts';
+import { RecordingSink, tempStore, testConfig } from './test-support.ts';
 
 function fakeDns(table: Record<string, string>): LookupFn & { calls: string[] } {
   const calls: string[] = [];
@@ -144,7 +145,7 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
     });
     await m.start();
     try {
-      await waitFor(async () => (await db.store.getHost(host.id))?.status === 'offline', 5000, 'offline');
+      await waitFor(async () => (await db.store.getHost(host.id))?.status === 'offline', 'offline');
       const sub = m.subscriber(host.id)!;
       assert.match(sub.lastError ?? '', /refused rebound\.example\.com: address 127\.0\.0\.1 is loopback/);
       assert.ok(dns.calls.length >= 2);

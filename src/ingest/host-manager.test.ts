@@ -10,6 +10,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
+import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { IngestConfig } from './host-manager.ts';
 import { HostManager } from './host-manager.ts';
@@ -22,7 +23,6 @@ import {
   type TempStore,
   tempStore,
   testConfig,
-  waitFor,
 } from './test-support.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
@@ -65,7 +65,7 @@ describe('HostManager against the simulated network', () => {
       const hosts = net.hosts.slice(0, 10);
       const ids: number[] = [];
       for (const h of hosts) ids.push((await r.manager.addHost(h.hostname)).host.id);
-      await waitFor(() => r.manager.connectedCount === 10, 5000, 'connections');
+      await waitFor(() => r.manager.connectedCount === 10, 'connections');
       const start = hosts.map((h) => h.seq);
       net.step(300);
       await waitFor(() => hosts.every((h, i) => (r.sink.seqs.get(ids[i])?.length ?? 0) === h.seq - start[i]));
@@ -140,12 +140,12 @@ describe('HostManager against the simulated network', () => {
       for (let i = 0; i < 5; i++) h.writeRecord(dids[i % dids.length]);
       h.injectFault('abruptDisconnect');
       for (let i = 0; i < 5; i++) h.writeRecord(dids[i % dids.length]);
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 5000, 'catch-up after drop');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'catch-up after drop');
       await h.goOffline();
       await waitFor(() => !r.manager.subscriber(host.id)!.connected);
       for (let i = 0; i < 5; i++) h.writeRecord(dids[i % dids.length]); // written while the relay cannot see them
       await h.goOnline();
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 5000, 'catch-up after outage');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'catch-up after outage');
       assert.deepEqual(r.sink.seqs.get(host.id), range(start + 1, h.seq));
       assert.ok((await r.manager.metrics.reconnects.get()).values[0].value >= 2);
     } finally {
@@ -160,7 +160,7 @@ describe('HostManager against the simulated network', () => {
       const { host } = await r.manager.addHost(h.hostname);
       await waitFor(() => r.manager.connectedCount === 1);
       await h.goOffline();
-      await waitFor(async () => (await r.db.store.getHost(host.id))?.status === 'offline', 5000, 'offline');
+      await waitFor(async () => (await r.db.store.getHost(host.id))?.status === 'offline', 'offline');
       const sub = r.manager.subscriber(host.id)!;
       assert.equal(sub.state, 'inactive');
       assert.equal((await r.db.store.getHost(host.id))?.failures, 3);
@@ -168,7 +168,7 @@ describe('HostManager against the simulated network', () => {
       await assert.rejects(r.manager.requestCrawl(h.hostname), CrawlRefusedError);
       await h.goOnline();
       await r.manager.requestCrawl(h.hostname);
-      await waitFor(() => sub.connected, 5000, 'revived');
+      await waitFor(() => sub.connected, 'revived');
       const after = await r.db.store.getHost(host.id);
       assert.equal(after?.status, 'active');
       assert.equal(after?.failures, 0);
@@ -187,7 +187,7 @@ describe('HostManager against the simulated network', () => {
       const start = h.seq;
       const t0 = performance.now();
       for (let i = 0; i < 120; i++) h.writeRecord(dids[i % dids.length]);
-      await waitFor(() => (r.sink.seqs.get(host.id)?.length ?? 0) === 120, 10_000, 'all 120 events');
+      await waitFor(() => (r.sink.seqs.get(host.id)?.length ?? 0) === 120, 'all 120 events');
       const elapsed = performance.now() - t0;
       // 40 burst, then 40/s: ~2 s for the other 80
       assert.ok(elapsed > 1500, `finished too fast for the limit: ${elapsed} ms`);
@@ -229,7 +229,7 @@ describe('HostManager against the simulated network', () => {
       r = await rig({ hostMaxInFlight: 4 }, db, sink);
       await waitFor(() => r.manager.connectedCount === 3);
       for (let i = 0; i < 10; i++) for (const [j, h] of hosts.entries()) h.writeRecord(dids[j][i % 2]);
-      await waitFor(() => hosts.every((h, i) => sink.seqs.get(ids[i])?.length === h.seq - start[i]), 10_000);
+      await waitFor(() => hosts.every((h, i) => sink.seqs.get(ids[i])?.length === h.seq - start[i]));
       hosts.forEach((h, i) => {
         assert.deepEqual(
           sink.sorted(ids[i]),
@@ -257,7 +257,7 @@ describe('HostManager against the simulated network', () => {
       h.injectFault('oversizedFrame');
       h.writeRecord(did);
       h.writeRecord(did);
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 5000, 'recovery');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'recovery');
       assert.deepEqual(r.sink.sorted(host.id), range(start + 1, h.seq));
       assert.ok((await dropped(r.manager, 'malformed')) >= 2);
       assert.ok((await dropped(r.manager, 'too-large')) >= 1);
@@ -273,11 +273,7 @@ describe('HostManager against the simulated network', () => {
       const created = await r.db.store.createHost({ hostname: h.hostname, tls: false });
       await r.db.store.resetHostCursor(created.value.id, h.seq + 1000);
       await r.manager.reconnect(created.value.id);
-      await waitFor(
-        async () => (await r.db.store.getHost(created.value.id))?.status === 'idle',
-        5000,
-        'idle',
-      );
+      await waitFor(async () => (await r.db.store.getHost(created.value.id))?.status === 'idle', 'idle');
       assert.equal(r.manager.subscriber(created.value.id)?.state, 'inactive');
       assert.ok((await dropped(r.manager, 'error-frame')) >= 1);
       await r.db.store.resetHostCursor(created.value.id, h.seq);
@@ -288,7 +284,7 @@ describe('HostManager against the simulated network', () => {
         (e: CrawlRefusedError) => e.error === 'HostBanned',
       );
       await r.manager.unblockHost(created.value.id);
-      await waitFor(() => r.manager.connectedCount === 1, 5000, 'unblocked');
+      await waitFor(() => r.manager.connectedCount === 1, 'unblocked');
     } finally {
       await teardown(r);
     }
@@ -304,12 +300,12 @@ describe('HostManager against the simulated network', () => {
       await waitFor(() => r.manager.connectedCount === 1);
       const n = h.seq;
       for (let i = 0; i < 6; i++) h.writeRecord(did);
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 6, 5000, 'first six');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 6, 'first six');
       // The next three are held by the sink (first delivery only) so they are in flight at the reset.
       const held = new Set([n + 7, n + 8, n + 9]);
       sink.delay = (f) => (held.delete(f.upstreamSeq) ? 400 : 0);
       for (let i = 0; i < 3; i++) h.writeRecord(did);
-      await waitFor(() => sink.inFlight === 3, 5000, 'three in flight');
+      await waitFor(() => sink.inFlight === 3, 'three in flight');
       const old = r.manager.subscriber(host.id)!;
 
       const m = n + 2;
@@ -323,7 +319,7 @@ describe('HostManager against the simulated network', () => {
       assert.equal((await r.db.store.getHost(host.id))?.cursor, m);
       assert.notEqual(r.manager.subscriber(host.id), old, 'a fresh subscriber');
 
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 9, 5000, 're-read');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 9, 're-read');
       // n+1..n+9 once, then everything after m again, in order.
       assert.deepEqual(sink.seqs.get(host.id), [...range(n + 1, n + 9), ...range(m + 1, n + 9)]);
       await r.db.store.flushCursors();
@@ -333,11 +329,11 @@ describe('HostManager against the simulated network', () => {
       const live = await r.manager.resetCursor(host.id, null);
       assert.equal(live.cursor, 0);
       assert.equal((await r.db.store.getHost(host.id))?.cursor, 0);
-      await waitFor(() => r.manager.connectedCount === 1, 5000, 'live reconnect');
+      await waitFor(() => r.manager.connectedCount === 1, 'live reconnect');
       const before = sink.seqs.get(host.id)!.length;
       h.writeRecord(did);
       h.writeRecord(did);
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 11, 5000, 'live events');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === n + 11, 'live events');
       assert.deepEqual(sink.seqs.get(host.id)!.slice(before), [n + 10, n + 11]);
       await r.db.store.flushCursors();
       assert.equal((await r.db.store.getHost(host.id))?.cursor, n + 11);
@@ -358,13 +354,13 @@ describe('HostManager against the simulated network', () => {
       h.writeRecord(did);
       await r.db.store.resetHostCursor(id, h.seq + 1000); // as if the PDS had reset its sequence
       await r.manager.reconnect(id);
-      await waitFor(async () => (await r.db.store.getHost(id))?.status === 'idle', 5000, 'idle');
+      await waitFor(async () => (await r.db.store.getHost(id))?.status === 'idle', 'idle');
 
       const back = h.seq - 2;
       const reset = await r.manager.resetCursor(id, back);
       assert.equal(reset.status, 'active');
       assert.equal(reset.failures, 0);
-      await waitFor(() => r.manager.subscriber(id)?.cursor === h.seq, 5000, 'revived from the new cursor');
+      await waitFor(() => r.manager.subscriber(id)?.cursor === h.seq, 'revived from the new cursor');
       assert.deepEqual(sink.seqs.get(id), [back + 1, back + 2]);
       assert.equal((await r.db.store.getHost(id))?.status, 'active');
 
@@ -389,13 +385,20 @@ describe('HostManager against the simulated network', () => {
     for (const h of net.hosts.slice(0, 10)) {
       ids.push((await db.store.createHost({ hostname: h.hostname, tls: false })).value.id);
     }
+    const hosts = net.hosts.slice(0, 10);
+    const before = hosts.map((h) => h.firehose.attachedAt.length);
     const t0 = performance.now();
     const r = await rig({ hostConnectsPerSecond: 20 }, db);
     try {
-      await new Promise((res) => setTimeout(res, 150));
-      assert.ok(r.manager.connectedCount < 10, `all connected after 150 ms: ${r.manager.connectedCount}`);
-      await waitFor(() => r.manager.connectedCount === 10, 5000, 'all hosts');
-      assert.ok(performance.now() - t0 >= 440, 'the tenth dial waits 450 ms');
+      await waitFor(() => r.manager.connectedCount === 10, 'all hosts');
+      // Saved hosts are dialled 50 ms apart in id order: host i no earlier than
+      // i × 50 ms after start (a lower bound, so a busy machine cannot break it;
+      // 2 ms of slack for timer rounding).
+      hosts.forEach((h, i) => {
+        const at = h.firehose.attachedAt[before[i]];
+        assert.ok(at !== undefined, `host ${i} connected`);
+        assert.ok(at - t0 >= i * 50 - 2, `host ${i} dialled ${Math.round(at - t0)} ms after start`);
+      });
     } finally {
       await teardown(r);
     }
@@ -419,7 +422,7 @@ describe('HostManager against the simulated network', () => {
         return false;
       };
       for (let i = 0; i < 6; i++) h.writeRecord(did);
-      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 5000, 'recovery');
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'recovery');
       assert.ok(refusedOnce);
       assert.deepEqual([...new Set(sink.sorted(host.id))], range(start + 1, h.seq));
     } finally {

@@ -8,10 +8,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { type WebSocket, WebSocketServer } from 'ws';
+import { waitFor } from '../../test/support/wait.ts';
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { HostManager } from './host-manager.ts';
-import { RecordingSink, tempStore, testConfig, waitFor } from './test-support.ts';
+import { RecordingSink, tempStore, testConfig } from './test-support.ts';
 
 interface ScriptedPds {
   hostname: string;
@@ -78,7 +79,7 @@ describe('HostSubscriber frame rules', () => {
     await m.start();
     try {
       const { host } = await m.addHost(pds.hostname);
-      await waitFor(() => sink.seqs.get(host.id)?.length === 4, 5000, 'four events');
+      await waitFor(() => sink.seqs.get(host.id)?.length === 4, 'four events');
       assert.deepEqual(sink.seqs.get(host.id), [1, 2, 6, 7]);
       assert.deepEqual(pds.cursors, [null, '6']);
       const drops = Object.fromEntries(

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { waitFor } from '../../test/support/wait.ts';
 import { Scheduler } from './scheduler.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('Scheduler', () => {
   it('runs jobs in due order from one timer', async () => {
@@ -12,7 +12,7 @@ describe('Scheduler', () => {
     s.schedule(10, () => order.push(1));
     s.schedule(20, () => order.push(2));
     s.schedule(10, () => order.push(11)); // same due time: FIFO
-    await sleep(60);
+    await waitFor(() => order.length === 4, 'all four jobs');
     assert.deepEqual(order, [1, 11, 2, 3]);
     assert.equal(s.size, 0);
     s.stop();
@@ -24,11 +24,14 @@ describe('Scheduler', () => {
     const a = s.schedule(5, () => ran.push('a'));
     s.schedule(10, () => ran.push('b'));
     a.cancel();
-    await sleep(30);
+    // jobs run in due order, so 'a' (due first) would have run before 'b'
+    await waitFor(() => ran.includes('b'), "job 'b'");
     assert.deepEqual(ran, ['b']);
     s.schedule(5, () => ran.push('c'));
     s.stop();
     s.schedule(1, () => ran.push('d'));
+    assert.equal(s.size, 0);
+    // Node runs timers in due order: had 'c' or 'd' kept a timer, it would fire before this one
     await sleep(20);
     assert.deepEqual(ran, ['b']);
   });
@@ -40,7 +43,7 @@ describe('Scheduler', () => {
       throw new Error('boom');
     });
     s.schedule(2, () => ran.push(2));
-    await sleep(20);
+    await waitFor(() => ran.length > 0, 'the job after the throwing one');
     assert.deepEqual(ran, [2]);
     s.stop();
   });

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitFor } from '../../test/support/wait.ts';
 import { CursorCoalescer } from './cursor-coalescer.ts';
 import type { CursorUpdate } from './metadata-store.ts';
 
@@ -100,8 +101,7 @@ describe('CursorCoalescer', () => {
     const m = memorySink();
     const c = new CursorCoalescer({ sink: m.sink, intervalMs: 10 });
     c.update(1, 1);
-    const deadline = Date.now() + 2000;
-    while (m.batches.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => m.batches.length > 0, 'the timer flush');
     assert.equal(m.stored.get(1), 1);
     c.update(1, 2);
     await c.close();
