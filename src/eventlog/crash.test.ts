@@ -67,7 +67,7 @@ describe('event log crash recovery (kill -9 of the writing process)', () => {
       if (round === 1) {
         // Simulate a write cut short mid-record on top of whatever the kill left.
         const segs = readdirSync(dir)
-          .filter((f) => f.endsWith('.seg'))
+          .filter((f) => f.endsWith('.seg2'))
           .sort();
         appendFileSync(join(dir, segs[segs.length - 1]), Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]));
       }

@@ -3,6 +3,7 @@ import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { crc32 } from 'node:zlib';
 import { Registry } from 'prom-client';
 import { type FileEventLog, openEventLog } from './file-log.ts';
 import type { LogRecord } from './types.ts';
@@ -73,7 +74,7 @@ describe('FileEventLog', () => {
     const log = await openEventLog({ dir, fsync: false, segmentEvents: 100, gcIntervalMs: 0 });
     for (let i = 0; i < 10; i++) await appendN(log, 57, 1, 30 + i * 7);
     assert.equal(log.head(), 570);
-    assert.equal(readdirSync(dir).filter((f) => f.endsWith('.seg')).length, 6);
+    assert.equal(readdirSync(dir).filter((f) => f.endsWith('.seg2')).length, 6);
     for (const cursor of [0, 1, 63, 64, 65, 99, 100, 101, 255, 569]) {
       const recs = await readAll(log, cursor, cursor % 2 ? 300 : 1 << 20);
       assert.deepEqual(
@@ -114,7 +115,7 @@ describe('FileEventLog', () => {
     const log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
     await appendN(log, 20);
     await log.close();
-    const seg = join(dir, readdirSync(dir).find((f) => f.endsWith('.seg'))!);
+    const seg = join(dir, readdirSync(dir).find((f) => f.endsWith('.seg2'))!);
     const good = statSync(seg).size;
 
     // A record cut in the middle of its payload.
@@ -156,9 +157,9 @@ describe('FileEventLog', () => {
       gcIntervalMs: 0,
       now: () => now,
     });
-    await appendN(log, 30, 1, 64); // segments 1-10, 11-20, 21-30 (each 10 × 100 bytes)
+    await appendN(log, 30, 1, 52); // segments 1-10, 11-20, 21-30 (each 10 × 100 bytes: 48-byte header + 52)
     now += 500;
-    await appendN(log, 10, 1, 64); // 31-40
+    await appendN(log, 10, 1, 52); // 31-40
     assert.equal(await log.gc(), 0);
     now += 600; // the first three segments are now older than 1 s
     assert.equal(await log.gc(), 3);
@@ -167,7 +168,7 @@ describe('FileEventLog', () => {
       (await log.readFrom(0, { untilSeq: 32 })).map((r) => r.seq),
       [31, 32],
     );
-    await appendN(log, 150, 1, 64); // 15 more segments: 16,000 bytes > 10,000
+    await appendN(log, 150, 1, 52); // 15 more segments: 16,000 bytes > 10,000
     await log.gc();
     assert.ok(log.sizeBytes() <= 10_000, `size ${log.sizeBytes()}`);
     assert.equal(log.oldest(), log.head() - Math.floor(log.sizeBytes() / 100) + 1);
@@ -195,6 +196,63 @@ describe('FileEventLog', () => {
     assert.deepEqual(
       (await readAll(again)).map((r) => r.seq),
       [1, 2, 3, 4],
+    );
+    await again.close();
+  });
+
+  it("stores each event's upstream origin and gives it back on reads, listeners and after reopening", async () => {
+    const dir = tempDir();
+    const log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    const heard: LogRecord[] = [];
+    log.onDurable((recs) => heard.push(...recs));
+    await log.append([
+      { kind: 1, uid: 7, frame: (seq) => frameFor(seq), origin: { hostId: 3, seq: 2 ** 40 + 5 } },
+      { kind: 2, uid: 7, frame: (seq) => frameFor(seq) },
+    ]);
+    assert.deepEqual(heard[0].origin, { hostId: 3, seq: 2 ** 40 + 5 });
+    assert.equal(heard[1].origin, undefined);
+    await log.close();
+    const again = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    const recs = await readAll(again);
+    assert.deepEqual(recs[0].origin, { hostId: 3, seq: 2 ** 40 + 5 });
+    assert.equal(recs[1].origin, undefined);
+    assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.seg2')).length, 1);
+    await again.close();
+  });
+
+  it('reads segments of the earlier record format and appends after them in the current one', async () => {
+    const dir = tempDir();
+    // Two format-1 records (36-byte headers), as the previous version wrote them.
+    const v1 = (seq: number, frame: Uint8Array): Buffer => {
+      const h = Buffer.alloc(36);
+      h.writeUInt16LE(0, 4);
+      h.writeUInt16LE(1, 6);
+      h.writeUInt32LE(frame.byteLength, 8);
+      h.writeUInt32LE(9, 12); // uid
+      h.writeUInt32LE(seq, 20);
+      h.writeUInt32LE(1_000, 28); // time
+      h.writeUInt32LE(crc32(frame, crc32(h.subarray(8, 36))), 0);
+      return Buffer.concat([h, frame]);
+    };
+    const name = join(dir, `${'1'.padStart(16, '0')}.seg`);
+    appendFileSync(name, Buffer.concat([v1(1, frameFor(1)), v1(2, frameFor(2))]));
+    const log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    assert.equal(log.head(), 2);
+    await appendN(log, 2);
+    const recs = await readAll(log);
+    assert.deepEqual(recs.map(seqOf), [1, 2, 3, 4]);
+    assert.deepEqual(
+      recs.map((r) => r.uid),
+      [9, 9, 1, 1],
+    );
+    await log.close();
+    const again = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    assert.deepEqual((await readAll(again)).map(seqOf), [1, 2, 3, 4]);
+    assert.deepEqual(
+      readdirSync(dir)
+        .filter((n) => n.endsWith('.seg') || n.endsWith('.seg2'))
+        .sort(),
+      [`${'1'.padStart(16, '0')}.seg`, `${'3'.padStart(16, '0')}.seg2`],
     );
     await again.close();
   });

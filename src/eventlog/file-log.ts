@@ -20,9 +20,9 @@ import { type FileHandle, open, readdir, readFile, rename, stat, unlink, writeFi
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
-import { HEADER_BYTES, MAX_RECORD_BYTES, readHeader, writeHeader } from './record.ts';
+import { CURRENT_FORMAT, HEADER_BYTES, MAX_RECORD_BYTES, readHeader, writeHeader } from './record.ts';
 import { parseSegmentFileName, Segment, scanSegment } from './segment.ts';
-import type { AppendEvent, DurableListener, EventLog, LogRecord, ReadOptions } from './types.ts';
+import type { AppendEvent, DurableListener, EventLog, EventOrigin, LogRecord, ReadOptions } from './types.ts';
 
 export interface FileEventLogOptions {
   /** Directory holding the segment files (created if missing). */
@@ -58,7 +58,11 @@ interface Pending {
   flags: number;
   time: number;
   frame: Uint8Array;
+  origin?: EventOrigin;
 }
+
+/** Header bytes of every record written from now on. */
+const WRITE_HEADER_BYTES = HEADER_BYTES[CURRENT_FORMAT];
 
 interface Waiter {
   lastSeq: number;
@@ -184,12 +188,12 @@ export class FileEventLog implements EventLog {
   async open(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     const names = await readdir(this.dir);
-    const firsts = names
+    const found = names
       .map(parseSegmentFileName)
-      .filter((n): n is number => n !== undefined)
-      .sort((a, b) => a - b);
-    for (const first of firsts) {
-      const seg = new Segment(this.dir, first, 0);
+      .filter((n) => n !== undefined)
+      .sort((a, b) => a.firstSeq - b.firstSeq);
+    for (const { firstSeq, format } of found) {
+      const seg = new Segment(this.dir, firstSeq, 0, format);
       const st = await stat(seg.path);
       seg.size = st.size;
       seg.lastTime = st.mtimeMs;
@@ -203,7 +207,7 @@ export class FileEventLog implements EventLog {
     if (last) {
       const fh = await open(last.path, 'r+');
       const fileSize = last.size;
-      const scan = await scanSegment(fh, fileSize, last.firstSeq, true, (h, off) =>
+      const scan = await scanSegment(fh, fileSize, last.firstSeq, last.format, true, (h, off) =>
         last.noteRecord(h.seq, off),
       );
       if (scan.validBytes < fileSize) {
@@ -221,6 +225,8 @@ export class FileEventLog implements EventLog {
       this.active = last;
       this.activeFh = fh;
       this.nextSeq = last.firstSeq + scan.count;
+      // An older-format segment is read, never appended to: writes go to a new one.
+      if (last.format !== CURRENT_FORMAT) await this.createSegment(this.nextSeq);
     } else {
       await this.createSegment(1);
     }
@@ -277,9 +283,9 @@ export class FileEventLog implements EventLog {
       if (frame.byteLength > MAX_RECORD_BYTES) {
         return Promise.reject(new Error(`event frame too large: ${frame.byteLength} bytes`));
       }
-      batch.push({ seq, kind: ev.kind, uid: ev.uid, flags: ev.flags ?? 0, time, frame });
+      batch.push({ seq, kind: ev.kind, uid: ev.uid, flags: ev.flags ?? 0, time, frame, origin: ev.origin });
       seqs.push(seq);
-      bytes += HEADER_BYTES + frame.byteLength;
+      bytes += WRITE_HEADER_BYTES + frame.byteLength;
     }
     // Seqs are taken only once the whole batch is valid, so a refused batch leaves no hole.
     this.nextSeq += batch.length;
@@ -330,7 +336,7 @@ export class FileEventLog implements EventLog {
       let end = i;
       let bytes = 0;
       while (end < batch.length && end - i < room && (end === i || seg.size + bytes < this.segmentBytes)) {
-        bytes += HEADER_BYTES + batch[end].frame.byteLength;
+        bytes += WRITE_HEADER_BYTES + batch[end].frame.byteLength;
         end++;
       }
       if (this.scratch.length < bytes)
@@ -339,9 +345,14 @@ export class FileEventLog implements EventLog {
       let off = 0;
       for (let k = i; k < end; k++) {
         const p = batch[k];
-        writeHeader(buf, off, p, p.frame);
-        buf.set(p.frame, off + HEADER_BYTES);
-        off += HEADER_BYTES + p.frame.byteLength;
+        writeHeader(
+          buf,
+          off,
+          { ...p, originHost: p.origin?.hostId ?? 0, originSeq: p.origin?.seq ?? 0 },
+          p.frame,
+        );
+        buf.set(p.frame, off + WRITE_HEADER_BYTES);
+        off += WRITE_HEADER_BYTES + p.frame.byteLength;
       }
       const fh = this.activeFh!;
       let written = 0;
@@ -353,7 +364,7 @@ export class FileEventLog implements EventLog {
       let pos = seg.size;
       for (let k = i; k < end; k++) {
         seg.noteRecord(batch[k].seq, pos);
-        pos += HEADER_BYTES + batch[k].frame.byteLength;
+        pos += WRITE_HEADER_BYTES + batch[k].frame.byteLength;
       }
       seg.size += bytes;
       seg.count += end - i;
@@ -434,11 +445,12 @@ export class FileEventLog implements EventLog {
       }
       let p = 0;
       let s = seq;
-      while (p + HEADER_BYTES <= chunk.length && s <= limit) {
-        const h = readHeader(chunk, p);
+      const hb = seg.headerBytes;
+      while (p + hb <= chunk.length && s <= limit) {
+        const h = readHeader(chunk, p, seg.format);
         if (h.seq !== s)
           throw new Error(`event log corrupt: expected seq ${s} in ${seg.path}, found ${h.seq}`);
-        const total = HEADER_BYTES + h.len;
+        const total = hb + h.len;
         if (p + total > chunk.length) {
           if (p === 0) {
             // A record larger than the chunk: read exactly it.
@@ -454,7 +466,8 @@ export class FileEventLog implements EventLog {
             uid: h.uid,
             flags: h.flags,
             time: h.time,
-            frame: chunk.subarray(p + HEADER_BYTES, p + total),
+            frame: chunk.subarray(p + hb, p + total),
+            ...(h.originHost > 0 ? { origin: { hostId: h.originHost, seq: h.originSeq } } : {}),
           });
           budget -= h.len;
         }
@@ -496,7 +509,9 @@ export class FileEventLog implements EventLog {
     const fh = await open(seg.path, 'r');
     try {
       seg.dropIndex();
-      await scanSegment(fh, seg.size, seg.firstSeq, false, (h, off) => seg.noteRecord(h.seq, off));
+      await scanSegment(fh, seg.size, seg.firstSeq, seg.format, false, (h, off) =>
+        seg.noteRecord(h.seq, off),
+      );
       seg.indexed = true;
     } finally {
       await fh.close();

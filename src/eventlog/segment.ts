@@ -3,12 +3,22 @@
 // names, with no directory-wide index). Holds the sparse seq → offset index
 // (one entry every INDEX_EVERY records) used to start a read near a cursor
 // without scanning the file, and the chunked scanner that both recovery
-// (CRC-checked, finds the torn tail) and lazy index building share.
+// (CRC-checked, finds the torn tail) and lazy index building share. The file
+// name's suffix says the record format (record.ts): `.seg2` now, `.seg` for
+// segments written by earlier versions, which are read but never appended to.
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HEADER_BYTES, MAX_RECORD_BYTES, type RecordHeader, readHeader, recordIsIntact } from './record.ts';
+import {
+  CURRENT_FORMAT,
+  HEADER_BYTES,
+  MAX_RECORD_BYTES,
+  type RecordFormat,
+  type RecordHeader,
+  readHeader,
+  recordIsIntact,
+} from './record.ts';
 
-export const SEGMENT_SUFFIX = '.seg';
+const SUFFIX: Record<RecordFormat, string> = { 1: '.seg', 2: '.seg2' };
 export const INDEX_EVERY = 64;
 const SCAN_CHUNK = 1024 * 1024;
 
@@ -29,10 +39,15 @@ export class Segment {
     readonly firstSeq: number,
     /** Newest record time (ms), or the file mtime for segments found at open. */
     public lastTime: number,
+    readonly format: RecordFormat = CURRENT_FORMAT,
   ) {}
 
   get path(): string {
-    return join(this.dir, segmentFileName(this.firstSeq));
+    return join(this.dir, segmentFileName(this.firstSeq, this.format));
+  }
+
+  get headerBytes(): number {
+    return HEADER_BYTES[this.format];
   }
 
   get lastSeq(): number {
@@ -71,16 +86,16 @@ export class Segment {
   }
 }
 
-export function segmentFileName(firstSeq: number): string {
-  return `${firstSeq.toString().padStart(16, '0')}${SEGMENT_SUFFIX}`;
+export function segmentFileName(firstSeq: number, format: RecordFormat = CURRENT_FORMAT): string {
+  return `${firstSeq.toString().padStart(16, '0')}${SUFFIX[format]}`;
 }
 
-export function parseSegmentFileName(name: string): number | undefined {
-  if (!name.endsWith(SEGMENT_SUFFIX)) return undefined;
-  const digits = name.slice(0, -SEGMENT_SUFFIX.length);
-  if (!/^\d{1,16}$/.test(digits)) return undefined;
-  const n = Number(digits);
-  return Number.isSafeInteger(n) && n >= 1 ? n : undefined;
+export function parseSegmentFileName(name: string): { firstSeq: number; format: RecordFormat } | undefined {
+  const m = /^(\d{1,16})\.seg(2?)$/.exec(name);
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  if (!Number.isSafeInteger(n) || n < 1) return undefined;
+  return { firstSeq: n, format: m[2] === '2' ? 2 : 1 };
 }
 
 export interface ScanResult {
@@ -100,9 +115,11 @@ export async function scanSegment(
   fh: FileHandle,
   fileSize: number,
   firstSeq: number,
+  format: RecordFormat,
   verify: boolean,
   onRecord?: (h: RecordHeader, offset: number) => void,
 ): Promise<ScanResult> {
+  const headerBytes = HEADER_BYTES[format];
   let buf = Buffer.allocUnsafe(SCAN_CHUNK);
   let bufStart = 0;
   let bufEnd = 0;
@@ -125,14 +142,14 @@ export async function scanSegment(
   let expected = firstSeq;
   let lastTime = 0;
   let count = 0;
-  while (await ensure(pos, HEADER_BYTES)) {
-    const h = readHeader(buf, pos - bufStart);
+  while (await ensure(pos, headerBytes)) {
+    const h = readHeader(buf, pos - bufStart, format);
     if (h.seq !== expected || h.len > MAX_RECORD_BYTES) break;
-    const total = HEADER_BYTES + h.len;
+    const total = headerBytes + h.len;
     if (pos + total > fileSize) break;
     if (verify) {
       if (!(await ensure(pos, total))) break;
-      if (!recordIsIntact(buf, pos - bufStart, h.len)) break;
+      if (!recordIsIntact(buf, pos - bufStart, h.len, format)) break;
     }
     onRecord?.(h, pos);
     lastTime = h.time;

@@ -19,6 +19,12 @@ export const EventKind = {
   info: 5,
 } as const;
 
+/** Where an event came from: the upstream host (metadata-store id) and the event's seq there. */
+export interface EventOrigin {
+  hostId: number;
+  seq: number;
+}
+
 export interface AppendEvent {
   kind: number;
   /** Account uid (0 when the event is not tied to an account). */
@@ -30,6 +36,12 @@ export interface AppendEvent {
   frame: Uint8Array | ((seq: number) => Uint8Array);
   /** Optional record flags (bit field), stored as is. */
   flags?: number;
+  /**
+   * The upstream event this one relays (absent for events the relay makes
+   * itself, e.g. a resync's #sync). Stored with the record so that, after a
+   * crash, ingest can tell which re-received upstream events are already out.
+   */
+  origin?: EventOrigin;
 }
 
 export interface LogRecord {
@@ -41,6 +53,8 @@ export interface LogRecord {
   time: number;
   /** The complete wire frame (header + body), seq already set. */
   frame: Uint8Array;
+  /** The upstream event it relays, if any (see AppendEvent.origin). */
+  origin?: EventOrigin;
 }
 
 export interface ReadOptions {
