@@ -5,11 +5,16 @@
 // one batch every interval, plus on flush() and close(). The sink writes
 // "only if greater", so storage never moves backwards; in memory a lower seq
 // is ignored too. A failed flush puts its entries back for the next attempt.
+//
+// A checkpoint source (optional) is read in the same synchronous step that
+// takes the batch, and written with it: so the stored checkpoint always
+// describes exactly the stored cursors (see MetadataStore.getLogCheckpoint).
+// A changed checkpoint is written even when no cursor moved.
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import type { CursorUpdate } from './metadata-store.ts';
 
-export type CursorSink = (updates: readonly CursorUpdate[]) => Promise<number>;
+export type CursorSink = (updates: readonly CursorUpdate[], checkpoint?: number) => Promise<number>;
 
 export interface CursorCoalescerOptions {
   sink: CursorSink;
@@ -27,6 +32,8 @@ export class CursorCoalescer {
   private readonly sink: CursorSink;
   private readonly log: Logger;
   private closed = false;
+  private checkpointSource?: () => number;
+  private writtenCheckpoint?: number;
   flushes = 0;
   rowsWritten = 0;
 
@@ -60,6 +67,11 @@ export class CursorCoalescer {
     return Math.max(a, b);
   }
 
+  /** Sets the function whose value is written with every batch (see the file comment). */
+  setCheckpointSource(source: () => number): void {
+    this.checkpointSource = source;
+  }
+
   /** Drops any unwritten value for a host (before an explicit cursor reset). */
   forget(hostId: number): void {
     this.pending.delete(hostId);
@@ -68,14 +80,18 @@ export class CursorCoalescer {
   /** Writes everything pending; waits for a flush already running first. */
   async flush(): Promise<void> {
     while (this.inFlight) await this.inFlight.catch(() => {});
-    if (this.pending.size === 0) return;
+    // The batch and the checkpoint are taken together, in this one synchronous step.
+    const checkpoint = this.checkpointSource?.();
+    const checkpointChanged = checkpoint !== undefined && checkpoint !== this.writtenCheckpoint;
+    if (this.pending.size === 0 && !checkpointChanged) return;
     const batch = this.pending;
     this.pending = new Map();
     this.writing = batch;
     const updates = [...batch].map(([hostId, seq]) => ({ hostId, seq }));
     const run = (async () => {
       try {
-        this.rowsWritten += await this.sink(updates);
+        this.rowsWritten += await this.sink(updates, checkpoint);
+        if (checkpoint !== undefined) this.writtenCheckpoint = checkpoint;
         this.flushes++;
       } catch (err) {
         for (const [hostId, seq] of batch) {

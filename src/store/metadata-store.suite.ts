@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { waitFor } from '../../test/support/wait.ts';
 import type { MetadataStore, RepoHead } from './metadata-store.ts';
 import type { MigrationResult } from './migrations.ts';
 import { type OpenMetadataStoreOptions, openMetadataStore } from './open-store.ts';
@@ -485,15 +486,43 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
       });
     });
 
+    it('writes the log checkpoint with the cursors, and alone when only it moved', async () => {
+      await withStore(async (store, loc) => {
+        const { value: h } = await store.createHost({ hostname: 'cp.example.com' });
+        assert.equal(await store.getLogCheckpoint(), undefined);
+        let checkpoint = 10;
+        store.setLogCheckpointSource(() => checkpoint);
+        store.updateHostCursor(h.id, 5);
+        await store.flushCursors();
+        assert.equal(await store.getLogCheckpoint(), 10);
+        // the checkpoint is read when the batch is taken, not later
+        store.updateHostCursor(h.id, 6);
+        const flushed = store.flushCursors();
+        checkpoint = 99;
+        await flushed;
+        assert.equal(await store.getLogCheckpoint(), 10, 'the value as of the batch');
+        await store.flushCursors();
+        assert.equal(await store.getLogCheckpoint(), 99, 'written with no cursor change');
+        const flushes = store.cursorStats().flushes;
+        await store.flushCursors();
+        assert.equal(store.cursorStats().flushes, flushes, 'nothing changed: no write');
+        await store.close();
+        const reopened = await openMetadataStore({ ...loc.options, cursorFlushMs: 0 });
+        try {
+          assert.equal(await reopened.getLogCheckpoint(), 99);
+          assert.equal((await reopened.getHost(h.id))?.cursor, 6);
+        } finally {
+          await reopened.close();
+        }
+      });
+    });
+
     it('flushes cursors on its timer', async () => {
       await withStore(
         async (store) => {
           const { value: h } = await store.createHost({ hostname: 't.example.com' });
           store.updateHostCursor(h.id, 77);
-          const deadline = Date.now() + 5000;
-          while (store.cursorStats().flushes === 0 && Date.now() < deadline) {
-            await new Promise((r) => setTimeout(r, 10));
-          }
+          await waitFor(() => store.cursorStats().flushes > 0, 'the timer flush');
           assert.equal(store.cursorStats().flushes, 1);
           assert.equal(store.cursorStats().pending, 0);
         },

@@ -142,8 +142,12 @@ export interface MetadataBackend {
   setHostStatus(id: number, status: HostStatus): Promise<Host | undefined>;
   /** Unconditional (may move backwards): for host resets. */
   setHostCursor(id: number, seq: number): Promise<void>;
-  /** One transaction; a row is written only where the new seq is greater. Returns rows written. */
-  flushHostCursors(updates: readonly CursorUpdate[]): Promise<number>;
+  /**
+   * One transaction; a row is written only where the new seq is greater.
+   * With `checkpoint`, the `ingest.logCheckpoint` setting is written in the
+   * same transaction (see MetadataStore.setLogCheckpointSource). Returns rows written.
+   */
+  flushHostCursors(updates: readonly CursorUpdate[], checkpoint?: number): Promise<number>;
   recordHostFailure(id: number): Promise<number>;
   resetHostFailures(id: number): Promise<void>;
   setHostAccountLimit(id: number, limit: number): Promise<void>;
@@ -200,6 +204,19 @@ export interface MetadataStore {
   getHostByHostname(hostname: string): Promise<Host | undefined>;
   listHosts(opts: HostPageOptions): Promise<Host[]>;
   setHostStatus(id: number, status: HostStatus): Promise<Host | undefined>;
+  /**
+   * Where a restart must start reading the event log to learn which upstream
+   * events beyond the stored host cursors were already relayed: every event
+   * relayed from a host with an upstream seq above that host's stored cursor
+   * has a relay seq above this value. Written atomically with the cursors;
+   * undefined until the first flush after a source is set.
+   */
+  getLogCheckpoint(): Promise<number | undefined>;
+  /**
+   * The function the cursor coalescer calls at the moment it takes a batch of
+   * cursors to write; its value is stored with them (getLogCheckpoint).
+   */
+  setLogCheckpointSource(source: () => number): void;
   /** O(1), in memory; written by the coalescer's timer, by flushCursors() and at close(). */
   updateHostCursor(hostId: number, seq: number): void;
   flushCursors(): Promise<void>;

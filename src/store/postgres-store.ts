@@ -38,6 +38,7 @@ import {
   emptyHostCounts,
   type HostRow,
   hostFromRow,
+  LOG_CHECKPOINT_KEY,
   takedownFromRow,
 } from './rows.ts';
 
@@ -170,16 +171,26 @@ export class PostgresBackend implements MetadataBackend {
     ]);
   }
 
-  async flushHostCursors(updates: readonly CursorUpdate[]): Promise<number> {
-    if (updates.length === 0) return 0;
-    const res = await this.pool.query({
+  async flushHostCursors(updates: readonly CursorUpdate[], checkpoint?: number): Promise<number> {
+    if (updates.length === 0 && checkpoint === undefined) return 0;
+    const now = Date.now();
+    const cursors = {
       name: 'atrelay_flush_cursors',
       text: `UPDATE hosts h SET last_seq = v.seq, updated_at = $3
              FROM unnest($1::int[], $2::bigint[]) AS v(id, seq)
              WHERE h.id = v.id AND h.last_seq < v.seq`,
-      values: [updates.map((u) => u.hostId), updates.map((u) => u.seq), Date.now()],
+      values: [updates.map((u) => u.hostId), updates.map((u) => u.seq), now],
+    };
+    if (checkpoint === undefined) return (await this.pool.query(cursors)).rowCount ?? 0;
+    return this.tx(async (c) => {
+      const res = updates.length > 0 ? await c.query(cursors) : { rowCount: 0 };
+      await c.query(
+        `INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = EXCLUDED.updated_at`,
+        [LOG_CHECKPOINT_KEY, String(checkpoint), now],
+      );
+      return res.rowCount ?? 0;
     });
-    return res.rowCount ?? 0;
   }
 
   async recordHostFailure(id: number): Promise<number> {

@@ -97,3 +97,6 @@ export function checkSeq(seq: number): number {
     throw new Error(`cursor must be a non-negative integer, got ${seq}`);
   return seq;
 }
+
+/** Settings key of the event-log checkpoint written with the host cursors (MetadataStore.getLogCheckpoint). */
+export const LOG_CHECKPOINT_KEY = 'ingest.logCheckpoint';

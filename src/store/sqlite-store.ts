@@ -38,6 +38,7 @@ import {
   emptyHostCounts,
   type HostRow,
   hostFromRow,
+  LOG_CHECKPOINT_KEY,
   takedownFromRow,
 } from './rows.ts';
 
@@ -194,12 +195,13 @@ export class SqliteBackend implements MetadataBackend {
     this.s.setHostCursor.run(seq, Date.now(), id);
   }
 
-  async flushHostCursors(updates: readonly CursorUpdate[]): Promise<number> {
-    if (updates.length === 0) return 0;
+  async flushHostCursors(updates: readonly CursorUpdate[], checkpoint?: number): Promise<number> {
+    if (updates.length === 0 && checkpoint === undefined) return 0;
     const now = Date.now();
     return this.db.transaction(() => {
       let written = 0;
       for (const u of updates) written += this.s.advanceHostCursor.run(u.seq, now, u.hostId, u.seq).changes;
+      if (checkpoint !== undefined) this.s.setSetting.run(LOG_CHECKPOINT_KEY, String(checkpoint), now);
       return written;
     })();
   }

@@ -29,7 +29,7 @@ import type {
   SettingKey,
   Takedown,
 } from './metadata-store.ts';
-import { checkAccountStatus, checkHostStatus, checkPageLimit, checkSeq } from './rows.ts';
+import { checkAccountStatus, checkHostStatus, checkPageLimit, checkSeq, LOG_CHECKPOINT_KEY } from './rows.ts';
 
 export interface RelayMetadataStoreOptions {
   /** Max accounts cached by DID (~630 bytes each with a head). Default 100,000 (~63 MB). */
@@ -74,7 +74,7 @@ export class RelayMetadataStore implements MetadataStore {
     this.backend = db.kind;
     this.cache = new AccountCache(opts.cacheSize ?? 100_000);
     this.cursors = new CursorCoalescer({
-      sink: (updates) => db.flushHostCursors(updates),
+      sink: (updates, checkpoint) => db.flushHostCursors(updates, checkpoint),
       intervalMs: opts.cursorFlushMs ?? 5_000,
       log: (opts.log ?? silentLogger).child({ module: 'cursor-coalescer' }),
     });
@@ -135,6 +135,17 @@ export class RelayMetadataStore implements MetadataStore {
 
   flushCursors(): Promise<void> {
     return this.cursors.flush();
+  }
+
+  async getLogCheckpoint(): Promise<number | undefined> {
+    const json = await this.db.getSettingJson(LOG_CHECKPOINT_KEY);
+    if (json === undefined) return undefined;
+    const n = Number(json);
+    return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  }
+
+  setLogCheckpointSource(source: () => number): void {
+    this.cursors.setCheckpointSource(source);
   }
 
   async resetHostCursor(hostId: number, seq: number): Promise<void> {
