@@ -42,6 +42,7 @@ export interface Harness {
 export interface OutputEvent {
   seq: number;
   uid: number;
+  origin?: { hostId: number; seq: number };
   t: string;
   body: Record<string, unknown>;
   frame: Uint8Array;
@@ -119,6 +120,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
           out.push({
             seq: r.seq,
             uid: r.uid,
+            origin: r.origin,
             t: header.op === 1 ? header.t : '#error',
             body,
             frame: r.frame,

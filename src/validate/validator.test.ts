@@ -46,6 +46,25 @@ describe('Validator', () => {
       assert.equal(h.validator.metrics.passed.get('#commit'), 4);
     }));
 
+  it('tags every event it appends for a frame with the frame origin, and resolves only once heads are stored', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      host.writeRecord(did);
+      const last = host.writeRecord(did);
+      const frames = h.takeFrames(0);
+      await h.submitAll(frames);
+      // no whenIdle(): a resolved submit means the head it set is in the store
+      assert.equal((await h.store.getAccountByDid(did))?.head?.rev, last.rev);
+      assert.equal(h.validator.headFloor(), Number.POSITIVE_INFINITY);
+      const out = await h.output();
+      assert.deepEqual(
+        out.slice(-2).map((e) => e.origin),
+        frames.map((f) => ({ hostId: f.hostId, seq: f.upstreamSeq })),
+      );
+      assert.ok(out.every((e) => e.origin !== undefined && e.origin.hostId === h.hostIds[0]));
+    }));
+
   it('drops a commit signed with a wrong key, after re-resolving the DID once', () =>
     withHarness({}, async (h) => {
       const did = await newAccount(h);
@@ -109,6 +128,8 @@ describe('Validator', () => {
       assert.deepEqual(types(out), ['#account', '#sync', '#account', '#commit']);
       assert.deepEqual(out[0].body, { ...out[0].body, active: false, status: 'desynchronized', did });
       assert.equal(out[1].body.rev, broken.rev, '#sync carries the PDS head');
+      assert.equal(out[0].origin?.seq, 4, 'the chain break #account relays the broken commit');
+      assert.equal(out[1].origin, undefined, 'the resync events are the relay own');
       assert.equal(out[2].body.active, true);
       assert.equal(out[3].body.rev, next.rev);
       await h.validator.whenIdle();

@@ -41,14 +41,20 @@
 // Local work (SQLite, worker verdicts) never reorders: it only delays.
 //
 // Durability: `submit` resolves once the frame's events are durable in the
-// log (a dropped frame: once it reaches the front of the order queue and
-// every append issued before it has settled, so a resolved submit means that
-// everything ahead of it in the order queue is durable or dropped). The
-// new repo head is written to the metadata store after that, off the submit
-// path (an in-memory overlay serves the repo's next events meanwhile). A
-// crash before the head write re-accepts the event when ingest replays it
-// (a duplicate, never a loss); a head write that fails leaves the stored head
-// behind, so the repo's next event breaks the chain and is healed by resync.
+// log and the repo head they set is written to the metadata store (a dropped
+// frame: once it reaches the front of the order queue and every append
+// issued before it has settled, so a resolved submit means that everything
+// ahead of it in the order queue is durable or dropped). The head write runs
+// after the append, batched with other heads (an in-memory overlay serves
+// the repo's next events meanwhile); it does not slow the pipeline, only the
+// resolution. Because ingest advances a host's cursor only past resolved
+// frames, a stored cursor never covers an event whose head may be lost.
+// Every event appended for an upstream frame carries the frame's origin
+// (host, upstream seq), and `headFloor()` says from which relay seq on heads
+// may still be unwritten: after a crash, log-recovery.ts rebuilds from the
+// log's tail both the heads and which re-received frames are already out
+// (exactly once: see that file). A head write that fails leaves the stored
+// head behind, so the repo's next event breaks the chain and resync heals it.
 import type { Registry } from 'prom-client';
 import type { AppendEvent, Sequencer } from '../eventlog/types.ts';
 import { EventKind } from '../eventlog/types.ts';
@@ -141,6 +147,10 @@ interface StagedHead {
   head: RepoHead;
   /** #sync / resync: replace the head whatever its rev (not rev-gated). */
   reset: boolean;
+  /** Relay seq of the event that set it (known once appended). */
+  seq?: number;
+  /** Resolves the submit that staged it, once the head is written. */
+  done?: () => void;
 }
 
 /** Head writes per store call (one SQLite transaction), at most one call per event-loop turn. */
@@ -237,8 +247,8 @@ export class Validator implements FrameSink {
   private readonly idleWaiters: (() => void)[] = [];
   private readonly headWrites: StagedHead[] = [];
   private headWriteTimer: NodeJS.Immediate | null = null;
-  /** Size of the chunk being written; one chunk at a time, so a repo's heads land in order. */
-  private headWritesRunning = 0;
+  /** The chunk being written; one chunk at a time, so a repo's heads land in order. */
+  private headWritesInFlight: StagedHead[] = [];
 
   constructor(opts: ValidatorOptions) {
     this.settings = { ...DEFAULT_VALIDATION_SETTINGS, ...opts.config };
@@ -444,7 +454,11 @@ export class Validator implements FrameSink {
     const events: AppendEvent[] = [];
     for (const j of batch) {
       const d = j.decision as Decision;
-      for (const e of d.events) events.push(e);
+      const frame = j.frame;
+      for (const e of d.events) {
+        if (frame) e.origin = { hostId: frame.hostId, seq: frame.upstreamSeq };
+        events.push(e);
+      }
     }
     if (events.length === 0) {
       void this.appendTail.then(() => {
@@ -460,16 +474,24 @@ export class Validator implements FrameSink {
     }
     this.appendTail = appended.catch(() => {});
     appended.then(
-      () => {
+      (seqs) => {
         const now = performance.now();
+        let k = 0;
         for (const j of batch) {
           const d = j.decision as Decision;
-          if (d.write) this.headWrites.push(d.write);
+          k += d.events.length;
           if (d.notes && this.observer) notifyObserver(this.observer, d.notes, this.log);
           if (!d.drop && typeof j.frame?.receivedAt === 'number') {
             this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
           }
-          j.resolve();
+          if (d.write) {
+            // resolved once the head is in the store (see the file comment)
+            d.write.seq = seqs[k - 1];
+            d.write.done = j.resolve;
+            this.headWrites.push(d.write);
+          } else {
+            j.resolve();
+          }
         }
         this.scheduleHeadWrites();
       },
@@ -477,6 +499,18 @@ export class Validator implements FrameSink {
         for (const j of batch) j.reject(err);
       },
     );
+  }
+
+  /**
+   * The lowest relay seq whose repo head may not be in the store yet
+   * (Infinity when every head is written). Heads are only staged for appended
+   * events, so anything below this is reflected in the store.
+   */
+  headFloor(): number {
+    let floor = Number.POSITIVE_INFINITY;
+    for (const w of this.headWritesInFlight) if (w.seq !== undefined && w.seq < floor) floor = w.seq;
+    for (const w of this.headWrites) if (w.seq !== undefined && w.seq < floor) floor = w.seq;
+    return floor;
   }
 
   // Head writes run after the append is durable, off the submit path, one
@@ -487,13 +521,14 @@ export class Validator implements FrameSink {
   // the order they were staged. The chunk bound keeps one call from stalling
   // the main thread (~10 µs per head inside a transaction).
   private scheduleHeadWrites(): void {
-    if (this.headWriteTimer || this.headWritesRunning > 0 || this.headWrites.length === 0) return;
+    if (this.headWriteTimer || this.headWritesInFlight.length > 0 || this.headWrites.length === 0) return;
     this.headWriteTimer = setImmediate(() => {
       this.headWriteTimer = null;
       const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
-      this.headWritesRunning = chunk.length;
+      this.headWritesInFlight = chunk;
       void this.writeHeads(chunk).finally(() => {
-        this.headWritesRunning = 0;
+        this.headWritesInFlight = [];
+        for (const w of chunk) w.done?.();
         this.scheduleHeadWrites();
         this.checkIdle();
       });
@@ -531,7 +566,7 @@ export class Validator implements FrameSink {
   }
 
   private checkIdle(): void {
-    if (this.repos.size === 0 && this.headWrites.length === 0 && this.headWritesRunning === 0) {
+    if (this.repos.size === 0 && this.headWrites.length === 0 && this.headWritesInFlight.length === 0) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
