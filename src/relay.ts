@@ -42,6 +42,7 @@ import type { RelayConfig } from './config/config.ts';
 import { type EventLog, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { HostManager } from './ingest/index.ts';
+import { recoverFromLog } from './ingest/log-recovery.ts';
 import type { Logger } from './log.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
@@ -179,8 +180,14 @@ export class Relay {
       log,
       registry: this.registry,
       lookup: this.deps.lookup,
+      logHead: () => eventLog.head(),
     });
     this.hosts = hosts;
+    // Exactly once through crashes (src/ingest/log-recovery.ts): the stored
+    // cursors come with a log checkpoint below which nothing needs rechecking.
+    store.setLogCheckpointSource(() =>
+      Math.min(eventLog.head(), hosts.logMark() ?? Number.POSITIVE_INFINITY, validator.headFloor() - 1),
+    );
 
     // Collection index backfill and cleaner (both use the SSRF-safe fetcher).
     const backfiller = new CollectionBackfiller({
@@ -250,8 +257,10 @@ export class Relay {
       log,
     );
 
-    // Network last: resubscribe saved hosts, then bootstrap from the seed relay.
-    await hosts.start();
+    // Network last: learn from the log's tail what a crash left half done,
+    // resubscribe saved hosts, then bootstrap from the seed relay.
+    const recovered = await recoverFromLog({ log: eventLog, store, logger: log.child({ module: 'ingest' }) });
+    await hosts.start(recovered);
     if (cfg.collectionsCleanerIntervalSeconds > 0) cleaner.start();
     this.health.ready = true;
     log.info({ port: this.port, metricsPort: this.metricsPort, dataDir: cfg.dataDir }, 'relay started');

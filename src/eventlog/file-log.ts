@@ -459,7 +459,7 @@ export class FileEventLog implements EventLog {
           }
           break;
         }
-        if (s >= from && !this.isTakenDown(h.uid, s)) {
+        if (s >= from && (opts.includeTakenDown || !this.isTakenDown(h.uid, s))) {
           out.push({
             seq: s,
             kind: h.kind,

@@ -62,6 +62,8 @@ export interface ReadOptions {
   maxBytes?: number;
   /** Never return records with a seq above this (default: the durable head). */
   untilSeq?: number;
+  /** Return records hidden by a takedown too (crash recovery needs every record). */
+  includeTakenDown?: boolean;
 }
 
 export type DurableListener = (records: readonly LogRecord[]) => void;

@@ -43,4 +43,20 @@ describe('CursorTracker', () => {
     void refused;
     assert.equal(t.finish(99), undefined); // unknown ticket ignored
   });
+
+  it('keeps a mark per frame: the lowest tracked one, and the finished frames stuck behind an unfinished one', () => {
+    const t = new CursorTracker(4, 0);
+    assert.equal(t.lowMark, undefined);
+    const a = t.submit(1, 100);
+    const b = t.submit(2, 105);
+    const c = t.submit(5, 110);
+    assert.equal(t.lowMark, 100);
+    t.finish(b);
+    t.finish(c);
+    assert.deepEqual(t.finishedAhead(), [2, 5]);
+    assert.equal(t.lowMark, 100, 'the unfinished front frame holds the mark');
+    t.finish(a);
+    assert.equal(t.lowMark, undefined);
+    assert.deepEqual(t.finishedAhead(), []);
+  });
 });

@@ -8,9 +8,15 @@
 // highest one below which everything is finished. A frame the sink refused
 // (rejected submit) is never marked finished, so the cursor stops before it
 // and a reconnect re-reads it.
+//
+// Each slot also keeps a caller-given mark taken at submit (the event log's
+// head then): the front slot's mark is the lowest of all tracked frames, since
+// marks only grow. Whatever a tracked frame appends lands above it — that is
+// what the log checkpoint is made of (see log-recovery.ts).
 
 export class CursorTracker {
   private seqs: number[];
+  private marks: number[];
   private done: Uint8Array;
   private head = 0;
   private count = 0;
@@ -20,6 +26,7 @@ export class CursorTracker {
 
   constructor(capacity: number, start: number) {
     this.seqs = new Array<number>(capacity).fill(0);
+    this.marks = new Array<number>(capacity).fill(0);
     this.done = new Uint8Array(capacity);
     this.committed = start;
   }
@@ -36,11 +43,30 @@ export class CursorTracker {
     return this.count >= this.seqs.length;
   }
 
-  /** Records a submitted frame; returns a slot ticket for finish(). The caller keeps seqs increasing. */
-  submit(seq: number): number {
+  /** The mark of the oldest tracked frame (the lowest), or undefined when none is tracked. */
+  get lowMark(): number | undefined {
+    return this.count > 0 ? this.marks[this.head] : undefined;
+  }
+
+  /** Seqs of frames finished but not yet committed (a frame before them is unfinished). */
+  finishedAhead(): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < this.count; i++) {
+      const slot = (this.head + i) % this.seqs.length;
+      if (this.done[slot] === 1) out.push(this.seqs[slot]);
+    }
+    return out;
+  }
+
+  /**
+   * Records a submitted frame; returns a slot ticket for finish(). The caller
+   * keeps seqs and marks increasing.
+   */
+  submit(seq: number, mark = 0): number {
     if (this.full) throw new Error('cursor tracker is full');
     const slot = (this.head + this.count) % this.seqs.length;
     this.seqs[slot] = seq;
+    this.marks[slot] = mark;
     this.done[slot] = 0;
     this.count++;
     return this.ticket++;

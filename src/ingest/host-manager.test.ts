@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import { openMetadataStore } from '../store/open-store.ts';
 import type { IngestConfig } from './host-manager.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
@@ -424,8 +425,33 @@ describe('HostManager against the simulated network', () => {
       for (let i = 0; i < 6; i++) h.writeRecord(did);
       await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'recovery');
       assert.ok(refusedOnce);
-      assert.deepEqual([...new Set(sink.sorted(host.id))], range(start + 1, h.seq));
+      // each frame is handed on once: the refused one on the re-read, and the
+      // ones finished behind it are not handed on again (they are out already)
+      assert.deepEqual(sink.sorted(host.id), range(start + 1, h.seq));
+      assert.ok((await r.manager.metrics.alreadyRelayed.get()).values[0].value > 0);
     } finally {
+      await teardown(r);
+    }
+  });
+
+  it('a host subscribed live stores its first cursor before handing anything on', async () => {
+    // no timer flush: only the immediate write can make the cursor durable
+    const db = await tempStore(0);
+    const r = await rig({}, db);
+    const h = net.hosts[8];
+    const did = net.accounts.find((x) => x.host === 8)!.did;
+    const durable = await openMetadataStore({ dataDir: db.dir, cursorFlushMs: 0 });
+    try {
+      const { host } = await r.manager.addHost(h.hostname);
+      await waitFor(() => r.manager.connectedCount === 1);
+      const start = h.seq;
+      h.writeRecord(did);
+      h.writeRecord(did);
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'both frames finished');
+      // another connection to the same database sees what is on disk, not the coalescer
+      assert.equal((await durable.getHost(host.id))?.cursor, start, 'the cursor before the first frame');
+    } finally {
+      await durable.close();
       await teardown(r);
     }
   });

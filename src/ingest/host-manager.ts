@@ -45,6 +45,7 @@ import {
   validateCrawlHostname,
 } from './host-policy.ts';
 import { HostSubscriber, type SubscriberHooks } from './host-subscriber.ts';
+import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
 import {
   applyRateOverride,
@@ -130,6 +131,16 @@ export interface HostManagerOptions {
   lookup?: LookupFn;
   now?: () => number;
   random?: () => number;
+  /** The event log's durable head, for the log checkpoint (default: always 0). */
+  logHead?: () => number;
+}
+
+/** What the event log's tail says about upstream events already relayed (log-recovery.ts). */
+export interface RelayedSinceCheckpoint {
+  /** Host id → upstream seqs above the host's stored cursor whose events are in the log. */
+  byHost: Map<number, number[]>;
+  /** The checkpoint the scan started after: the mark these frames carry. */
+  mark: number;
 }
 
 export interface CrawlOptions {
@@ -208,6 +219,9 @@ export class HostManager {
   private sweepTimer: NodeJS.Timeout | undefined;
   private limitsTimer: NodeJS.Timeout | undefined;
   private started = false;
+  private readonly logHead: () => number;
+  /** Recovered at start, handed to each host's first subscriber (see start()). */
+  private relayedAtStart?: RelayedSinceCheckpoint;
   private stopping: Promise<void> | undefined;
   /** Resolves when the start-up bootstrap from the seed relay has finished (or was skipped). */
   bootstrapDone: Promise<void> = Promise.resolve();
@@ -252,15 +266,26 @@ export class HostManager {
       futureCursor: (sub) => {
         void this.trackHookWrite(sub.hostId, this.setStatus(sub.hostId, 'idle'));
       },
+      persistCursor: async (hostId, seq) => {
+        this.store.updateHostCursor(hostId, seq);
+        await this.store.flushCursors();
+      },
     };
+    this.logHead = opts.logHead ?? (() => 0);
   }
 
   // --- lifecycle -------------------------------------------------------------
 
-  /** Resubscribes every active host from its saved cursor (staggered), then bootstraps in the background. */
-  async start(): Promise<void> {
+  /**
+   * Resubscribes every active host from its saved cursor (staggered), then
+   * bootstraps in the background. `relayed` (from log-recovery.ts) names the
+   * frames above each stored cursor whose events the log already holds: they
+   * are skipped when the host sends them again.
+   */
+  async start(relayed?: RelayedSinceCheckpoint): Promise<void> {
     if (this.started) throw new Error('host manager already started');
     this.started = true;
+    this.relayedAtStart = relayed;
     await this.loadRateOverrides();
     const hosts: Host[] = [];
     let after: number | undefined;
@@ -494,8 +519,12 @@ export class HostManager {
     if (old) await old.stop();
     let now: Host | undefined;
     let was: HostStatus;
+    this.relayedAtStart?.byHost.delete(hostId);
     try {
       await this.hookWrites.get(hostId);
+      // Events this host sent before the reset must not count as "already
+      // relayed" for what it sends after it (a PDS that reset its seqs reuses them).
+      await recordCursorReset(this.store, hostId, this.logHead());
       await this.store.resetHostCursor(hostId, seq);
       await this.store.resetHostFailures(hostId);
       now = await this.store.getHost(hostId);
@@ -520,6 +549,22 @@ export class HostManager {
       'host cursor reset',
     );
     return now;
+  }
+
+  /**
+   * The lowest log mark of any host (see HostSubscriber.logMark), or undefined
+   * when no host has a frame above its cursor in flight or carried: every
+   * event appended for a frame above a host's cursor has a relay seq above it.
+   */
+  logMark(): number | undefined {
+    let mark: number | undefined;
+    const at = this.relayedAtStart;
+    if (at && at.byHost.size > 0) mark = at.mark;
+    for (const sub of this.subs.values()) {
+      const m = sub.logMark;
+      if (m !== undefined && (mark === undefined || m < mark)) mark = m;
+    }
+    return mark;
   }
 
   /** The account limit the validation stage applies to this host (Infinity for trusted hosts). */
@@ -636,10 +681,17 @@ export class HostManager {
     const limiter = this.limiters.get(host.id) ?? new HostRateLimiter(this.limitsFor(host), now);
     this.limiters.set(host.id, limiter);
     this.defaultLimits.set(host.id, this.computedLimits(host));
+    // Recovered at start: handed to the host's first subscriber only.
+    const relayedSeqs = this.relayedAtStart?.byHost.get(host.id);
+    this.relayedAtStart?.byHost.delete(host.id);
     const sub = new HostSubscriber({
       hostId: host.id,
       target: { hostname: host.hostname, tls: host.tls },
       cursor: host.cursor,
+      logHead: this.logHead,
+      ...(relayedSeqs && this.relayedAtStart
+        ? { relayed: { seqs: relayedSeqs, mark: this.relayedAtStart.mark } }
+        : {}),
       failures: host.failures,
       sink: this.sink,
       limiter,

@@ -17,6 +17,16 @@
 // upstream makes the host idle. There is no per-host timer: back-off,
 // rate-limit resumes and the start-up stagger use the shared Scheduler, and
 // liveness pings come from the manager's single sweep.
+//
+// Exactly once. A frame whose seq is in `relayed` is already out (its events
+// are in the log: learnt from the log's tail after a crash, or kept from an
+// earlier connection whose cursor stopped before a refused frame); it is
+// counted finished without being handed on. `logMark` is the lowest event-log
+// head seen when a frame above the cursor was handed on (or carried with
+// `relayed`): everything this host's frames above the cursor appended lies
+// above it, which is what the manager's log checkpoint needs. A host first
+// subscribed live (cursor 0) stores the cursor just before its first frame
+// before handing anything on, so a crash cannot make it start live again.
 import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
 import { decodeCborFirst } from '../protocol/cbor.ts';
@@ -59,6 +69,8 @@ export interface SubscriberHooks {
   failed(sub: HostSubscriber, reason: string): Promise<boolean>;
   /** Upstream said FutureCursor. */
   futureCursor(sub: HostSubscriber): void;
+  /** Writes a cursor now (not coalesced): the first one of a host subscribed live. */
+  persistCursor(hostId: number, seq: number): Promise<void>;
 }
 
 export interface SubscriberOptions {
@@ -82,6 +94,10 @@ export interface SubscriberOptions {
   handshakeTimeoutMs: number;
   random: () => number;
   now: () => number;
+  /** The event log's durable head (marks for the log checkpoint). */
+  logHead: () => number;
+  /** Seqs above `cursor` the log shows already relayed (crash recovery), and their mark. */
+  relayed?: { seqs: Iterable<number>; mark: number };
 }
 
 export class HostSubscriber {
@@ -108,6 +124,12 @@ export class HostSubscriber {
   private resumeJob: ScheduledJob | undefined;
   private closeReason: 'future-cursor' | 'sink-failed' | 'restart' | undefined;
   private settledWaiters: (() => void)[] = [];
+  /** Seqs above the cursor already relayed: skipped when received again (see the file comment). */
+  private readonly relayed = new Set<number>();
+  /** Log mark of the frames in `relayed` (undefined when it is empty). */
+  private relayedMark: number | undefined;
+  /** The first cursor of a host subscribed live is being stored: hand nothing on yet. */
+  private persistingFirstCursor = false;
   private attempts = 0;
   /** This socket is counted in the connected gauge (decremented once on close, whatever the state). */
   private countedOpen = false;
@@ -122,6 +144,10 @@ export class HostSubscriber {
     this.cursor = opts.cursor;
     this.failures = opts.failures;
     this.tracker = new CursorTracker(opts.maxInFlight, opts.cursor);
+    if (opts.relayed) {
+      for (const seq of opts.relayed.seqs) if (seq > opts.cursor) this.relayed.add(seq);
+      if (this.relayed.size > 0) this.relayedMark = opts.relayed.mark;
+    }
     this.frames = opts.metrics.framesByHost.labels(opts.target.hostname);
     this.bytes = opts.metrics.bytesByHost.labels(opts.target.hostname);
   }
@@ -144,6 +170,17 @@ export class HostSubscriber {
 
   get connected(): boolean {
     return this.state === 'open';
+  }
+
+  /**
+   * The lowest log head seen when a frame above the cursor was handed on (or
+   * carried in `relayed`); undefined when there is none. Every event appended
+   * for this host's frames above the cursor has a relay seq above it.
+   */
+  get logMark(): number | undefined {
+    const t = this.tracker.lowMark;
+    if (t === undefined) return this.relayedMark;
+    return this.relayedMark === undefined ? t : Math.min(t, this.relayedMark);
   }
 
   /** Dials after `delayMs` (0: now). Also revives an inactive subscriber. */
@@ -229,6 +266,14 @@ export class HostSubscriber {
     this.healthy = false;
     this.closeReason = undefined;
     this.lastError = undefined;
+    // Frames the last connection finished beyond a frame the sink refused are
+    // out already: remember them so the re-read does not relay them twice.
+    const ahead = this.tracker.finishedAhead().filter((seq) => seq > this.cursor);
+    if (ahead.length > 0) {
+      for (const seq of ahead) this.relayed.add(seq);
+      const mark = this.tracker.lowMark ?? 0;
+      this.relayedMark = this.relayedMark === undefined ? mark : Math.min(this.relayedMark, mark);
+    }
     this.tracker = new CursorTracker(this.o.maxInFlight, this.cursor);
     let ws: WebSocket;
     try {
@@ -375,6 +420,7 @@ export class HostSubscriber {
       }
       this.lastSeq = seq;
       if (!this.healthy) this.markHealthy();
+      if (this.cursor === 0 && !this.persistingFirstCursor) this.persistFirstCursor(seq - 1);
       this.queue.push({
         hostId: this.hostId,
         hostname: this.hostname,
@@ -430,11 +476,40 @@ export class HostSubscriber {
     ws.terminate();
   }
 
+  /** A host subscribed live: store the cursor before its first frame, then start handing frames on. */
+  private persistFirstCursor(seq: number): void {
+    this.persistingFirstCursor = true;
+    const ws = this.ws;
+    this.o.hooks.persistCursor(this.hostId, seq).then(
+      () => {
+        this.persistingFirstCursor = false;
+        if (seq > this.cursor) {
+          this.cursor = seq;
+          if (this.tracker.inFlight === 0) this.tracker.committed = seq;
+        }
+        this.pump();
+      },
+      (err: unknown) => {
+        this.persistingFirstCursor = false;
+        this.o.log.warn({ host: this.hostname, err }, 'could not store the first cursor; reconnecting');
+        if (this.ws === ws && this.state === 'open') {
+          this.lastError = 'could not store the first cursor';
+          ws?.terminate();
+        }
+      },
+    );
+  }
+
   /** Hands queued frames on while in-flight room and rate tokens last; pauses the socket otherwise. */
   private pump(): void {
     const ws = this.ws;
     while (this.queue.length > 0 && this.state === 'open') {
+      if (this.persistingFirstCursor) break;
       if (this.tracker.full) break;
+      if (this.relayed.size > 0 && this.relayed.has(this.queue[0].upstreamSeq)) {
+        this.skipRelayed(this.queue.shift()!);
+        continue;
+      }
       if (this.resumeJob) break;
       const wait = this.o.limiter.take(this.o.now());
       if (wait > 0) {
@@ -453,9 +528,30 @@ export class HostSubscriber {
     else if (!hold && ws.isPaused) ws.resume();
   }
 
+  /** A frame the log shows already relayed: finished at once, never handed on. */
+  private skipRelayed(frame: InboundFrame): void {
+    this.relayed.delete(frame.upstreamSeq);
+    this.o.metrics.alreadyRelayed.inc();
+    const ticket = this.tracker.submit(frame.upstreamSeq, this.o.logHead());
+    this.finished(this.tracker, ticket);
+  }
+
+  /** Marks a ticket finished and moves (and saves) the cursor when it advanced. */
+  private finished(tracker: CursorTracker, ticket: number): void {
+    const advanced = tracker.finish(ticket);
+    if (advanced !== undefined && tracker === this.tracker && advanced > this.cursor) {
+      this.cursor = advanced;
+      this.o.hooks.saveCursor(this.hostId, advanced);
+      if (this.relayed.size > 0) {
+        for (const seq of this.relayed) if (seq <= advanced) this.relayed.delete(seq);
+      }
+      if (this.relayed.size === 0) this.relayedMark = undefined;
+    }
+  }
+
   private submit(frame: InboundFrame): void {
     const tracker = this.tracker;
-    const ticket = tracker.submit(frame.upstreamSeq);
+    const ticket = tracker.submit(frame.upstreamSeq, this.o.logHead());
     this.unsettled++;
     this.framesHandedOn++;
     let p: Promise<void>;
@@ -466,11 +562,7 @@ export class HostSubscriber {
     }
     p.then(
       () => {
-        const advanced = tracker.finish(ticket);
-        if (advanced !== undefined && tracker === this.tracker && advanced > this.cursor) {
-          this.cursor = advanced;
-          this.o.hooks.saveCursor(this.hostId, advanced);
-        }
+        this.finished(tracker, ticket);
         this.settled();
       },
       (err: unknown) => {

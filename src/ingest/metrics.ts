@@ -21,6 +21,8 @@ export class IngestMetrics {
   readonly framesByType: Counter<'type'>;
   readonly bytesByHost: Counter<'host'>;
   readonly dropped: Counter<'reason'>;
+  /** Upstream events received again (after a crash or reconnect) that the log shows already relayed. */
+  readonly alreadyRelayed: Counter;
   readonly reconnects: Counter;
   readonly throttled: Counter;
   readonly connected: Gauge;
@@ -51,6 +53,11 @@ export class IngestMetrics {
       name: 'relay_ingest_dropped_total',
       help: 'Upstream frames dropped by ingest, by reason',
       labelNames: ['reason'],
+      registers,
+    });
+    this.alreadyRelayed = new Counter({
+      name: 'relay_ingest_already_relayed_total',
+      help: 'Upstream events received again (after a crash or a refused frame) that the event log shows already relayed; skipped',
       registers,
     });
     this.reconnects = new Counter({
