@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fromUint8Array } from '@atcute/car';
+import { TINY_BLOCK_SECTION_BYTES, tinyBlocksCar } from '../../sim/hostile-repo.ts';
 import { concatBytes, utf8Encode } from './bytes.ts';
 import { BlockMap, CarError, readCar, writeCar } from './car.ts';
 import { encodeCbor } from './cbor.ts';
@@ -199,6 +200,20 @@ describe('readCar / writeCar', () => {
       reasonOf(() => readCar(new Uint8Array(2_000_001))),
       'too-large',
     );
+  });
+
+  it('bounds the block count by default, also for a caller that raises maxBytes', () => {
+    // 60,000 tiny blocks: 2.4 MB, more blocks than 2,000,000 bytes can hold
+    const tiny = tinyBlocksCar(60_000);
+    assert.equal(
+      reasonOf(() => readCar(tiny, { maxBytes: 10_000_000 })),
+      'too-many-blocks',
+    );
+    assert.equal(readCar(tiny, { maxBytes: 10_000_000, maxBlocks: 60_000 }).blocks.size, 60_000);
+    // frames keep their limits: a 2,000,000-byte CAR of the smallest blocks still loads by default
+    const most = tinyBlocksCar(Math.floor((2_000_000 - 20) / TINY_BLOCK_SECTION_BYTES));
+    assert.ok(most.length <= 2_000_000);
+    assert.ok(readCar(most).blocks.size > 48_000);
   });
 });
 
