@@ -17,7 +17,10 @@ import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
 import type { Relay } from '../relay.ts';
+import { RepoFetcher } from './repo-fetch.ts';
+import { REPO_WORKER_FIXTURE_URL } from './repo-worker.fixture.ts';
 import { ResyncError, Resyncer } from './resync.ts';
+import { startHarness } from './test-harness.ts';
 
 describe('Resyncer against a hostile PDS', () => {
   let plc: SimPlc;
@@ -94,6 +97,57 @@ describe('Resyncer against a hostile PDS', () => {
     } finally {
       r.close();
       pds.hostileRepos.delete(did);
+    }
+  });
+});
+
+describe('Validator resync of a huge repo', () => {
+  it("reads it in a worker: another host's events pass while the read is in progress", async () => {
+    // The fixture worker holds each repo read until the test opens the gate,
+    // so "in progress" is a state the test controls, not a race it hopes to win.
+    const gate = new Int32Array(new SharedArrayBuffer(8));
+    let repos: RepoFetcher | undefined;
+    const h = await startHarness({
+      wrapFetcher: (fetcher) => {
+        repos = new RepoFetcher({
+          fetcher,
+          worker: { url: REPO_WORKER_FIXTURE_URL, data: { mode: 'gate', gate: gate.buffer } },
+        });
+        return repos;
+      },
+    });
+    try {
+      const [hostile, honest] = h.net.hosts;
+      const victim = h.net.createAccount(0);
+      const other = h.net.createAccount(1);
+      await h.submitAll([...h.takeFrames(0), ...h.takeFrames(1)]);
+      // 300,000 junk blocks: the old main-thread parse blocked the event loop ~1 s for these
+      hostile.hostileRepos.set(victim, (real) => padRepoCar(real, 300_000));
+      hostile.injectFault('brokenPrevData');
+      const broken = hostile.writeRecord(victim);
+      await h.submitAll(h.takeFrames(0)); // the chain break; the resync runs behind it
+      await waitFor(() => Atomics.load(gate, 1) === 1, 'the repo read started in the worker');
+
+      const revs = [1, 2, 3].map(() => honest.writeRecord(other).rev);
+      await h.submitAll(h.takeFrames(1));
+      const during = await h.output();
+      const relayed = during.filter((e) => e.t === '#commit' && e.body.repo === other).map((e) => e.body.rev);
+      for (const rev of revs) assert.ok(relayed.includes(rev), `commit ${rev} of the other host passed`);
+      assert.equal(h.validator.metrics.resyncs.ok, 0, 'the resync is still reading');
+      assert.ok(!during.some((e) => e.t === '#sync'), 'no #sync yet');
+      assert.equal(repos?.digests.running, 1);
+
+      Atomics.store(gate, 0, 1);
+      Atomics.notify(gate, 0);
+      await waitFor(() => h.validator.metrics.resyncs.ok === 1, 'the resync');
+      await h.validator.whenIdle();
+      const sync = (await h.output()).find((e) => e.t === '#sync');
+      assert.equal(sync?.body.rev, broken.rev, 'the #sync carries the head read in the worker');
+      assert.equal((await h.store.getAccountByDid(victim))?.status, 'active');
+    } finally {
+      Atomics.store(gate, 0, 1);
+      await h.close();
+      await repos?.close();
     }
   });
 });
