@@ -286,7 +286,7 @@ export class CollectionBackfiller {
           (status >= 400 && status < 500 && status !== 429 && status !== 408) ||
           status === 501 ||
           // a repo over the size limits or broken as served: fetching it again gives the same
-          (err instanceof RepoFetchError && err.permanent && status === 0);
+          (err instanceof RepoFetchError && err.permanent);
         if (permanent || attempt >= this.retries) throw err;
         await sleep(this.backoffMs * 2 ** attempt, signal);
       }

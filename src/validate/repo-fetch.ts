@@ -61,9 +61,13 @@ export class RepoFetchError extends Error {
     this.name = 'RepoFetchError';
   }
 
-  /** True when the repo as served is over a limit or broken: retrying the same fetch will not help. */
+  /**
+   * True when the repo as served is over a limit or broken: fetching it again
+   * will not help. Download failures, HTTP errors included (a PDS mid-migration
+   * may answer 400 for a while), are not permanent; callers judge statuses.
+   */
   get permanent(): boolean {
-    return !TRANSIENT.has(this.reason) || (this.httpStatus >= 400 && this.httpStatus < 500);
+    return !TRANSIENT.has(this.reason);
   }
 }
 
