@@ -14,7 +14,7 @@
 //
 // Whole repositories (com.atproto.sync.getRepo, up to tens of MB) go through
 // `indexCar` instead: the same checks, but the blocks are kept as offsets
-// in a typed-array hash table over the input (about 16 bytes per block)
+// in a typed-array hash table over the input (16–32 bytes per block)
 // rather than as objects in a Map (about 400 bytes of heap per block), so a
 // CAR of a million tiny blocks costs megabytes, not gigabytes.
 import { decodeCbor, encodeCbor } from './cbor.ts';

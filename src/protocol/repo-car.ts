@@ -6,7 +6,7 @@
 // run in a worker thread (src/validate/repo-digest.ts) so that a hostile or
 // merely huge repo never blocks the relay's event loop, and it keeps memory
 // proportional to what it must: the CAR is indexed without decoding
-// (car.ts `indexCar`: ~16 bytes per block, both limits checked while
+// (car.ts `indexCar`: 16–32 bytes per block, both limits checked while
 // reading), and the collections come from seeking through the MST
 // (`firstKeyAtOrAfter`) — one path down per collection, since every key of a
 // collection `c` lies in the range ["c/", "c0") — instead of loading every
