@@ -1,3 +1,7 @@
+// The collection index's repo fetches (cleaner, #sync recompute) through the
+// relay's RepoFetcher, against a simulated PDS: repos over 2 MB read (the old
+// frame-sized limit), the commit signature checked, over-limit repos a
+// permanent counted failure, a missing repo null.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { inflateRepoCar, padRepoCar } from '../../sim/hostile-repo.ts';

@@ -1,3 +1,6 @@
+// digestRepoCar against real (simulated) repos: the collections it finds by
+// seeking must be exactly the MST's, for names that sort on both sides of
+// 'c/'; every limit and every defect of a hostile CAR has its own reason.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { malformRepoCar, padRepoCar } from '../../sim/hostile-repo.ts';
