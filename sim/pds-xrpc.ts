@@ -8,6 +8,8 @@
 // when the request arrives, from the state at that moment, and sent only when
 // the test releases it. That pins a request "in flight" at a known point, so
 // a test can change the PDS meanwhile without racing the relay's timing.
+// getRepo serves a test's hostile CAR instead of the real export where one is
+// set (`pds.hostileRepos`, hostile-repo.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { HostedAccount, SimPds } from './pds.ts';
 
@@ -105,7 +107,8 @@ function route(pds: SimPds, method: string, params: URLSearchParams): Reply {
     }
     case 'com.atproto.sync.getRepo': {
       const a = servableAccount(pds, requireDid(params));
-      return { status: 200, contentType: 'application/vnd.ipld.car', body: a.repo.exportCar() };
+      const body = pds.hostileRepos.serve(a.did, () => a.repo.exportCar());
+      return { status: 200, contentType: 'application/vnd.ipld.car', body };
     }
     case 'com.atproto.sync.getLatestCommit': {
       const a = servableAccount(pds, requireDid(params));

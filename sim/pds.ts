@@ -30,6 +30,7 @@ import {
   truncateFrame,
 } from './faults.ts';
 import { Firehose } from './firehose.ts';
+import { HostileRepos } from './hostile-repo.ts';
 import { handleXrpc, XrpcHolds } from './pds-xrpc.ts';
 import type { SimPlc } from './plc.ts';
 import { Prng } from './prng.ts';
@@ -85,6 +86,8 @@ export class SimPds {
   readonly faults = new FaultKnobs();
   /** XRPC replies a test holds back until it releases them (pds-xrpc.ts). */
   readonly xrpcHolds = new XrpcHolds();
+  /** getRepo replies a test replaces with hostile CARs (hostile-repo.ts). */
+  readonly hostileRepos = new HostileRepos();
   readonly prng: Prng;
   readonly clock: TidClock;
   readonly keyAlg: KeyAlg;

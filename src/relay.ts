@@ -51,7 +51,13 @@ import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/i
 import { type HealthState, handleMetrics, handleProbe, notFound } from './server/health.ts';
 import type { MetadataStore } from './store/metadata-store.ts';
 import { openMetadataStore } from './store/open-store.ts';
-import { type HandleLookup, Validator, validationSettingsFromConfig } from './validate/index.ts';
+import {
+  type HandleLookup,
+  RepoFetcher,
+  repoLimitsFromConfig,
+  Validator,
+  validationSettingsFromConfig,
+} from './validate/index.ts';
 
 /** Injection points for tests and embedding; production uses the defaults. */
 export interface RelayDeps {
@@ -80,6 +86,7 @@ export class Relay {
   private publicServer?: Server;
   private metricsServer?: Server;
   private fetcher?: SafeFetcher;
+  private repos?: RepoFetcher;
   private stopping?: Promise<void>;
 
   constructor(
@@ -138,7 +145,15 @@ export class Relay {
     // appended #sync queues a recompute of the account from its repo.
     const indexer = new CollectionIndexer(collectionIndex);
     const collectionsLog = log.child({ module: 'collections' });
-    const repoFetch = { fetcher, identity, maxRepoBytes: validationSettings.maxRepoBytes };
+    // Every getRepo (resync, #sync recompute, cleaner, backfill): size limits, read in a worker.
+    const repos = new RepoFetcher({
+      fetcher,
+      ...repoLimitsFromConfig(cfg),
+      registry: this.registry,
+      logger: log,
+    });
+    this.repos = repos;
+    const repoFetch = { repos, identity };
     const syncRecompute = new SyncRecomputeQueue({
       indexer,
       fetchRepo: repoStateFetcher(repoFetch),
@@ -155,7 +170,7 @@ export class Relay {
       log: eventLog,
       identity,
       handleResolver,
-      fetcher,
+      fetcher: repos, // a RepoFetcher is a SafeFetcher: resyncs share its limits and workers
       config: validationSettings,
       logger: log,
       registry: this.registry,
@@ -193,6 +208,7 @@ export class Relay {
     const backfiller = new CollectionBackfiller({
       store: collectionIndex,
       fetcher,
+      repos,
       defaultCollectionsFrom: cfg.collectionsKnownNsids,
     });
     this.collectionBackfiller = backfiller;
@@ -294,6 +310,7 @@ export class Relay {
       await this.hosts?.stop();
       await this.validator?.close();
       await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);
+      await this.repos?.close();
       await this.firehose?.close();
       await Promise.all([close(this.publicServer), close(this.metricsServer)]);
       await this.collectionUpkeep?.drain();

@@ -16,13 +16,15 @@
 //   (com.atproto.sync.getRepo) when the host does not implement describeRepo.
 //   A few hosts in parallel; per host a small concurrency and a request rate
 //   limit. Progress per host is its listRepos cursor after a finished page.
+//   Repo CARs go through the relay's repo fetch (validate/repo-fetch.ts:
+//   byte and block limits, read in a worker thread), not the main thread.
 //
 // All HTTP goes through the SSRF-safe fetcher.
 import { readFile } from 'node:fs/promises';
 import { HttpStatusError, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { isValidDid, isValidNsid } from '../protocol/syntax.ts';
+import { RepoFetchError, RepoFetcher } from '../validate/repo-fetch.ts';
 import type { BackfillItem, CollectionIndexStore, CollectionPair } from './index-store.ts';
-import { collectionsFromRepoCar } from './upkeep.ts';
 
 export interface RelaySource {
   kind: 'relay';
@@ -50,7 +52,7 @@ export interface HostsSource {
   perHostRatePerSec?: number;
   /** how to learn an account's collections (default auto: describeRepo, else getRepo) */
   method?: 'auto' | 'describeRepo' | 'getRepo';
-  /** largest repo CAR fetched (default 256 MiB) */
+  /** largest repo CAR fetched (default and ceiling: the relay's repo limit, RELAY_MAX_REPO_MB) */
   maxRepoBytes?: number;
   /** listRepos page size (default 1000); progress is saved after each page */
   listReposLimit?: number;
@@ -94,6 +96,8 @@ export type StartResult =
 export interface BackfillerOptions {
   store: CollectionIndexStore;
   fetcher: SafeFetcher;
+  /** repo CARs (getRepo); default: a RepoFetcher over `fetcher` with the default limits */
+  repos?: Pick<RepoFetcher, 'fetchRepo'>;
   /** reads a collections file (default fs.readFile as UTF-8) */
   readTextFile?: (path: string) => Promise<string>;
   /** retries per request before the item is given up for this run (default 3) */
@@ -175,10 +179,13 @@ export class CollectionBackfiller {
   private itemsDoneThisRun = 0;
   private readonly retries: number;
   private readonly backoffMs: number;
+  private readonly repos: Pick<RepoFetcher, 'fetchRepo'>;
 
   constructor(private readonly opts: BackfillerOptions) {
     this.retries = opts.retries ?? 3;
     this.backoffMs = opts.retryBackoffMs ?? 1000;
+    // An own RepoFetcher starts its worker only when a repo is read, and lets it exit when idle.
+    this.repos = opts.repos ?? new RepoFetcher({ fetcher: opts.fetcher });
   }
 
   isRunning(): boolean {
@@ -273,9 +280,13 @@ export class CollectionBackfiller {
         return await fn();
       } catch (err) {
         if (signal.aborted) throw new StoppedError();
-        const status = err instanceof HttpStatusError ? err.status : 0;
+        const status =
+          err instanceof HttpStatusError ? err.status : err instanceof RepoFetchError ? err.httpStatus : 0;
         const permanent =
-          (status >= 400 && status < 500 && status !== 429 && status !== 408) || status === 501;
+          (status >= 400 && status < 500 && status !== 429 && status !== 408) ||
+          status === 501 ||
+          // a repo over the size limits or broken as served: fetching it again gives the same
+          (err instanceof RepoFetchError && err.permanent);
         if (permanent || attempt >= this.retries) throw err;
         await sleep(this.backoffMs * 2 ** attempt, signal);
       }
@@ -412,14 +423,16 @@ export class CollectionBackfiller {
           method = 'getRepo';
         }
       }
-      const res = await get(() =>
-        this.opts.fetcher.request(xrpcUrl(base, 'com.atproto.sync.getRepo', { did }), {
+      const repo = await get(() =>
+        this.repos.fetchRepo(did, new URL(base).origin, {
+          purpose: 'backfill',
           signal,
           timeoutMs: this.opts.requestTimeoutMs,
-          maxResponseBytes: source.maxRepoBytes ?? 256 * 1024 * 1024,
+          maxBytes: source.maxRepoBytes,
         }),
       );
-      return collectionsFromRepoCar(res.body, did).collections;
+      if (!repo) throw new Error(`getRepo for ${did}: no such repo`);
+      return repo.collections;
     };
 
     for (;;) {

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { waitFor } from '../../test/support/wait.ts';
+import { RepoFetchError } from '../validate/repo-fetch.ts';
 import { CollectionCleaner } from './cleaner.ts';
 import { backends } from './test-stores.ts';
 
@@ -46,6 +47,32 @@ for (const [name, fresh] of backends) {
         assert.equal(st.pendingSettled, 3);
         assert.equal(st.pendingFailed, 1);
         assert.equal(st.pairsRemoved, 2);
+      } finally {
+        await t.destroy();
+      }
+    });
+
+    it('settles the checks of a repo too large or broken to read, keeping its pairs, counted', async () => {
+      const t = await fresh();
+      try {
+        const s = t.store;
+        await s.addPairs([{ did: 'did:plc:big', collection: POST }]);
+        await s.addPendingChecks([{ did: 'did:plc:big', collection: POST }]);
+        const errors: unknown[] = [];
+        const cleaner = new CollectionCleaner({
+          store: s,
+          accountStatus: async () => 'active',
+          fetchCollections: async () => {
+            throw new RepoFetchError('too-large', 'repo CAR exceeds 134217728 bytes');
+          },
+          onError: (err) => errors.push(err),
+        });
+        const st = await cleaner.runOnce();
+        assert.deepEqual(await s.pendingChecks(10), [], 'not retried on every run');
+        assert.deepEqual(await s.collectionsOf('did:plc:big'), [POST], 'what cannot be decided stays');
+        assert.equal(st.pendingUnreadable, 1);
+        assert.equal(st.pendingFailed, 0);
+        assert.equal(errors.length, 1);
       } finally {
         await t.destroy();
       }

@@ -3,6 +3,10 @@
 // - pending checks (deletes whose commit carried no usable proof): the
 //   account's current collections are fetched from its PDS and the pair is
 //   dropped if the collection is gone (or the whole account if the repo is);
+//   a repo that cannot be read as served (over the repo size or block limit,
+//   broken, badly signed) settles its checks without a decision — the pairs
+//   stay, counted as `pendingUnreadable` — instead of being fetched again on
+//   every run; a transient failure (network, PDS down) keeps them for later;
 // - a sweep over every DID in the index, a batch per run, against the
 //   relay's account state: deleted accounts lose their pairs (an `#account`
 //   event the relay missed, e.g. while down), taken-down / suspended /
@@ -21,6 +25,7 @@
 // Known window: a pending check's fetched repo may be older than a create
 // the firehose applied meanwhile; the resulting wrong removal is repaired by
 // the next create in that collection or by a resync.
+import { isPermanentRepoFailure } from '../validate/repo-fetch.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { SYNC_PENDING } from './upkeep.ts';
 
@@ -28,7 +33,10 @@ export interface CleanerOptions {
   store: CollectionIndexStore;
   /** the relay's view of an account: an #account status, or null if the relay has no such account */
   accountStatus: (did: string) => Promise<string | null>;
-  /** the account's current collections from its PDS; null if the repo does not exist; throws to retry later */
+  /**
+   * the account's current collections from its PDS; null if the repo does not
+   * exist; throws to retry later (a permanent RepoFetchError: never retried)
+   */
   fetchCollections?: (did: string) => Promise<string[] | null>;
   /** drop pairs of DIDs the relay has no account for (default false) */
   removeUnknownAccounts?: boolean;
@@ -55,6 +63,8 @@ export interface CleanerStats {
   unhidden: number;
   pendingSettled: number;
   pendingFailed: number;
+  /** checks settled undecided: the repo could not be read within the limits (pairs kept) */
+  pendingUnreadable: number;
 }
 
 const JOB = 'cleaner';
@@ -72,6 +82,7 @@ export class CollectionCleaner {
     unhidden: 0,
     pendingSettled: 0,
     pendingFailed: 0,
+    pendingUnreadable: 0,
   };
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
@@ -124,8 +135,14 @@ export class CollectionCleaner {
       try {
         current = await fetchCollections(did);
       } catch (err) {
-        this.stats.pendingFailed += collections.length;
         this.opts.onError?.(err);
+        if (!isPermanentRepoFailure(err)) {
+          this.stats.pendingFailed += collections.length;
+          continue;
+        }
+        // Over a repo limit or broken as served: the same fetch would fail on every run.
+        for (const collection of collections) await store.removePendingCheck({ did, collection });
+        this.stats.pendingUnreadable += collections.length;
         continue;
       }
       if (current === null) {

@@ -41,7 +41,6 @@ export {
   type AccountState,
   applyCommit,
   CollectionIndexer,
-  collectionsFromRepoCar,
   type IndexedCommit,
   SYNC_PENDING,
 } from './upkeep.ts';

@@ -96,6 +96,12 @@ export function registerCollectionMetrics(r: Registry, src: CollectionMetricsSou
       'Pending checks settled',
       () => cl.stats.pendingSettled,
     );
+    followCounter(
+      r,
+      'relay_collections_cleaner_pending_unreadable_total',
+      'Pending checks settled undecided because the repo could not be read within the repo limits (pairs kept)',
+      () => cl.stats.pendingUnreadable,
+    );
   }
   const sq = src.syncRecompute;
   if (sq) {
@@ -114,6 +120,11 @@ export function registerCollectionMetrics(r: Registry, src: CollectionMetricsSou
       ['failed', 'sync_recompute_failed', '#sync recompute fetches that failed'],
       ['gaveUp', 'sync_recompute_gave_up', 'Accounts whose #sync recompute was given up after its attempts'],
       ['overflowed', 'sync_recompute_overflowed', '#syncs left persisted only because the queue was full'],
+      [
+        'unreadable',
+        'sync_recompute_unreadable',
+        '#sync recomputes given up at once: the repo is over the repo limits or broken as served',
+      ],
     ];
     for (const [key, name, help] of counters)
       followCounter(r, `relay_collections_${name}_total`, help, () => sq.stats[key]);

@@ -1,7 +1,10 @@
 // The collection index's side of the relay wiring: an observer the validator
 // calls once an event is durably in the log (validate/observer.ts), plus the
 // two lookups the cleaner needs from the relay (an account's status in the
-// metadata store, an account's current collections from its PDS).
+// metadata store, an account's current collections from its PDS). Repos are
+// fetched through the relay's RepoFetcher (validate/repo-fetch.ts: size and
+// block limits, read in a worker, the commit signature checked against the
+// account's key), which returns only the rev and collection names.
 //
 // Commits cost the main thread little: the validator hands over the parsed
 // #commit, and a commit with only creates/updates needs just its op paths. A
@@ -21,11 +24,12 @@ import type { Logger } from '../log.ts';
 import { BlockMap, readCar } from '../protocol/car.ts';
 import { decodeCommit } from '../protocol/commit.ts';
 import type { CommitEvent } from '../protocol/events.ts';
-import { HttpStatusError, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import type { PublicKey } from '../protocol/keys.ts';
 import type { Account, MetadataStore } from '../store/metadata-store.ts';
-import type { ValidatorObserver } from '../validate/observer.ts';
+import type { ResyncedRepo, ValidatorObserver } from '../validate/observer.ts';
+import type { RepoFetcher, RepoFetchPurpose } from '../validate/repo-fetch.ts';
 import type { RepoCollections, SyncRecomputeQueue } from './sync-recompute.ts';
-import { type CollectionIndexer, collectionsFromRepoCar, type IndexedCommit } from './upkeep.ts';
+import type { CollectionIndexer, IndexedCommit } from './upkeep.ts';
 
 const EMPTY_BLOCKS = new BlockMap();
 
@@ -65,9 +69,8 @@ export class CollectionIndexUpkeep implements ValidatorObserver {
     return this.track(did, 'account status', () => this.indexer.applyAccountStatus(did, status));
   }
 
-  repoResynced(did: string, car: Uint8Array): void {
+  repoResynced(did: string, repo: ResyncedRepo): void {
     this.track(did, 'resync', () => {
-      const repo = collectionsFromRepoCar(car, did);
       const done = this.indexer.resync(did, repo.collections);
       this.syncQueue?.resynced(did, repo.rev);
       return done;
@@ -127,52 +130,45 @@ export function relayAccountStatus(
 }
 
 export interface RepoCollectionsFetcherOptions {
-  fetcher: SafeFetcher;
-  /** DID → PDS endpoint (the relay's identity cache) */
-  identity: { resolve(did: string): Promise<{ pdsEndpoint?: string }> };
-  maxRepoBytes: number;
+  /** The relay's repo fetch (limits, worker, metrics). */
+  repos: Pick<RepoFetcher, 'fetchRepo'>;
+  /** DID → PDS endpoint and signing key (the relay's identity cache) */
+  identity: { resolve(did: string): Promise<{ pdsEndpoint?: string; signingKey?: PublicKey }> };
   timeoutMs?: number;
 }
 
 /**
  * The cleaner's `fetchCollections`: the account's repo from its PDS
- * (com.atproto.sync.getRepo through the SSRF-safe fetcher), read down to its
- * collection names. null only when the PDS says the repo does not exist;
- * anything else throws, so the pending check is retried on a later run.
+ * (com.atproto.sync.getRepo), read down to its collection names. null only
+ * when the PDS says the repo does not exist; anything else throws (a
+ * RepoFetchError says whether a retry could help).
  */
 export function repoCollectionsFetcher(
   opts: RepoCollectionsFetcherOptions,
 ): (did: string) => Promise<string[] | null> {
-  const fetchRepo = repoStateFetcher(opts);
+  const fetchRepo = repoStateFetcher(opts, 'cleaner');
   return async (did) => (await fetchRepo(did))?.collections ?? null;
 }
 
-/** The same fetch, keeping the repo's commit rev (the #sync recompute queue's `fetchRepo`). */
+/**
+ * The same fetch, keeping the repo's commit rev (the #sync recompute queue's
+ * `fetchRepo`). The commit signature is checked against the key of the
+ * account's DID document; a document without a key is refused.
+ */
 export function repoStateFetcher(
   opts: RepoCollectionsFetcherOptions,
+  purpose: RepoFetchPurpose = 'sync-recompute',
 ): (did: string, signal?: AbortSignal) => Promise<RepoCollections | null> {
   return async (did, signal) => {
-    const { pdsEndpoint } = await opts.identity.resolve(did);
+    const { pdsEndpoint, signingKey } = await opts.identity.resolve(did);
     if (!pdsEndpoint) throw new Error(`${did} has no PDS endpoint`);
-    const url = `${pdsEndpoint}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`;
-    let body: Uint8Array;
-    try {
-      const res = await opts.fetcher.request(url, {
-        timeoutMs: opts.timeoutMs ?? 60_000,
-        maxResponseBytes: opts.maxRepoBytes,
-        headers: { accept: 'application/vnd.ipld.car' },
-        signal,
-      });
-      body = res.body;
-    } catch (err) {
-      if (
-        err instanceof HttpStatusError &&
-        (err.status === 404 || (err.status === 400 && err.bodyPreview.includes('RepoNotFound')))
-      )
-        return null;
-      throw err;
-    }
-    const { rev, collections } = collectionsFromRepoCar(body, did);
-    return { rev, collections };
+    if (!signingKey) throw new Error(`${did} has no signing key`);
+    const repo = await opts.repos.fetchRepo(did, pdsEndpoint, {
+      purpose,
+      key: signingKey,
+      signal,
+      timeoutMs: opts.timeoutMs,
+    });
+    return repo && { rev: repo.rev, collections: repo.collections };
   };
 }

@@ -20,6 +20,7 @@ import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Relay } from '../relay.ts';
+import { RepoFetcher } from '../validate/repo-fetch.ts';
 import { repoCollectionsFetcher } from './relay-upkeep.ts';
 
 type Json = Record<string, unknown>;
@@ -185,16 +186,22 @@ describe('collection index in the running relay', () => {
   it("the cleaner's repo fetch reads an account's collections from its PDS", async () => {
     const [a] = dids;
     const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
+    const repos = new RepoFetcher({ fetcher, maxBytes: 1024 * 1024 });
     try {
       const fetchCollections = repoCollectionsFetcher({
-        fetcher,
-        identity: { resolve: async () => ({ pdsEndpoint: net.hostOf(a).url }) },
-        maxRepoBytes: 1024 * 1024,
+        repos,
+        identity: {
+          resolve: async () => ({
+            pdsEndpoint: net.hostOf(a).url,
+            signingKey: net.hostOf(a).accounts.get(a)?.signer.publicKey,
+          }),
+        },
       });
       // the PDS has the record written while a was taken down (the relay dropped that commit)
       assert.deepEqual(await fetchCollections(a), [POST, 'com.example.hidden']);
       assert.equal(await fetchCollections('did:plc:aaaaaaaaaaaaaaaaaaaaaaaa'), null);
     } finally {
+      await repos.close();
       await fetcher.close();
     }
   });

@@ -17,6 +17,7 @@ import { encodeCbor } from '../protocol/cbor.ts';
 import { cidForCbor } from '../protocol/cid.ts';
 import type { CommitEvent } from '../protocol/events.ts';
 import { syncFrame } from '../protocol/relay-frames.ts';
+import { RepoFetchError } from '../validate/repo-fetch.ts';
 import { CollectionCleaner } from './cleaner.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { CollectionIndexUpkeep } from './relay-upkeep.ts';
@@ -240,6 +241,26 @@ for (const [name, fresh] of backends) {
       }
     });
 
+    it('a repo over the limits is given up at once (no retries), counted as unreadable', async () => {
+      const t = await fresh();
+      const pds = new FakePds();
+      const q = queueOf(new CollectionIndexer(t.store), pds, { maxAttempts: 6 });
+      try {
+        await t.store.addPairs([{ did: A, collection: POST }]);
+        q.syncAccepted(A, REV1);
+        (await pds.call(0)).reject(new RepoFetchError('too-many-blocks', 'more than 1000000 blocks'));
+        await q.whenIdle();
+        assert.equal(pds.calls.length, 1, 'not fetched again');
+        assert.equal(q.stats.unreadable, 1);
+        assert.equal(q.stats.gaveUp, 1);
+        assert.deepEqual(await markers(t.store), []);
+        assert.deepEqual(await t.store.collectionsOf(A), [POST], 'the index is left as it was');
+      } finally {
+        await q.stop();
+        await t.destroy();
+      }
+    });
+
     it('a full queue leaves DIDs persisted for resume() and the cleaner', async () => {
       const t = await fresh();
       const pds = new FakePds();
@@ -351,7 +372,7 @@ describe('#sync recompute queue fed by the relay upkeep', () => {
       const repo = newRepo(A);
       const head = repo.applyWrites([record(POST, '3k1'), record(FOLLOW, '3k2')]);
       upkeep.syncAccepted(A, head.rev); // the log listener runs first …
-      upkeep.repoResynced(A, repo.exportCar()); // … then the resync's observer note
+      upkeep.repoResynced(A, { rev: head.rev, collections: repo.collections() }); // … then the resync's observer note
       await upkeep.drain();
       await q.whenIdle();
       assert.equal(pds.calls.length, 0);

@@ -33,12 +33,16 @@
 //   already in the fetched repo, and `indexer.resync` is submitted in that
 //   same step, so it lands in the DID's chain after all of them and before
 //   any later commit (whose rev is above r and whose ops then apply on top).
+// A repo that cannot be read as served (over the repo limits, broken, badly
+// signed: a permanent RepoFetchError) is given up at once, not fetched
+// `maxAttempts` times; the index keeps what it had, counted as `unreadable`.
 // A relay resync (chain break) of a queued account covers the #sync when its
 // repo is at least as new (`resynced`), and a deleted account is dropped
 // (`forget`).
 import { EventKind, type LogRecord } from '../eventlog/types.ts';
 import { parseEventBody } from '../protocol/events.ts';
 import { decodeFrame } from '../protocol/frames.ts';
+import { isPermanentRepoFailure } from '../validate/repo-fetch.ts';
 import { type CollectionIndexer, SYNC_PENDING } from './upkeep.ts';
 
 export { SYNC_PENDING };
@@ -83,8 +87,10 @@ export interface SyncRecomputeStats {
   stale: number;
   /** fetches that failed (error, or no such repo) */
   failed: number;
-  /** DIDs dropped after maxAttempts */
+  /** DIDs dropped after maxAttempts, or at once when their repo cannot be read (unreadable) */
   gaveUp: number;
+  /** fetches whose repo was over the limits or broken as served (given up without retrying) */
+  unreadable: number;
   /** DIDs a relay resync recomputed first */
   covered: number;
 }
@@ -114,6 +120,7 @@ export class SyncRecomputeQueue {
     stale: 0,
     failed: 0,
     gaveUp: 0,
+    unreadable: 0,
     covered: 0,
   };
   private readonly entries = new Map<string, Entry>();
@@ -328,6 +335,10 @@ export class SyncRecomputeQueue {
     if (!repo) {
       this.stats.failed++;
       this.opts.onError?.(err ?? new Error(`repo of ${e.did} not found on its PDS`), e.did);
+      if (isPermanentRepoFailure(err)) {
+        this.stats.unreadable++;
+        return this.giveUp(e);
+      }
       return this.retryOrGiveUp(e);
     }
     if (repo.rev < e.syncRev || repo.rev < e.appliedRev) {
@@ -341,16 +352,18 @@ export class SyncRecomputeQueue {
 
   /** Back of the queue after the backoff for its attempt count, or dropped (with its marker) after maxAttempts. */
   private async retryOrGiveUp(e: Entry): Promise<void> {
-    if (e.attempts >= (this.opts.maxAttempts ?? 6)) {
-      this.finish(e, 'gaveUp');
-      await this.opts.indexer.clearSyncPending(e.did);
-      return;
-    }
+    if (e.attempts >= (this.opts.maxAttempts ?? 6)) return this.giveUp(e);
     const base = this.opts.retryMs ?? 30_000;
     const delay = Math.min(base * 2 ** (e.attempts - 1), this.opts.maxRetryMs ?? 900_000);
     e.notBefore = this.now() + delay;
     this.entries.delete(e.did);
     this.entries.set(e.did, e);
+  }
+
+  /** Dropped with its marker; the index keeps what it had. */
+  private async giveUp(e: Entry): Promise<void> {
+    this.finish(e, 'gaveUp');
+    await this.opts.indexer.clearSyncPending(e.did);
   }
 
   private finish(e: Entry, outcome: 'recomputes' | 'covered' | 'gaveUp'): void {

@@ -6,15 +6,15 @@
 // against the PDS, and is counted. Account events remove (deleted) or hide
 // (taken down, suspended, deactivated) the account's pairs; a resync
 // replaces an account's collections with those of its fetched repo (after a
-// chain break, or an upstream #sync via sync-recompute.ts).
+// chain break, or an upstream #sync via sync-recompute.ts) — read in a worker
+// by the relay's repo fetch (validate/repo-fetch.ts), so only the collection
+// names arrive here.
 //
 // Calls for one DID are applied in arrival order even on an async backend:
 // each DID has a promise chain, so a create and a following delete of the
 // same account can never reach the store swapped.
-import { readCar } from '../protocol/car.ts';
 import type { Cid } from '../protocol/cid.ts';
-import { decodeCommit } from '../protocol/commit.ts';
-import { type BlockSource, Mst } from '../protocol/mst.ts';
+import type { BlockSource } from '../protocol/mst.ts';
 import type { CollectionIndexStore, CollectionPair } from './index-store.ts';
 import { collectionStillPresent } from './presence.ts';
 
@@ -120,23 +120,6 @@ export async function applyCommit(
   return { added: eff.created, removed: eff.gone, unknown: eff.unknown };
 }
 
-/** The collections of a repo exported as a CAR (com.atproto.sync.getRepo), read from its MST. */
-export function collectionsFromRepoCar(
-  car: Uint8Array,
-  expectDid?: string,
-): { did: string; rev: string; collections: string[] } {
-  const parsed = readCar(car);
-  if (parsed.roots.length !== 1) throw new Error('repo CAR must have exactly one root');
-  const commitBytes = parsed.blocks.get(parsed.roots[0]);
-  if (!commitBytes) throw new Error('repo CAR lacks its commit block');
-  const commit = decodeCommit(commitBytes);
-  if (expectDid !== undefined && commit.did !== expectDid)
-    throw new Error(`repo CAR is for ${commit.did}, not ${expectDid}`);
-  const collections = new Set<string>();
-  for (const [key] of Mst.load(parsed.blocks, commit.data).entries()) collections.add(collectionOf(key));
-  return { did: commit.did, rev: commit.rev, collections: [...collections].sort() };
-}
-
 export class CollectionIndexer {
   readonly stats: UpkeepStats = {
     commits: 0,
@@ -226,11 +209,5 @@ export class CollectionIndexer {
   /** Drops the account's #sync recompute marker (the recompute was given up). */
   clearSyncPending(did: string): Promise<void> {
     return this.inOrder(did, () => this.store.removePendingCheck({ did, collection: SYNC_PENDING }));
-  }
-
-  /** Resync from the repo CAR the relay fetched (com.atproto.sync.getRepo). */
-  resyncFromCar(did: string, car: Uint8Array): Promise<{ added: number; removed: number }> {
-    const { collections } = collectionsFromRepoCar(car, did);
-    return this.resync(did, collections);
   }
 }

@@ -219,9 +219,39 @@ export const SETTINGS = {
   maxRepoMb: setting({
     env: 'RELAY_MAX_REPO_MB',
     flag: '--max-repo-mb',
-    default: 512,
-    describe: 'largest repo CAR (MiB) a resync downloads',
-    parse: int(1, 65536),
+    default: 128,
+    describe:
+      'largest repo CAR (MiB) downloaded by getRepo (resync, collection index recompute, cleaner, backfill)',
+    parse: int(1, 4095),
+  }),
+  maxRepoBlocks: setting({
+    env: 'RELAY_MAX_REPO_BLOCKS',
+    flag: '--max-repo-blocks',
+    default: 1_000_000,
+    describe: 'most blocks a fetched repo CAR may hold; checked while reading, before memory grows',
+    parse: int(1, 100_000_000),
+  }),
+  repoFetchConcurrency: setting({
+    env: 'RELAY_REPO_FETCH_CONCURRENCY',
+    flag: '--repo-fetch-concurrency',
+    default: 4,
+    describe:
+      'repo CARs downloaded and read at once (bounds their memory: this × RELAY_MAX_REPO_MB); more wait',
+    parse: int(1, 256),
+  }),
+  repoWorkers: setting({
+    env: 'RELAY_REPO_WORKERS',
+    flag: '--repo-workers',
+    default: 1,
+    describe: 'worker threads reading fetched repo CARs (started on demand, stopped when idle)',
+    parse: int(1, 64),
+  }),
+  repoWorkerHeapMb: setting({
+    env: 'RELAY_REPO_WORKER_HEAP_MB',
+    flag: '--repo-worker-heap-mb',
+    default: 256,
+    describe: 'heap cap (MiB) of each repo worker thread; a repo that exhausts it fails, the relay goes on',
+    parse: int(32, 65536),
   }),
   maxEventsGb: setting({
     env: 'RELAY_MAX_EVENTS_GB',

@@ -1,8 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fromUint8Array } from '@atcute/car';
+import { TINY_BLOCK_SECTION_BYTES, tinyBlocksCar } from '../../sim/hostile-repo.ts';
 import { concatBytes, utf8Encode } from './bytes.ts';
-import { BlockMap, CarError, readCar, writeCar } from './car.ts';
+import {
+  BlockMap,
+  CarError,
+  DEFAULT_MAX_CAR_BLOCKS,
+  DEFAULT_MAX_CAR_BYTES,
+  indexCar,
+  readCar,
+  writeCar,
+} from './car.ts';
 import { encodeCbor } from './cbor.ts';
 import { type Cid, CidLinkWrapper, cidEquals, cidForCbor, cidForRaw, cidMatchesBlock } from './cid.ts';
 
@@ -199,6 +208,90 @@ describe('readCar / writeCar', () => {
       reasonOf(() => readCar(new Uint8Array(2_000_001))),
       'too-large',
     );
+  });
+
+  it('bounds the block count by default, also for a caller that raises maxBytes', () => {
+    // 60,000 tiny blocks: 2.4 MB, more blocks than 2,000,000 bytes can hold
+    const tiny = tinyBlocksCar(60_000);
+    assert.equal(
+      reasonOf(() => readCar(tiny, { maxBytes: 10_000_000 })),
+      'too-many-blocks',
+    );
+    assert.equal(readCar(tiny, { maxBytes: 10_000_000, maxBlocks: 60_000 }).blocks.size, 60_000);
+    // frames keep their limits: a 2,000,000-byte CAR of the smallest blocks still loads by default
+    const most = tinyBlocksCar(Math.floor((2_000_000 - 20) / TINY_BLOCK_SECTION_BYTES));
+    assert.ok(most.length <= 2_000_000);
+    assert.ok(readCar(most).blocks.size > 48_000);
+  });
+});
+
+describe('indexCar', () => {
+  const limits = { maxBytes: DEFAULT_MAX_CAR_BYTES, maxBlocks: DEFAULT_MAX_CAR_BLOCKS };
+  const outcome = (fn: () => { roots: Cid[]; get(c: Cid): Uint8Array | undefined }, cids: Cid[]) => {
+    try {
+      const r = fn();
+      return { roots: r.roots.map((c) => c.$link), blocks: cids.map((c) => r.get(c)) };
+    } catch (e) {
+      assert.ok(e instanceof CarError, `expected CarError, got ${e}`);
+      return { reason: e.reason };
+    }
+  };
+
+  it('agrees with readCar on valid and corrupted input (accepts, reason, every block)', () => {
+    const blocks = sampleBlocks(20);
+    const car = writeCar([blocks[0][0]], blocks);
+    const cids = blocks.map(([c]) => c);
+    assert.deepEqual(
+      outcome(() => indexCar(car, limits), cids),
+      outcome(() => {
+        const r = readCar(car);
+        return { roots: r.roots, get: (c: Cid) => r.blocks.get(c) };
+      }, cids),
+    );
+    let seed = 11;
+    const rand = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x80000000;
+    };
+    for (let i = 0; i < 2000; i++) {
+      const bad = rand() < 0.2 ? car.subarray(0, Math.floor(rand() * car.length)) : car.slice();
+      if (bad.length === car.length) bad[Math.floor(rand() * bad.length)] = Math.floor(rand() * 256);
+      assert.deepEqual(
+        outcome(() => indexCar(bad, limits), cids),
+        outcome(() => {
+          const r = readCar(bad);
+          return { roots: r.roots, get: (c: Cid) => r.blocks.get(c) };
+        }, cids),
+        `mutation ${i}`,
+      );
+    }
+  });
+
+  it('finds every one of many blocks (the table grows), absent ones are absent, repeats count once', () => {
+    const n = 50_000;
+    const car = tinyBlocksCar(n);
+    const index = indexCar(car, { maxBytes: car.length, maxBlocks: n });
+    assert.equal(index.size, n);
+    const read = readCar(car, { maxBytes: car.length, maxBlocks: n });
+    for (const [cid, data] of read.blocks) assert.deepEqual(index.get(cid), data);
+    const [[other]] = sampleBlocks(1);
+    assert.equal(index.get(other), undefined);
+    assert.equal(index.has(other), false);
+    const twice = concatBytes([car, car.subarray(writeCar([], []).length)]);
+    assert.equal(indexCar(twice, { maxBytes: twice.length, maxBlocks: 2 * n }).size, n);
+  });
+
+  it('enforces both limits while reading', () => {
+    const car = tinyBlocksCar(1000);
+    assert.equal(
+      reasonOf(() => indexCar(car, { maxBytes: car.length - 1, maxBlocks: 1000 })),
+      'too-large',
+    );
+    assert.equal(
+      reasonOf(() => indexCar(car, { maxBytes: car.length, maxBlocks: 999 })),
+      'too-many-blocks',
+    );
+    assert.equal(indexCar(car, { maxBytes: car.length, maxBlocks: 1000 }).size, 1000);
   });
 });
 

@@ -7,7 +7,16 @@
 // atproto profile fails with a CarError: CIDs must be CIDv1 sha2-256 (32 byte
 // digest) with codec dag-cbor or raw, varints minimal, the header exactly
 // `{version: 1, roots: [...]}`, no truncation, and the input within size and
-// block-count limits.
+// block-count limits (both checked while reading, before memory grows; the
+// block-count default is what the default size can hold, so a caller that
+// raises the byte limit still gets a bounded block count unless it raises
+// that too).
+//
+// Whole repositories (com.atproto.sync.getRepo, up to tens of MB) go through
+// `indexCar` instead: the same checks, but the blocks are kept as offsets
+// in a typed-array hash table over the input (16–32 bytes per block)
+// rather than as objects in a Map (about 400 bytes of heap per block), so a
+// CAR of a million tiny blocks costs megabytes, not gigabytes.
 import { decodeCbor, encodeCbor } from './cbor.ts';
 import { type Cid, CidLinkWrapper, CODEC_DCBOR, CODEC_RAW, isCid, sha256 } from './cid.ts';
 
@@ -95,11 +104,21 @@ export class BlockMap implements Iterable<[Cid, Uint8Array]> {
 export interface ReadCarOptions {
   /** Largest accepted CAR, in bytes (default 2,000,000, the `blocks` field limit). */
   maxBytes?: number;
-  /** Largest accepted number of blocks (default: no limit beyond maxBytes). */
+  /** Largest accepted number of blocks (default DEFAULT_MAX_CAR_BLOCKS, whatever maxBytes is). */
   maxBlocks?: number;
 }
 
 export const DEFAULT_MAX_CAR_BYTES = 2_000_000;
+
+/** The smallest block section: a one-byte length, a 36-byte CID, no data. */
+const MIN_SECTION_BYTES = 1 + 36;
+
+/**
+ * Default block limit: the most blocks DEFAULT_MAX_CAR_BYTES can hold, so
+ * event CARs keep exactly the limits they had; a caller reading something
+ * larger must choose its block limit.
+ */
+export const DEFAULT_MAX_CAR_BLOCKS = Math.floor(DEFAULT_MAX_CAR_BYTES / MIN_SECTION_BYTES);
 
 export interface Car {
   roots: Cid[];
@@ -150,7 +169,7 @@ function readHeader(bytes: Uint8Array): Cid[] {
 /** Parses a CAR v1 file and checks every block against its CID. */
 export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
   const maxBytes = opts?.maxBytes ?? DEFAULT_MAX_CAR_BYTES;
-  const maxBlocks = opts?.maxBlocks ?? Number.POSITIVE_INFINITY;
+  const maxBlocks = opts?.maxBlocks ?? DEFAULT_MAX_CAR_BLOCKS;
   const end = bytes.length;
   if (end > maxBytes) throw new CarError('too-large', `${end} bytes exceeds the ${maxBytes} byte limit`);
   if (end === 0) throw new CarError('truncated', 'empty input');
@@ -191,6 +210,133 @@ export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
     p += sectionLength;
   }
   return { roots, blocks };
+}
+
+export interface IndexCarOptions {
+  /** Largest accepted CAR, in bytes (at most 4 GiB - 1: offsets are 32-bit). */
+  maxBytes: number;
+  /** Largest accepted number of block sections. */
+  maxBlocks: number;
+}
+
+const EMPTY_SLOT = 0;
+
+/**
+ * The blocks of a CAR by CID, as offsets into the CAR bytes: an open-addressing
+ * hash table of two Uint32Arrays (section start + 1, data end), slot chosen by
+ * digest bits, so a lookup compares 36 bytes and allocates nothing but the
+ * returned subarray view. Fits where a BlockSource (mst.ts) is wanted.
+ */
+export class CarIndex {
+  /** @internal built by indexCar */
+  constructor(
+    readonly roots: Cid[],
+    private readonly bytes: Uint8Array,
+    private readonly starts: Uint32Array,
+    private readonly ends: Uint32Array,
+    /** Distinct blocks. */
+    readonly size: number,
+  ) {}
+
+  get(cid: Cid): Uint8Array | undefined {
+    const slot = this.find(cid.bytes);
+    return slot < 0 ? undefined : this.bytes.subarray(this.starts[slot] - 1 + CID_LENGTH, this.ends[slot]);
+  }
+
+  has(cid: Cid): boolean {
+    return this.find(cid.bytes) >= 0;
+  }
+
+  private find(cid: Uint8Array): number {
+    if (cid.length !== CID_LENGTH) return -1;
+    const mask = this.starts.length - 1;
+    for (let slot = slotOf(cid, 0) & mask; ; slot = (slot + 1) & mask) {
+      const start = this.starts[slot];
+      if (start === EMPTY_SLOT) return -1;
+      if (sameCid(this.bytes, start - 1, cid, 0)) return slot;
+    }
+  }
+}
+
+/** Table slot from digest bytes 4..7 of a CID at `p` (the digest is uniform: every block was hash-checked). */
+function slotOf(b: Uint8Array, p: number): number {
+  return (b[p + 4] | (b[p + 5] << 8) | (b[p + 6] << 16) | (b[p + 7] << 24)) >>> 0;
+}
+
+function sameCid(a: Uint8Array, pa: number, b: Uint8Array, pb: number): boolean {
+  for (let i = 0; i < CID_LENGTH; i++) if (a[pa + i] !== b[pb + i]) return false;
+  return true;
+}
+
+/**
+ * Reads a CAR v1 file like readCar (same profile, every block hash-checked,
+ * both limits enforced while reading) into a CarIndex instead of a BlockMap:
+ * for whole repositories, where the block count can be large. The index
+ * refers to `bytes`, which must not change while it is used.
+ */
+export function indexCar(bytes: Uint8Array, opts: IndexCarOptions): CarIndex {
+  const maxBytes = Math.min(opts.maxBytes, 0xffff_ffff);
+  const end = bytes.length;
+  if (end > maxBytes) throw new CarError('too-large', `${end} bytes exceeds the ${maxBytes} byte limit`);
+  if (end === 0) throw new CarError('truncated', 'empty input');
+  const pos = [0];
+  const headerLength = readVarint(bytes, pos, end);
+  if (headerLength === 0) throw new CarError('bad-header', 'empty header');
+  const headerStart = pos[0];
+  if (headerLength > end - headerStart) throw new CarError('truncated', 'input ends inside the header');
+  const roots = readHeader(bytes.subarray(headerStart, headerStart + headerLength));
+
+  let starts = new Uint32Array(1024);
+  let ends = new Uint32Array(1024);
+  let size = 0;
+  const insert = (tStarts: Uint32Array, tEnds: Uint32Array, start: number, dataEnd: number): boolean => {
+    const mask = tStarts.length - 1;
+    for (let slot = slotOf(bytes, start) & mask; ; slot = (slot + 1) & mask) {
+      const at = tStarts[slot];
+      if (at === EMPTY_SLOT) {
+        tStarts[slot] = start + 1;
+        tEnds[slot] = dataEnd;
+        return true;
+      }
+      if (sameCid(bytes, at - 1, bytes, start)) return false; // a repeated block: same bytes, already held
+    }
+  };
+  let p = headerStart + headerLength;
+  let count = 0;
+  while (p < end) {
+    pos[0] = p;
+    const sectionLength = readVarint(bytes, pos, end);
+    p = pos[0];
+    if (sectionLength > end - p) throw new CarError('truncated', 'input ends inside a block');
+    if (sectionLength < CID_LENGTH) throw new CarError('bad-cid', 'block section shorter than a CID');
+    if (++count > opts.maxBlocks) throw new CarError('too-many-blocks', `more than ${opts.maxBlocks} blocks`);
+    if (
+      bytes[p] !== 0x01 ||
+      (bytes[p + 1] !== CODEC_DCBOR && bytes[p + 1] !== CODEC_RAW) ||
+      bytes[p + 2] !== 0x12 ||
+      bytes[p + 3] !== 0x20
+    ) {
+      throw new CarError('bad-cid', 'block CID is not CIDv1 sha2-256 dag-cbor/raw');
+    }
+    const dataEnd = p + sectionLength;
+    const digest = sha256(bytes.subarray(p + CID_LENGTH, dataEnd));
+    for (let i = 0; i < 32; i++) {
+      if (digest[i] !== bytes[p + 4 + i]) throw new CarError('hash-mismatch', 'block does not match its CID');
+    }
+    if ((size + 1) * 2 > starts.length) {
+      // keep the load at most 1/2: double the table and re-insert
+      const grownStarts = new Uint32Array(starts.length * 2);
+      const grownEnds = new Uint32Array(starts.length * 2);
+      for (let i = 0; i < starts.length; i++) {
+        if (starts[i] !== EMPTY_SLOT) insert(grownStarts, grownEnds, starts[i] - 1, ends[i]);
+      }
+      starts = grownStarts;
+      ends = grownEnds;
+    }
+    if (insert(starts, ends, p, dataEnd)) size++;
+    p = dataEnd;
+  }
+  return new CarIndex(roots, bytes, starts, ends, size);
 }
 
 function varintLength(n: number): number {

@@ -292,6 +292,43 @@ describe('mst loading', () => {
     assert.equal(t.rootCid().$link, Mst.fromEntries(model).rootCid().$link);
   });
 
+  it('firstKeyAtOrAfter finds the smallest key at or after any bound, loading one path per call', () => {
+    const keys = shuffled(
+      Array.from({ length: 600 }, (_, i) => `c${i % 7}.x/${String(i).padStart(4, '0')}`),
+      5,
+    );
+    const built = treeOf(keys);
+    const blocks = blockMapOf(built);
+    let reads = 0;
+    const counting = {
+      get: (cid: Cid) => {
+        reads++;
+        return blocks.get(cid);
+      },
+    };
+    const sorted = [...keys].sort();
+    const bounds = [
+      '',
+      'a',
+      'c3',
+      'c3.x/',
+      'c3.x/0100',
+      sorted[10],
+      `${sorted[10]}!`,
+      'c6.x0',
+      'zzz',
+      'c0.x0',
+    ];
+    for (const bound of bounds) {
+      const loaded = Mst.load(counting, built.rootCid());
+      reads = 0;
+      const want = sorted.find((k) => k >= bound) ?? null;
+      assert.equal(loaded.firstKeyAtOrAfter(bound), want, JSON.stringify(bound));
+      assert.ok(reads <= loaded.rootLayer() + 1, `${reads} nodes read for one seek`);
+    }
+    assert.equal(Mst.empty().firstKeyAtOrAfter(''), null);
+  });
+
   it('throws MissingBlockError only when a missing node is touched', () => {
     const keys = readFixtureLines('mst/example_keys.txt');
     const full = treeOf(keys);

@@ -328,6 +328,26 @@ export class Mst {
     return null;
   }
 
+  /**
+   * The smallest key >= `bound` (any string, not necessarily a valid key), or
+   * null. Loads only the nodes on one path down, so listing what lies between
+   * far-apart keys (e.g. a repo's collections) reads a few nodes per answer.
+   */
+  firstKeyAtOrAfter(bound: string): string | null {
+    let best: string | null = null;
+    let node: MstNode | null = this.root;
+    while (node) {
+      this.ensure(node);
+      const i = node.lowerBound(bound);
+      if (i < node.entries.length) {
+        if (node.entries[i].key === bound) return bound;
+        best = node.entries[i].key; // the subtree below slot i holds only keys smaller than this one
+      }
+      node = node.slot(i);
+    }
+    return best;
+  }
+
   /** Adds a new key; throws if it is already present. */
   add(key: string, value: Cid): void {
     if (this.get(key) !== null) throw new Error(`MST key already present: ${key}`);

@@ -2,11 +2,19 @@
 // configuration to its settings (kept here so relay.ts wires it in one line).
 import { availableParallelism } from 'node:os';
 import type { RelayConfig } from '../config/config.ts';
+import type { RepoLimits } from './repo-fetch.ts';
 import type { ValidationSettings } from './validator.ts';
 
 export { ValidationMetrics } from './metrics.ts';
 export { effectiveStatus, type ValidatorObserver } from './observer.ts';
 export { DROP_REASONS, type DropReason } from './reasons.ts';
+export {
+  type FetchedRepo,
+  RepoFetchError,
+  RepoFetcher,
+  type RepoFetchOptions,
+  type RepoLimits,
+} from './repo-fetch.ts';
 export {
   DEFAULT_VALIDATION_SETTINGS,
   type HandleLookup,
@@ -28,5 +36,16 @@ export function validationSettingsFromConfig(cfg: RelayConfig): ValidationSettin
     resyncTimeoutMs: 60_000,
     resyncRetryMs: 60_000,
     maxRepoBytes: cfg.maxRepoMb * 1024 * 1024,
+  };
+}
+
+/** Limits of whole-repo fetches (resync, collection index, backfill) from the relay configuration. */
+export function repoLimitsFromConfig(cfg: RelayConfig): RepoLimits {
+  return {
+    maxBytes: cfg.maxRepoMb * 1024 * 1024,
+    maxBlocks: cfg.maxRepoBlocks,
+    concurrency: cfg.repoFetchConcurrency,
+    workers: cfg.repoWorkers,
+    workerHeapMb: cfg.repoWorkerHeapMb,
   };
 }

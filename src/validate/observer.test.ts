@@ -42,7 +42,7 @@ describe('notifyObserver', () => {
     const notes: ObserverNote[] = [
       { kind: 'status', did: DID, status: 'takendown' },
       { kind: 'commit', did: DID, frame: commitFrame() },
-      { kind: 'resynced', did: DID, car: new Uint8Array([9]) },
+      { kind: 'resynced', did: DID, car: { rev: '3aaaaaaaaaa22', collections: ['a.b.c'] } },
     ];
     const { logger, errors } = recordingLogger();
     notifyObserver(
@@ -52,7 +52,7 @@ describe('notifyObserver', () => {
           seen.push(`commit ${did}`);
           commit = c;
         },
-        repoResynced: (did, car) => void seen.push(`resynced ${did} ${car.length}`),
+        repoResynced: (did, repo) => void seen.push(`resynced ${did} ${repo.collections.length}`),
       },
       notes,
       logger,
@@ -77,7 +77,7 @@ describe('notifyObserver', () => {
       [
         { kind: 'status', did: DID, status: 'active' },
         { kind: 'commit', did: DID, frame: new Uint8Array([0xff]) },
-        { kind: 'resynced', did: DID, car: new Uint8Array() },
+        { kind: 'resynced', did: DID, car: { rev: '3aaaaaaaaaa22', collections: [] } },
         { kind: 'commit', did: DID, frame: commitFrame() },
       ],
       logger,

@@ -18,14 +18,25 @@ export interface ValidatorObserver {
    * not active, else the upstream one (deactivated, suspended, deleted, …).
    */
   accountStatus?(did: string, status: string): void | Promise<void>;
-  /** A resync replaced the repo's head with the fetched repo (the whole getRepo CAR). */
-  repoResynced?(did: string, car: Uint8Array): void | Promise<void>;
+  /** A resync replaced the repo's head with the fetched repo (its rev and collection names). */
+  repoResynced?(did: string, repo: ResyncedRepo): void | Promise<void>;
+}
+
+/**
+ * What a resync read from the fetched repo, for derived state: the repo was
+ * read in a worker (repo-fetch.ts) and only this came back.
+ */
+export interface ResyncedRepo {
+  rev: string;
+  /** Distinct collection names of the repo's MST, sorted. */
+  collections: readonly string[];
 }
 
 export type ObserverNote =
   | { kind: 'commit'; did: string; frame: Uint8Array }
   | { kind: 'status'; did: string; status: string }
-  | { kind: 'resynced'; did: string; car: Uint8Array };
+  /** `car`: what was read from the fetched repo CAR (not the CAR; the name predates that). */
+  | { kind: 'resynced'; did: string; car: ResyncedRepo };
 
 /** The status string an `#account` event published as `{active, status}` stands for. */
 export function effectiveStatus(published: { active: boolean; status?: string }): string {

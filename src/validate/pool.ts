@@ -11,8 +11,10 @@
 // one-core baseline of the benchmark). Workers are plain .ts modules: under
 // tsx (how the project runs) a worker does not inherit the parent's
 // `--import tsx` on Node 20, so the worker is started from a tiny ESM
-// bootstrap that registers tsx's loader and then imports worker.ts.
-import { Worker } from 'node:worker_threads';
+// bootstrap that registers tsx's loader and then imports worker.ts
+// (`startWorker`, shared with the repo digest pool in repo-digest.ts, which
+// keeps whole-repo CARs off these workers: see there).
+import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 
@@ -47,14 +49,22 @@ interface PoolWorker {
 
 const WORKER_URL = new URL('./worker.ts', import.meta.url);
 
-function startWorker(): Worker {
-  if (WORKER_URL.pathname.endsWith('.ts')) {
+/**
+ * Starts a worker thread on a module (a .ts module through tsx's loader, see
+ * above); `options` as for `new Worker` (resourceLimits, workerData). Also
+ * used by the repo digest pool (repo-digest.ts).
+ */
+export function startWorker(
+  url: URL = WORKER_URL,
+  options: Pick<WorkerOptions, 'resourceLimits' | 'workerData'> = {},
+): Worker {
+  if (url.pathname.endsWith('.ts')) {
     // resolved here, not in the worker: an eval'd worker resolves bare names from the cwd
     const tsxApi = import.meta.resolve('tsx/esm/api');
-    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL.href)}); });`;
-    return new Worker(bootstrap, { eval: true });
+    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
+    return new Worker(bootstrap, { ...options, eval: true });
   }
-  return new Worker(WORKER_URL);
+  return new Worker(url, options);
 }
 
 export class VerifyPool {

@@ -4,6 +4,7 @@ import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { Keypair } from '../protocol/keys.ts';
 import { ResyncError, Resyncer } from './resync.ts';
 import { type Harness, startHarness } from './test-harness.ts';
+import { Validator, type ValidatorOptions } from './validator.ts';
 
 async function withHarness(
   settings: Parameters<typeof startHarness>[0],
@@ -120,5 +121,52 @@ describe('Resyncer', () => {
     assert.equal(starts.length, 22);
     assert.ok(starts[21] - t0 >= 80, `then one per 50 ms (${(starts[21] - t0).toFixed(0)} ms)`);
     r.close();
+  });
+});
+
+describe('Validator resync attempts (lastResync)', () => {
+  const noFetcher: SafeFetcher = {
+    request: async () => {
+      throw new Error('unused');
+    },
+    getJson: async () => {
+      throw new Error('unused');
+    },
+    getText: async () => {
+      throw new Error('unused');
+    },
+    close: () => {},
+  };
+
+  it('forgets attempts older than the retry interval and caps how many it remembers', async () => {
+    let now = 0;
+    const v = new Validator({
+      // no such account: each resync records its attempt, then has nothing to do
+      store: { getAccountByDid: async () => undefined } as unknown as ValidatorOptions['store'],
+      log: {} as ValidatorOptions['log'],
+      identity: {} as ValidatorOptions['identity'],
+      handleResolver: { resolve: async () => undefined },
+      fetcher: noFetcher,
+      config: { resyncRetryMs: 1000 },
+      now: () => now,
+    });
+    const internals = v as unknown as {
+      lastResync: Map<string, number>;
+      resync(q: { did: string; jobs: never[]; parked: boolean; resyncPending: boolean }): Promise<void>;
+    };
+    const attempt = (did: string) => internals.resync({ did, jobs: [], parked: false, resyncPending: true });
+    try {
+      for (let i = 0; i < 500; i++) await attempt(`did:plc:a${i}`);
+      assert.equal(internals.lastResync.size, 500);
+      now = 1000; // a retry interval later those attempts hold nothing back any more
+      await attempt('did:plc:b');
+      assert.equal(internals.lastResync.size, 1);
+      // however many accounts fail within one interval, the map stays bounded
+      for (let i = 0; i < 100_010; i++) await attempt(`did:plc:c${i}`);
+      assert.ok(internals.lastResync.size <= 100_000, `${internals.lastResync.size} attempts remembered`);
+      assert.ok(internals.lastResync.has('did:plc:c100009'), 'the newest attempt is kept');
+    } finally {
+      await v.close();
+    }
   });
 });

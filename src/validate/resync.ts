@@ -1,22 +1,30 @@
 // Repo resync: when a #commit does not follow the stored head (sync 1.1
 // chain break), the relay neither freezes the repo nor passes data it cannot
 // verify. It fetches the whole repo from the account's PDS
-// (`com.atproto.sync.getRepo`), checks the CAR (every block hash), that its
-// root is a v3 commit of this DID, and that the commit's signature verifies
-// against the account's key; the validator then resets the head to that
-// commit and emits a #sync. Resyncs cost a PDS a full repo export, so they go
-// through a queue with a concurrency limit and a token bucket (at most
-// `perSecond` starts per second), and the queue is bounded: past it, a resync
-// fails at once and the account stays desynchronized until a later event or
-// an upstream #sync retries it.
-import { readCar } from '../protocol/car.ts';
+// (`com.atproto.sync.getRepo`) and reads it in a worker thread
+// (repo-fetch.ts: byte and block-count limits, every block hash checked, the
+// root a v3 commit of this DID whose signature verifies against the
+// account's key, the collection names read from the MST); only that digest
+// comes back to the main thread, and the validator then resets the head to
+// that commit and emits a #sync. Resyncs cost a PDS a full repo export, so
+// they go through a queue with a concurrency limit and a token bucket (at
+// most `perSecond` starts per second), and the queue is bounded: past it, a
+// resync fails at once and the account stays desynchronized until a later
+// event or an upstream #sync retries it.
+//
+// The relay hands the Validator its RepoFetcher as the `fetcher` (a
+// RepoFetcher is a SafeFetcher), so resyncs share the relay's repo limits,
+// workers and metrics with the collection index's fetches. Given a plain
+// SafeFetcher (tests, tools), the Resyncer makes a RepoFetcher of its own
+// from `maxRepoBytes`/`maxRepoBlocks` and closes it with itself.
 import type { Cid } from '../protocol/cid.ts';
-import { decodeCommit, unsignedCommitBytes } from '../protocol/commit.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
-import { checkSignature } from './verify-frame.ts';
+import type { ResyncedRepo } from './observer.ts';
+import { DEFAULT_REPO_LIMITS, RepoFetcher } from './repo-fetch.ts';
 
 export interface ResyncOptions {
+  /** getRepo goes through this; a RepoFetcher brings its own limits and workers (see above). */
   fetcher: SafeFetcher;
   /** Resync starts per second (token bucket, burst = max(1, perSecond)). */
   perSecond: number;
@@ -25,8 +33,10 @@ export interface ResyncOptions {
   /** Resyncs waiting before new ones are refused. */
   maxQueued: number;
   timeoutMs: number;
-  /** Largest repo CAR accepted. */
+  /** Largest repo CAR accepted (when `fetcher` is not a RepoFetcher). */
   maxRepoBytes: number;
+  /** Most blocks a repo CAR may hold (when `fetcher` is not a RepoFetcher; default 1,000,000). */
+  maxRepoBlocks?: number;
   now?: () => number;
 }
 
@@ -36,8 +46,12 @@ export interface ResyncedHead {
   dataCid: Cid;
   /** The signed commit block, for the #sync the validator emits. */
   commitBlock: Uint8Array;
-  /** The whole fetched repo CAR (verified), for observers that rebuild derived state. */
-  car: Uint8Array;
+  /**
+   * What the worker read from the fetched repo CAR for observers that rebuild
+   * derived state (its rev and collection names); the CAR itself is never
+   * handed back. (The field keeps its old name so validator.ts needs no edit.)
+   */
+  car: ResyncedRepo;
 }
 
 export class ResyncError extends Error {
@@ -51,6 +65,9 @@ interface QueuedResync {
 
 export class Resyncer {
   private readonly opts: ResyncOptions;
+  private readonly repos: RepoFetcher;
+  /** The RepoFetcher was made here (closed with the Resyncer). */
+  private readonly ownsRepos: boolean;
   private readonly now: () => number;
   private readonly queue: QueuedResync[] = [];
   private running = 0;
@@ -61,6 +78,16 @@ export class Resyncer {
 
   constructor(opts: ResyncOptions) {
     this.opts = opts;
+    this.ownsRepos = !(opts.fetcher instanceof RepoFetcher);
+    this.repos =
+      opts.fetcher instanceof RepoFetcher
+        ? opts.fetcher
+        : new RepoFetcher({
+            fetcher: opts.fetcher,
+            maxBytes: opts.maxRepoBytes,
+            maxBlocks: opts.maxRepoBlocks ?? DEFAULT_REPO_LIMITS.maxBlocks,
+            concurrency: opts.concurrency,
+          });
     this.now = opts.now ?? Date.now;
     this.tokens = Math.max(1, opts.perSecond);
     this.lastRefill = this.now();
@@ -90,6 +117,7 @@ export class Resyncer {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     for (const q of this.queue.splice(0)) q.reject(new ResyncError('resyncer closed'));
+    if (this.ownsRepos) void this.repos.close();
   }
 
   private refill(): void {
@@ -121,33 +149,23 @@ export class Resyncer {
   }
 
   private async fetchAndVerify(did: string, pdsEndpoint: string, key: PublicKey): Promise<ResyncedHead> {
-    const url = `${pdsEndpoint}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`;
-    let body: Uint8Array;
+    let repo: Awaited<ReturnType<RepoFetcher['fetchRepo']>>;
     try {
-      const res = await this.opts.fetcher.request(url, {
+      repo = await this.repos.fetchRepo(did, pdsEndpoint, {
+        purpose: 'resync',
+        key,
         timeoutMs: this.opts.timeoutMs,
-        maxResponseBytes: this.opts.maxRepoBytes,
-        headers: { accept: 'application/vnd.ipld.car' },
       });
-      body = res.body;
     } catch (err) {
-      throw new ResyncError(`getRepo failed: ${(err as Error).message}`, { cause: err });
+      throw new ResyncError(`repo fetch failed: ${(err as Error).message}`, { cause: err });
     }
-    try {
-      const car = readCar(body, { maxBytes: this.opts.maxRepoBytes });
-      const root = car.roots[0];
-      const block = root ? car.blocks.get(root) : undefined;
-      if (!root || !block) throw new ResyncError('repo CAR lacks its root commit');
-      const commit = decodeCommit(block);
-      if (commit.did !== did) throw new ResyncError(`repo commit is for ${commit.did}`);
-      if (!car.blocks.has(commit.data)) throw new ResyncError('repo CAR lacks the MST root');
-      const sig = checkSignature(key, unsignedCommitBytes(commit), commit.sig);
-      if (sig !== 'ok')
-        throw new ResyncError(`repo commit signature is ${sig === 'high-s' ? 'high-S' : 'invalid'}`);
-      return { rev: commit.rev, commitCid: root, dataCid: commit.data, commitBlock: block, car: body };
-    } catch (err) {
-      if (err instanceof ResyncError) throw err;
-      throw new ResyncError(`repo does not verify: ${(err as Error).message}`, { cause: err });
-    }
+    if (!repo) throw new ResyncError('the PDS has no such repo');
+    return {
+      rev: repo.rev,
+      commitCid: repo.commitCid,
+      dataCid: repo.dataCid,
+      commitBlock: repo.commitBlock,
+      car: { rev: repo.rev, collections: repo.collections },
+    };
   }
 }

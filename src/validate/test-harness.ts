@@ -53,6 +53,8 @@ export interface HarnessOptions {
   settings?: Partial<ValidationSettings>;
   /** Wraps the identity source (e.g. to slow one DID down). */
   wrapIdentity?: (inner: IdentitySource) => IdentitySource;
+  /** Wraps the fetcher the validator resyncs with (e.g. in a RepoFetcher with test workers). */
+  wrapFetcher?: (inner: SafeFetcher) => SafeFetcher;
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
@@ -73,7 +75,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     log,
     identity: opts.wrapIdentity ? opts.wrapIdentity(identity) : identity,
     handleResolver,
-    fetcher,
+    fetcher: opts.wrapFetcher ? opts.wrapFetcher(fetcher) : fetcher,
     config: opts.settings,
   });
   const taken = net.hosts.map(() => 0);

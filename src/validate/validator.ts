@@ -112,6 +112,9 @@ export const DEFAULT_VALIDATION_SETTINGS: ValidationSettings = {
   maxRepoBytes: 512 * 1024 * 1024,
 };
 
+/** Resync attempts remembered at most (lastResync). */
+const MAX_TRACKED_RESYNCS = 100_000;
+
 export type IdentitySource = Pick<IdentityCache, 'get' | 'resolve' | 'purge'>;
 
 /** Handle → DID (DNS TXT, then HTTPS well-known, in production: HandleResolver). */
@@ -237,6 +240,7 @@ export class Validator implements FrameSink {
   private readonly resyncer: Resyncer;
   private readonly repos = new Map<string, RepoQueue>();
   private readonly heads = new Map<string, RepoHead>();
+  /** DID → time of its last resync attempt, oldest first; bounded (noteResyncAttempt). */
   private readonly lastResync = new Map<string, number>();
   private readonly observer?: ValidatorObserver;
   private order: OrderEntry[] = [];
@@ -710,6 +714,23 @@ export class Validator implements FrameSink {
     return { account, head, reset };
   }
 
+  /**
+   * Records a resync attempt. Attempts older than the retry interval hold
+   * nothing back, so they are dropped (re-inserting keeps the map oldest
+   * first, so that is a walk from the front); past MAX_TRACKED_RESYNCS the
+   * oldest go too (such an account may retry a little early, still through
+   * the resync queue's rate limit).
+   */
+  private noteResyncAttempt(did: string): void {
+    const now = this.now();
+    this.lastResync.delete(did);
+    for (const [d, t] of this.lastResync) {
+      if (now - t < this.settings.resyncRetryMs && this.lastResync.size < MAX_TRACKED_RESYNCS) break;
+      this.lastResync.delete(d);
+    }
+    this.lastResync.set(did, now);
+  }
+
   private maybeScheduleResync(q: RepoQueue): void {
     const last = this.lastResync.get(q.did);
     if (last === undefined || this.now() - last >= this.settings.resyncRetryMs) q.resyncPending = true;
@@ -881,7 +902,7 @@ export class Validator implements FrameSink {
     q.resyncPending = false;
     this.park(q);
     const did = q.did;
-    this.lastResync.set(did, this.now());
+    this.noteResyncAttempt(did);
     try {
       const account = await this.store.getAccountByDid(did);
       if (account?.status !== 'desynchronized') return;
