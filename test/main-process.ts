@@ -22,8 +22,10 @@ export interface MainProcess {
   alive(): boolean;
 }
 
-export function startMain(env: Record<string, string>, script = 'src/main.ts'): MainProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+/** `preload`: modules imported before the entry point (e.g. test/fixtures/inject-fault.ts). */
+export function startMain(env: Record<string, string>, preload: readonly string[] = []): MainProcess {
+  const imports = preload.flatMap((p) => ['--import', p]);
+  const child = spawn(process.execPath, ['--import', 'tsx', ...imports, 'src/main.ts'], {
     cwd: root,
     env: { ...process.env, RELAY_UPSTREAM: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
