@@ -391,6 +391,56 @@ describe('relay HTTP limits (slowloris, floods, proxies, binds)', () => {
     assert.equal((await as('198.51.100.1', TEST_ADMIN_PASSWORD)).status, 200, 'the operator is not');
   });
 
+  it('bounded inputs on the public port: every refusal is a JSON error, and the relay keeps serving', async () => {
+    const relay = await start({});
+    const json = async (req: string): Promise<{ status: number; error: string }> => {
+      const c = await raw(relay.port);
+      c.socket.write(req);
+      await waitFor(() => c.closed() || /\r\n\r\n\{.*\}$/s.test(c.received()), 'a complete answer');
+      const text = c.received();
+      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1]);
+      const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error: string; message: string };
+      assert.equal(typeof body.message, 'string', text);
+      return { status, error: body.error };
+    };
+    const getReq = (target: string, headers = ''): string =>
+      `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n${headers}\r\n`;
+    const params = Array.from({ length: 65 }, (_, i) => `p${i}=1`).join('&');
+    const cases: [string, string, number, string][] = [
+      [
+        'too many query parameters',
+        getReq(`/xrpc/com.atproto.sync.listRepos?${params}`),
+        400,
+        'InvalidRequest',
+      ],
+      [
+        'URL over 8 KiB',
+        getReq(`/xrpc/com.atproto.sync.listRepos?cursor=${'1'.repeat(9000)}`),
+        414,
+        'InvalidRequest',
+      ],
+      ['dot segments', getReq('/xrpc/%2e%2e/admin/hosts'), 400, 'InvalidRequest'],
+      [
+        'request head over 16 KiB',
+        getReq('/_healthz', `X-Big: ${'a'.repeat(17_000)}\r\n`),
+        431,
+        'InvalidRequest',
+      ],
+      ['malformed request line', 'GET /\x01 HTTP/1.1\r\n\r\n', 400, 'InvalidRequest'],
+      ['bad header', 'GET / HTTP/1.1\r\nBad Header\r\n\r\n', 400, 'InvalidRequest'],
+      [
+        'body over 64 KiB (chunked)',
+        `POST /xrpc/com.atproto.sync.requestCrawl HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${(70_000).toString(16)}\r\n${' '.repeat(70_000)}\r\n`,
+        413,
+        'PayloadTooLarge',
+      ],
+    ];
+    for (const [what, req, status, error] of cases) {
+      assert.deepEqual(await json(req), { status, error }, what);
+    }
+    assert.ok(await answers(relay.port));
+  });
+
   it('the metrics server binds to loopback unless RELAY_METRICS_BIND says otherwise', async () => {
     const relay = await start({ RELAY_BIND: '127.0.0.3' });
     assert.equal((relay.publicAddress as AddressInfo).address, '127.0.0.3');
