@@ -270,7 +270,12 @@ describe('relay HTTP limits (slowloris, floods, proxies, binds)', () => {
   });
 
   it('connections past the cap are refused while existing consumers keep receiving', async () => {
-    const relay = await start({ RELAY_MAX_CONNECTIONS: '4' });
+    // Long head timeouts: the idle sockets below must hold their slots for the whole test.
+    const relay = await start({
+      RELAY_MAX_CONNECTIONS: '4',
+      RELAY_HTTP_HEADERS_TIMEOUT_MS: '600000',
+      RELAY_HTTP_REQUEST_TIMEOUT_MS: '600000',
+    });
     const c = await consumer(`ws://127.0.0.1:${relay.port}${FIREHOSE}`);
     const idle = [await raw(relay.port), await raw(relay.port), await raw(relay.port)];
     // The fifth connection is closed as soon as it is accepted, without an answer.
@@ -292,7 +297,11 @@ describe('relay HTTP limits (slowloris, floods, proxies, binds)', () => {
   });
 
   it('the metrics port has its own connection cap', async () => {
-    const relay = await start({ RELAY_METRICS_MAX_CONNECTIONS: '2' });
+    const relay = await start({
+      RELAY_METRICS_MAX_CONNECTIONS: '2',
+      RELAY_HTTP_HEADERS_TIMEOUT_MS: '600000',
+      RELAY_HTTP_REQUEST_TIMEOUT_MS: '600000',
+    });
     await raw(relay.metricsPort);
     await raw(relay.metricsPort);
     const refused = await raw(relay.metricsPort);

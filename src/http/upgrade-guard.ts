@@ -107,6 +107,8 @@ export class UpgradeGuard {
     const timer = setTimeout(() => {
       if (!this.pending.has(socket)) return;
       this.fail('timeout');
+      // No longer pending from now on, not only once 'close' has been emitted.
+      this.settle(socket);
       socket.destroy();
     }, this.opts.timeoutMs);
     this.pending.set(socket, timer);
