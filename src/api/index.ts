@@ -167,7 +167,8 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         if (verdict !== 'ok') {
           if (verdict === 'invalid') {
             adminFailures.take(key);
-            logger.warn({ client: address }, 'failed admin login');
+            // debug, not warn: counted in relay_api_requests_total{status="401"}; a log line per guess would let many clients flood the log.
+            logger.debug({ client: address }, 'failed admin login');
           }
           throw new ApiError(
             401,
