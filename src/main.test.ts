@@ -1,4 +1,7 @@
-// Start-up and shutdown of the real entry point, as `npm start` runs it.
+// Start-up and shutdown of the real entry point, as `npm start` runs it, and
+// its safety net: errors that escape every handler (injected by a preloaded
+// test fixture) are logged and counted; an uncaught exception stops the relay
+// cleanly with status 70, an unhandled rejection does not stop it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -6,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
+import { startMain } from '../test/main-process.ts';
 import { WAIT_DEADLINE_MS } from '../test/support/wait.ts';
 import { decodeFrame } from './protocol/frames.ts';
 
@@ -92,6 +96,47 @@ describe('main', () => {
       assert.equal(await exitCode(child), 0);
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('an uncaught exception is logged, counted and stops the relay cleanly with status 70', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-main-'));
+    dirs.push(dataDir);
+    const main = startMain(
+      { RELAY_PORT: '0', RELAY_METRICS_PORT: '0', RELAY_DATA_DIR: dataDir, ATRELAY_TEST_FAULT: 'throw' },
+      ['./test/fixtures/inject-fault.ts'],
+    );
+    try {
+      assert.equal(await main.exitCode(), 70, main.stderr());
+      const fatal = main.logs.find((r) => r.msg === 'uncaught exception: invariant breach, stopping');
+      assert.ok(fatal, 'the exception is logged');
+      assert.match(JSON.stringify(fatal.err), /injected fault: thrown from a callback/);
+      // The graceful stop ran to its end (storage closed) before the exit.
+      assert.ok(main.logs.some((r) => r.msg === 'relay stopped'));
+    } finally {
+      main.child.kill('SIGKILL');
+    }
+  });
+
+  it('an unhandled rejection is logged and counted; the relay keeps serving', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-main-'));
+    dirs.push(dataDir);
+    const main = startMain(
+      { RELAY_PORT: '0', RELAY_METRICS_PORT: '0', RELAY_DATA_DIR: dataDir, ATRELAY_TEST_FAULT: 'reject' },
+      ['./test/fixtures/inject-fault.ts'],
+    );
+    try {
+      const started = await main.waitForLog('relay started');
+      const logged = await main.waitForLog('unhandled promise rejection (relay keeps running)');
+      assert.match(JSON.stringify(logged.err), /injected fault: rejection nobody handles/);
+      assert.equal((await fetch(`http://127.0.0.1:${started.port}/_healthz`)).status, 200);
+      const metrics = await (await fetch(`http://127.0.0.1:${started.metricsPort}/metrics`)).text();
+      assert.match(metrics, /relay_process_errors_total\{kind="unhandled_rejection"\} 1/);
+      assert.ok(main.alive());
+      main.child.kill('SIGTERM');
+      assert.equal(await main.exitCode(), 0);
+    } finally {
+      main.child.kill('SIGKILL');
     }
   });
 

@@ -1,7 +1,13 @@
 // Entry point: read config (env + flags), start the relay, stop it cleanly on
 // SIGINT/SIGTERM. A bad setting exits with status 2 and a message naming it.
+// The safety net (src/process-guard.ts): an uncaught exception is logged,
+// counted and stops the relay gracefully (exit 70); an unhandled rejection is
+// logged and counted and the relay keeps running. Signals, a failed start and
+// a breach all stop through the same graceful shutdown, bounded by
+// RELAY_SHUTDOWN_TIMEOUT_MS; a second signal exits at once.
 import { ConfigError, helpText, loadConfig } from './config/config.ts';
 import { createLogger } from './log.ts';
+import { gracefulShutdown, installProcessGuard } from './process-guard.ts';
 import { Relay } from './relay.ts';
 
 async function main(): Promise<void> {
@@ -22,26 +28,19 @@ async function main(): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const relay = new Relay(config, log);
-  let signalled = false;
+  const shutdown = gracefulShutdown({
+    log,
+    stop: () => relay.stop(),
+    timeoutMs: config.shutdownTimeoutMs,
+    exit: (code) => process.exit(code),
+  });
+  installProcessGuard({ log, registry: relay.registry, shutdown });
   const onSignal = (signal: NodeJS.Signals) => {
-    if (signalled) {
+    if (shutdown.started) {
       log.warn({ signal }, 'second signal, exiting now');
       process.exit(1);
     }
-    signalled = true;
-    log.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => {
-      log.error('graceful shutdown timed out');
-      process.exit(1);
-    }, config.shutdownTimeoutMs);
-    timer.unref();
-    relay.stop().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'error during shutdown');
-        process.exit(1);
-      },
-    );
+    shutdown(`signal ${signal}`, 0);
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -49,8 +48,7 @@ async function main(): Promise<void> {
     await relay.start();
   } catch (err) {
     log.fatal({ err }, 'relay failed to start');
-    await relay.stop().catch(() => {});
-    process.exit(1);
+    shutdown('start failed', 1);
   }
 }
 

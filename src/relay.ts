@@ -1,5 +1,10 @@
 // The relay process: wires the stages together and owns the two HTTP servers
-// (public: XRPC + firehose + admin + probes; internal: metrics + probes).
+// (public: XRPC + firehose + admin + probes; internal: metrics + probes,
+// bound to loopback unless RELAY_METRICS_BIND says otherwise). Both servers
+// get the connection, timeout and header limits of src/http/server.ts; every
+// upgrade socket goes through the UpgradeGuard (error listener first, bounded
+// handshakes); "who is the client" is one ClientAddressResolver (trusted
+// proxies, IPv6 /64) shared by the API and the firehose.
 //
 //   ingest (HostManager: one subscriber per host)
 //     → validate (Validator: workers + per-repo order + account state)
@@ -16,7 +21,7 @@
 // host cursors and close the metadata store, so a clean stop re-reads nothing and loses nothing. Tests
 // start it in-process with port 0 and may inject DNS and handle resolution.
 import { mkdirSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
@@ -41,6 +46,15 @@ import {
 import type { RelayConfig } from './config/config.ts';
 import { type EventLog, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
+import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
+import {
+  closeServer,
+  createHttpServer,
+  type HttpServerLimits,
+  HttpServerMetrics,
+  listen,
+} from './http/server.ts';
+import { UpgradeGuard } from './http/upgrade-guard.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
 import type { Logger } from './log.ts';
@@ -85,6 +99,7 @@ export class Relay {
   private api?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   private publicServer?: Server;
   private metricsServer?: Server;
+  private upgrades?: UpgradeGuard;
   private fetcher?: SafeFetcher;
   private repos?: RepoFetcher;
   private stopping?: Promise<void>;
@@ -138,6 +153,10 @@ export class Relay {
       this.deps.handleResolver ??
       new HandleResolver({ fetcher, resolveTxt: this.deps.resolveTxt, allowReservedTlds: insecure });
 
+    // Who is the client (trusted proxies, IPv6 /64): one resolver for every per-client limit and listing.
+    const clients = new ClientAddressResolver(parseAddressBlocks(cfg.trustedProxies ?? ''));
+    const clientAddress = (req: IncomingMessage): string => clients.address(req);
+
     // Pipeline: validation feeds the log; the firehose serves it.
     const validationSettings = validationSettingsFromConfig(cfg);
 
@@ -183,6 +202,7 @@ export class Relay {
       maxConsumersPerIp: cfg.maxConsumersPerIp,
       outboxMaxBytes: Math.floor(cfg.consumerOutboxMb * 1024 * 1024),
       outboxMaxEvents: cfg.consumerOutboxEvents,
+      clientAddress,
       registry: this.registry,
       logger: log,
     });
@@ -241,6 +261,7 @@ export class Relay {
         admin: [createCollectionsAdminHandler({ store: collectionIndex, backfiller })],
       },
       onAccountStatus: (did, status) => upkeep.accountStatus(did, status),
+      clientAddress,
       registry: this.registry,
       logger: log,
     });
@@ -260,18 +281,44 @@ export class Relay {
       registers: [this.registry],
     }).set(Date.now() / 1000);
 
-    this.publicServer = await listen((req, res) => this.handlePublic(req, res), cfg.host, cfg.port, log);
-    this.publicServer.on('upgrade', (req, socket, head) => {
-      if (!firehose.handleUpgrade(req, socket, head)) {
-        socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      }
-    });
-    this.metricsServer = await listen(
-      (req, res) => this.handleInternal(req, res),
-      cfg.host,
-      cfg.metricsPort,
-      log,
+    const limits: HttpServerLimits = {
+      headersTimeoutMs: cfg.httpHeadersTimeoutMs,
+      requestTimeoutMs: cfg.httpRequestTimeoutMs,
+      keepAliveTimeoutMs: cfg.httpKeepAliveTimeoutMs,
+      idleTimeoutMs: cfg.httpIdleTimeoutMs,
+      maxHeaderBytes: cfg.httpMaxHeaderBytes,
+      maxHeaders: cfg.httpMaxHeaders,
+      maxConnections: cfg.maxConnections,
+    };
+    const httpMetrics = new HttpServerMetrics(this.registry);
+    const httpLog = log.child({ module: 'http' });
+    const publicServer = createHttpServer(
+      'public',
+      (req, res) => this.handlePublic(req, res),
+      limits,
+      httpLog,
+      httpMetrics,
     );
+    this.publicServer = publicServer;
+    const upgrades = new UpgradeGuard({
+      handler: (req, socket, head, opened) => firehose.handleUpgrade(req, socket, head, opened),
+      maxPending: cfg.maxPendingUpgrades,
+      timeoutMs: cfg.upgradeTimeoutMs,
+      log: httpLog,
+      registry: this.registry,
+    });
+    this.upgrades = upgrades;
+    publicServer.on('upgrade', (req, socket, head) => upgrades.handle(req, socket, head));
+    await listen(publicServer, 'public', cfg.host, cfg.port, httpLog, httpMetrics);
+    const metricsServer = createHttpServer(
+      'metrics',
+      (req, res) => this.handleInternal(req, res),
+      { ...limits, maxConnections: cfg.metricsMaxConnections },
+      httpLog,
+      httpMetrics,
+    );
+    this.metricsServer = metricsServer;
+    await listen(metricsServer, 'metrics', cfg.metricsHost, cfg.metricsPort, httpLog, httpMetrics);
 
     // Network last: learn from the log's tail what a crash left half done,
     // resubscribe saved hosts, then bootstrap from the seed relay.
@@ -279,11 +326,31 @@ export class Relay {
     await hosts.start(recovered);
     if (cfg.collectionsCleanerIntervalSeconds > 0) cleaner.start();
     this.health.ready = true;
-    log.info({ port: this.port, metricsPort: this.metricsPort, dataDir: cfg.dataDir }, 'relay started');
+    log.info(
+      {
+        port: this.port,
+        bind: cfg.host,
+        metricsPort: this.metricsPort,
+        metricsBind: cfg.metricsHost,
+        trustedProxies: cfg.trustedProxies ?? null,
+        dataDir: cfg.dataDir,
+      },
+      'relay started',
+    );
   }
 
   get port(): number {
     return (this.publicServer?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  /** Where the public server listens (null before start). */
+  get publicAddress(): AddressInfo | null {
+    return (this.publicServer?.address() as AddressInfo | null) ?? null;
+  }
+
+  /** Where the metrics server listens (null before start). */
+  get metricsAddress(): AddressInfo | null {
+    return (this.metricsServer?.address() as AddressInfo | null) ?? null;
   }
 
   get metricsPort(): number {
@@ -311,8 +378,9 @@ export class Relay {
       await this.validator?.close();
       await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);
       await this.repos?.close();
+      this.upgrades?.close();
       await this.firehose?.close();
-      await Promise.all([close(this.publicServer), close(this.metricsServer)]);
+      await Promise.all([closeServer(this.publicServer), closeServer(this.metricsServer)]);
       await this.collectionUpkeep?.drain();
       await this.collectionIndex?.close();
       await this.eventLog?.close();
@@ -322,34 +390,4 @@ export class Relay {
     })();
     return this.stopping;
   }
-}
-
-function listen(
-  handler: (req: IncomingMessage, res: ServerResponse) => Promise<void>,
-  host: string,
-  port: number,
-  log: Logger,
-): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = createServer((req, res) => {
-      handler(req, res).catch((err: unknown) => {
-        log.error({ err, url: req.url }, 'unhandled error in HTTP handler');
-        if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: 'InternalServerError', message: 'internal error' }));
-      });
-    });
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve(server);
-    });
-  });
-}
-
-function close(server: Server | undefined): Promise<void> {
-  if (!server) return Promise.resolve();
-  return new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
 }

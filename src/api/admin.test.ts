@@ -494,3 +494,66 @@ describe('admin API', () => {
     await expectError(await h.admin('GET', '/admin/hosts/add'), 405, 'InvalidRequest');
   });
 });
+
+describe('admin API against cross-site requests (CSRF)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ adminFailuresPerMinute: 2 });
+  });
+  after(() => h.close());
+  const bearer = { authorization: `Bearer ${ADMIN_PASSWORD}` };
+
+  it('refuses writes that are not application/json, with the right credentials', async () => {
+    // What a cross-site HTML form sends (no preflight), or a bodyless POST.
+    for (const type of [
+      'application/x-www-form-urlencoded',
+      'text/plain',
+      'multipart/form-data; boundary=x',
+    ]) {
+      const res = await fetch(h.url('/admin/domains/ban'), {
+        method: 'POST',
+        headers: { ...bearer, 'content-type': type },
+        body: '{"domain":"evil.example"}',
+      });
+      await expectError(res, 415, 'InvalidRequest');
+    }
+    const bodyless = await fetch(h.url('/admin/settings'), { method: 'POST', headers: bearer });
+    await expectError(bodyless, 415, 'InvalidRequest');
+    assert.deepEqual(await h.store.listDomainBans(), [], 'nothing was banned');
+  });
+
+  it('refuses cross-site requests (Sec-Fetch-Site, foreign or opaque Origin), reads included', async () => {
+    const crossSite: Record<string, string>[] = [
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { origin: 'https://evil.example' },
+      { origin: 'null' },
+      { origin: `http://127.0.0.1:${h.port + 1}` },
+      { origin: `http://localhost:${h.port}` },
+    ];
+    for (const headers of crossSite) {
+      await expectError(
+        await h.post('/admin/domains/ban', { domain: 'evil.example' }, { ...bearer, ...headers }),
+        403,
+        'CrossSiteRequest',
+      );
+      await expectError(await h.get('/admin/hosts', { ...bearer, ...headers }), 403, 'CrossSiteRequest');
+    }
+    assert.deepEqual(await h.store.listDomainBans(), [], 'nothing was banned');
+    // A same-origin browser request and a plain client (no Origin) are fine.
+    const sameOrigin = { origin: `http://127.0.0.1:${h.port}`, 'sec-fetch-site': 'same-origin' };
+    await ok(await h.post('/admin/domains/ban', { domain: 'ok.example' }, { ...bearer, ...sameOrigin }));
+    await ok(await h.get('/admin/domains/bans', { ...bearer, 'sec-fetch-site': 'none' }));
+  });
+
+  it('cross-site requests with wrong credentials do not spend the lock-out budget', async () => {
+    for (let i = 0; i < 5; i++) {
+      await expectError(
+        await h.get('/admin/hosts', { authorization: 'Bearer nope', 'sec-fetch-site': 'cross-site' }),
+        403,
+        'CrossSiteRequest',
+      );
+    }
+    await ok(await h.get('/admin/hosts', bearer));
+  });
+});

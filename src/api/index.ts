@@ -3,13 +3,19 @@
 // async handler that answers the paths it owns and returns false for the rest
 // (probes, the firehose upgrade path, 404s stay with the relay's server).
 // Every answer goes through one dispatcher, which is where the cross-cutting
-// rules live: lexicon error bodies and never a stack trace, CORS on GET XRPC
-// routes, admin authentication (with a lock-out for repeated bad passwords),
-// and per-route metrics.
+// rules live: the request target bounded and parsed without throwing
+// (src/http/request-target.ts), lexicon error bodies and never a stack trace,
+// CORS on GET XRPC routes, the admin API's cross-site rule
+// (src/http/admin-guard.ts) and authentication (with a lock-out for repeated
+// bad passwords, per client network), and per-route metrics. "Who is the
+// client" (trusted proxies, IPv6 /64) comes from src/http/client-address.ts.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { EventLog } from '../eventlog/types.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
+import { adminRequestRefusal } from '../http/admin-guard.ts';
+import { clientLimitKey, socketAddress } from '../http/client-address.ts';
+import { parseRequestTarget } from '../http/request-target.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { MetadataStore } from '../store/metadata-store.ts';
 import { registerAdmin } from './admin.ts';
@@ -35,15 +41,19 @@ export interface ApiDeps {
   hosts?: HostControl;
   /** RELAY_ADMIN_PASSWORD; unset or empty: the admin API answers 404. */
   adminPassword?: string;
-  /** requestCrawl calls allowed per client address per minute (0: no limit; default 10). */
+  /** requestCrawl calls allowed per client network (IPv4 address or IPv6 /64) per minute (0: no limit; default 10). */
   requestCrawlPerIpPerMinute?: number;
-  /** Failed admin logins allowed per client address per minute before a 429 lock-out (default 10). */
+  /** Failed admin logins allowed per client network per minute before a 429 lock-out (default 10). */
   adminFailuresPerMinute?: number;
   /** Largest request body accepted (default 64 KiB). */
   maxBodyBytes?: number;
   /** Defaults for settings that were never written (RELAY_NEW_HOSTS_PER_DAY). */
   newHostsPerDay?: number;
-  /** Client address for rate limits (default: the socket's remote address). */
+  /**
+   * The client's address (default: the socket's peer address, normalised);
+   * the relay passes its trusted-proxy resolver. Limits key on its IPv4
+   * address or IPv6 /64 (clientLimitKey).
+   */
   clientAddress?: (req: IncomingMessage) => string;
   /** The identity cache: its size and hit rate appear in the default `/_stats`. */
   identity?: IdentityStatsSource;
@@ -70,7 +80,6 @@ export interface ApiDeps {
 export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 const SUBSCRIBE_REPOS = '/xrpc/com.atproto.sync.subscribeRepos';
-const MAX_URL_LENGTH = 8192;
 const CORS_HEADERS = {
   'access-control-allow-origin': '*',
   'access-control-allow-methods': 'GET, HEAD, OPTIONS',
@@ -82,7 +91,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
   const logger = (deps.logger ?? silentLogger).child({ module: 'api' });
   const metrics: ApiMetrics = deps.registry ? createApiMetrics(deps.registry) : noMetrics;
   const maxBodyBytes = deps.maxBodyBytes ?? 64 * 1024;
-  const clientAddress = deps.clientAddress ?? ((req) => req.socket.remoteAddress ?? 'unknown');
+  const clientAddress = deps.clientAddress ?? socketAddress;
   const stats = deps.stats ?? createStatsProvider(deps);
 
   const xrpc = new Router();
@@ -109,8 +118,10 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
   const adminFailures = new RateLimiter({ perMinute: deps.adminFailuresPerMinute ?? 10 });
 
   return async (req, res) => {
-    const rawUrl = req.url ?? '/';
-    const path = rawUrl.split('?', 1)[0];
+    const target = parseRequestTarget(req.url);
+    // An unparseable target cannot be one of ours; the relay's 404 answers it
+    // unless it looks like an API path (then the error says what is wrong).
+    const path = target.ok ? target.path : (req.url ?? '/').split('?', 1)[0].slice(0, 200);
     const isAdmin = path === '/admin' || path.startsWith('/admin/');
     const isXrpc = path.startsWith('/xrpc/') && path !== SUBSCRIBE_REPOS;
     if (!isAdmin && !isXrpc && !xrpc.has(path)) return false;
@@ -124,12 +135,15 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       metrics.observe(route, method, status, (performance.now() - started) / 1000);
     };
     const fail = (err: ApiError): void => {
-      sendError(res, err, cors ? CORS_HEADERS : {});
+      // A body we did not read is not drained on a kept-alive connection: close it.
+      const close: Record<string, string> = unreadBody(req) ? { connection: 'close' } : {};
+      sendError(res, err, cors ? { ...CORS_HEADERS, ...close } : close);
       finish(err.status);
     };
+    const address = clientAddress(req);
 
     try {
-      if (rawUrl.length > MAX_URL_LENGTH) throw new ApiError(414, 'InvalidRequest', 'request URL too long');
+      if (!target.ok) throw new ApiError(target.status, 'InvalidRequest', target.message);
       const router = isAdmin ? admin : xrpc;
       if (cors && method === 'OPTIONS' && router.has(path)) {
         res.writeHead(204, CORS_HEADERS).end();
@@ -139,15 +153,23 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       if (isAdmin) {
         if (!auth)
           throw new ApiError(404, 'NotFound', 'the admin API is disabled (RELAY_ADMIN_PASSWORD unset)');
-        const address = clientAddress(req);
-        if (adminFailures.exhausted(address)) {
+        // Cross-site and non-JSON writes are refused before the credentials
+        // are looked at, so a hostile page cannot spend the lock-out budget.
+        const refusal = adminRequestRefusal(req);
+        if (refusal) throw new ApiError(refusal.status, refusal.error, refusal.message);
+        const key = clientLimitKey(address);
+        if (adminFailures.exhausted(key)) {
           throw new ApiError(429, 'RateLimitExceeded', 'too many failed admin logins; try again later', {
             'retry-after': '60',
           });
         }
         const verdict = auth.check(req);
         if (verdict !== 'ok') {
-          if (verdict === 'invalid') adminFailures.take(address);
+          if (verdict === 'invalid') {
+            adminFailures.take(key);
+            // debug, not warn: counted in relay_api_requests_total{status="401"}; a log line per guess would let many clients flood the log.
+            logger.debug({ client: address }, 'failed admin login');
+          }
           throw new ApiError(
             401,
             verdict === 'missing' ? 'AuthRequired' : 'InvalidCredentials',
@@ -180,13 +202,13 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         });
       }
       route = match.route.path;
-      const url = new URL(rawUrl, 'http://relay.invalid');
       const ctx: RequestContext = {
         req,
         res,
-        url,
-        query: new Query(url.searchParams),
-        clientAddress: clientAddress(req),
+        path,
+        query: new Query(target.params),
+        clientAddress: address,
+        clientKey: clientLimitKey(address),
       };
       const out = await match.route.handler(ctx);
       if (out !== undefined)
@@ -197,11 +219,19 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         if (!res.headersSent) fail(err);
         else res.destroy();
       } else {
-        logger.error({ err, path, method }, 'API request failed');
+        logger.error({ err, path, method, client: address }, 'API request failed');
         if (!res.headersSent) fail(new ApiError(500, 'InternalServerError', 'internal error'));
         else res.destroy();
       }
     }
     return true;
   };
+}
+
+/** True when the request has a body that has not been read to its end. */
+function unreadBody(req: IncomingMessage): boolean {
+  const declared = req.headers['content-length'];
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
+  return hasBody && !req.complete;
 }

@@ -11,10 +11,13 @@ export type Method = 'GET' | 'POST';
 export interface RequestContext {
   req: IncomingMessage;
   res: ServerResponse;
-  url: URL;
+  /** The request path (no query), as matched. */
+  path: string;
   query: Query;
-  /** Client address used for rate limits. */
+  /** The client's address (trusted proxies honoured; src/http/client-address.ts), for logs. */
   clientAddress: string;
+  /** What per-client limits count under: the client's IPv4 address or IPv6 /64. */
+  clientKey: string;
 }
 
 /**

@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { WebSocket } from 'ws';
+import { type ClientOptions, WebSocket } from 'ws';
 import { waitFor } from '../../test/support/wait.ts';
 import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
 import { EventKind } from '../eventlog/types.ts';
@@ -230,8 +230,9 @@ export class FirehoseClient {
   readonly frames: Record<string, unknown>[] = [];
   readonly opened: Promise<void>;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  /** `opts` go to ws (e.g. `headers`, or `localAddress` to connect from another loopback address). */
+  constructor(url: string, opts?: ClientOptions) {
+    this.ws = new WebSocket(url, opts);
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', () => resolve());
       this.ws.once('error', reject);

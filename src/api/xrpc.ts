@@ -37,7 +37,7 @@ export const XRPC = {
 export interface XrpcDeps {
   store: MetadataStore;
   hosts?: HostControl;
-  /** Per-client-address limiter for requestCrawl. */
+  /** Per-client limiter for requestCrawl (keyed by RequestContext.clientKey: IPv4 address or IPv6 /64). */
   crawlLimiter: RateLimiter;
   /** Whether requestCrawl is on when the setting was never written. */
   requestCrawlDefault: boolean;
@@ -145,11 +145,16 @@ export function registerXrpc(router: Router, deps: XrpcDeps): void {
 }
 
 async function requestCrawl(ctx: RequestContext, deps: XrpcDeps): Promise<undefined> {
-  const decision = deps.crawlLimiter.take(ctx.clientAddress);
+  const decision = deps.crawlLimiter.take(ctx.clientKey);
   if (!decision.ok) {
-    throw new ApiError(429, 'RateLimitExceeded', 'too many requestCrawl calls from this address', {
-      'retry-after': String(decision.retryAfterSeconds),
-    });
+    throw new ApiError(
+      429,
+      'RateLimitExceeded',
+      'too many requestCrawl calls from this address or IPv6 /64',
+      {
+        'retry-after': String(decision.retryAfterSeconds),
+      },
+    );
   }
   const body = new Body(await readJsonBody(ctx.req, deps.maxBodyBytes));
   const raw = body.string('hostname').trim();

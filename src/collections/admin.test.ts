@@ -22,6 +22,8 @@ async function serve(handle: (req: never, res: never) => Promise<boolean>): Prom
   return [server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`];
 }
 
+const JSON_POST = { method: 'POST', headers: { 'content-type': 'application/json' } } as const;
+
 async function close(server: Server): Promise<void> {
   server.closeAllConnections();
   await new Promise<void>((r) => server.close(() => r()));
@@ -60,13 +62,13 @@ describe('collections admin API and CLI', () => {
       assert.equal((await fetch(`${adminUrl}/admin/collections?limit=0`)).status, 400);
 
       const body = JSON.stringify({ kind: 'relay', url: srcUrl, collections: ['a.b.c'], pageLimit: 3 });
-      const start = await fetch(`${adminUrl}/admin/collections/backfill`, { method: 'POST', body });
+      const start = await fetch(`${adminUrl}/admin/collections/backfill`, { ...JSON_POST, body });
       assert.equal(start.status, 202);
-      const again = await fetch(`${adminUrl}/admin/collections/backfill`, { method: 'POST', body });
+      const again = await fetch(`${adminUrl}/admin/collections/backfill`, { ...JSON_POST, body });
       assert.equal(again.status, 409);
       assert.equal(((await again.json()) as { error: string }).error, 'BackfillRunning');
       const bad = await fetch(`${adminUrl}/admin/collections/backfill`, {
-        method: 'POST',
+        ...JSON_POST,
         body: '{"kind":"x"}',
       });
       assert.equal(bad.status, 409, 'still running: the run check comes first');
@@ -91,7 +93,7 @@ describe('collections admin API and CLI', () => {
 
       // Invalid source once idle: 400.
       const bad2 = await fetch(`${adminUrl}/admin/collections/backfill`, {
-        method: 'POST',
+        ...JSON_POST,
         body: '{"kind":"x"}',
       });
       assert.equal(bad2.status, 400);
@@ -106,6 +108,95 @@ describe('collections admin API and CLI', () => {
       await close(adminServer);
       await close(srcServer);
       await source.close();
+      await store.close();
+    }
+  });
+
+  it('refuses cross-site requests, non-JSON writes and a local collectionsFrom file', async () => {
+    const store = new SqliteCollectionIndex({ path: ':memory:' });
+    const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
+    // The local file must never be read: the backfiller's reader records any attempt.
+    const fileReads: string[] = [];
+    const backfiller = new CollectionBackfiller({
+      store,
+      fetcher,
+      retryBackoffMs: 1,
+      readTextFile: async (path) => {
+        fileReads.push(path);
+        return 'app.bsky.feed.post\n';
+      },
+    });
+    const [adminServer, adminUrl] = await serve(createCollectionsAdminHandler({ store, backfiller }));
+    const endpoint = `${adminUrl}/admin/collections/backfill`;
+    const source = JSON.stringify({ kind: 'relay', url: 'http://127.0.0.1:9', collections: ['a.b.c'] });
+    const expect = async (res: Response, status: number, error: string): Promise<void> => {
+      const body = (await res.json()) as { error: string; message: string };
+      assert.equal(res.status, status, JSON.stringify(body));
+      assert.equal(body.error, error);
+      assert.equal(typeof body.message, 'string');
+    };
+    try {
+      // What a cross-site HTML form can send: no preflight, browser-cached credentials.
+      for (const type of [
+        'application/x-www-form-urlencoded',
+        'text/plain',
+        'multipart/form-data; boundary=x',
+      ]) {
+        await expect(
+          await fetch(endpoint, { method: 'POST', headers: { 'content-type': type }, body: source }),
+          415,
+          'InvalidRequest',
+        );
+      }
+      await expect(await fetch(`${endpoint}/stop`, { method: 'POST' }), 415, 'InvalidRequest');
+      // Cross-site, even as JSON.
+      const crossSite: Record<string, string>[] = [
+        { 'sec-fetch-site': 'cross-site' },
+        { 'sec-fetch-site': 'same-site' },
+        { origin: 'https://evil.example' },
+        { origin: 'null' },
+        { origin: `http://127.0.0.1:1${new URL(adminUrl).port}` },
+      ];
+      for (const headers of crossSite) {
+        await expect(
+          await fetch(endpoint, {
+            ...JSON_POST,
+            headers: { ...JSON_POST.headers, ...headers },
+            body: source,
+          }),
+          403,
+          'CrossSiteRequest',
+        );
+        await expect(await fetch(`${adminUrl}/admin/collections`, { headers }), 403, 'CrossSiteRequest');
+      }
+      assert.equal(backfiller.status().state, 'idle', 'no backfill was started');
+      // collectionsFrom naming a file on the relay's disk (however spelled) is refused.
+      for (const collectionsFrom of [
+        '/etc/passwd',
+        'nsids.txt',
+        'file:///etc/passwd',
+        'HTTP://x/y',
+        ' https://x/y',
+      ]) {
+        const body = JSON.stringify({ kind: 'relay', url: 'http://127.0.0.1:9', collectionsFrom });
+        await expect(await fetch(endpoint, { ...JSON_POST, body }), 400, 'InvalidRequest');
+      }
+      assert.equal(backfiller.status().state, 'idle', 'no backfill was started');
+      assert.deepEqual(fileReads, []);
+      // Same-origin browser requests and plain JSON clients work; bodies are bounded.
+      const sameOrigin = { origin: adminUrl, 'sec-fetch-site': 'same-origin' };
+      assert.equal((await fetch(`${adminUrl}/admin/collections`, { headers: sameOrigin })).status, 200);
+      const big = JSON.stringify({
+        kind: 'relay',
+        url: 'http://127.0.0.1:9',
+        collections: ['x'.repeat(2 << 20)],
+      });
+      await expect(await fetch(endpoint, { ...JSON_POST, body: big }), 413, 'PayloadTooLarge');
+      await expect(await fetch(endpoint, { ...JSON_POST, body: '{"kind":' }), 400, 'InvalidRequest');
+    } finally {
+      await backfiller.stop();
+      fetcher.close();
+      await close(adminServer);
       await store.close();
     }
   });

@@ -7,24 +7,38 @@
 //   POST /admin/collections/backfill/stop     stop it (progress is kept)
 // The collection list is admin-only: counts reveal little, but listing every
 // NSID ever seen (including junk ones) is not something to expose publicly.
+// Like every admin route it applies the cross-site rule (src/http/admin-guard.ts:
+// no cross-site requests, writes only as application/json) itself too, so it
+// stays safe wherever it is mounted. A backfill started here may name its
+// known-NSID list (`collectionsFrom`) only as an http(s) URL: a local file is
+// read only when the operator's own config names it
+// (RELAY_COLLECTIONS_KNOWN_NSIDS), never because a request asked for it.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ApiError, readJsonBody } from '../api/http.ts';
+import { adminRequestRefusal } from '../http/admin-guard.ts';
+import { parseRequestTarget } from '../http/request-target.ts';
 import type { BackfillSource, CollectionBackfiller } from './backfill.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { sendJson, sendXrpcError } from './xrpc.ts';
 
 export const ADMIN_COLLECTIONS_PATH = '/admin/collections';
-const MAX_BODY = 1024 * 1024;
+/** Largest backfill source accepted (a long `collections` list fits). */
+const MAX_BODY_BYTES = 1024 * 1024;
 
-async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new Error('request body too large');
-    chunks.push(chunk as Buffer);
+/**
+ * Why a backfill source from the admin API must be refused beyond what the
+ * backfiller itself checks: `collectionsFrom` must be an http(s) URL, read
+ * the way the backfiller tells URLs from file paths (a case-sensitive
+ * `http://` or `https://` prefix), so that nothing it would read as a path
+ * gets through.
+ */
+function sourceRefusal(body: Record<string, unknown>): string | undefined {
+  const from = body.collectionsFrom;
+  if (from === undefined) return undefined;
+  if (typeof from !== 'string' || !/^https?:\/\//.test(from) || !URL.canParse(from)) {
+    return 'collectionsFrom must be an http(s) URL here; a local file can only be named by RELAY_COLLECTIONS_KNOWN_NSIDS';
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  return text === '' ? {} : JSON.parse(text);
+  return undefined;
 }
 
 export interface CollectionsAdminOptions {
@@ -38,19 +52,25 @@ export function createCollectionsAdminHandler(
 ): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
   const { store, backfiller } = opts;
   return async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://relay.invalid');
-    const path = url.pathname;
+    const target = parseRequestTarget(req.url);
+    if (!target.ok) return false;
+    const { path, params } = target;
     if (path !== ADMIN_COLLECTIONS_PATH && !path.startsWith(`${ADMIN_COLLECTIONS_PATH}/`)) return false;
     const method = req.method ?? 'GET';
+    const refusal = adminRequestRefusal(req);
+    if (refusal) {
+      sendXrpcError(res, refusal.status, refusal.error, refusal.message);
+      return true;
+    }
     try {
       if (path === ADMIN_COLLECTIONS_PATH && method === 'GET') {
-        const raw = url.searchParams.get('limit') ?? '1000';
+        const raw = params.get('limit') ?? '1000';
         const limit = /^[0-9]{1,5}$/.test(raw) ? Number(raw) : 0;
         if (limit < 1 || limit > 10_000) {
           sendXrpcError(res, 400, 'InvalidRequest', 'limit must be 1..10000');
           return true;
         }
-        const page = await store.listCollections(limit, url.searchParams.get('cursor') ?? undefined);
+        const page = await store.listCollections(limit, params.get('cursor') ?? undefined);
         sendJson(res, 200, {
           collections: page.items,
           ...(page.cursor ? { cursor: page.cursor } : {}),
@@ -64,14 +84,13 @@ export function createCollectionsAdminHandler(
         return true;
       }
       if (path === `${ADMIN_COLLECTIONS_PATH}/backfill` && method === 'POST') {
-        let body: unknown;
-        try {
-          body = await readJsonBody(req);
-        } catch (err) {
-          sendXrpcError(res, 400, 'InvalidRequest', `bad JSON body: ${(err as Error).message}`);
+        const body = await readJsonBody(req, MAX_BODY_BYTES);
+        const bad = sourceRefusal(body);
+        if (bad) {
+          sendXrpcError(res, 400, 'InvalidRequest', bad);
           return true;
         }
-        const r = backfiller.start(body as BackfillSource);
+        const r = backfiller.start(body as unknown as BackfillSource);
         if (r.ok) sendJson(res, 202, { job: r.job, status: backfiller.status() });
         else if (r.reason === 'running') sendXrpcError(res, 409, 'BackfillRunning', r.message);
         else sendXrpcError(res, 400, 'InvalidRequest', r.message);
@@ -82,9 +101,21 @@ export function createCollectionsAdminHandler(
         sendJson(res, 200, backfiller.status());
         return true;
       }
-      sendXrpcError(res, 404, 'NotFound', `no ${method} ${path}`);
-    } catch {
-      sendXrpcError(res, 500, 'InternalServerError', 'collection index unavailable');
+      sendXrpcError(res, 404, 'NotFound', `no ${method} ${path.slice(0, 200)}`);
+    } catch (err) {
+      if (err instanceof ApiError) {
+        // Bad JSON, wrong type, too large: the request's fault.
+        if (res.headersSent) {
+          res.destroy();
+        } else {
+          for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+          sendXrpcError(res, err.status, err.error, `bad JSON body: ${err.message}`);
+        }
+      } else if (!res.headersSent) {
+        sendXrpcError(res, 500, 'InternalServerError', 'collection index unavailable');
+      } else {
+        res.destroy();
+      }
     }
     return true;
   };

@@ -8,9 +8,13 @@
 //   node --import tsx src/collections/backfill-cli.ts --hosts https://pds1.example,https://pds2.example
 //   node --import tsx src/collections/backfill-cli.ts --watch | --stop
 // Common: --admin URL (default http://127.0.0.1:2470), --token (default $RELAY_ADMIN_PASSWORD).
+// A local --collections-from file is read here and sent as `collections`: the
+// admin API accepts only http(s) URLs there (a request may not name a file on
+// the relay's disk). Writes are sent as application/json, as the admin API requires.
+import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { createSafeFetcher, HttpStatusError, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
-import type { BackfillSource, BackfillStatus } from './backfill.ts';
+import { type BackfillSource, type BackfillStatus, parseNsidList } from './backfill.ts';
 import { formatProgress } from './progress.ts';
 
 export interface CliIo {
@@ -40,17 +44,27 @@ export async function runBackfillCli(argv: string[], io: CliIo): Promise<number>
 
   try {
     if (v.stop) {
-      await io.fetcher.request(`${endpoint}/stop`, { method: 'POST', headers });
+      await io.fetcher.request(`${endpoint}/stop`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/json' },
+        body: '{}',
+      });
       io.write('stopped\n');
       return 0;
     }
     if (v.relay || v.hosts) {
+      const from = v['collections-from'];
+      const fromUrl = from !== undefined && /^https?:\/\//.test(from);
+      const collections =
+        from !== undefined && !fromUrl
+          ? [...(v.collection ?? []), ...parseNsidList(await readFile(from, 'utf8'))]
+          : v.collection;
       const source: BackfillSource = v.relay
         ? {
             kind: 'relay',
             url: v.relay,
-            collections: v.collection,
-            collectionsFrom: v['collections-from'],
+            collections,
+            collectionsFrom: fromUrl ? from : undefined,
             restart: v.restart,
           }
         : { kind: 'hosts', hosts: (v.hosts ?? '').split(',').filter(Boolean), restart: v.restart };

@@ -15,6 +15,25 @@ describe('config', () => {
     assert.equal(c.retentionHours, 72);
     assert.equal(c.allowInsecureHosts, false);
     assert.equal(c.lenientSync, false);
+    // The public server on all interfaces, the metrics server on loopback; no proxy trusted.
+    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.metricsHost, '127.0.0.1');
+    assert.equal(c.trustedProxies, undefined);
+    assert.equal(c.httpHeadersTimeoutMs, 10_000);
+    assert.equal(c.httpRequestTimeoutMs, 30_000);
+    assert.equal(c.maxConnections, 4096);
+    assert.equal(c.metricsMaxConnections, 64);
+  });
+
+  it('reads the HTTP hardening settings', () => {
+    const c = loadConfig({
+      env: { RELAY_TRUSTED_PROXIES: ' 10.0.0.0/8, 2001:db8::1 ', RELAY_METRICS_BIND: '127.0.0.2' },
+      argv: ['--max-pending-upgrades', '7', '--http-max-headers=50'],
+    });
+    assert.equal(c.trustedProxies, '10.0.0.0/8, 2001:db8::1');
+    assert.equal(c.metricsHost, '127.0.0.2');
+    assert.equal(c.maxPendingUpgrades, 7);
+    assert.equal(c.httpMaxHeaders, 50);
   });
 
   it('reads environment variables', () => {
@@ -53,6 +72,15 @@ describe('config', () => {
     [{ RELAY_PLC_URL: 'ftp://plc' }, [], /RELAY_PLC_URL/],
     [{ RELAY_RETENTION_HOURS: '-1' }, [], /RELAY_RETENTION_HOURS/],
     [{ RELAY_LOG_LEVEL: 'loud' }, [], /RELAY_LOG_LEVEL/],
+    [{ RELAY_TRUSTED_PROXIES: '10.0.0.0/33' }, [], /RELAY_TRUSTED_PROXIES.*10\.0\.0\.0\/33/],
+    [{ RELAY_TRUSTED_PROXIES: 'proxy.example' }, [], /RELAY_TRUSTED_PROXIES/],
+    [
+      { RELAY_HTTP_HEADERS_TIMEOUT_MS: '20000', RELAY_HTTP_REQUEST_TIMEOUT_MS: '10000' },
+      [],
+      /RELAY_HTTP_REQUEST_TIMEOUT_MS/,
+    ],
+    [{ RELAY_MAX_CONNECTIONS: '0' }, [], /RELAY_MAX_CONNECTIONS/],
+    [{ RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS: '0' }, [], /RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS/],
     [{}, ['--no-such-flag'], /--no-such-flag/],
     [{}, ['--port'], /--port/],
   ];

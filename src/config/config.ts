@@ -2,6 +2,7 @@
 // and CLI flags (flags win), each with a documented default and a parser that
 // rejects bad values with an error naming the setting. The table is the single
 // source for validation, `--help` and docs/configuration.md.
+import { parseAddressBlocks } from '../http/client-address.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -92,6 +93,17 @@ const upstream: Parser<string | undefined> = (raw, name) => {
   return v;
 };
 
+const addressBlocks: Parser<string | undefined> = (raw, name) => {
+  try {
+    return parseAddressBlocks(raw).length === 0 ? undefined : raw.trim();
+  } catch (err) {
+    throw new ConfigError(
+      name,
+      `expected comma-separated IP addresses or CIDR blocks: ${(err as Error).message}`,
+    );
+  }
+};
+
 const logLevel: Parser<string> = (raw, name) => {
   const v = raw.trim().toLowerCase();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) {
@@ -127,8 +139,97 @@ export const SETTINGS = {
     env: 'RELAY_BIND',
     flag: '--bind',
     default: '0.0.0.0',
-    describe: 'address both servers listen on',
+    describe: 'address the public server (RELAY_PORT) listens on',
     parse: str,
+  }),
+  metricsHost: setting({
+    env: 'RELAY_METRICS_BIND',
+    flag: '--metrics-bind',
+    default: '127.0.0.1',
+    describe: 'address the metrics server (RELAY_METRICS_PORT) listens on; loopback unless set',
+    parse: str,
+  }),
+  trustedProxies: setting<string | undefined>({
+    env: 'RELAY_TRUSTED_PROXIES',
+    flag: '--trusted-proxies',
+    default: undefined,
+    describe:
+      'comma-separated IPs/CIDRs of reverse proxies whose X-Forwarded-For is believed (right-most untrusted entry is the client); unset: none',
+    parse: addressBlocks,
+  }),
+  httpHeadersTimeoutMs: setting({
+    env: 'RELAY_HTTP_HEADERS_TIMEOUT_MS',
+    flag: '--http-headers-timeout-ms',
+    default: 10000,
+    describe: 'time a client has to send a request head (request line and headers); then 408 and close',
+    parse: int(100, 600_000),
+  }),
+  httpRequestTimeoutMs: setting({
+    env: 'RELAY_HTTP_REQUEST_TIMEOUT_MS',
+    flag: '--http-request-timeout-ms',
+    default: 30000,
+    describe: 'time a client has to send a whole request, body included (at least the headers timeout)',
+    parse: int(100, 3_600_000),
+  }),
+  httpKeepAliveTimeoutMs: setting({
+    env: 'RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    flag: '--http-keep-alive-timeout-ms',
+    default: 5000,
+    describe: 'how long an idle keep-alive connection stays open waiting for its next request',
+    parse: int(100, 600_000),
+  }),
+  httpIdleTimeoutMs: setting({
+    env: 'RELAY_HTTP_IDLE_TIMEOUT_MS',
+    flag: '--http-idle-timeout-ms',
+    default: 60000,
+    describe:
+      'an HTTP connection with no traffic either way for this long is closed (e.g. a client that stopped reading); not firehose consumers',
+    parse: int(1000, 3_600_000),
+  }),
+  httpMaxHeaderBytes: setting({
+    env: 'RELAY_HTTP_MAX_HEADER_BYTES',
+    flag: '--http-max-header-bytes',
+    default: 16384,
+    describe: 'largest request head (request line and headers) in bytes; larger: 431 and close',
+    parse: int(1024, 1_048_576),
+  }),
+  httpMaxHeaders: setting({
+    env: 'RELAY_HTTP_MAX_HEADERS',
+    flag: '--http-max-headers',
+    default: 100,
+    describe: 'request headers read per request; more are dropped unread',
+    parse: int(10, 10_000),
+  }),
+  maxConnections: setting({
+    env: 'RELAY_MAX_CONNECTIONS',
+    flag: '--max-connections',
+    default: 4096,
+    describe:
+      'open connections on the public port, firehose consumers included; more are closed on accept (keep above RELAY_MAX_CONSUMERS)',
+    parse: int(1, 1_000_000),
+  }),
+  metricsMaxConnections: setting({
+    env: 'RELAY_METRICS_MAX_CONNECTIONS',
+    flag: '--metrics-max-connections',
+    default: 64,
+    describe: 'open connections on the metrics port; more are closed on accept',
+    parse: int(1, 1_000_000),
+  }),
+  upgradeTimeoutMs: setting({
+    env: 'RELAY_UPGRADE_TIMEOUT_MS',
+    flag: '--upgrade-timeout-ms',
+    default: 10000,
+    describe:
+      'time from a WebSocket upgrade request to a finished handshake (or, if refused, to the client closing); then the socket is destroyed',
+    parse: int(100, 600_000),
+  }),
+  maxPendingUpgrades: setting({
+    env: 'RELAY_MAX_PENDING_UPGRADES',
+    flag: '--max-pending-upgrades',
+    default: 256,
+    describe:
+      'sockets between an upgrade request and a finished handshake (or closed refusal) at once; more get 503',
+    parse: int(1, 1_000_000),
   }),
   dataDir: setting({
     env: 'RELAY_DATA_DIR',
@@ -278,7 +379,7 @@ export const SETTINGS = {
     env: 'RELAY_MAX_CONSUMERS_PER_IP',
     flag: '--max-consumers-per-ip',
     default: 20,
-    describe: 'firehose consumers allowed per client address',
+    describe: 'firehose consumers allowed per client network (IPv4 address or IPv6 /64)',
     parse: int(1, 1_000_000),
   }),
   consumerOutboxMb: setting({
@@ -364,7 +465,8 @@ export const SETTINGS = {
     env: 'RELAY_REQUEST_CRAWL_PER_IP_PER_MINUTE',
     flag: '--request-crawl-per-ip-per-minute',
     default: 10,
-    describe: 'public requestCrawl calls allowed per client address per minute (0: no limit)',
+    describe:
+      'public requestCrawl calls allowed per client network (IPv4 address or IPv6 /64) per minute (0: no limit)',
     parse: int(0, 1_000_000),
   }),
   collectionsCleanerIntervalSeconds: setting({
@@ -426,6 +528,12 @@ export function loadConfig(input: LoadConfigInput = {}): RelayConfig {
   const cfg = out as RelayConfig;
   if (cfg.port !== 0 && cfg.port === cfg.metricsPort) {
     throw new ConfigError('RELAY_METRICS_PORT', `must differ from RELAY_PORT (${cfg.port})`);
+  }
+  if (cfg.httpRequestTimeoutMs < cfg.httpHeadersTimeoutMs) {
+    throw new ConfigError(
+      'RELAY_HTTP_REQUEST_TIMEOUT_MS',
+      `must be at least RELAY_HTTP_HEADERS_TIMEOUT_MS (${cfg.httpHeadersTimeoutMs})`,
+    );
   }
   return cfg;
 }

@@ -6,12 +6,16 @@
 // end and asks each live consumer to write its pending range, so ingest never
 // waits on consumers. A consumer whose pending range exceeds its outbox limits
 // gets a ConsumerTooSlow error frame and is closed; others are unaffected.
-// Ping/pong every interval drops peers that stopped answering.
+// Ping/pong every interval drops peers that stopped answering. The consumer
+// limit per client counts networks (IPv4 address or IPv6 /64), so one IPv6
+// customer cannot take every slot.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
+import { clientLimitKey, socketAddress } from '../http/client-address.ts';
+import { parseRequestTarget } from '../http/request-target.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { encodeErrorFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { Consumer, type ConsumerHost, type ConsumerInfo } from './consumer.ts';
@@ -23,7 +27,7 @@ export interface FirehoseOptions {
   log: EventLog;
   /** Total consumers allowed at once (default 1,000). */
   maxConsumers?: number;
-  /** Consumers allowed per client address (default 20). */
+  /** Consumers allowed per client network: IPv4 address or IPv6 /64 (default 20). */
   maxConsumersPerIp?: number;
   /** Outbox limit per consumer in bytes: live window share + socket buffer (default 32 MiB). */
   outboxMaxBytes?: number;
@@ -39,7 +43,11 @@ export interface FirehoseOptions {
   maxWriteBytes?: number;
   /** Largest message accepted from a consumer (default 1 KiB; consumers send nothing). */
   maxPayload?: number;
-  /** Client address for limits and listings (default: the socket's remote address). */
+  /**
+   * The client's address for listings and logs, and (as its IPv4 address or
+   * IPv6 /64) for the per-client limit; default: the socket's peer address
+   * (src/http/client-address.ts; the relay passes its trusted-proxy resolver).
+   */
   clientAddress?: (req: IncomingMessage) => string;
   registry?: Registry;
   logger?: Logger;
@@ -58,6 +66,7 @@ export class FirehoseServer {
   private readonly wss: WebSocketServer;
   private readonly consumers = new Map<number, Consumer>();
   private readonly live = new Set<Consumer>();
+  /** Consumers (and handshakes) per client network, keyed by clientLimitKey. */
   private readonly perIp = new Map<string, number>();
   private readonly unsubscribe: () => void;
   private readonly pingTimer?: NodeJS.Timeout;
@@ -79,7 +88,7 @@ export class FirehoseServer {
     this.maxConsumersPerIp = opts.maxConsumersPerIp ?? 20;
     this.outboxMaxBytes = opts.outboxMaxBytes ?? 32 * 1024 * 1024;
     this.outboxMaxEvents = opts.outboxMaxEvents ?? 50_000;
-    this.clientAddress = opts.clientAddress ?? ((req) => req.socket.remoteAddress ?? 'unknown');
+    this.clientAddress = opts.clientAddress ?? socketAddress;
     this.logger = (opts.logger ?? silentLogger).child({ module: 'firehose' });
     this.wss = new WebSocketServer({
       noServer: true,
@@ -164,12 +173,16 @@ export class FirehoseServer {
 
   /**
    * Takes an HTTP upgrade if it is for subscribeRepos (returns true), else
-   * returns false and leaves the socket alone.
+   * returns false and leaves the socket alone. `opened` is called once the
+   * WebSocket handshake has completed. Never throws: a target that cannot be
+   * parsed is simply not this path.
    */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(req.url ?? '/', 'http://relay.invalid');
-    if (url.pathname !== SUBSCRIBE_REPOS_PATH) return false;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opened?: () => void): boolean {
+    const target = parseRequestTarget(req.url);
+    if (!target.ok || target.path !== SUBSCRIBE_REPOS_PATH) return false;
+    // Limits count per network (IPv4 address or IPv6 /64), not per address.
     const address = this.clientAddress(req);
+    const key = clientLimitKey(address);
     if (this.closing) {
       refuse(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
       return true;
@@ -179,23 +192,24 @@ export class FirehoseServer {
       refuse(socket, 503, 'TooManyConsumers', 'the relay has reached its consumer limit');
       return true;
     }
-    if ((this.perIp.get(address) ?? 0) >= this.maxConsumersPerIp) {
+    if ((this.perIp.get(key) ?? 0) >= this.maxConsumersPerIp) {
       this.metrics?.rejected.inc({ reason: 'per_ip' });
-      refuse(socket, 429, 'RateLimitExceeded', 'too many firehose connections from this address');
+      refuse(socket, 429, 'RateLimitExceeded', 'too many firehose connections from this address or IPv6 /64');
       return true;
     }
-    const cursor = parseCursor(url.searchParams.getAll('cursor'));
+    const cursor = parseCursor(target.params.getAll('cursor'));
     // Reserve the slot until the handshake completes; if ws refuses the
     // handshake (bad headers) it answers and destroys the socket itself.
-    this.perIp.set(address, (this.perIp.get(address) ?? 0) + 1);
+    this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
     const id = this.nextId++;
     this.handshaking.add(id);
     socket.once('close', () => {
-      if (this.handshaking.delete(id)) this.release(address);
+      if (this.handshaking.delete(id)) this.release(key);
     });
     const ua = req.headers['user-agent'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       this.handshaking.delete(id);
+      opened?.();
       this.accept(id, ws, socket, address, ua, cursor);
     });
     return true;
@@ -308,14 +322,15 @@ export class FirehoseServer {
   private forget(c: Consumer): void {
     if (!this.consumers.delete(c.id)) return;
     this.live.delete(c);
-    this.release(c.remoteAddress);
+    this.release(clientLimitKey(c.remoteAddress));
     this.logger.debug({ id: c.id, eventsSent: c.eventsSent }, 'firehose consumer disconnected');
   }
 
-  private release(address: string): void {
-    const n = (this.perIp.get(address) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(address);
-    else this.perIp.set(address, n);
+  /** Frees one slot of a client network (key: clientLimitKey). */
+  private release(key: string): void {
+    const n = (this.perIp.get(key) ?? 1) - 1;
+    if (n <= 0) this.perIp.delete(key);
+    else this.perIp.set(key, n);
   }
 
   listConsumers(): ConsumerInfo[] {

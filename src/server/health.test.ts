@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Counter, Registry } from 'prom-client';
+import { waitFor } from '../../test/support/wait.ts';
 import { type HealthState, handleMetrics, handleProbe, notFound } from './health.ts';
 
 describe('health probes and metrics', () => {
@@ -57,6 +58,50 @@ describe('health probes and metrics', () => {
     assert.equal(r.status, 503);
     assert.equal(r.body.status, 'error');
     assert.deepEqual(r.body.checks, { store: 'ok', log: 'log closed', db: 'check timed out after 100 ms' });
+  });
+
+  it('/_health: concurrent probes share one run of the checks', async () => {
+    let runs = 0;
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const saved = state.checks;
+    state.checks = [
+      {
+        name: 'store',
+        check: async () => {
+          runs++;
+          await held;
+        },
+      },
+    ];
+    const shared = { ...state, checkTimeoutMs: 60_000 };
+    const results: Promise<boolean>[] = [];
+    const { PassThrough } = await import('node:stream');
+    for (let i = 0; i < 50; i++) {
+      // Plain objects standing in for req/res: only the path and the answer matter here.
+      const res = Object.assign(new PassThrough(), {
+        statusCode: 0,
+        writeHead(status: number) {
+          this.statusCode = status;
+          return this;
+        },
+      });
+      results.push(handleProbe({ url: '/_health' } as never, res as never, shared));
+    }
+    await waitFor(() => runs > 0, 'the checks started');
+    release();
+    await Promise.all(results);
+    assert.equal(runs, 1, 'one run of the checks for 50 concurrent probes');
+    // A later probe runs them again.
+    await handleProbe(
+      { url: '/_health' } as never,
+      Object.assign(new PassThrough(), { writeHead: () => undefined }) as never,
+      shared,
+    );
+    assert.equal(runs, 2);
+    state.checks = saved;
   });
 
   it('/_stats only when a provider is set', async () => {

@@ -5,6 +5,8 @@
 // finished), `/_health` runs every store check with a time limit so a hung
 // database shows as an error instead of a hung probe, and `/_stats` serves the
 // counts-at-a-glance provider when the relay sets one (src/api/stats.ts).
+// `/_health` is public, so concurrent probes share one run of the checks: a
+// flood of probes costs the database one check at a time, not one per request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 
@@ -33,7 +35,21 @@ function sendJson(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function runChecks(state: HealthState): Promise<{ ok: boolean; checks: Record<string, string> }> {
+type CheckResults = { ok: boolean; checks: Record<string, string> };
+
+/** The run of the checks in progress per state; probes arriving meanwhile wait for it. */
+const inFlight = new WeakMap<HealthState, Promise<CheckResults>>();
+
+function sharedChecks(state: HealthState): Promise<CheckResults> {
+  let run = inFlight.get(state);
+  if (!run) {
+    run = runChecks(state).finally(() => inFlight.delete(state));
+    inFlight.set(state, run);
+  }
+  return run;
+}
+
+async function runChecks(state: HealthState): Promise<CheckResults> {
   const checks: Record<string, string> = {};
   let ok = true;
   const limit = state.checkTimeoutMs ?? 2000;
@@ -73,7 +89,7 @@ export async function handleProbe(
     return true;
   }
   if (path === '/_health') {
-    const { ok, checks } = await runChecks(state);
+    const { ok, checks } = await sharedChecks(state);
     sendJson(res, ok ? 200 : 503, { status: ok ? 'ok' : 'error', version: '0.1.0', checks });
     return true;
   }
