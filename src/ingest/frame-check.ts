@@ -24,6 +24,9 @@
 //
 // readControlBody reads the `error`/`name` and `message` of an error or #info
 // frame with the same scanner, keeping at most a short prefix of each.
+// classifyFrame puts the rules together: what a subscriber is to do with one
+// WebSocket message (hand on an event, log an #info, obey an error frame, or
+// drop it as bad with a reason).
 import { CborScanError, CborScanner, MAJOR_NEGINT, MAJOR_TEXT, MAJOR_UINT } from '../protocol/cbor-scan.ts';
 import {
   MAX_DID_LENGTH,
@@ -37,6 +40,11 @@ import {
   MAX_SMALL_FRAME_BYTES,
 } from '../protocol/events.ts';
 import { isValidDid } from '../protocol/syntax.ts';
+
+/** The event types handed on to validation. */
+export const CURRENT_TYPES: ReadonlySet<string> = new Set(['#commit', '#sync', '#identity', '#account']);
+/** Types no longer emitted; relays drop them. */
+export const DEPRECATED_TYPES: ReadonlySet<string> = new Set(['#handle', '#migrate', '#tombstone']);
 
 /** Why a frame failed the check (each is a drop reason in the ingest metrics). */
 export type FrameCheckFailure = 'bad-header' | 'too-large' | 'malformed' | 'too-deep' | 'too-many-items';
@@ -172,4 +180,56 @@ export function readControlBody(
     // checked already; whatever was read before a surprise is kept
   }
   return out;
+}
+
+/** Why a frame is dropped as bad (the ingest drop reasons, error frames aside). */
+export type BadFrameReason =
+  | FrameCheckFailure
+  | 'not-binary'
+  | 'bad-did'
+  | 'no-seq'
+  | 'seq-not-increasing'
+  | 'deprecated-type'
+  | 'unknown-type';
+
+export type FrameVerdict = (
+  | { kind: 'event'; type: string; seq: number; did: string }
+  | { kind: 'info'; info: ControlBody }
+  | { kind: 'error'; error: ControlBody }
+  | { kind: 'bad'; reason: BadFrameReason }
+) & {
+  /**
+   * The message type as a metrics label when the header was readable: a
+   * known type's name, or "other" (upstream chooses `t`, so only known names
+   * become label values and a host cannot grow the series).
+   */
+  label?: string;
+};
+
+function typeLabel(t: string): string {
+  return CURRENT_TYPES.has(t) || DEPRECATED_TYPES.has(t) || t === '#info' ? t : 'other';
+}
+
+/**
+ * What to do with one upstream WebSocket message, given the last seq handed
+ * on from this connection: an event of a current type with a valid DID and a
+ * seq above `lastSeq`, an #info, an error frame, or a bad frame with its
+ * reason.
+ */
+export function classifyFrame(data: Uint8Array, isBinary: boolean, lastSeq: number): FrameVerdict {
+  if (!isBinary) return { kind: 'bad', reason: 'not-binary' };
+  if (data.length > MAX_FRAME_BYTES) return { kind: 'bad', reason: 'too-large' };
+  const checked = checkFrame(data);
+  if (!checked.ok) return { kind: 'bad', reason: checked.reason };
+  if (checked.op === -1) return { kind: 'error', error: readControlBody(data, checked.bodyStart, 'error') };
+  const type = checked.t;
+  const label = typeLabel(type);
+  if (type === '#info')
+    return { kind: 'info', info: readControlBody(data, checked.bodyStart, 'name'), label };
+  if (DEPRECATED_TYPES.has(type)) return { kind: 'bad', reason: 'deprecated-type', label };
+  if (!CURRENT_TYPES.has(type)) return { kind: 'bad', reason: 'unknown-type', label };
+  if (checked.did === undefined) return { kind: 'bad', reason: 'bad-did', label };
+  if (checked.seq === undefined) return { kind: 'bad', reason: 'no-seq', label };
+  if (checked.seq <= lastSeq) return { kind: 'bad', reason: 'seq-not-increasing', label };
+  return { kind: 'event', type, seq: checked.seq, did: checked.did, label };
 }
