@@ -81,6 +81,12 @@ const LENIENT_UTF8 = new TextDecoder('utf-8');
 /** Short ASCII keys are built directly; anything else goes through TextDecoder. */
 const FAST_KEY_BYTES = 32;
 
+// skip()'s explicit stack (items left per open container, and whether it is a
+// map), shared by every scanner: skip() runs to completion without calling
+// out, so it is never re-entered, and sharing saves an allocation per frame.
+let stackRemaining = new Float64Array(16);
+let stackIsMap = new Uint8Array(16);
+
 export class CborScanner {
   /** Position of the next head. */
   pos: number;
@@ -101,9 +107,6 @@ export class CborScanner {
   keyStart = 0;
   keyLength = 0;
   readonly end: number;
-  // skip()'s explicit stack: items left per open container, and whether it is a map
-  private remaining: Float64Array | undefined;
-  private isMap: Uint8Array | undefined;
 
   constructor(
     readonly buf: Uint8Array,
@@ -189,12 +192,12 @@ export class CborScanner {
     const maxDepth = this.limits.maxDepth;
     const maxString = this.limits.maxStringBytes;
     const stackSize = Math.max(0, maxDepth - this.depth) + 1;
-    if (!this.remaining || this.remaining.length < stackSize) {
-      this.remaining = new Float64Array(stackSize);
-      this.isMap = new Uint8Array(stackSize);
+    if (stackRemaining.length < stackSize) {
+      stackRemaining = new Float64Array(stackSize);
+      stackIsMap = new Uint8Array(stackSize);
     }
-    const remaining = this.remaining;
-    const isMap = this.isMap!;
+    const remaining = stackRemaining;
+    const isMap = stackIsMap;
     // level 0 is the value itself: one item left; levels 1.. are open containers
     let top = 0;
     remaining[0] = 1;
