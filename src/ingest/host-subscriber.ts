@@ -298,6 +298,8 @@ export class HostSubscriber implements BudgetClient {
       this.countedOpen = true;
       this.o.metrics.connected.inc();
       this.o.log.debug({ host: this.hostname, cursor: this.cursor }, 'host connected');
+      // the frame budget may be used up already: then not a single frame is read yet
+      this.updateReading();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(ws, data, isBinary));
     ws.on('pong', () => {

@@ -17,6 +17,7 @@ import { concatBytes } from '../protocol/bytes.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
+import { bootstrapFromUpstream } from './bootstrap.ts';
 import { assertDialable } from './host-checks.ts';
 import { HostManager, type IngestConfig, type HostManager as Manager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
@@ -329,6 +330,35 @@ describe('hostile hosts: additions', () => {
       await m.stop();
       await db.destroy();
     }
+  });
+});
+
+describe('hostile seed relay', () => {
+  it('skips listHosts names longer than any valid hostname before checking or logging them', async () => {
+    const added: string[] = [];
+    const logged: unknown[] = [];
+    const seed = {
+      getJson: async () => ({
+        json: {
+          hosts: [{ hostname: `${'a'.repeat(1_000_000)}.example.com` }, { hostname: 'ok.example.com' }],
+        },
+      }),
+      close() {},
+    } as unknown as SafeFetcher;
+    const log = { debug: (o: unknown) => logged.push(o), info: () => {}, warn: () => {} };
+    const stats = await bootstrapFromUpstream({
+      upstream: 'seed.example.com',
+      fetcher: seed,
+      allowInsecure: false,
+      log: log as unknown as Parameters<typeof bootstrapFromUpstream>[0]['log'],
+      add: async (name) => {
+        added.push(name);
+      },
+      isStopping: () => false,
+    });
+    assert.deepEqual(added, ['ok.example.com']);
+    assert.equal(stats.listed, 1);
+    assert.ok(JSON.stringify(logged).length < 10_000);
   });
 });
 
