@@ -117,6 +117,8 @@ async function runScenario(hosts: number, rate: number): Promise<Result> {
         hostMaxFailures: 15,
         hostConnectsPerSecond: 500,
         hostMaxInFlight: 32,
+        hostBadFramesPerMinute: 20,
+        ingestFrameBudgetMb: 256,
         hostRatePerSecond: 50,
         hostRatePerHour: 2500,
         hostRatePerDay: 20000,

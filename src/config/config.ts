@@ -432,6 +432,22 @@ export const SETTINGS = {
     describe: "unfinished frames per host before ingest stops reading that host's socket",
     parse: int(1, 10_000),
   }),
+  hostBadFramesPerMinute: setting({
+    env: 'RELAY_HOST_BAD_FRAMES_PER_MINUTE',
+    flag: '--host-bad-frames-per-minute',
+    default: 20,
+    describe:
+      'bad frames (malformed, oversized, too deep, bad DID, unknown type, repeated #info, …) a host may send per minute; the one that empties this allowance disconnects it, and the reconnect backs off as a failure',
+    parse: int(1, 1_000_000),
+  }),
+  ingestFrameBudgetMb: setting({
+    env: 'RELAY_INGEST_FRAME_BUDGET_MB',
+    flag: '--ingest-frame-budget-mb',
+    default: 256,
+    describe:
+      'bytes (MiB) of upstream frames all hosts together may hold (queued or being validated) before every host socket pauses; one host may hold at most half, or an equal share when several hold frames',
+    parse: int(1, 65536),
+  }),
   hostRatePerSecond: setting({
     env: 'RELAY_HOST_RATE_PER_SECOND',
     flag: '--host-rate-per-second',

@@ -41,7 +41,8 @@ function activeHostnames(page: ListHostsPage): string[] {
   if (!Array.isArray(page.hosts)) throw new Error('listHosts response has no hosts array');
   const out: string[] = [];
   for (const h of page.hosts as { hostname?: unknown; status?: unknown }[]) {
-    if (!h || typeof h.hostname !== 'string') continue;
+    // longer than any hostname validateCrawlHostname accepts: not worth a check or a log line
+    if (!h || typeof h.hostname !== 'string' || h.hostname.length > 300) continue;
     if (h.status !== undefined && h.status !== 'active') continue;
     out.push(h.hostname);
   }

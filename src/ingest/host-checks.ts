@@ -13,7 +13,9 @@
 // checked and only a checked one is returned, so a DNS answer that changes
 // between describeServer and the dial (rebinding) cannot reach an internal
 // address. IP literals skip `lookup` in node:net, so they are checked before
-// dialling (assertDialable).
+// dialling (assertDialable), which also refuses numeric names a URL parser
+// would turn into an IPv4 address (`0x7f.0x1`, `2130706433`), in case such a
+// name is in the store from before normaliseHostname refused them.
 import type { LookupAddress } from 'node:dns';
 import { isIP } from 'node:net';
 import { addressRefusalReason } from '../protocol/identity/ip-policy.ts';
@@ -23,6 +25,7 @@ import {
   type SafeFetcher,
   SsrfRefusedError,
 } from '../protocol/identity/safe-fetch.ts';
+import { isAmbiguousNumericHost } from '../store/hostname.ts';
 import { CrawlRefusedError, type CrawlTarget, httpBase } from './host-policy.ts';
 
 export interface DescribeServerResult {
@@ -106,10 +109,17 @@ export function guardedLookup(lookup: LookupFn = defaultLookup, allowPrivate = f
   };
 }
 
-/** Throws when the hostname is an IP literal the policy refuses (node:net skips lookup for literals). */
+/**
+ * Throws when the hostname is an IP literal the policy refuses (node:net
+ * skips lookup for literals) or a numeric name that is not a dotted quad
+ * (refused whatever the policy: it is never a real host name).
+ */
 export function assertDialable(hostname: string, allowPrivate: boolean): void {
-  if (allowPrivate) return;
   const name = hostname.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+  if (isIP(name) === 0 && isAmbiguousNumericHost(name)) {
+    throw new Error(`refused to dial ${hostname}: numeric host name that is not a dotted-quad IPv4 address`);
+  }
+  if (allowPrivate) return;
   if (isIP(name) === 0) return;
   const reason = addressRefusalReason(name);
   if (reason !== undefined) throw new Error(`refused to dial ${hostname}: address is ${reason}`);

@@ -22,6 +22,14 @@
 // a fresh subscriber dialled from it. While a reset runs, revive() leaves the
 // host alone, so a concurrent requestCrawl/reconnect/unblock cannot dial from
 // the old cursor; the reset itself resubscribes at the end.
+//
+// Bounds (issue 12; what happens at each bound): `subs`, `limiters`,
+// `defaultLimits`, `rateOverrides`, `cursorResets` and `hookWrites` hold at
+// most one entry per host in the store (host additions are limited by
+// requestCrawl's daily limit and the admin); `pendingAdds` holds at most
+// `maxPendingAdds` host additions in progress (default 1,000; beyond it
+// requestCrawl answers 503 at once); all subscribers share one FrameBudget
+// for the bytes of frames they hold (frame-budget.ts).
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';
@@ -34,6 +42,7 @@ import {
 } from '../protocol/identity/safe-fetch.ts';
 import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { bootstrapFromUpstream } from './bootstrap.ts';
+import { FrameBudget } from './frame-budget.ts';
 import type { FrameSink } from './frame-sink.ts';
 import { checkDescribeServer, guardedLookup, type NodeLookup } from './host-checks.ts';
 import {
@@ -77,6 +86,8 @@ export type IngestConfig = Pick<
   | 'hostMaxFailures'
   | 'hostConnectsPerSecond'
   | 'hostMaxInFlight'
+  | 'hostBadFramesPerMinute'
+  | 'ingestFrameBudgetMb'
   | 'hostRatePerSecond'
   | 'hostRatePerHour'
   | 'hostRatePerDay'
@@ -102,6 +113,14 @@ export interface IngestTuning {
   limitsRefreshMs: number;
   /** describeServer timeout (default 10 s). */
   describeTimeoutMs: number;
+  /**
+   * Frames a subscriber may have parsed but not handed on (default 1,024). Only
+   * frames from one socket read can pile up (real frames: ~130 per 64 KB
+   * read); at the bound the connection is closed and re-read from the cursor.
+   */
+  maxQueuedFrames: number;
+  /** Host additions (requestCrawl, admin, bootstrap) in progress at once (default 1,000); beyond: 503. */
+  maxPendingAdds: number;
 }
 
 const DEFAULT_TUNING: IngestTuning = {
@@ -114,6 +133,8 @@ const DEFAULT_TUNING: IngestTuning = {
   handshakeTimeoutMs: 10_000,
   limitsRefreshMs: 5 * 60_000,
   describeTimeoutMs: 10_000,
+  maxQueuedFrames: 1024,
+  maxPendingAdds: 1000,
 };
 
 export interface HostManagerOptions {
@@ -191,6 +212,8 @@ function refuseIfBlocked(host: Host): void {
 
 export class HostManager {
   readonly metrics: IngestMetrics;
+  /** The byte budget all subscribers share for the frames they hold. */
+  readonly frameBudget: FrameBudget;
   private readonly store: MetadataStore;
   private readonly sink: FrameSink;
   private readonly fetcher: SafeFetcher;
@@ -255,6 +278,10 @@ export class HostManager {
     };
     this.scheduler = new Scheduler(this.now);
     this.metrics = new IngestMetrics(opts.registry, () => this.store.countHostsByStatus());
+    this.frameBudget = new FrameBudget(opts.config.ingestFrameBudgetMb * 1024 * 1024, {
+      bytesInFlight: this.metrics.frameBytesInFlight,
+      fills: this.metrics.frameBudgetFills,
+    });
     this.hooks = {
       saveCursor: (hostId, seq) => this.store.updateHostCursor(hostId, seq),
       succeeded: (sub) => {
@@ -362,6 +389,11 @@ export class HostManager {
     }
     const running = this.pendingAdds.get(target.hostname);
     if (running) return running;
+    if (this.pendingAdds.size >= this.tuning.maxPendingAdds) {
+      return Promise.reject(
+        new CrawlRefusedError(503, 'Unavailable', 'too many host additions in progress; try again later'),
+      );
+    }
     const p = this.doCrawl(target, opts).finally(() => this.pendingAdds.delete(target.hostname));
     this.pendingAdds.set(target.hostname, p);
     return p;
@@ -702,6 +734,9 @@ export class HostManager {
       lookup: this.lookup,
       allowPrivate: this.cfg.allowInsecureHosts,
       maxInFlight: this.cfg.hostMaxInFlight,
+      maxQueuedFrames: this.tuning.maxQueuedFrames,
+      badFramesPerMinute: this.cfg.hostBadFramesPerMinute,
+      budget: this.frameBudget,
       backoffBaseMs: this.tuning.backoffBaseMs,
       backoffMaxMs: this.tuning.backoffMaxMs,
       successAfterMs: this.tuning.successAfterMs,

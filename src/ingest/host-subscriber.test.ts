@@ -4,46 +4,12 @@
 // not handed on, and an error frame other than FutureCursor makes the
 // subscriber reconnect from its cursor.
 import assert from 'node:assert/strict';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { type WebSocket, WebSocketServer } from 'ws';
 import { waitFor } from '../../test/support/wait.ts';
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { HostManager } from './host-manager.ts';
-import { RecordingSink, tempStore, testConfig } from './test-support.ts';
-
-interface ScriptedPds {
-  hostname: string;
-  cursors: (string | null)[];
-  close(): Promise<void>;
-}
-
-/** Serves describeServer and, on each subscribeRepos connection, the next script in the list. */
-async function scriptedPds(scripts: ((ws: WebSocket) => void)[]): Promise<ScriptedPds> {
-  const wss = new WebSocketServer({ noServer: true });
-  const cursors: (string | null)[] = [];
-  const server: Server = createServer((_req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ did: 'did:web:x' }));
-  });
-  server.on('upgrade', (req, socket, head) => {
-    cursors.push(new URL(req.url ?? '/', 'http://x').searchParams.get('cursor'));
-    const script = scripts.shift();
-    wss.handleUpgrade(req, socket, head, (ws) => (script ? script(ws) : undefined));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    hostname: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    cursors,
-    async close() {
-      for (const ws of wss.clients) ws.terminate();
-      wss.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+import { RecordingSink, scriptedPds, tempStore, testConfig } from './test-support.ts';
 
 const commit = (seq: number) => encodeFrame('#commit', { seq, repo: 'did:plc:a', rev: 'x', ops: [] });
 

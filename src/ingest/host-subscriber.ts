@@ -1,13 +1,27 @@
 // One upstream subscription: the relay's reader for one PDS host.
 //
-// It dials the host's subscribeRepos with the saved cursor, checks each frame
-// cheaply (size, header, message type, seq strictly increasing on this
-// connection) and hands known events to the FrameSink. The cursor advances
-// only past finished frames (CursorTracker), and the subscriber never reads
-// more than it can hold: at most `maxInFlight` unfinished frames plus the
-// few already parsed out of the last socket chunk. When the sink is behind,
-// or the host is over its rate limit, the socket is paused so TCP pushes
-// back on the PDS; nothing is dropped for being too fast.
+// It dials the host's subscribeRepos with the saved cursor, classifies each
+// frame in one bounded pass (frame-check.ts: header, size by type, body depth
+// and items, a valid account DID, seq increasing on this connection) and
+// hands events to the FrameSink. The cursor advances only past finished
+// frames (CursorTracker). It never reads more than it can hold: at most
+// `maxInFlight` unfinished frames plus the few parsed out of the last socket
+// read (held-frames.ts, bounded; at the bound the connection is closed and
+// re-read from the cursor). When the sink is behind, the host is over its
+// rate limit, or the shared frame budget (frame-budget.ts) is used up or this
+// host holds its share, the socket is paused so TCP pushes back on the PDS;
+// nothing is dropped for being too fast.
+//
+// Every host may be hostile (issue 12): #info frames take rate-limit tokens
+// like events (only the first of a connection is logged); each bad frame is
+// counted by reason and spends the host's bad-frame allowance
+// (bad-frames.ts), and the one that empties it closes the connection. A
+// close forced by bad frames, an error frame or an oversized message is a
+// failure, and the next connection is on probation: it becomes healthy
+// (failures reset) only by staying open `successAfterMs`, not by its first
+// valid event, so a host mixing valid events with garbage backs off
+// exponentially and ends offline. Upstream text reaches logs only as a short
+// prefix read with the scanner.
 //
 // On a close it waits until its in-flight frames have settled (so the next
 // connection's cursor is exact and nothing is handed on twice), then
@@ -29,27 +43,21 @@
 // before handing anything on, so a crash cannot make it start live again.
 import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
-import { decodeCborFirst } from '../protocol/cbor.ts';
+import { MAX_FRAME_BYTES } from '../protocol/events.ts';
+import { BadFrameAllowance } from './bad-frames.ts';
 import { CursorTracker } from './cursor-tracker.ts';
-import { checkFrame } from './frame-check.ts';
+import type { BudgetClient, FrameBudget } from './frame-budget.ts';
+import { type ControlBody, classifyFrame } from './frame-check.ts';
 import type { FrameSink, InboundFrame } from './frame-sink.ts';
+import { type HeldFrame, HeldFrames } from './held-frames.ts';
 import { assertDialable, type NodeLookup } from './host-checks.ts';
 import { type CrawlTarget, subscribeUrl } from './host-policy.ts';
-import type { DropReason, IngestMetrics } from './metrics.ts';
+import type { DisconnectReason, DropReason, IngestMetrics } from './metrics.ts';
 import type { HostRateLimiter } from './rate-limiter.ts';
 import type { ScheduledJob, Scheduler } from './scheduler.ts';
 
 /** The upstream message size limit (atproto event-stream: 5,000,000 bytes). */
-export const MAX_FRAME_BYTES = 5_000_000;
-
-export const CURRENT_TYPES: ReadonlySet<string> = new Set(['#commit', '#sync', '#identity', '#account']);
-export const DEPRECATED_TYPES: ReadonlySet<string> = new Set(['#handle', '#migrate', '#tombstone']);
-
-/** Upstream text for logs, capped (a frame may be megabytes). */
-function short(v: unknown): string | undefined {
-  if (typeof v !== 'string') return undefined;
-  return v.length > 200 ? `${v.slice(0, 200)}…` : v;
-}
+export { MAX_FRAME_BYTES };
 
 export type SubscriberState =
   | 'waiting' // scheduled to dial
@@ -87,6 +95,12 @@ export interface SubscriberOptions {
   lookup: NodeLookup;
   allowPrivate: boolean;
   maxInFlight: number;
+  /** Frames parsed but not yet handed on (rate limit, in-flight limit); at the bound the connection is closed. */
+  maxQueuedFrames: number;
+  /** Bad frames allowed per minute (burst of the same size); the one that empties the allowance disconnects. */
+  badFramesPerMinute: number;
+  /** The frame byte budget shared by all subscribers. */
+  budget: FrameBudget;
   backoffBaseMs: number;
   backoffMaxMs: number;
   /** An open connection counts as a success after this long even without frames. */
@@ -100,7 +114,7 @@ export interface SubscriberOptions {
   relayed?: { seqs: Iterable<number>; mark: number };
 }
 
-export class HostSubscriber {
+export class HostSubscriber implements BudgetClient {
   readonly hostId: number;
   readonly target: CrawlTarget;
   state: SubscriberState = 'waiting';
@@ -116,10 +130,15 @@ export class HostSubscriber {
 
   private ws: WebSocket | null = null;
   private tracker: CursorTracker;
-  private queue: InboundFrame[] = [];
+  private readonly held: HeldFrames;
   private unsettled = 0;
   private lastSeq = -1;
   private healthy = false;
+  /** After a close forced by bad input the next connection counts as healthy only by staying open. */
+  private probation = false;
+  /** An #info was logged on this connection (later ones are counted as bad). */
+  private infoLogged = false;
+  private readonly badFrames: BadFrameAllowance;
   private job: ScheduledJob | undefined;
   private resumeJob: ScheduledJob | undefined;
   private closeReason: 'future-cursor' | 'sink-failed' | 'restart' | undefined;
@@ -130,6 +149,8 @@ export class HostSubscriber {
   private relayedMark: number | undefined;
   /** The first cursor of a host subscribed live is being stored: hand nothing on yet. */
   private persistingFirstCursor = false;
+  /** ...or was stored already (once per subscriber). */
+  private firstCursorStored = false;
   private attempts = 0;
   /** This socket is counted in the connected gauge (decremented once on close, whatever the state). */
   private countedOpen = false;
@@ -150,6 +171,23 @@ export class HostSubscriber {
     }
     this.frames = opts.metrics.framesByHost.labels(opts.target.hostname);
     this.bytes = opts.metrics.bytesByHost.labels(opts.target.hostname);
+    this.badFrames = new BadFrameAllowance(opts.badFramesPerMinute, opts.now());
+    this.held = new HeldFrames(opts.budget, this, opts.maxQueuedFrames);
+  }
+
+  /** Bytes of the frames this subscriber holds (queued or in flight), charged to the frame budget. */
+  get heldBytes(): number {
+    return this.held.heldBytes;
+  }
+
+  /** The most bytes this subscriber has held at once. */
+  get peakHeldBytes(): number {
+    return this.held.peakBytes;
+  }
+
+  /** The frame budget filled up or opened again: pause or resume the socket. */
+  budgetChanged(): void {
+    this.updateReading();
   }
 
   get hostname(): string {
@@ -161,7 +199,7 @@ export class HostSubscriber {
   }
 
   get queued(): number {
-    return this.queue.length;
+    return this.held.queued;
   }
 
   get paused(): boolean {
@@ -210,7 +248,7 @@ export class HostSubscriber {
     this.state = 'stopped';
     this.job?.cancel();
     this.resumeJob?.cancel();
-    this.queue = [];
+    this.held.close();
     const ws = this.ws;
     let closed: Promise<void> = Promise.resolve();
     if (ws && ws.readyState !== WebSocket.CLOSED) {
@@ -227,7 +265,7 @@ export class HostSubscriber {
     this.state = 'inactive';
     this.job?.cancel();
     this.resumeJob?.cancel();
-    this.queue = [];
+    this.held.clear();
     this.ws?.terminate();
     return this.whenSettled();
   }
@@ -241,11 +279,15 @@ export class HostSubscriber {
   sweep(now: number, pingAfterMs: number, deadAfterMs: number): void {
     const ws = this.ws;
     if (this.state !== 'open' || !ws) return;
-    if (!this.healthy && now - this.openedAt >= this.o.successAfterMs) this.markHealthy();
+    if (!this.healthy && now - this.openedAt >= this.o.successAfterMs) {
+      this.probation = false;
+      this.markHealthy();
+    }
     if (ws.isPaused) return; // our own back-pressure: pongs are not being read
     const quiet = now - this.lastActivity;
     if (quiet >= deadAfterMs) {
       this.lastError = `no data or pong for ${quiet} ms`;
+      this.o.metrics.disconnects.labels('liveness').inc();
       ws.terminate();
     } else if (quiet >= pingAfterMs && !this.pingOutstanding) {
       this.pingOutstanding = true;
@@ -264,6 +306,7 @@ export class HostSubscriber {
     if (this.attempts++ > 0) this.o.metrics.reconnects.inc();
     this.lastSeq = -1;
     this.healthy = false;
+    this.infoLogged = false;
     this.closeReason = undefined;
     this.lastError = undefined;
     // Frames the last connection finished beyond a frame the sink refused are
@@ -302,6 +345,8 @@ export class HostSubscriber {
       this.countedOpen = true;
       this.o.metrics.connected.inc();
       this.o.log.debug({ host: this.hostname, cursor: this.cursor }, 'host connected');
+      // the frame budget may be used up already: then not a single frame is read yet
+      this.updateReading();
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(ws, data, isBinary));
     ws.on('pong', () => {
@@ -309,8 +354,12 @@ export class HostSubscriber {
       this.lastActivity = this.o.now();
     });
     ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.drop('too-large');
-      this.lastError = err.message;
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        // `ws` closes the connection itself (1009); the next one re-reads from the cursor
+        this.drop('too-large');
+        this.forcedClose('too-large');
+      }
+      this.lastError = err.message.slice(0, 200);
     });
     ws.on('close', (code: number) => {
       if (this.ws !== ws) return;
@@ -319,7 +368,7 @@ export class HostSubscriber {
         this.countedOpen = false;
         this.o.metrics.connected.dec();
       }
-      this.queue = []; // never handed on: the next connection re-reads them from the cursor
+      this.held.clear(); // never handed on: the next connection re-reads them from the cursor
       this.resumeJob?.cancel();
       this.resumeJob = undefined;
       if (this.state === 'stopped' || this.state === 'inactive') return;
@@ -379,98 +428,102 @@ export class HostSubscriber {
     this.o.metrics.dropped.labels(reason).inc();
   }
 
+  /**
+   * A bad frame: counted by reason, and one token from the bad-frame
+   * allowance; the frame that empties it closes the connection.
+   */
+  private bad(ws: WebSocket, reason: DropReason): void {
+    this.drop(reason);
+    if (this.badFrames.spend(this.o.now())) {
+      this.o.log.warn({ host: this.hostname, last: reason }, 'host sent too many bad frames; disconnecting');
+      this.forcedClose('bad-frames');
+      this.lastError = `too many bad frames (last: ${reason})`;
+      ws.terminate();
+    }
+  }
+
+  /** Ingest closes the connection for bad input: counted, a failure, and the next connection is on probation. */
+  private forcedClose(reason: DisconnectReason): void {
+    this.o.metrics.disconnects.labels(reason).inc();
+    this.healthy = false;
+    this.probation = true;
+  }
+
   private onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
-    if (this.ws !== ws || this.state !== 'open') return;
+    // after terminate() `ws` may still deliver the rest of the socket chunk it is parsing
+    if (this.ws !== ws || this.state !== 'open' || ws.readyState !== WebSocket.OPEN) return;
     const now = this.o.now();
     this.lastActivity = now;
     this.pingOutstanding = false;
     this.frames.inc();
     this.bytes.inc(data.length);
-    if (!isBinary) {
-      this.drop('not-binary');
+    const verdict = classifyFrame(data, isBinary, this.lastSeq);
+    if (verdict.kind === 'error') {
+      this.onErrorFrame(ws, verdict.error);
       return;
     }
-    if (data.length > MAX_FRAME_BYTES) {
-      this.drop('too-large');
-      return;
-    }
-    const checked = checkFrame(data);
-    if (!checked.ok) {
-      this.drop('malformed');
-      return;
-    }
-    const rest = data.subarray(checked.bodyStart);
-    if (checked.op === -1) {
-      this.onErrorFrame(ws, rest);
-      return;
-    }
-    const type = checked.t;
-    // upstream chooses `t`: only known names become label values, so a host cannot grow the series
-    const known = CURRENT_TYPES.has(type) || DEPRECATED_TYPES.has(type) || type === '#info';
-    this.o.metrics.framesByType.labels(known ? type : 'other').inc();
-    if (CURRENT_TYPES.has(type)) {
-      const seq = checked.seq;
-      if (seq === undefined) {
-        this.drop('no-seq');
-        return;
+    if (verdict.label !== undefined) this.o.metrics.framesByType.labels(verdict.label).inc();
+    if (verdict.kind === 'bad') {
+      this.bad(ws, verdict.reason);
+    } else if (verdict.kind === 'info') {
+      this.enqueue(ws, { info: verdict.info, bytes: 0 });
+    } else {
+      this.lastSeq = verdict.seq;
+      if (!this.healthy && !this.probation) this.markHealthy();
+      if (this.cursor === 0 && !this.firstCursorStored) {
+        // the first frame of a host subscribed live (a seq of 1 leaves nothing before it to store)
+        if (verdict.seq > 1) this.persistFirstCursor(verdict.seq - 1);
+        else this.firstCursorStored = true;
       }
-      if (seq <= this.lastSeq) {
-        this.drop('seq-not-increasing');
-        return;
-      }
-      this.lastSeq = seq;
-      if (!this.healthy) this.markHealthy();
-      if (this.cursor === 0 && !this.persistingFirstCursor) this.persistFirstCursor(seq - 1);
-      this.queue.push({
+      // `ws` hands out small messages as views into its socket chunk; a copy of
+      // exactly the frame frees the chunk and keeps the budget's count honest
+      const frame = data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+      const event: InboundFrame = {
         hostId: this.hostId,
         hostname: this.hostname,
-        upstreamSeq: seq,
-        type,
-        frame: data,
+        upstreamSeq: verdict.seq,
+        type: verdict.type,
+        frame,
         receivedAt: performance.now(),
-      });
-      this.pump();
-      return;
+      };
+      this.enqueue(ws, { event, bytes: frame.byteLength });
     }
-    if (type === '#info') {
-      let info: { name?: unknown; message?: unknown } = {};
-      try {
-        info = decodeCborFirst(rest)[0] as typeof info;
-      } catch {
-        this.drop('malformed');
-        return;
-      }
-      this.o.log.info(
-        { host: this.hostname, name: short(info?.name), message: short(info?.message) },
-        'upstream #info',
-      );
-      return;
-    }
-    if (DEPRECATED_TYPES.has(type)) {
-      this.drop('deprecated-type');
-      return;
-    }
-    this.drop('unknown-type');
-    return;
   }
 
-  private onErrorFrame(ws: WebSocket, rest: Uint8Array): void {
-    this.drop('error-frame');
-    let body: { error?: unknown; message?: unknown } = {};
-    try {
-      body = decodeCborFirst(rest)[0] as typeof body;
-    } catch {
-      // an error frame we cannot read is still an error: reconnect
+  private enqueue(ws: WebSocket, frame: HeldFrame): void {
+    if (!this.held.push(frame)) {
+      // at the queue's bound (see held-frames.ts): the cursor is before these frames
+      this.o.metrics.disconnects.labels('queue-full').inc();
+      this.healthy = false;
+      this.lastError = `more than ${this.o.maxQueuedFrames} frames queued`;
+      ws.terminate();
+      return;
     }
-    const error = typeof body?.error === 'string' ? body.error : 'unknown';
+    this.pump();
+  }
+
+  /** An #info frame's turn came (it took a rate-limit token): the first of a connection is logged. */
+  private onInfo(info: ControlBody): void {
+    const ws = this.ws;
+    if (this.infoLogged) {
+      if (ws) this.bad(ws, 'repeated-info');
+      return;
+    }
+    this.infoLogged = true;
+    this.o.log.info({ host: this.hostname, name: info.name, message: info.message }, 'upstream #info');
+  }
+
+  private onErrorFrame(ws: WebSocket, body: ControlBody): void {
+    this.drop('error-frame');
+    // an error frame we cannot read is still an error: reconnect
+    const error = body.name ?? 'unknown';
     if (error === 'FutureCursor') {
       this.closeReason = 'future-cursor';
+      this.o.metrics.disconnects.labels('future-cursor').inc();
       this.o.log.warn({ host: this.hostname, cursor: this.cursor }, 'upstream says FutureCursor; host idle');
     } else {
-      this.o.log.warn(
-        { host: this.hostname, error: short(error), message: short(body?.message) },
-        'upstream error frame',
-      );
+      this.forcedClose('error-frame');
+      this.o.log.warn({ host: this.hostname, error, message: body.message }, 'upstream error frame');
     }
     this.lastError = `upstream error ${error}`;
     ws.terminate();
@@ -479,6 +532,7 @@ export class HostSubscriber {
   /** A host subscribed live: store the cursor before its first frame, then start handing frames on. */
   private persistFirstCursor(seq: number): void {
     this.persistingFirstCursor = true;
+    this.firstCursorStored = true;
     const ws = this.ws;
     this.o.hooks.persistCursor(this.hostId, seq).then(
       () => {
@@ -491,6 +545,7 @@ export class HostSubscriber {
       },
       (err: unknown) => {
         this.persistingFirstCursor = false;
+        this.firstCursorStored = false;
         this.o.log.warn({ host: this.hostname, err }, 'could not store the first cursor; reconnecting');
         if (this.ws === ws && this.state === 'open') {
           this.lastError = 'could not store the first cursor';
@@ -503,11 +558,15 @@ export class HostSubscriber {
   /** Hands queued frames on while in-flight room and rate tokens last; pauses the socket otherwise. */
   private pump(): void {
     const ws = this.ws;
-    while (this.queue.length > 0 && this.state === 'open') {
+    while (this.held.queued > 0 && this.state === 'open') {
+      if (!ws || ws.readyState !== WebSocket.OPEN) break; // closing: the close handler clears the queue
       if (this.persistingFirstCursor) break;
       if (this.tracker.full) break;
-      if (this.relayed.size > 0 && this.relayed.has(this.queue[0].upstreamSeq)) {
-        this.skipRelayed(this.queue.shift()!);
+      const first = this.held.peek();
+      if (first?.event && this.relayed.size > 0 && this.relayed.has(first.event.upstreamSeq)) {
+        this.held.shift();
+        this.held.finished(first.bytes);
+        this.skipRelayed(first.event);
         continue;
       }
       if (this.resumeJob) break;
@@ -520,10 +579,18 @@ export class HostSubscriber {
         });
         break;
       }
-      this.submit(this.queue.shift()!);
+      const next = this.held.shift()!;
+      if (next.event) this.submit(next.event, next.bytes);
+      else if (next.info) this.onInfo(next.info);
     }
+    if (ws === this.ws) this.updateReading();
+  }
+
+  /** Pauses the socket while frames wait, the in-flight limit is reached or the frame budget says no; resumes it otherwise. */
+  private updateReading(): void {
+    const ws = this.ws;
     if (!ws || this.state !== 'open') return;
-    const hold = this.queue.length > 0 || this.tracker.full;
+    const hold = this.held.queued > 0 || this.tracker.full || !this.held.mayRead();
     if (hold && !ws.isPaused) ws.pause();
     else if (!hold && ws.isPaused) ws.resume();
   }
@@ -549,7 +616,7 @@ export class HostSubscriber {
     }
   }
 
-  private submit(frame: InboundFrame): void {
+  private submit(frame: InboundFrame, bytes: number): void {
     const tracker = this.tracker;
     const ticket = tracker.submit(frame.upstreamSeq, this.o.logHead());
     this.unsettled++;
@@ -562,13 +629,16 @@ export class HostSubscriber {
     }
     p.then(
       () => {
+        this.held.finished(bytes);
         this.finished(tracker, ticket);
         this.settled();
       },
       (err: unknown) => {
+        this.held.finished(bytes);
         // Not finished: the cursor stays before this frame; reconnect re-reads it.
         this.o.log.warn({ host: this.hostname, seq: frame.upstreamSeq, err }, 'frame sink refused a frame');
         if (this.ws && this.state === 'open') {
+          this.o.metrics.disconnects.labels('sink-refused').inc();
           this.closeReason ??= 'sink-failed';
           this.lastError = 'frame sink refused a frame';
           this.ws.terminate();

@@ -9,11 +9,32 @@ export type DropReason =
   | 'not-binary'
   | 'too-large'
   | 'malformed'
+  | 'bad-header'
+  | 'too-deep'
+  | 'too-many-items'
+  | 'bad-did'
   | 'no-seq'
   | 'seq-not-increasing'
   | 'deprecated-type'
   | 'unknown-type'
+  | 'repeated-info'
   | 'error-frame';
+
+/** Why ingest closed a host's connection itself (relay_ingest_disconnects_total{reason}). */
+export type DisconnectReason =
+  /** The host used up its bad-frame allowance (RELAY_HOST_BAD_FRAMES_PER_MINUTE). */
+  | 'bad-frames'
+  /** The host sent an error frame (other than FutureCursor). */
+  | 'error-frame'
+  | 'future-cursor'
+  /** A message over 5 MB (closed by `ws`, code 1009). */
+  | 'too-large'
+  /** More frames parsed from one socket read than the queue holds. */
+  | 'queue-full'
+  /** No frame and no pong for the liveness limit. */
+  | 'liveness'
+  /** The frame sink refused a frame (shutting down or broken). */
+  | 'sink-refused';
 
 export class IngestMetrics {
   readonly registry: Registry;
@@ -23,6 +44,9 @@ export class IngestMetrics {
   readonly dropped: Counter<'reason'>;
   /** Upstream events received again (after a crash or reconnect) that the log shows already relayed. */
   readonly alreadyRelayed: Counter;
+  readonly disconnects: Counter<'reason'>;
+  readonly frameBytesInFlight: Gauge;
+  readonly frameBudgetFills: Counter;
   readonly reconnects: Counter;
   readonly throttled: Counter;
   readonly connected: Gauge;
@@ -58,6 +82,22 @@ export class IngestMetrics {
     this.alreadyRelayed = new Counter({
       name: 'relay_ingest_already_relayed_total',
       help: 'Upstream events received again (after a crash or a refused frame) that the event log shows already relayed; skipped',
+      registers,
+    });
+    this.disconnects = new Counter({
+      name: 'relay_ingest_disconnects_total',
+      help: 'Host connections ingest closed itself, by reason (bad-frames, error-frame, too-large, queue-full, ...)',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.frameBytesInFlight = new Gauge({
+      name: 'relay_ingest_frame_bytes_in_flight',
+      help: 'Bytes of upstream frames held by all hosts (queued or being validated), bounded by RELAY_INGEST_FRAME_BUDGET_MB',
+      registers,
+    });
+    this.frameBudgetFills = new Counter({
+      name: 'relay_ingest_frame_budget_fills_total',
+      help: 'Times the frame byte budget filled up and every host socket paused',
       registers,
     });
     this.reconnects = new Counter({

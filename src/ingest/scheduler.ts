@@ -5,6 +5,11 @@
 // binary min-heap ordered by due time and a single Node timer is armed for
 // the earliest one. Cancelling marks the job dead (O(1)); dead jobs are
 // skipped when they reach the top of the heap.
+//
+// Bound: live jobs are at most a few per host (dial or back-off, rate-limit
+// resume). Cancelled jobs would otherwise stay in the heap until their due
+// time (a back-off can be 5 minutes away), so once more than 1,024 of them
+// make up over half the heap, the heap is rebuilt without them.
 
 export interface ScheduledJob {
   readonly at: number;
@@ -24,6 +29,8 @@ export class Scheduler {
   private armedFor = Number.POSITIVE_INFINITY;
   private nextSeq = 0;
   private stopped = false;
+  /** Cancelled jobs still in the heap. */
+  private deadInHeap = 0;
 
   constructor(private readonly now: () => number = Date.now) {}
 
@@ -41,8 +48,11 @@ export class Scheduler {
       seq: this.nextSeq++,
       fn,
       dead: false,
-      cancel() {
+      cancel: () => {
+        if (job.dead) return;
         job.dead = true;
+        this.deadInHeap++;
+        this.compactIfMostlyDead();
       },
     };
     if (this.stopped) {
@@ -59,13 +69,26 @@ export class Scheduler {
     this.stopped = true;
     for (const j of this.heap) j.dead = true;
     this.heap = [];
+    this.deadInHeap = 0;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.armedFor = Number.POSITIVE_INFINITY;
   }
 
+  /** Jobs in the heap, cancelled ones included (for tests of the bound). */
+  get heapSize(): number {
+    return this.heap.length;
+  }
+
+  private compactIfMostlyDead(): void {
+    if (this.deadInHeap <= 1024 || this.deadInHeap * 2 <= this.heap.length) return;
+    // sorted by (at, seq) is a valid min-heap
+    this.heap = this.heap.filter((j) => !j.dead).sort((a, b) => (this.less(a, b) ? -1 : 1));
+    this.deadInHeap = 0;
+  }
+
   private arm(): void {
-    while (this.heap.length > 0 && this.heap[0].dead) this.pop();
+    while (this.heap.length > 0 && this.heap[0].dead) this.popDead();
     if (this.heap.length === 0) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
@@ -84,8 +107,11 @@ export class Scheduler {
     this.armedFor = Number.POSITIVE_INFINITY;
     const now = this.now();
     while (this.heap.length > 0 && (this.heap[0].dead || this.heap[0].at <= now)) {
+      if (this.heap[0].dead) {
+        this.popDead();
+        continue;
+      }
       const job = this.pop()!;
-      if (job.dead) continue;
       job.dead = true;
       try {
         job.fn();
@@ -95,6 +121,11 @@ export class Scheduler {
       if (this.stopped) return;
     }
     this.arm();
+  }
+
+  private popDead(): void {
+    this.pop();
+    this.deadInHeap--;
   }
 
   private less(a: Job, b: Job): boolean {

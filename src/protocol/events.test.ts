@@ -204,3 +204,60 @@ describe('parseEventBody other types', () => {
     assert.ok(encodeCbor(body).length > 0);
   });
 });
+
+// Issue 12: every string the relay copies into its own frames or logs is bounded and checked.
+describe('parseEventBody bounds on relayed strings', () => {
+  it('checks #identity and #account time as an atproto datetime of at most 64 chars', () => {
+    for (const t of ['#identity', '#account'] as const) {
+      const base = t === '#account' ? { seq: 3, did, active: true } : { seq: 2, did };
+      for (const bad of ['x', '2024-11-05', `${time}${'0'.repeat(4096)}`, '2024-13-05T12:00:00.000Z']) {
+        const e = shapeError(t, { ...base, time: bad });
+        assert.equal(e.field, 'time', `${t} ${bad.slice(0, 30)}`);
+        assert.ok(e.message.length < 300, 'the error does not quote the whole string');
+      }
+      assert.equal(parseEventBody(t, { ...base, time: '2024-11-05T12:00:00+02:00' }).kind, t.slice(1));
+    }
+  });
+
+  it('caps the time of #commit and #sync at 64 chars', () => {
+    assert.equal(shapeError('#commit', { ...commit(), time: 'x'.repeat(65) }).field, 'time');
+    const sync = { seq: 1, did, blocks: new Uint8Array(10), rev: '3l7', time: 'x'.repeat(65) };
+    assert.equal(shapeError('#sync', sync).field, 'time');
+  });
+
+  it('refuses DIDs that are too long or not DID syntax', () => {
+    const long = `did:plc:${'a'.repeat(4 * 1024 * 1024)}`;
+    for (const bad of [long, 'did:', 'did:PLC:abc', 'did:plc:abc%']) {
+      assert.equal(shapeError('#identity', { seq: 2, did: bad, time }).field, 'did');
+      assert.equal(shapeError('#commit', { ...commit(), repo: bad }).field, 'repo');
+    }
+    assert.ok(shapeError('#identity', { seq: 2, did: long, time }).message.length < 300);
+  });
+
+  it('caps handle and status lengths', () => {
+    assert.equal(
+      shapeError('#identity', { seq: 2, did, time, handle: `${'a'.repeat(254)}.test` }).field,
+      'handle',
+    );
+    assert.equal(
+      shapeError('#account', { seq: 3, did, time, active: false, status: 's'.repeat(65) }).field,
+      'status',
+    );
+  });
+});
+
+describe('parseEventBody bounds on logged strings', () => {
+  it('caps rev, since and op paths', () => {
+    assert.equal(shapeError('#commit', { ...commit(), rev: 'r'.repeat(65) }).field, 'rev');
+    assert.equal(shapeError('#commit', { ...commit(), since: 's'.repeat(65) }).field, 'since');
+    const ops = [{ action: 'create', path: `a.b.c/${'k'.repeat(1100)}`, cid: c2 }];
+    assert.equal(shapeError('#commit', { ...commit(), ops }).field, 'ops[0].path');
+    const sync = { seq: 1, did, blocks: new Uint8Array(10), rev: 'r'.repeat(65), time };
+    assert.equal(shapeError('#sync', sync).field, 'rev');
+  });
+
+  it('caps #info text', () => {
+    assert.equal(shapeError('#info', { name: 'n'.repeat(129) }).field, 'name');
+    assert.equal(shapeError('#info', { name: 'x', message: 'm'.repeat(1025) }).field, 'message');
+  });
+});

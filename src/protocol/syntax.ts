@@ -49,7 +49,8 @@ function ensureValid(format: string, check: Check, input: unknown): void {
 // not ending in ":" or "%"; at most 2048 chars. Percent-escapes are not
 // decoded or checked (as in the reference implementation).
 
-const DID_MAX = 2048;
+/** The longest DID atproto allows (did spec: 2 KB). */
+export const DID_MAX = 2048;
 const DID_RE = /^did:[a-z]+:[a-zA-Z0-9._:%-]*[a-zA-Z0-9._-]$/;
 
 function checkDid(s: string): string | null {
@@ -69,7 +70,8 @@ export const ensureValidDid = (s: unknown): void => ensureValid('DID', checkDid,
 // labels of 1..63 chars not starting or ending with "-"; the last label
 // (TLD) starts with a letter; at most 253 chars. Case-insensitive.
 
-const HANDLE_MAX = 253;
+/** The longest handle (a DNS name). */
+export const HANDLE_MAX = 253;
 const HANDLE_RE =
   /^([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?$/;
 
@@ -217,7 +219,8 @@ export function parseAtUri(s: string): AtUriParts {
 // 59, offset ≤ 23:59) and an instant between 0000-01-01T00:00:00Z and the
 // end of year 9999. Leap second 60 is refused (no JS Date can hold it).
 
-const DATETIME_MAX = 64;
+/** The longest datetime string accepted. */
+export const DATETIME_MAX = 64;
 const DATETIME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|([+-])(\d{2}):(\d{2}))$/;
 
 /** Days from 1970-01-01 to the given proleptic-Gregorian date (any year). */

@@ -293,3 +293,48 @@ describe('IdentityCache over a loopback PLC', () => {
     }
   });
 });
+
+// Issue 12: a hostile host must not be able to pin memory through the cache.
+describe('IdentityCache bounds', () => {
+  it('refuses a DID over 2 KB before the resolver and never caches it', async () => {
+    const { resolver, cache } = setup();
+    const long = `did:plc:${'a'.repeat(4 * 1024 * 1024)}`;
+    const err = await cache.resolve(long).then(
+      () => assert.fail('resolved'),
+      (e: Error) => e,
+    );
+    assert.ok(err.message.length < 512, 'the error does not carry the DID');
+    assert.deepEqual(resolver.calls, []);
+    assert.equal(cache.stats().size, 0);
+    assert.equal(cache.get(long), undefined);
+  });
+
+  it('is bounded in bytes as well as entries, negative entries included', async () => {
+    const { resolver, cache } = setup({ maxEntries: 1_000_000, maxBytes: 64 * 1024 });
+    for (let i = 0; i < 200; i++) {
+      const did = `did:plc:${String(i).padStart(4, '0')}${'x'.repeat(1500)}`;
+      const p = cache.resolve(did);
+      await tick();
+      resolver.answer(did, new DidNotFoundError(did, false));
+      await assert.rejects(p);
+    }
+    const s = cache.stats();
+    assert.ok(s.bytes <= 64 * 1024, `bytes ${s.bytes}`);
+    assert.ok(s.size < 200 && s.size > 0, `size ${s.size}`);
+    assert.ok(s.evictions > 0);
+  });
+
+  it('truncates upstream error text it keeps', async () => {
+    const { resolver, cache } = setup();
+    const p = cache.resolve('did:plc:bad');
+    await tick();
+    resolver.answer('did:plc:bad', new DidResolutionError('did:plc:bad', 'y'.repeat(1_000_000), false));
+    await assert.rejects(p);
+    const again = await cache.resolve('did:plc:bad').then(
+      () => assert.fail('resolved'),
+      (e: Error) => e,
+    );
+    assert.ok(again.message.length <= 600, `message of ${again.message.length} chars`);
+    assert.ok((again.stack ?? '').length <= 700);
+  });
+});

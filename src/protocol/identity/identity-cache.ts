@@ -6,6 +6,13 @@
 //   holding only the parsed identity (did, handle, key bytes, PDS URL), with
 //   PDS URLs interned. Measured ~600 bytes of heap per entry, so the default
 //   250 000 entries is ~150 MB; size it to the accounts active within ttlMs.
+// - Also capped in bytes (maxBytes, default 256 MiB), negative entries
+//   included: each entry is charged ENTRY_OVERHEAD_BYTES plus the length of
+//   the strings it keeps (DID key, handle, error text), and the oldest entries
+//   are evicted until both caps hold. DIDs over 2 KB (the atproto limit) are
+//   refused before the resolver and never cached, and the error text a
+//   cached failure keeps is cut to MAX_ERROR_TEXT chars, so one entry costs
+//   at most a few KB whatever a host or a DID document says (issue 12).
 // - Positive entries live ttlMs; definitive failures (not found, tombstoned,
 //   bad document, refused did:web host) are cached for negativeTtlMs; transient
 //   failures (timeouts, 5xx) for errorTtlMs, so one broken PDS host or a PLC
@@ -19,6 +26,7 @@
 // - purge(did) (for #identity events) drops the entry and detaches any
 //   in-flight request, whose late answer is then not stored.
 import { type Logger, silentLogger } from '../../log.ts';
+import { DID_MAX } from '../syntax.ts';
 import { ConcurrencyLimiter } from './concurrency-limiter.ts';
 import { type AtprotoIdentity, DidDocumentError } from './did-document.ts';
 import { DidNotFoundError, DidResolutionError, type IdentityResolver } from './did-resolver.ts';
@@ -27,6 +35,8 @@ export interface IdentityCacheOptions {
   resolver: IdentityResolver;
   /** Default 250 000 (~600 bytes each). */
   maxEntries?: number;
+  /** Bytes all entries may take, estimated (see entryBytes). Default 256 MiB. */
+  maxBytes?: number;
   /** Default 1 hour. */
   ttlMs?: number;
   /** TTL of definitive failures. Default 5 minutes. */
@@ -50,6 +60,8 @@ export interface ResolveOptions {
 
 export interface IdentityCacheStats {
   size: number;
+  /** Estimated bytes of all entries (bounded by maxBytes). */
+  bytes: number;
   hits: number;
   staleHits: number;
   negativeHits: number;
@@ -64,9 +76,28 @@ export interface IdentityCacheStats {
   queued: number;
 }
 
-type Entry =
+type EntryData =
   | { ok: true; identity: AtprotoIdentity; expiresAt: number; staleUntil: number; retryAt: number }
   | { ok: false; error: Error; expiresAt: number };
+/** An entry and its estimated heap bytes (charged against maxBytes). */
+type Entry = EntryData & { bytes: number };
+
+/** Fixed heap cost charged per entry (measured ~600 bytes with a parsed identity). */
+const ENTRY_OVERHEAD_BYTES = 600;
+/** Longest error message (and stack) a cached failure keeps. */
+const MAX_ERROR_TEXT = 512;
+
+/** Estimated heap bytes of an entry: the overhead plus the strings it holds (PDS URLs are interned). */
+function entryBytes(did: string, e: EntryData): number {
+  const strings = e.ok
+    ? (e.identity.handle?.length ?? 0) + (e.identity.did === did ? 0 : e.identity.did.length)
+    : e.error.message.length + (e.error.stack?.length ?? 0);
+  return ENTRY_OVERHEAD_BYTES + did.length + strings;
+}
+
+function truncateText(s: string): string {
+  return s.length > MAX_ERROR_TEXT ? `${s.slice(0, MAX_ERROR_TEXT)}…` : s;
+}
 
 interface Inflight {
   promise: Promise<AtprotoIdentity>;
@@ -75,6 +106,8 @@ interface Inflight {
 export class IdentityCache implements IdentityResolver {
   private readonly resolver: IdentityResolver;
   private readonly maxEntries: number;
+  private readonly maxBytes: number;
+  private bytes = 0;
   private readonly ttlMs: number;
   private readonly negativeTtlMs: number;
   private readonly errorTtlMs: number;
@@ -100,6 +133,7 @@ export class IdentityCache implements IdentityResolver {
   constructor(opts: IdentityCacheOptions) {
     this.resolver = opts.resolver;
     this.maxEntries = opts.maxEntries ?? 250_000;
+    this.maxBytes = opts.maxBytes ?? 256 * 1024 * 1024;
     this.ttlMs = opts.ttlMs ?? 60 * 60_000;
     this.negativeTtlMs = opts.negativeTtlMs ?? 5 * 60_000;
     this.errorTtlMs = opts.errorTtlMs ?? 10_000;
@@ -124,6 +158,14 @@ export class IdentityCache implements IdentityResolver {
   }
 
   async resolve(did: string, opts: ResolveOptions = {}): Promise<AtprotoIdentity> {
+    if (did.length > DID_MAX || !did.startsWith('did:')) {
+      // never a cache key, a request or a log line: a host chose this string
+      throw new DidResolutionError(
+        `${did.slice(0, 64)}…`,
+        `not a DID of at most ${DID_MAX} chars (${did.length} chars)`,
+        false,
+      );
+    }
     if (!opts.forceRefresh) {
       const e = this.entries.get(did);
       if (e !== undefined) {
@@ -143,7 +185,7 @@ export class IdentityCache implements IdentityResolver {
           if (t >= e.retryAt) this.fetch(did).catch(() => {});
           return e.identity;
         }
-        this.entries.delete(did);
+        this.remove(did);
       }
     }
     this.counters.misses++;
@@ -152,12 +194,13 @@ export class IdentityCache implements IdentityResolver {
 
   /** Forgets a DID (e.g. on an #identity event); an in-flight answer for it is discarded. */
   purge(did: string): void {
-    this.entries.delete(did);
+    this.remove(did);
     this.inflight.delete(did);
   }
 
   clear(): void {
     this.entries.clear();
+    this.bytes = 0;
     this.inflight.clear();
   }
 
@@ -165,6 +208,7 @@ export class IdentityCache implements IdentityResolver {
     return {
       ...this.counters,
       size: this.entries.size,
+      bytes: this.bytes,
       inflight: this.inflight.size,
       running: this.limiter.active,
       queued: this.limiter.waiting,
@@ -242,21 +286,33 @@ export class IdentityCache implements IdentityResolver {
     }
     const ttl = definitive ? this.negativeTtlMs : this.errorTtlMs;
     if (ttl <= 0) {
-      this.entries.delete(did);
+      this.remove(did);
       return;
     }
     // a captured stack trace costs ~1 KB; cached failures are rethrown to
-    // later callers, for whom the original stack means nothing anyway
+    // later callers, for whom the original stack means nothing anyway. The
+    // message may carry text from a DID document or a host: cut it.
+    error.message = truncateText(error.message);
     error.stack = `${error.name}: ${error.message}`;
     this.store(did, { ok: false, error, expiresAt: this.now() + ttl });
   }
 
-  private store(did: string, e: Entry): void {
+  private remove(did: string): void {
+    const e = this.entries.get(did);
+    if (e === undefined) return;
     this.entries.delete(did);
+    this.bytes -= e.bytes;
+  }
+
+  /** Inserts (or replaces) an entry, then evicts the oldest until both the entry and the byte caps hold. */
+  private store(did: string, entry: EntryData): void {
+    this.remove(did);
+    const e: Entry = { ...entry, bytes: entryBytes(did, entry) };
     this.entries.set(did, e);
-    while (this.entries.size > this.maxEntries) {
+    this.bytes += e.bytes;
+    while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
       const oldest = this.entries.keys().next().value as string;
-      this.entries.delete(oldest);
+      this.remove(oldest);
       this.counters.evictions++;
     }
   }
