@@ -7,7 +7,7 @@
 // RELAY_SHUTDOWN_TIMEOUT_MS; a second signal exits at once.
 import { ConfigError, helpText, loadConfig } from './config/config.ts';
 import { createLogger } from './log.ts';
-import { gracefulShutdown, installProcessGuard } from './process-guard.ts';
+import { EXIT_STORAGE_FAILURE, gracefulShutdown, installProcessGuard } from './process-guard.ts';
 import { Relay } from './relay.ts';
 
 async function main(): Promise<void> {
@@ -35,6 +35,8 @@ async function main(): Promise<void> {
     exit: (code) => process.exit(code),
   });
   installProcessGuard({ log, registry: relay.registry, shutdown });
+  // a part of the relay gave up for good (e.g. the event log cannot write): stop, exit 74 (EX_IOERR)
+  relay.onFatal((reason) => shutdown(reason, EXIT_STORAGE_FAILURE));
   const onSignal = (signal: NodeJS.Signals) => {
     if (shutdown.started) {
       log.warn({ signal }, 'second signal, exiting now');

@@ -21,6 +21,8 @@ import type { Logger } from './log.ts';
 
 /** Exit status after an invariant breach (sysexits EX_SOFTWARE). */
 export const EXIT_INVARIANT_BREACH = 70;
+/** Exit status when storage gave up (the event log cannot write; sysexits EX_IOERR). */
+export const EXIT_STORAGE_FAILURE = 74;
 
 /** Thrown where the relay finds its own state inconsistent: the process stops cleanly rather than limp on. */
 export class InvariantViolation extends Error {

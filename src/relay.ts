@@ -44,7 +44,7 @@ import {
   syncEventsListener,
 } from './collections/index.ts';
 import type { RelayConfig } from './config/config.ts';
-import { type EventLog, openEventLog } from './eventlog/index.ts';
+import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
 import {
@@ -81,11 +81,14 @@ export interface RelayDeps {
   resolveTxt?: ResolveTxtFn;
   /** Replaces handle resolution entirely (e.g. the simulated network's handle map). */
   handleResolver?: HandleLookup;
+  /** Tests only: injected event log write failures (see FileEventLogOptions.writeFault). */
+  eventLogWriteFault?: FileEventLogOptions['writeFault'];
 }
 
 export class Relay {
   readonly registry = new Registry();
-  readonly health: HealthState = { ready: false, checks: [] };
+  readonly health: HealthState = { ready: false, checks: [], notReady: [] };
+  private readonly fatalListeners = new Set<(reason: string, err: Error) => void>();
   store?: MetadataStore;
   eventLog?: EventLog;
   firehose?: FirehoseServer;
@@ -129,10 +132,14 @@ export class Relay {
       retentionMs: cfg.retentionHours * 3600_000,
       retentionBytes: cfg.maxEventsGb > 0 ? Math.floor(cfg.maxEventsGb * 1024 ** 3) : undefined,
       fsync: cfg.eventLogFsync,
+      maxWriteFailureMs: cfg.eventLogMaxWriteFailureSeconds * 1000,
+      writeFault: this.deps.eventLogWriteFault,
       registry: this.registry,
       logger: log,
     });
     this.eventLog = eventLog;
+    // A log that cannot write at all any more ends the relay (main exits non-zero).
+    eventLog.onFatal((err) => this.fatal('the event log cannot write', err));
     const collectionIndex = await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
     this.collectionIndex = collectionIndex;
 
@@ -272,9 +279,23 @@ export class Relay {
         name: 'event_log',
         check: () => {
           if (eventLog.head() < 0) throw new Error('event log not open');
+          const w = eventLog.getWriteState();
+          if (w.failing)
+            throw new Error(
+              `writes failing since ${new Date(w.since ?? 0).toISOString()}: ${w.error?.message}`,
+            );
         },
       },
     );
+    // While the log cannot write, nothing can be relayed: ingest pauses (no
+    // host is dropped or re-dialled, nothing is skipped) and readiness fails.
+    const paused = 'event-log-write-failing';
+    eventLog.onWriteState((w) => (w.failing ? hosts.pauseReading(paused) : hosts.resumeReading(paused)));
+    this.health.notReady = this.health.notReady ?? [];
+    this.health.notReady.push(() => {
+      const w = eventLog.getWriteState();
+      return w.failing ? `event log writes failing: ${w.error?.message ?? 'unknown error'}` : undefined;
+    });
     new Gauge({
       name: 'relay_up_since_seconds',
       help: 'Unix time the relay finished starting',
@@ -337,6 +358,21 @@ export class Relay {
       },
       'relay started',
     );
+  }
+
+  /**
+   * Called when a part of the relay gives up for good (e.g. the event log
+   * cannot write for RELAY_EVENTLOG_MAX_WRITE_FAILURE_SECONDS): main.ts stops
+   * the relay and exits non-zero rather than limp on.
+   */
+  onFatal(listener: (reason: string, err: Error) => void): void {
+    this.fatalListeners.add(listener);
+  }
+
+  private fatal(reason: string, err: Error): void {
+    this.log.fatal({ err }, reason);
+    this.health.ready = false;
+    for (const l of this.fatalListeners) l(reason, err);
   }
 
   get port(): number {

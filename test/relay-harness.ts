@@ -6,7 +6,7 @@ import type { SimNetwork } from '../sim/network.ts';
 import { simHandleResolver } from '../sim/plc.ts';
 import { loadConfig, type RelayConfig } from '../src/config/config.ts';
 import { silentLogger } from '../src/log.ts';
-import { Relay } from '../src/relay.ts';
+import { Relay, type RelayDeps } from '../src/relay.ts';
 import { waitFor } from './support/wait.ts';
 
 export const TEST_ADMIN_PASSWORD = 'test-password';
@@ -41,9 +41,11 @@ export async function startTestRelay(
   net: SimNetwork,
   dataDir: string,
   extra: Record<string, string> = {},
+  deps: RelayDeps = {},
 ): Promise<Relay> {
   const relay = new Relay(testRelayConfig(dataDir, net.plc.url, extra), silentLogger, {
     handleResolver: { resolve: simHandleResolver(net.plc) },
+    ...deps,
   });
   await relay.start();
   return relay;

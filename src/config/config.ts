@@ -368,6 +368,14 @@ export const SETTINGS = {
     describe: 'fdatasync every event log group commit (turn off only for throwaway test relays)',
     parse: bool,
   }),
+  eventLogMaxWriteFailureSeconds: setting({
+    env: 'RELAY_EVENTLOG_MAX_WRITE_FAILURE_SECONDS',
+    flag: '--eventlog-max-write-failure-seconds',
+    default: 600,
+    describe:
+      'while event log writes fail (disk full, I/O error) ingest pauses and writes are retried; after this long the relay exits non-zero (0: retry for ever)',
+    parse: int(0, 86_400),
+  }),
   maxConsumers: setting({
     env: 'RELAY_MAX_CONSUMERS',
     flag: '--max-consumers',

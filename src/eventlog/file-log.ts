@@ -22,7 +22,15 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
 import { CURRENT_FORMAT, HEADER_BYTES, MAX_RECORD_BYTES, readHeader, writeHeader } from './record.ts';
 import { parseSegmentFileName, Segment, scanSegment } from './segment.ts';
-import type { AppendEvent, DurableListener, EventLog, EventOrigin, LogRecord, ReadOptions } from './types.ts';
+import type {
+  AppendEvent,
+  DurableListener,
+  EventLog,
+  EventOrigin,
+  LogRecord,
+  ReadOptions,
+  WriteState,
+} from './types.ts';
 
 export interface FileEventLogOptions {
   /** Directory holding the segment files (created if missing). */
@@ -49,6 +57,19 @@ export interface FileEventLogOptions {
   logger?: Logger;
   /** Clock (tests). */
   now?: () => number;
+  /**
+   * Give up after writes have failed for this long (default 10 min): the log
+   * then refuses appends and calls its fatal listeners (the relay exits
+   * non-zero rather than limp). 0 = retry for ever.
+   */
+  maxWriteFailureMs?: number;
+  /** First retry after a failed write, doubling to 5 s (default 100 ms). */
+  writeRetryMs?: number;
+  /**
+   * Tests only: consulted before every file write, sync and segment creation;
+   * an error it returns is thrown there (e.g. ENOSPC), as the file system would.
+   */
+  writeFault?: (op: 'write' | 'sync' | 'create') => Error | undefined;
 }
 
 interface Pending {
@@ -110,6 +131,13 @@ export class FileEventLog implements EventLog {
   private listeners = new Set<DurableListener>();
   private failed?: Error;
   private closed = false;
+  private writeState: WriteState = { failing: false };
+  private readonly writeStateListeners = new Set<(state: WriteState) => void>();
+  private readonly fatalListeners = new Set<(err: Error) => void>();
+  private retryTimer?: NodeJS.Timeout;
+  private retryDelayMs = 0;
+  /** The active segment's file must be reopened (and cut back to its durable size) before writing. */
+  private reopenActive = false;
   private gcTimer?: NodeJS.Timeout;
   private takedowns = new Map<number, number>();
   private takedownWrite: Promise<void> = Promise.resolve();
@@ -119,6 +147,7 @@ export class FileEventLog implements EventLog {
   private readonly metrics?: {
     appended: Counter;
     flushSeconds: Histogram;
+    writeFailures: Counter<'code'>;
   };
 
   constructor(private readonly opts: FileEventLogOptions) {
@@ -180,7 +209,21 @@ export class FileEventLog implements EventLog {
           buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
           registers: [r],
         }),
+        writeFailures: new Counter({
+          name: 'relay_eventlog_write_failures_total',
+          help: 'Failed event log writes (each is retried), by error code',
+          labelNames: ['code'],
+          registers: [r],
+        }),
       };
+      new Gauge({
+        name: 'relay_eventlog_write_failing',
+        help: '1 while event log writes are failing and being retried (ingest is paused), else 0',
+        registers: [r],
+        collect() {
+          this.set(self.writeState.failing ? 1 : 0);
+        },
+      });
     }
   }
 
@@ -312,20 +355,127 @@ export class FileEventLog implements EventLog {
       clearTimeout(this.flushTimer);
       this.flushTimer = undefined;
     }
-    if (this.flushing || this.pending.length === 0) return;
+    if (this.flushing || this.retryTimer || this.failed || this.pending.length === 0) return;
     const batch = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
     this.flushing = this.flushBatch(batch)
-      .catch((err: unknown) => this.fail(err instanceof Error ? err : new Error(String(err))))
+      .then(
+        () => this.writesRecovered(),
+        (err: unknown) => this.writeFailed(err instanceof Error ? err : new Error(String(err)), batch),
+      )
       .finally(() => {
         this.flushing = undefined;
-        if (this.pending.length > 0 && !this.failed) this.scheduleFlush();
+        if (this.pending.length > 0 && !this.failed && !this.retryTimer) this.scheduleFlush();
       });
+  }
+
+  // Write failures (ENOSPC, EIO, EMFILE, ...). Nothing is lost and nothing is
+  // skipped: the records not yet durable go back to the front of the queue in
+  // seq order, the active file is reopened and cut back to its last durable
+  // size (so a partial write or a failed fsync leaves no doubt: the records
+  // are written again from memory), and the flush is retried with back-off
+  // (100 ms doubling to 5 s). Appends keep queueing meanwhile; the relay
+  // pauses ingest while `writeState().failing` so the queue stays small, and
+  // reports it in health and metrics. Only after maxWriteFailureMs of
+  // failures does the log give up: appends are refused and the fatal
+  // listeners run (the relay exits non-zero).
+  private writeFailed(err: Error, batch: Pending[]): void {
+    const code = (err as NodeJS.ErrnoException).code ?? 'unknown';
+    this.metrics?.writeFailures.inc({ code });
+    const left = batch.filter((p) => p.seq > this.durableHead);
+    let bytes = 0;
+    for (const p of left) bytes += WRITE_HEADER_BYTES + p.frame.byteLength;
+    this.pending = left.concat(this.pending);
+    this.pendingBytes += bytes;
+    this.reopenActive = true;
+    const now = this.now();
+    if (!this.writeState.failing) {
+      this.log.error(
+        { err, code, queued: this.pending.length },
+        'event log write failed; retrying (ingest paused until writes succeed)',
+      );
+      this.setWriteState({ failing: true, error: err, since: now });
+      this.retryDelayMs = this.opts.writeRetryMs ?? 100;
+    } else {
+      this.writeState = { ...this.writeState, error: err };
+      this.retryDelayMs = Math.min(5000, this.retryDelayMs * 2);
+    }
+    const limit = this.opts.maxWriteFailureMs ?? 600_000;
+    if (limit > 0 && now - (this.writeState.since ?? now) >= limit) {
+      this.fail(
+        new Error(
+          `event log writes failing for ${Math.round((now - (this.writeState.since ?? now)) / 1000)} s: ${err.message}`,
+        ),
+      );
+      return;
+    }
+    if (this.closed) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.startFlush();
+    }, this.retryDelayMs);
+  }
+
+  private writesRecovered(): void {
+    if (!this.writeState.failing) return;
+    const since = this.writeState.since ?? this.now();
+    this.log.info({ downMs: this.now() - since }, 'event log writes recovered; ingest resumes');
+    this.setWriteState({ failing: false });
+  }
+
+  private setWriteState(state: WriteState): void {
+    this.writeState = state;
+    for (const l of this.writeStateListeners) {
+      try {
+        l(state);
+      } catch (err) {
+        this.log.error({ err }, 'event log write-state listener failed');
+      }
+    }
+  }
+
+  /** The write health (see writeFailed). */
+  getWriteState(): WriteState {
+    return this.writeState;
+  }
+
+  /** Called on every change of the write state; returns an unsubscribe function. */
+  onWriteState(listener: (state: WriteState) => void): () => void {
+    this.writeStateListeners.add(listener);
+    return () => this.writeStateListeners.delete(listener);
+  }
+
+  /** Called once if the log gives up (writes failed for maxWriteFailureMs). */
+  onFatal(listener: (err: Error) => void): () => void {
+    this.fatalListeners.add(listener);
+    return () => this.fatalListeners.delete(listener);
+  }
+
+  private fault(op: 'write' | 'sync' | 'create'): void {
+    const err = this.opts.writeFault?.(op);
+    if (err) throw err;
+  }
+
+  /** After a failed write: a fresh handle on the active file, cut back to what is durable. */
+  private async reopen(): Promise<void> {
+    const old = this.activeFh;
+    this.activeFh = undefined;
+    await old?.close().catch(() => {});
+    const fh = await open(this.active.path, 'r+');
+    try {
+      await fh.truncate(this.active.size);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    this.activeFh = fh;
+    this.reopenActive = false;
   }
 
   private async flushBatch(batch: Pending[]): Promise<void> {
     const started = performance.now();
+    if (this.reopenActive) await this.reopen();
     let i = 0;
     while (i < batch.length) {
       if (this.active.count >= this.segmentEvents || this.active.size >= this.segmentBytes) {
@@ -357,10 +507,14 @@ export class FileEventLog implements EventLog {
       const fh = this.activeFh!;
       let written = 0;
       while (written < bytes) {
+        this.fault('write');
         const { bytesWritten } = await fh.write(buf, written, bytes - written, seg.size + written);
         written += bytesWritten;
       }
-      if (this.fsync) await fh.datasync();
+      if (this.fsync) {
+        this.fault('sync');
+        await fh.datasync();
+      }
       let pos = seg.size;
       for (let k = i; k < end; k++) {
         seg.noteRecord(batch[k].seq, pos);
@@ -370,11 +524,12 @@ export class FileEventLog implements EventLog {
       seg.count += end - i;
       seg.lastTime = batch[end - 1].time;
       this.totalBytes += bytes;
+      // durable: publish this part now, so a failure later in the batch keeps it
+      this.metrics?.appended.inc(end - i);
+      this.publish(i === 0 && end === batch.length ? batch : batch.slice(i, end));
       i = end;
     }
     this.metrics?.flushSeconds.observe((performance.now() - started) / 1000);
-    this.metrics?.appended.inc(batch.length);
-    this.publish(batch);
   }
 
   /** Advances the durable head and notifies, in one synchronous step (see types.ts). */
@@ -397,19 +552,34 @@ export class FileEventLog implements EventLog {
   }
 
   private fail(err: Error): void {
-    this.log.error({ err }, 'event log write failed; refusing further appends');
+    this.log.fatal({ err }, 'event log gave up; refusing further appends');
     this.failed = err;
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
     this.pending = [];
     this.pendingBytes = 0;
+    for (const l of this.fatalListeners) {
+      try {
+        l(err);
+      } catch (e) {
+        this.log.error({ err: e }, 'event log fatal listener failed');
+      }
+    }
   }
 
   private async createSegment(firstSeq: number): Promise<void> {
-    if (this.activeFh) await this.activeFh.close();
+    this.fault('create');
+    // 'w+': a file of this name can only be left by an earlier attempt that
+    // failed before the segment was in use (seqs are never reused)
     const seg = new Segment(this.dir, firstSeq, this.now());
-    const fh = await open(seg.path, 'wx+');
-    if (this.fsync) await syncDir(this.dir);
+    const fh = await open(seg.path, 'w+');
+    try {
+      if (this.fsync) await syncDir(this.dir);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+    await this.activeFh?.close().catch(() => {});
     seg.indexed = true;
     this.segments.push(seg);
     this.active = seg;
@@ -597,9 +767,23 @@ export class FileEventLog implements EventLog {
     if (this.closed) return;
     this.closed = true;
     if (this.gcTimer) clearInterval(this.gcTimer);
-    while (this.flushing || (this.pending.length > 0 && !this.failed)) {
-      if (this.flushing) await this.flushing;
-      else this.startFlush();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    while (this.flushing) await this.flushing;
+    // one last attempt (a write failing now is not retried: nothing unwritten was acknowledged)
+    this.retryTimer = undefined;
+    if (this.pending.length > 0 && !this.failed) {
+      this.startFlush();
+      while (this.flushing) await this.flushing;
+      if (this.retryTimer) clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+    if (this.pending.length > 0) {
+      const err = new Error('event log closed with events it could not write');
+      for (const w of this.waiters) w.reject(err);
+      this.waiters = [];
+      this.pending = [];
+      this.pendingBytes = 0;
     }
     await this.takedownWrite.catch(() => {});
     await this.activeFh?.close();

@@ -68,6 +68,15 @@ export interface ReadOptions {
 
 export type DurableListener = (records: readonly LogRecord[]) => void;
 
+/** The log's write health: `failing` while writes keep failing and are being retried. */
+export interface WriteState {
+  failing: boolean;
+  /** The last write error while failing. */
+  error?: Error;
+  /** When the current failure began (ms since the epoch). */
+  since?: number;
+}
+
 export interface EventLog {
   /**
    * Assigns seqs (strictly increasing, never reused) and resolves with them once
@@ -94,6 +103,12 @@ export interface EventLog {
   sizeBytes(): number;
   /** Flush what is pending, then release files. */
   close(): Promise<void>;
+  /** Write health: failing writes are retried; nothing is skipped meanwhile. */
+  getWriteState(): WriteState;
+  /** Called on every change of the write state; returns an unsubscribe function. */
+  onWriteState(listener: (state: WriteState) => void): () => void;
+  /** Called once if the log gives up on writing (the process should exit); returns an unsubscribe function. */
+  onFatal(listener: (err: Error) => void): () => void;
 }
 
 /** What the relay pipeline needs: the log seen as a sequencer. */

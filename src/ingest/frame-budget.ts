@@ -21,6 +21,10 @@
 //   more than half the budget, and under contention each gets an equal share
 //   (it re-checks on its own frames finishing, so it resumes once below).
 //
+// Holds: the relay can pause all reading for a reason of its own (the event
+// log's writes are failing, see relay.ts): while any hold is on, nobody
+// reads, exactly as when the budget is full.
+//
 // What it does not count: a frame `ws` is still assembling (at most 5 MB per
 // connection, freed when the liveness sweep drops a connection that stalls
 // mid-frame), and socket buffers. The `relay_ingest_frame_bytes_in_flight`
@@ -48,6 +52,7 @@ export class FrameBudget {
   /** Times the budget filled up (every reading subscriber paused). */
   fills = 0;
   private full = false;
+  private readonly holds = new Set<string>();
   /** Subscribers holding at least one byte. */
   private holders = 0;
   private readonly clients = new Set<BudgetClient>();
@@ -61,9 +66,26 @@ export class FrameBudget {
     this.reopenBytes = Math.floor((limitBytes * 3) / 4);
   }
 
-  /** True while the budget is used up (nobody reads until it reopens). */
+  /** True while the budget is used up or held (nobody reads until it reopens). */
   get isFull(): boolean {
-    return this.full;
+    return this.full || this.holds.size > 0;
+  }
+
+  /** Reasons reading is held for (see hold()). */
+  get heldFor(): string[] {
+    return [...this.holds];
+  }
+
+  /** Stops all reading until release(reason); several reasons may hold at once. */
+  hold(reason: string): void {
+    if (this.holds.has(reason)) return;
+    this.holds.add(reason);
+    if (this.holds.size === 1) this.notify();
+  }
+
+  release(reason: string): void {
+    if (!this.holds.delete(reason)) return;
+    if (this.holds.size === 0) this.notify();
   }
 
   /** The most bytes one subscriber may hold now: half the budget, or an equal share among holders. */

@@ -584,6 +584,26 @@ export class HostManager {
   }
 
   /**
+   * Stops every host subscriber from reading (sockets paused: TCP pushes back,
+   * nothing is dropped or re-dialled) until resumeReading(reason). Used while
+   * the event log cannot write.
+   */
+  pauseReading(reason: string): void {
+    this.log.warn({ reason }, 'ingest paused');
+    this.frameBudget.hold(reason);
+  }
+
+  resumeReading(reason: string): void {
+    this.frameBudget.release(reason);
+    this.log.info({ reason }, 'ingest resumed');
+  }
+
+  /** Reasons ingest is paused for (empty when reading). */
+  get pausedFor(): string[] {
+    return this.frameBudget.heldFor;
+  }
+
+  /**
    * The lowest log mark of any host (see HostSubscriber.logMark), or undefined
    * when no host has a frame above its cursor in flight or carried: every
    * event appended for a frame above a host's cursor has a relay seq above it.

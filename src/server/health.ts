@@ -2,7 +2,7 @@
 // metrics only on the internal one; we do the same, so that a load balancer
 // can probe the public port while Prometheus scrapes the private one.
 // `/_healthz` is liveness (the process answers), `/_readyz` readiness (start-up
-// finished), `/_health` runs every store check with a time limit so a hung
+// finished and no degrading condition holds, e.g. event log writes failing), `/_health` runs every store check with a time limit so a hung
 // database shows as an error instead of a hung probe, and `/_stats` serves the
 // counts-at-a-glance provider when the relay sets one (src/api/stats.ts).
 // `/_health` is public, so concurrent probes share one run of the checks: a
@@ -19,6 +19,12 @@ export interface HealthState {
   /** true once start-up (stores opened, servers listening) has finished */
   ready: boolean;
   checks: HealthCheck[];
+  /**
+   * Conditions that make the relay not ready although it started (e.g. the
+   * event log cannot write): each returns the reason, or undefined when fine.
+   * /_readyz answers 503 with the reasons while any holds.
+   */
+  notReady?: (() => string | undefined)[];
   /** Serves `/_stats` when set. */
   stats?: () => Promise<unknown>;
   /** Time limit per check in ms (default 2,000). */
@@ -85,7 +91,13 @@ export async function handleProbe(
     return true;
   }
   if (path === '/_readyz') {
-    sendJson(res, state.ready ? 200 : 503, { status: state.ready ? 'ok' : 'starting' });
+    if (!state.ready) {
+      sendJson(res, 503, { status: 'starting' });
+      return true;
+    }
+    const reasons = (state.notReady ?? []).map((f) => f()).filter((r): r is string => r !== undefined);
+    if (reasons.length > 0) sendJson(res, 503, { status: 'degraded', reasons });
+    else sendJson(res, 200, { status: 'ok' });
     return true;
   }
   if (path === '/_health') {
