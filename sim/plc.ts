@@ -52,6 +52,8 @@ export class SimPlc {
   private port = 0;
   /** how many GET requests the directory has answered (tests use it to check caching) */
   requests = 0;
+  /** An outage: while set, every request is answered with this HTTP status (e.g. 503, 429). */
+  outage: number | undefined;
 
   constructor(seed: number | string = 'plc') {
     this.prng = new Prng(`plc:${seed}`);
@@ -142,6 +144,10 @@ export class SimPlc {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     this.requests++;
+    if (this.outage !== undefined) {
+      send(res, this.outage, { message: 'directory unavailable (simulated outage)' });
+      return;
+    }
     const path = decodeURIComponent((req.url ?? '/').split('?')[0]);
     if (req.method !== 'GET') {
       send(res, 405, { message: 'method not allowed' });

@@ -153,6 +153,9 @@ export class Relay {
     this.fetcher = fetcher;
     const identity = new IdentityCache({
       resolver: new DidResolver({ fetcher, plcUrl: cfg.plcUrl, allowInsecureDidWeb: insecure }),
+      ttlMs: cfg.identityTtlSeconds * 1000,
+      // kept through a PLC outage: served stale, refreshed in the background
+      staleTtlMs: cfg.identityStaleSeconds * 1000,
       logger: log.child({ module: 'identity' }),
     });
     this.identity = identity;

@@ -35,7 +35,15 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
 
 /** Anything with the identity cache's stats() (src/protocol/identity/identity-cache.ts). */
 export interface IdentityStatsSource {
-  stats(): { size: number; hits: number; staleHits: number; negativeHits: number; misses: number };
+  stats(): {
+    size: number;
+    hits: number;
+    staleHits: number;
+    negativeHits: number;
+    misses: number;
+    /** Resolutions by result (absent on sources that do not resolve). */
+    results?: Record<'ok' | 'not-found' | 'invalid' | 'transient', number>;
+  };
 }
 
 export interface CacheMetricSources {
@@ -97,6 +105,21 @@ export function registerCacheMetrics(registry: Registry, sources: CacheMetricSou
         for (const k of ['hit', 'stale', 'negative', 'miss'] as const) {
           this.inc({ result: k }, Math.max(0, now[k] - last[k]));
           last[k] = now[k];
+        }
+      },
+    });
+    const lastResult = { ok: 0, 'not-found': 0, invalid: 0, transient: 0 };
+    new Counter({
+      name: 'relay_identity_resolutions_total',
+      help: 'DID document fetches by result (ok, not-found, invalid, transient: timeouts, 5xx, 429, network)',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        const r = identity.stats().results;
+        if (!r) return;
+        for (const k of ['ok', 'not-found', 'invalid', 'transient'] as const) {
+          this.inc({ result: k }, Math.max(0, r[k] - lastResult[k]));
+          lastResult[k] = r[k];
         }
       },
     });

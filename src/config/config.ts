@@ -368,6 +368,37 @@ export const SETTINGS = {
     describe: 'fdatasync every event log group commit (turn off only for throwaway test relays)',
     parse: bool,
   }),
+  identityTtlSeconds: setting({
+    env: 'RELAY_IDENTITY_TTL_SECONDS',
+    flag: '--identity-ttl-seconds',
+    default: 3600,
+    describe: 'how long a resolved DID document is used before it is fetched again',
+    parse: int(1, 7 * 86_400),
+  }),
+  identityStaleSeconds: setting({
+    env: 'RELAY_IDENTITY_STALE_SECONDS',
+    flag: '--identity-stale-seconds',
+    default: 86_400,
+    describe:
+      'after its TTL, how long an identity is still served (and refreshed in the background) while its refresh fails transiently, e.g. during a PLC outage (0: never)',
+    parse: int(0, 30 * 86_400),
+  }),
+  identityRetryMaxSeconds: setting({
+    env: 'RELAY_IDENTITY_RETRY_MAX_SECONDS',
+    flag: '--identity-retry-max-seconds',
+    default: 600,
+    describe:
+      "how long a repo's events wait, retrying, for a DID resolution that fails transiently (PLC down, 5xx, timeouts) before they are dropped",
+    parse: int(0, 86_400),
+  }),
+  identityWebRetryMaxSeconds: setting({
+    env: 'RELAY_IDENTITY_WEB_RETRY_MAX_SECONDS',
+    flag: '--identity-web-retry-max-seconds',
+    default: 60,
+    describe:
+      'the same for did:web documents (kept short: the host cursor cannot pass a waiting event, so one domain outage would hold its PDS)',
+    parse: int(0, 86_400),
+  }),
   eventLogMaxWriteFailureSeconds: setting({
     env: 'RELAY_EVENTLOG_MAX_WRITE_FAILURE_SECONDS',
     flag: '--eventlog-max-write-failure-seconds',

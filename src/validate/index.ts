@@ -35,6 +35,8 @@ export function validationSettingsFromConfig(cfg: RelayConfig): ValidationSettin
     resyncMaxQueued: cfg.resyncMaxQueued,
     resyncTimeoutMs: 60_000,
     resyncRetryMs: 60_000,
+    identityRetryMaxMs: cfg.identityRetryMaxSeconds * 1000,
+    identityWebRetryMaxMs: cfg.identityWebRetryMaxSeconds * 1000,
     maxRepoBytes: cfg.maxRepoMb * 1024 * 1024,
   };
 }

@@ -26,6 +26,8 @@ export class ValidationMetrics {
   reresolutions = 0;
   /** #commit/#sync admissions whose signing key was in the identity cache (hit) or not (miss). */
   identity = { hits: 0, misses: 0 };
+  /** Retries of a DID resolution that failed transiently (the repo's events waited). */
+  identityRetries = 0;
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
@@ -35,6 +37,9 @@ export class ValidationMetrics {
   private readonly miscCounter: Counter<'event'>;
   private readonly identityCounter: Counter<'result'>;
   readonly resyncQueue: Gauge;
+  private readonly identityRetryCounter: Counter;
+  /** Repos and their events waiting for a DID resolution to be retried (set by the validator). */
+  identityWaiting: () => { repos: number; events: number } = () => ({ repos: 0, events: 0 });
   private readonly latencyHistogram: Histogram<'type'>;
   private readonly verifyHistogram: Histogram<'type'>;
 
@@ -81,6 +86,23 @@ export class ValidationMetrics {
       help: 'Signing-key lookups at admission of #commit/#sync: hit (cached, verified in a worker at once) or miss (resolved first)',
       labelNames: ['result'],
       registers,
+    });
+    this.identityRetryCounter = new Counter({
+      name: 'relay_validation_identity_retries_total',
+      help: 'DID resolutions retried after a transient failure (PLC or did:web host unreachable, 5xx, 429): the events waited instead of being dropped',
+      registers,
+    });
+    const metrics = this;
+    new Gauge({
+      name: 'relay_validation_identity_waiting_events',
+      help: 'Events waiting because their DID could not be resolved yet (transient failure; retried with back-off)',
+      labelNames: ['what'],
+      registers,
+      collect() {
+        const w = metrics.identityWaiting();
+        this.set({ what: 'repos' }, w.repos);
+        this.set({ what: 'events' }, w.events);
+      },
     });
     this.resyncQueue = new Gauge({
       name: 'relay_validation_resync_queue',
@@ -143,6 +165,11 @@ export class ValidationMetrics {
     else if (name === 'unverified-handle') this.unverifiedHandles++;
     else this.reresolutions++;
     this.miscCounter.inc({ event: name });
+  }
+
+  identityRetry(): void {
+    this.identityRetries++;
+    this.identityRetryCounter.inc();
   }
 
   identityLookup(hit: boolean): void {

@@ -13,7 +13,7 @@ import type { EventLog, LogRecord } from '../eventlog/types.ts';
 import type { InboundFrame } from '../ingest/frame-sink.ts';
 import { decodeFrame } from '../protocol/frames.ts';
 import { DidResolver } from '../protocol/identity/did-resolver.ts';
-import { IdentityCache } from '../protocol/identity/identity-cache.ts';
+import { IdentityCache, type IdentityCacheOptions } from '../protocol/identity/identity-cache.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { MetadataStore } from '../store/metadata-store.ts';
 import { openMetadataStore } from '../store/open-store.ts';
@@ -53,6 +53,8 @@ export interface HarnessOptions {
   settings?: Partial<ValidationSettings>;
   /** Wraps the identity source (e.g. to slow one DID down). */
   wrapIdentity?: (inner: IdentitySource) => IdentitySource;
+  /** Identity cache options (e.g. a short error TTL for outage tests). */
+  identityCache?: Partial<Omit<IdentityCacheOptions, 'resolver'>>;
   /** Wraps the fetcher the validator resyncs with (e.g. in a RepoFetcher with test workers). */
   wrapFetcher?: (inner: SafeFetcher) => SafeFetcher;
 }
@@ -63,7 +65,10 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const store = await openMetadataStore({ dataDir: dir, cursorFlushMs: 0 });
   const log = await openEventLog({ dir: join(dir, 'log') });
   const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
-  const identity = new IdentityCache({ resolver: new DidResolver({ fetcher, plcUrl: net.plc.url }) });
+  const identity = new IdentityCache({
+    resolver: new DidResolver({ fetcher, plcUrl: net.plc.url }),
+    ...opts.identityCache,
+  });
   const spoofedHandles = new Map<string, string>();
   const handleResolver: HandleLookup = {
     resolve: async (h) => spoofedHandles.get(h) ?? net.plc.resolveHandle(h),

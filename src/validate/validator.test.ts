@@ -196,6 +196,74 @@ describe('Validator', () => {
       assert.equal(h.validator.metrics.droppedCount('wrong-host'), 1);
     }));
 
+  it('waits through a PLC outage instead of dropping: the events pass once the directory answers', () =>
+    withHarness({ identityCache: { errorTtlMs: 50 } }, async (h) => {
+      const plc = h.net.plc;
+      plc.outage = 503;
+      const did = h.net.createAccount(0);
+      h.net.hosts[0].writeRecord(did);
+      const frames = h.takeFrames(0);
+      let settled = false;
+      const submitted = h.submitAll(frames).finally(() => {
+        settled = true;
+      });
+      const m = h.validator.metrics;
+      await waitFor(() => m.identityRetries >= 2, 'retries during the outage');
+      assert.equal(settled, false, 'the events wait (the host cursor cannot pass them)');
+      assert.ok(m.identityWaiting().events >= 1);
+      assert.equal(m.droppedCount('identity-unresolved'), 0);
+      plc.outage = undefined;
+      await submitted;
+      assert.equal(m.droppedCount('identity-unresolved'), 0);
+      assert.deepEqual(types(await h.output()), ['#identity', '#account', '#commit', '#commit']);
+      assert.deepEqual(m.identityWaiting(), { repos: 0, events: 0 });
+    }));
+
+  it('drops after identityRetryMaxMs of transient failures, and at once on a definitive answer', () =>
+    withHarness({ identityCache: { errorTtlMs: 50 }, settings: { identityRetryMaxMs: 1500 } }, async (h) => {
+      const m = h.validator.metrics;
+      h.net.plc.outage = 503;
+      h.net.createAccount(0);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(m.droppedCount('identity-unresolved'), 3, 'the account creation events, after waiting');
+      assert.ok(m.identityRetries >= 1);
+      h.net.plc.outage = undefined;
+      const gone = h.net.createAccount(0);
+      h.net.plc.tombstone(gone);
+      const retries = m.identityRetries;
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(m.droppedCount('identity-unresolved'), 6);
+      assert.equal(m.identityRetries, retries, 'a tombstone is an answer: no retry');
+    }));
+
+  it("does not purge a cached identity on an #identity event from a host that is not the account's", () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const before = h.net.plc.requests;
+      h.net.hosts[0].queueHandleChange(did, 'renamed.pds0.test');
+      h.net.hosts[0].emitQueued(1);
+      const [identityFrame] = h.takeFrames(0);
+      const forged = { ...identityFrame, hostId: h.hostIds[1], hostname: h.net.hosts[1].hostname };
+      await h.submitAll([forged, forged, forged]);
+      assert.equal(h.validator.metrics.droppedCount('wrong-host'), 3);
+      assert.ok(h.identity.get(did), 'the identity stays cached');
+      assert.equal(h.net.plc.requests - before, 1, 'one fresh look, not one per event');
+    }));
+
+  it('forces one identity refresh, not one per event, for commits from a wrong host', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      const before = h.net.plc.requests;
+      for (let i = 0; i < 3; i++) host.writeRecord(did);
+      const forged = h
+        .takeFrames(0)
+        .map((f) => ({ ...f, hostId: h.hostIds[1], hostname: h.net.hosts[1].hostname }));
+      await h.submitAll(forged);
+      assert.equal(h.validator.metrics.droppedCount('wrong-host'), 3);
+      assert.equal(h.net.plc.requests - before, 1);
+    }));
+
   it('drops commits of a deactivated account and re-emits its status', () =>
     withHarness({}, async (h) => {
       const did = await newAccount(h);

@@ -64,7 +64,7 @@ import type { AccountEvent, IdentityEvent } from '../protocol/events.ts';
 import { EventShapeError, parseEventBody } from '../protocol/events.ts';
 import { decodeFrame, rewriteSeq } from '../protocol/frames.ts';
 import type { AtprotoIdentity } from '../protocol/identity/did-document.ts';
-import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
+import { type IdentityCache, isTransientIdentityError } from '../protocol/identity/identity-cache.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
 import { accountFrame, identityFrame, syncFrame } from '../protocol/relay-frames.ts';
@@ -97,6 +97,15 @@ export interface ValidationSettings {
   resyncTimeoutMs: number;
   /** Least time between two resync attempts of one account. */
   resyncRetryMs: number;
+  /**
+   * How long a repo's events wait for a DID resolution that keeps failing
+   * transiently (PLC down or rate-limiting, 5xx, timeouts) before they are
+   * dropped as identity-unresolved. did:web documents get the shorter
+   * identityWebRetryMaxMs: one domain's outage should not hold its PDS's
+   * stream for long (the host's cursor cannot pass a waiting event).
+   */
+  identityRetryMaxMs: number;
+  identityWebRetryMaxMs: number;
   maxRepoBytes: number;
 }
 
@@ -109,6 +118,8 @@ export const DEFAULT_VALIDATION_SETTINGS: ValidationSettings = {
   resyncMaxQueued: 10_000,
   resyncTimeoutMs: 60_000,
   resyncRetryMs: 60_000,
+  identityRetryMaxMs: 600_000,
+  identityWebRetryMaxMs: 60_000,
   maxRepoBytes: 512 * 1024 * 1024,
 };
 
@@ -156,6 +167,11 @@ interface StagedHead {
   done?: () => void;
 }
 
+/** How long a forced identity refresh that changed nothing suppresses the next one for the same reason. */
+const FRUITLESS_REFRESH_MS = 60_000;
+/** Bound of those notes (oldest forgotten first). */
+const MAX_FRUITLESS_REFRESH_NOTES = 100_000;
+
 /** Head writes per store call (one SQLite transaction), at most one call per event-loop turn. */
 const HEAD_WRITE_CHUNK = 1024;
 
@@ -184,6 +200,8 @@ interface RepoQueue {
   jobs: Job[];
   parked: boolean;
   resyncPending: boolean;
+  /** When this repo's DID resolution began failing transiently (cleared by a success): one deadline for all its events. */
+  identityFailingSince?: number;
 }
 
 interface AccountContext {
@@ -241,6 +259,12 @@ export class Validator implements FrameSink {
   private readonly repos = new Map<string, RepoQueue>();
   private readonly heads = new Map<string, RepoHead>();
   /** DID → time of its last resync attempt, oldest first; bounded (noteResyncAttempt). */
+  /** DID → a recent forced refresh that changed nothing, and why (see mayForceRefresh). */
+  private readonly fruitlessRefresh = new Map<string, { reason: string; until: number }>();
+  /** Repos waiting to retry a DID resolution (for the waiting-events gauge). */
+  private readonly identityWaiting = new Set<RepoQueue>();
+  /** Wake-ups of those waits (close() ends them at once). */
+  private readonly pauses = new Set<() => void>();
   private readonly lastResync = new Map<string, number>();
   private readonly observer?: ValidatorObserver;
   private order: OrderEntry[] = [];
@@ -264,6 +288,11 @@ export class Validator implements FrameSink {
     this.now = opts.now ?? Date.now;
     this.observer = opts.observer;
     this.metrics = new ValidationMetrics(opts.registry);
+    this.metrics.identityWaiting = () => {
+      let events = 0;
+      for (const q of this.identityWaiting) events += q.jobs.length;
+      return { repos: this.identityWaiting.size, events };
+    };
     this.pool = new VerifyPool({ size: this.settings.workers, logger: this.log });
     this.resyncer = new Resyncer({
       fetcher: opts.fetcher,
@@ -328,6 +357,8 @@ export class Validator implements FrameSink {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const wake of this.pauses) wake();
+    this.pauses.clear();
     this.resyncer.close();
     await this.pool.close();
     await this.whenIdle();
@@ -619,13 +650,88 @@ export class Validator implements FrameSink {
     }
   }
 
+  /**
+   * The repo's identity: cached, or resolved while the repo is parked (its
+   * events step out of the order queue, so other repos go on). A transient
+   * failure is not a verdict (issue 13): the resolution is retried with
+   * back-off (1 s doubling to 30 s; the cache answers repeats within its
+   * error TTL itself) for up to identityRetryMaxMs, and the repo's events
+   * wait, so the host's cursor does not pass them. Only a definitive answer
+   * (not found, tombstoned, invalid document) or the end of that time drops.
+   */
   private async resolveIdentity(q: RepoQueue, force: boolean): Promise<AtprotoIdentity> {
     if (!force) {
       const cached = this.identity.get(q.did);
       if (cached) return cached;
     }
     this.park(q);
-    return this.identity.resolve(q.did, force ? { forceRefresh: true } : {});
+    const limit = q.did.startsWith('did:web:')
+      ? this.settings.identityWebRetryMaxMs
+      : this.settings.identityRetryMaxMs;
+    let delay = 1000;
+    for (;;) {
+      try {
+        const identity = await this.identity.resolve(q.did, force ? { forceRefresh: true } : {});
+        q.identityFailingSince = undefined;
+        return identity;
+      } catch (err) {
+        if (this.closed || !isTransientIdentityError(err)) throw err;
+        // one deadline per repo: its later events do not each wait the whole time again
+        q.identityFailingSince ??= this.now();
+        if (this.now() - q.identityFailingSince + delay > limit) throw err;
+        this.metrics.identityRetry();
+        this.identityWaiting.add(q);
+        try {
+          await this.pause(delay);
+        } finally {
+          this.identityWaiting.delete(q);
+        }
+        if (this.closed) throw err;
+        delay = Math.min(delay * 2, 30_000);
+      }
+    }
+  }
+
+  /**
+   * A forced refresh of a DID's document is skipped when the last one for the
+   * same reason (a given host not being authoritative, or the signing key)
+   * changed nothing less than FRUITLESS_REFRESH_MS ago: events from a wrong
+   * host, or badly signed ones, cannot each cost a PLC request (issue 13).
+   * The first event after a real migration or key rotation still refreshes.
+   */
+  private mayForceRefresh(did: string, reason: string): boolean {
+    const f = this.fruitlessRefresh.get(did);
+    if (f === undefined || f.reason !== reason) return true;
+    if (this.now() >= f.until) {
+      this.fruitlessRefresh.delete(did);
+      return true;
+    }
+    return false;
+  }
+
+  private noteFruitlessRefresh(did: string, reason: string): void {
+    this.fruitlessRefresh.delete(did);
+    this.fruitlessRefresh.set(did, { reason, until: this.now() + FRUITLESS_REFRESH_MS });
+    // bounded: the oldest notes go first (at worst a refresh happens again)
+    if (this.fruitlessRefresh.size > MAX_FRUITLESS_REFRESH_NOTES) {
+      const oldest = this.fruitlessRefresh.keys().next().value;
+      if (oldest !== undefined) this.fruitlessRefresh.delete(oldest);
+    }
+  }
+
+  /** Resolves after `ms`, or at once when the validator closes. */
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pauses.delete(done);
+        resolve();
+      }, ms);
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      this.pauses.add(done);
+    });
   }
 
   /** Identity, host authority (re-resolving once on mismatch) and the account row (created, or moved on migration). */
@@ -636,14 +742,23 @@ export class Validator implements FrameSink {
   ): Promise<AccountContext | Decision> {
     const frame = job.frame as InboundFrame;
     let identity: AtprotoIdentity;
-    let refreshed = forceResolve;
+    const hostKey = `host ${frame.hostname}`;
+    const force = forceResolve && this.mayForceRefresh(q.did, hostKey);
+    let refreshed = force;
     try {
-      identity = await this.resolveIdentity(q, forceResolve);
-      if (!isAuthoritativeHost(identity, frame.hostname) && !refreshed) {
+      identity = await this.resolveIdentity(q, force);
+      if (
+        !isAuthoritativeHost(identity, frame.hostname) &&
+        !refreshed &&
+        this.mayForceRefresh(q.did, hostKey)
+      ) {
+        // maybe the account moved here: one fresh look at its document
         this.metrics.event('re-resolve');
         identity = await this.resolveIdentity(q, true);
         refreshed = true;
       }
+      if (refreshed && !isAuthoritativeHost(identity, frame.hostname))
+        this.noteFruitlessRefresh(q.did, hostKey);
     } catch (err) {
       return drop('identity-unresolved', (err as Error).message);
     }
@@ -688,12 +803,13 @@ export class Validator implements FrameSink {
       id.signingKey ? checkSignature(id.signingKey, signed.message, signed.sig) : 'no-key';
     let identity = ctx.identity;
     let s = attempt(identity);
-    if (s === 'bad' && !ctx.refreshed) {
+    if (s === 'bad' && !ctx.refreshed && this.mayForceRefresh(q.did, 'key')) {
       this.metrics.event('re-resolve');
       try {
         const before = identity.signingKey;
         identity = await this.resolveIdentity(q, true);
         if (!keyEquals(before, identity.signingKey)) s = attempt(identity);
+        else this.noteFruitlessRefresh(q.did, 'key');
       } catch (err) {
         return drop('identity-unresolved', (err as Error).message);
       }
@@ -840,7 +956,10 @@ export class Validator implements FrameSink {
   private async processIdentity(job: Job, q: RepoQueue): Promise<Decision> {
     const ev = job.parsed as IdentityEvent;
     const frame = job.frame as InboundFrame;
-    this.identity.purge(q.did);
+    // The event says the identity changed: fetch it afresh (the cache keeps
+    // the old one until the answer comes, and rate-limits refreshes per DID),
+    // then check host authority with what came back. Nothing is purged on the
+    // word of a host that may not be the account's.
     const ctx = await this.accountContext(job, q, true);
     if (isDecision(ctx)) return ctx;
     const { account, identity } = ctx;

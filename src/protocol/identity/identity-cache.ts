@@ -23,8 +23,15 @@
 // - Concurrent lookups of one DID share one request, and all requests pass
 //   through a FIFO concurrency limiter so a burst of unknown DIDs is resolved
 //   steadily without blocking each other.
-// - purge(did) (for #identity events) drops the entry and detaches any
-//   in-flight request, whose late answer is then not stored.
+// - purge(did) drops the entry and detaches any in-flight request, whose late
+//   answer is then not stored.
+// - resolve(did, {forceRefresh}) (an #identity event, a failed signature, a
+//   host mismatch) fetches afresh but keeps the entry until the answer comes:
+//   a transient failure keeps serving it, and an in-flight request from
+//   before is detached, not joined. (How often a caller may force one is the
+//   caller's rule: the validator limits refreshes a wrong host provokes.)
+// - Resolutions are counted by result (ok, not-found, invalid, transient);
+//   isTransientIdentityError() tells callers whether to wait and retry.
 import { type Logger, silentLogger } from '../../log.ts';
 import { DID_MAX } from '../syntax.ts';
 import { ConcurrencyLimiter } from './concurrency-limiter.ts';
@@ -70,14 +77,41 @@ export interface IdentityCacheStats {
   coalesced: number;
   resolutions: number;
   failures: number;
+  /** Resolutions by result. */
+  results: Record<ResolutionResult, number>;
   evictions: number;
   inflight: number;
   running: number;
   queued: number;
 }
 
+export type ResolutionResult = 'ok' | 'not-found' | 'invalid' | 'transient';
+
+/**
+ * True when a resolution failure may well succeed later (timeout, network
+ * error, 5xx, 429, the resolution queue full): the caller should wait and
+ * retry rather than treat the DID as unresolvable. Not found, tombstoned,
+ * an invalid document or a refused did:web host are answers, not outages.
+ */
+export function isTransientIdentityError(err: unknown): boolean {
+  if (err instanceof DidNotFoundError || err instanceof DidDocumentError) return false;
+  if (err instanceof DidResolutionError) return err.transient;
+  return true;
+}
+
+function resultOf(err: unknown): ResolutionResult {
+  if (err instanceof DidNotFoundError) return 'not-found';
+  return isTransientIdentityError(err) ? 'transient' : 'invalid';
+}
+
 type EntryData =
-  | { ok: true; identity: AtprotoIdentity; expiresAt: number; staleUntil: number; retryAt: number }
+  | {
+      ok: true;
+      identity: AtprotoIdentity;
+      expiresAt: number;
+      staleUntil: number;
+      retryAt: number;
+    }
   | { ok: false; error: Error; expiresAt: number };
 /** An entry and its estimated heap bytes (charged against maxBytes). */
 type Entry = EntryData & { bytes: number };
@@ -129,6 +163,12 @@ export class IdentityCache implements IdentityResolver {
     failures: 0,
     evictions: 0,
   };
+  private readonly results: Record<ResolutionResult, number> = {
+    ok: 0,
+    'not-found': 0,
+    invalid: 0,
+    transient: 0,
+  };
 
   constructor(opts: IdentityCacheOptions) {
     this.resolver = opts.resolver;
@@ -166,7 +206,10 @@ export class IdentityCache implements IdentityResolver {
         false,
       );
     }
-    if (!opts.forceRefresh) {
+    if (opts.forceRefresh) {
+      // a request from before the refresh may carry the old identity: do not join it
+      this.inflight.delete(did);
+    } else {
       const e = this.entries.get(did);
       if (e !== undefined) {
         const t = this.now();
@@ -207,6 +250,7 @@ export class IdentityCache implements IdentityResolver {
   stats(): IdentityCacheStats {
     return {
       ...this.counters,
+      results: { ...this.results },
       size: this.entries.size,
       bytes: this.bytes,
       inflight: this.inflight.size,
@@ -248,10 +292,12 @@ export class IdentityCache implements IdentityResolver {
               retryAt: 0,
             });
           }
+          this.results.ok++;
           return identity;
         },
         (err: unknown) => {
           this.counters.failures++;
+          this.results[resultOf(err)]++;
           const error = err instanceof Error ? err : new Error(String(err));
           if (this.inflight.get(did) === token) {
             this.inflight.delete(did);
