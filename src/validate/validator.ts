@@ -654,7 +654,7 @@ export class Validator implements FrameSink {
    * The repo's identity: cached, or resolved while the repo is parked (its
    * events step out of the order queue, so other repos go on). A transient
    * failure is not a verdict (issue 13): the resolution is retried with
-   * back-off (1 s doubling to 30 s; the cache answers repeats within its
+   * back-off (1 s doubling to 10 s; the cache answers repeats within its
    * error TTL itself) for up to identityRetryMaxMs, and the repo's events
    * wait, so the host's cursor does not pass them. Only a definitive answer
    * (not found, tombstoned, invalid document) or the end of that time drops.
@@ -687,7 +687,7 @@ export class Validator implements FrameSink {
           this.identityWaiting.delete(q);
         }
         if (this.closed) throw err;
-        delay = Math.min(delay * 2, 30_000);
+        delay = Math.min(delay * 2, 10_000);
       }
     }
   }
