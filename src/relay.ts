@@ -259,6 +259,7 @@ export class Relay {
     this.api = createApiHandler({
       store,
       eventLog,
+      accounts: validator,
       firehose,
       hosts: hostControlFromManager(hosts, store),
       adminPassword: cfg.adminPassword,

@@ -6,7 +6,6 @@
 // HostControl so ingest can drop or re-dial connections; takedowns go through
 // takedown.ts so the firehose stays consistent. Writes take a JSON body, reads
 // take query parameters.
-import type { EventLog } from '../eventlog/types.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseDomain } from '../store/hostname.ts';
@@ -25,12 +24,13 @@ import {
   truncate,
 } from './http.ts';
 import type { RequestContext, Router } from './router.ts';
-import { reverseTakedown, takeDown } from './takedown.ts';
+import { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';
 import { parseHostnameParam, requireDid } from './xrpc.ts';
 
 export interface AdminDeps {
   store: MetadataStore;
-  eventLog: Pick<EventLog, 'append' | 'setTakedown'>;
+  /** Takes takedowns and reversals in the account's order (the Validator: the one log writer). */
+  accounts: AccountActions;
   firehose?: Pick<FirehoseServer, 'listConsumers' | 'disconnect'>;
   hosts?: HostControl;
   maxBodyBytes: number;

@@ -26,16 +26,19 @@ import { type ApiMetrics, createApiMetrics, type IdentityStatsSource, noMetrics 
 import { RateLimiter } from './rate-limit.ts';
 import { type RequestContext, Router } from './router.ts';
 import { createStatsProvider, type RelayStats } from './stats.ts';
+import type { AccountActions } from './takedown.ts';
 import { registerXrpc } from './xrpc.ts';
 
 export type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
 export { type CacheMetricSources, type IdentityStatsSource, registerCacheMetrics } from './metrics.ts';
 export { createStatsProvider, type RelayStats } from './stats.ts';
-export { reverseTakedown, takeDown } from './takedown.ts';
+export { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';
 
 export interface ApiDeps {
   store: MetadataStore;
   eventLog: EventLog;
+  /** Operator actions on accounts, taken in the account's order (the Validator). */
+  accounts: AccountActions;
   firehose?: Pick<FirehoseServer, 'listConsumers' | 'disconnect'>;
   /** Host actions (ingest); without it requestCrawl and host changes answer 501. */
   hosts?: HostControl;
@@ -107,7 +110,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
   const admin = new Router();
   registerAdmin(admin, {
     store: deps.store,
-    eventLog: deps.eventLog,
+    accounts: deps.accounts,
     firehose: deps.firehose,
     hosts: deps.hosts,
     maxBodyBytes,

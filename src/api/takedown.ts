@@ -1,23 +1,28 @@
 // Account takedown and its reversal, in the order that keeps the firehose
 // consistent: (1) the metadata store records the takedown and sets the local
 // status, so the pipeline drops the account's new events from here on; (2)
-// the event log hides the account's events appended so far, so replay from an
-// old cursor no longer serves them; (3) an `#account` event tells consumers
-// (active false, status takendown). Reversal undoes (1) and (2) and emits
-// `#account` with the account's upstream state. After each, the optional
-// `onAccountStatus` hook hears the account's new effective status, so derived
-// indexes (the collection index) hide or show the account without the API
-// depending on them; a failing hook is ignored (the takedown stands).
-
-import type { EventLog } from '../eventlog/types.ts';
-import { EventKind } from '../eventlog/types.ts';
-import { accountFrame } from '../protocol/relay-frames.ts';
+// the validation stage, the one writer of the event log, takes the action in
+// the account's own order (Validator.accountAction): it hides the account's
+// events up to just before its `#account` event — every event of the account
+// decided before the takedown, whenever its append lands, so none can stay
+// visible (issue 13) — and appends that `#account` (active false, status
+// takendown). Reversal undoes (1), then the validator shows the events again
+// and emits `#account` with the account's upstream state. After each, the
+// optional `onAccountStatus` hook hears the account's new effective status,
+// so derived indexes (the collection index) hide or show the account without
+// the API depending on them; a failing hook is ignored (the takedown stands).
 import type { Account, MetadataStore } from '../store/metadata-store.ts';
+import { publishedStatus } from '../validate/account-state.ts';
+import type { AccountAction } from '../validate/validator.ts';
+
+/** Where operator actions on an account are taken in the account's order (the Validator). */
+export interface AccountActions {
+  accountAction(did: string, action: AccountAction): Promise<number | undefined>;
+}
 
 export interface TakedownDeps {
   store: MetadataStore;
-  eventLog: Pick<EventLog, 'append' | 'setTakedown'>;
-  now?: () => Date;
+  accounts: AccountActions;
   /** Told the account's effective status after a takedown (`takendown`) or its reversal. */
   onAccountStatus?: (did: string, status: string) => void | Promise<void>;
 }
@@ -29,23 +34,6 @@ export interface TakedownOutcome {
   /** Relay seq of the emitted `#account` event (known accounts only). */
   seq?: number;
   account?: Account;
-}
-
-async function emitAccount(
-  deps: TakedownDeps,
-  account: Account,
-  active: boolean,
-  status: string | undefined,
-): Promise<number> {
-  const time = (deps.now?.() ?? new Date()).toISOString();
-  const [seq] = await deps.eventLog.append([
-    {
-      kind: EventKind.account,
-      uid: account.uid,
-      frame: accountFrame(account.did, { active, status }, time),
-    },
-  ]);
-  return seq;
 }
 
 async function notifyStatus(deps: TakedownDeps, did: string, status: string): Promise<void> {
@@ -64,8 +52,7 @@ export async function takeDown(deps: TakedownDeps, did: string, reason?: string)
     await notifyStatus(deps, did, 'takendown');
     return { did, known: false };
   }
-  await deps.eventLog.setTakedown(account.uid, true);
-  const seq = await emitAccount(deps, account, false, 'takendown');
+  const seq = await deps.accounts.accountAction(did, 'takedown');
   await notifyStatus(deps, did, 'takendown');
   return { did, known: true, seq, account };
 }
@@ -79,10 +66,8 @@ export async function reverseTakedown(deps: TakedownDeps, did: string): Promise<
     await notifyStatus(deps, did, 'active');
     return { did, known: false };
   }
-  await deps.eventLog.setTakedown(account.uid, false);
-  const active = account.status === 'active' && account.upstreamStatus === 'active';
-  const status = active ? undefined : account.status !== 'active' ? account.status : account.upstreamStatus;
-  const seq = await emitAccount(deps, account, active, status);
-  await notifyStatus(deps, did, status ?? 'active');
+  const seq = await deps.accounts.accountAction(did, 'reverse-takedown');
+  const status = publishedStatus(account);
+  await notifyStatus(deps, did, status.active ? 'active' : (status.status ?? 'active'));
   return { did, known: true, seq, account };
 }

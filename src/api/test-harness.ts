@@ -14,9 +14,11 @@ import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
 import { EventKind } from '../eventlog/types.ts';
 import { FirehoseServer } from '../firehose/server.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frames.ts';
+import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { normaliseHostname } from '../store/hostname.ts';
 import type { AccountStatus, Host, MetadataStore } from '../store/metadata-store.ts';
 import { openMetadataStore } from '../store/open-store.ts';
+import { Validator } from '../validate/validator.ts';
 import type { HostControl, HostControlResult, HostRateLimits } from './host-control.ts';
 import { type ApiDeps, createApiHandler } from './index.ts';
 
@@ -109,6 +111,8 @@ export interface Harness {
   firehose: FirehoseServer;
   hosts: FakeHostControl;
   registry: Registry;
+  /** The validator operator actions go through (nothing else is submitted to it). */
+  accounts: Validator;
   port: number;
   url(path: string): string;
   get(path: string, headers?: Record<string, string>): Promise<Response>;
@@ -124,9 +128,25 @@ export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Ha
   const firehose = new FirehoseServer({ log, pingIntervalMs: 0 });
   const hosts = new FakeHostControl(store);
   const registry = new Registry();
+  // The one log writer, as in the relay: operator actions on accounts go through it.
+  const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
+  const accounts = new Validator({
+    store,
+    log,
+    identity: {
+      get: () => undefined,
+      resolve: async (did) => {
+        throw new Error(`no identities in the API harness: ${did}`);
+      },
+      purge: () => {},
+    },
+    handleResolver: { resolve: async () => undefined },
+    fetcher,
+  });
   const handler = createApiHandler({
     store,
     eventLog: log,
+    accounts,
     firehose,
     hosts,
     adminPassword: ADMIN_PASSWORD,
@@ -162,6 +182,7 @@ export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Ha
     firehose,
     hosts,
     registry,
+    accounts,
     port,
     url,
     // Never follow redirects: getRepo points at hosts that must not be contacted.
@@ -172,6 +193,8 @@ export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Ha
         ? fetch(url(path), { headers: bearer, redirect: 'manual' })
         : post(path, body ?? {}, bearer),
     close: async () => {
+      await accounts.close();
+      fetcher.close();
       await firehose.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

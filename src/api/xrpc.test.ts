@@ -418,7 +418,7 @@ describe('internal errors', () => {
     });
     const h = await startHarness();
     try {
-      const handler = createApiHandler({ store: broken, eventLog: h.log });
+      const handler = createApiHandler({ store: broken, eventLog: h.log, accounts: h.accounts });
       const { createServer } = await import('node:http');
       const server = createServer((req, res) => void handler(req, res));
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

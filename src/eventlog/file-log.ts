@@ -708,8 +708,8 @@ export class FileEventLog implements EventLog {
     return upTo !== undefined && seq <= upTo;
   }
 
-  async setTakedown(uid: number, on: boolean): Promise<void> {
-    if (on) this.takedowns.set(uid, this.nextSeq - 1);
+  async setTakedown(uid: number, on: boolean, upToSeq?: number): Promise<void> {
+    if (on) this.takedowns.set(uid, upToSeq ?? this.nextSeq - 1);
     else if (!this.takedowns.delete(uid)) return;
     const snapshot = JSON.stringify(Object.fromEntries(this.takedowns));
     this.takedownWrite = this.takedownWrite.then(async () => {

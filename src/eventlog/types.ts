@@ -92,8 +92,12 @@ export interface EventLog {
   head(): number;
   /** Lowest seq still kept; head() + 1 when the log holds no events. */
   oldest(): number;
-  /** Hide (on) or show again (off) the events of an account appended so far. */
-  setTakedown(uid: number, on: boolean): Promise<void>;
+  /**
+   * Hide (on) or show again (off) the events of an account: with `on`, those
+   * up to `upToSeq` (default: every event appended so far). The hide applies
+   * to reads at once; the promise resolves once it is stored.
+   */
+  setTakedown(uid: number, on: boolean, upToSeq?: number): Promise<void>;
   isTakenDown(uid: number, seq: number): boolean;
   /** Subscribe to durable records; returns an unsubscribe function. */
   onDurable(listener: DurableListener): () => void;
@@ -111,5 +115,5 @@ export interface EventLog {
   onFatal(listener: (err: Error) => void): () => void;
 }
 
-/** What the relay pipeline needs: the log seen as a sequencer. */
-export type Sequencer = Pick<EventLog, 'append' | 'head'>;
+/** What the relay pipeline needs: the log seen as a sequencer (and the takedown hide, applied in order). */
+export type Sequencer = Pick<EventLog, 'append' | 'head' | 'setTakedown'>;

@@ -53,6 +53,8 @@ export interface HarnessOptions {
   settings?: Partial<ValidationSettings>;
   /** Wraps the identity source (e.g. to slow one DID down). */
   wrapIdentity?: (inner: IdentitySource) => IdentitySource;
+  /** Wraps the store the validator uses (e.g. to hold one account's lookups). */
+  wrapStore?: (inner: MetadataStore) => MetadataStore;
   /** Identity cache options (e.g. a short error TTL for outage tests). */
   identityCache?: Partial<Omit<IdentityCacheOptions, 'resolver'>>;
   /** Wraps the fetcher the validator resyncs with (e.g. in a RepoFetcher with test workers). */
@@ -76,7 +78,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const hostIds: number[] = [];
   for (const h of net.hosts) hostIds.push((await store.createHost({ hostname: h.hostname })).value.id);
   const validator = new Validator({
-    store,
+    store: opts.wrapStore ? opts.wrapStore(store) : store,
     log,
     identity: opts.wrapIdentity ? opts.wrapIdentity(identity) : identity,
     handleResolver,

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { waitFor } from '../../test/support/wait.ts';
+import { takeDown } from '../api/takedown.ts';
 import { bytesEqual } from '../protocol/bytes.ts';
-import { rewriteSeq } from '../protocol/frames.ts';
+import { decodeFrame, rewriteSeq } from '../protocol/frames.ts';
+import type { MetadataStore } from '../store/metadata-store.ts';
 import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
 import type { IdentitySource } from './validator.ts';
 
@@ -263,6 +265,69 @@ describe('Validator', () => {
       assert.equal(h.validator.metrics.droppedCount('wrong-host'), 3);
       assert.equal(h.net.plc.requests - before, 1);
     }));
+
+  it('takes a takedown in the account order: a commit decided before it but appended after it stays hidden', async () => {
+    // Repo A's account lookup is held, so A's event holds the front of the
+    // order queue; the victim's commit is decided behind it and waits there
+    // when the operator takes the victim down.
+    let holdDid = '';
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let holding = 0;
+    const wrapStore = (inner: MetadataStore): MetadataStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (prop !== 'getAccountByDid' || typeof v !== 'function') return v;
+          return async (did: string) => {
+            if (did === holdDid) {
+              holding++;
+              await held;
+            }
+            return v.call(target, did);
+          };
+        },
+      });
+    await withHarness({ wrapStore }, async (h) => {
+      const a = await newAccount(h, 0);
+      const victim = await newAccount(h, 1);
+      h.net.hosts[0].writeRecord(a);
+      const aFrames = h.takeFrames(0);
+      const c = h.net.hosts[1].writeRecord(victim);
+      const cFrames = h.takeFrames(1);
+      holdDid = a;
+      setTimeout(release, 60_000).unref(); // never hang the harness's close
+      const aDone = h.submitAll(aFrames);
+      await waitFor(() => holding > 0, "A's lookup held");
+      const cDone = h.submitAll(cFrames);
+      try {
+        // decided: the victim's queue is empty; A's job (its queue and its order
+        // place) and the victim's commit (its order place) remain
+        await waitFor(() => h.validator.pending === 3, 'the victim commit decided');
+      } finally {
+        holdDid = '';
+      }
+      const taken = takeDown({ store: h.store, accounts: h.validator }, victim, 'abuse');
+      release();
+      await Promise.all([aDone, cDone]);
+      const outcome = await taken;
+      const all = await h.output(); // visible records only
+      const commitSeq = (await h.log.readFrom(0, { includeTakenDown: true })).find(
+        (r) => r.uid !== 0 && decodeFrame(r.frame).body.rev === c.rev,
+      )?.seq;
+      assert.ok(commitSeq !== undefined && outcome.seq !== undefined);
+      assert.ok(commitSeq < outcome.seq, 'the commit was appended before the takedown #account');
+      assert.equal(
+        all.find((e) => e.body.rev === c.rev),
+        undefined,
+        'the commit decided before the takedown is hidden',
+      );
+      const last = all.filter((e) => e.body.did === victim || e.body.repo === victim).at(-1);
+      assert.deepEqual(last?.body, { ...last?.body, active: false, status: 'takendown' });
+    });
+  });
 
   it('drops commits of a deactivated account and re-emits its status', () =>
     withHarness({}, async (h) => {

@@ -154,6 +154,8 @@ interface Decision {
   write?: StagedHead;
   /** For the observer, delivered once the events are durable. */
   notes?: ObserverNote[];
+  /** Hide (on) or show again the account's events, right as this decision's events are appended. */
+  takedown?: { uid: number; on: boolean };
 }
 
 interface StagedHead {
@@ -186,9 +188,14 @@ interface Job {
   gen: number;
   inOrder: boolean;
   decision: Decision | null;
+  /** An operator action (accountAction) instead of a frame; `seq` is its #account event's, once appended. */
+  admin?: { action: AccountAction; seq?: number };
   resolve: () => void;
   reject: (err: unknown) => void;
 }
+
+/** Operator actions on an account, taken in the account's order (Validator.accountAction). */
+export type AccountAction = 'takedown' | 'reverse-takedown';
 
 interface OrderEntry {
   job: Job;
@@ -331,18 +338,52 @@ export class Validator implements FrameSink {
         this.finish(job, rejected);
         return;
       }
-      let q = this.repos.get(job.did);
-      if (!q) {
-        q = { did: job.did, jobs: [], parked: false, resyncPending: false };
-        this.repos.set(job.did, q);
-        q.jobs.push(job);
-        if (!q.parked) this.enqueueOrdered(job);
-        void this.runRepo(q);
-      } else {
-        q.jobs.push(job);
-        if (!q.parked) this.enqueueOrdered(job);
-      }
+      this.queueForRepo(job);
     });
+  }
+
+  /**
+   * An operator action on an account — a takedown or its reversal — taken in
+   * the account's own order, so the validator stays the one writer of the
+   * log: it is decided after every event of the account submitted before
+   * it, and its `#account` event is appended after theirs. A takedown hides
+   * the account's events up to just before its `#account` (every one decided
+   * before it, whenever its append lands), and the store already says
+   * `takendown`, so the account's later events are dropped. The caller
+   * records the takedown in the store first. Resolves with the relay seq of
+   * the `#account` event (undefined when the DID is not a known account)
+   * once it is durable and the hide is stored.
+   */
+  accountAction(did: string, action: AccountAction): Promise<number | undefined> {
+    if (this.closed) return Promise.reject(new Error('validator is closed'));
+    return new Promise<number | undefined>((resolve, reject) => {
+      const job: Job = {
+        frame: null,
+        type: '#account',
+        did,
+        gen: 0,
+        inOrder: false,
+        decision: null,
+        admin: { action },
+        resolve: () => resolve(job.admin?.seq),
+        reject,
+      };
+      this.queueForRepo(job);
+    });
+  }
+
+  private queueForRepo(job: Job): void {
+    let q = this.repos.get(job.did);
+    if (!q) {
+      q = { did: job.did, jobs: [], parked: false, resyncPending: false };
+      this.repos.set(job.did, q);
+      q.jobs.push(job);
+      if (!q.parked) this.enqueueOrdered(job);
+      void this.runRepo(q);
+    } else {
+      q.jobs.push(job);
+      if (!q.parked) this.enqueueOrdered(job);
+    }
   }
 
   /** Resolves when no repo has work queued or running (resyncs included) and every head is written. */
@@ -508,6 +549,16 @@ export class Validator implements FrameSink {
       appended = Promise.reject(err);
     }
     this.appendTail = appended.catch(() => {});
+    // Takedown hides, in the same synchronous step as the append that assigned
+    // the #account seqs: every earlier event of the account is at or below it.
+    const hides = new Map<Job, Promise<void>>();
+    for (const j of batch) {
+      const td = (j.decision as Decision).takedown;
+      if (!td) continue;
+      const seq = j.admin?.seq;
+      if (td.on && seq === undefined) continue; // the append refused the batch
+      hides.set(j, this.seqr.setTakedown(td.uid, td.on, td.on ? (seq as number) - 1 : undefined));
+    }
     appended.then(
       (seqs) => {
         const now = performance.now();
@@ -519,7 +570,10 @@ export class Validator implements FrameSink {
           if (!d.drop && typeof j.frame?.receivedAt === 'number') {
             this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
           }
-          if (d.write) {
+          const hide = hides.get(j);
+          if (hide) {
+            hide.then(j.resolve, j.reject);
+          } else if (d.write) {
             // resolved once the head is in the store (see the file comment)
             d.write.seq = seqs[k - 1];
             d.write.done = j.resolve;
@@ -638,6 +692,7 @@ export class Validator implements FrameSink {
   }
 
   private process(job: Job, q: RepoQueue): Promise<Decision> {
+    if (job.admin) return this.processAccountAction(job, q);
     switch (job.type) {
       case '#commit':
         return this.processCommit(job, q);
@@ -1011,6 +1066,28 @@ export class Validator implements FrameSink {
     return {
       events: [{ kind: EventKind.account, uid: account.uid, frame: accountFrame(q.did, published, ev.time) }],
       notes: [{ kind: 'status', did: q.did, status: effectiveStatus(published) }],
+    };
+  }
+
+  private async processAccountAction(job: Job, q: RepoQueue): Promise<Decision> {
+    const admin = job.admin as NonNullable<Job['admin']>;
+    const account = await this.store.getAccountByDid(q.did);
+    if (!account) return { events: [] };
+    const status = publishedStatus(account);
+    const time = this.nowIso();
+    return {
+      events: [
+        {
+          kind: EventKind.account,
+          uid: account.uid,
+          // the log calls this with the seq as it appends: the hide ends just before it
+          frame: (seq) => {
+            admin.seq = seq;
+            return accountFrame(q.did, status, time)(seq);
+          },
+        },
+      ],
+      takedown: { uid: account.uid, on: admin.action === 'takedown' },
     };
   }
 
