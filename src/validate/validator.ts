@@ -275,6 +275,8 @@ export class Validator implements FrameSink {
   private readonly lastResync = new Map<string, number>();
   private readonly observer?: ValidatorObserver;
   private order: OrderEntry[] = [];
+  /** Appends issued and not settled (whenIdle waits for them). */
+  private appendsInFlight = 0;
   /** The last append issued, settled either way: drop-only batches resolve behind it. */
   private appendTail: Promise<unknown> = Promise.resolve();
   private orderHead = 0;
@@ -386,7 +388,11 @@ export class Validator implements FrameSink {
     }
   }
 
-  /** Resolves when no repo has work queued or running (resyncs included) and every head is written. */
+  /**
+   * Resolves when no repo has work queued or running (resyncs included),
+   * nothing waits in the order queue, every append has settled and every
+   * head is written.
+   */
   whenIdle(): Promise<void> {
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
@@ -549,6 +555,13 @@ export class Validator implements FrameSink {
       appended = Promise.reject(err);
     }
     this.appendTail = appended.catch(() => {});
+    this.appendsInFlight++;
+    void appended
+      .catch(() => {})
+      .then(() => {
+        this.appendsInFlight--;
+        this.checkIdle();
+      });
     // Takedown hides, in the same synchronous step as the append that assigned
     // the #account seqs: every earlier event of the account is at or below it.
     const hides = new Map<Job, Promise<void>>();
@@ -655,7 +668,13 @@ export class Validator implements FrameSink {
   }
 
   private checkIdle(): void {
-    if (this.repos.size === 0 && this.headWrites.length === 0 && this.headWritesInFlight.length === 0) {
+    if (
+      this.repos.size === 0 &&
+      this.appendsInFlight === 0 &&
+      this.orderHead >= this.order.length &&
+      this.headWrites.length === 0 &&
+      this.headWritesInFlight.length === 0
+    ) {
       for (const w of this.idleWaiters.splice(0)) w();
     }
   }
