@@ -32,6 +32,13 @@
 //    repos, and a repo's own events stay in order (its earlier events hold
 //    places ahead of any new place it takes). The repo is unparked when its
 //    queue empties.
+//    A DID resolution that fails transiently keeps the repo parked while it
+//    is retried with back-off (resolveIdentity): an outage makes events
+//    wait, it does not drop them.
+//
+// Operator actions (accountAction: takedown, reversal) enter the account's
+// queue like an event, so this stage is the one writer of the event log and
+// a takedown's hide covers every event of the account decided before it.
 //
 // Deterministic output order, precisely: for a given input order, events
 // that need no network I/O (the steady state: identity cached, no resync)
