@@ -24,7 +24,7 @@ import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { hostControlFromManager } from './api/host-manager-adapter.ts';
 import { createApiHandler, createStatsProvider, registerCacheMetrics } from './api/index.ts';
 import {
@@ -305,6 +305,19 @@ export class Relay {
       help: 'Unix time the relay finished starting',
       registers: [this.registry],
     }).set(Date.now() / 1000);
+    // The main thread is the one that cannot scale out: its busy time next to
+    // process_cpu_seconds_total tells how the work splits with the workers.
+    let elu = performance.eventLoopUtilization();
+    new Counter({
+      name: 'relay_main_thread_busy_seconds_total',
+      help: 'Time the main thread event loop spent running code rather than waiting (event-loop utilisation)',
+      registers: [this.registry],
+      collect() {
+        const now = performance.eventLoopUtilization();
+        this.inc(Math.max(0, (now.active - elu.active) / 1000));
+        elu = now;
+      },
+    });
 
     const limits: HttpServerLimits = {
       headersTimeoutMs: cfg.httpHeadersTimeoutMs,

@@ -1,0 +1,267 @@
+// End-to-end benchmark: the simulated network (in worker threads of this
+// process) → the relay as it runs in production (its own process, started
+// like `npm start`: src/main.ts, fsync on, validation workers `auto` unless
+// --workers says otherwise) → N consumers (their own process, counting
+// frames on raw sockets). Every commit is fully verified by the relay.
+//
+//   node --import tsx bench/e2e.bench.ts [--rate 8000] [--seconds 20] [--warmup 5]
+//       [--hosts 20] [--accounts 2000] [--consumers 1] [--workers auto] [--sim-threads 1]
+//
+// The network pre-generates every event it will send (signing is the
+// expensive part), so during the run it only sequences and writes frames.
+// Measured over the window after the warm-up:
+// - offered: events/s the network emitted; delivered: events/s each consumer
+//   received (the slowest consumer); kept up: delivered ≥ 97 % of offered and
+//   the relay's backlog did not grow;
+// - relay CPU µs/event: the relay process's user+system CPU (/proc) per
+//   event appended to its log; main-thread µs/event: the CPU of its main
+//   thread alone (/proc/<pid>/task/<pid>) per event — the part that cannot
+//   spread over cores (CPU time, so other load on the machine does not
+//   inflate it, unlike event-loop utilisation, which is also reported);
+// - p50/p99 ingest → durable latency (relay_validation_latency_seconds, frame
+//   read from the host socket to durable in the log, which is also when it is
+//   written to live consumers' sockets);
+// - the relay's peak RSS.
+// Prints one JSON line (for docs/benchmarks.md) after a readable summary.
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ThreadedSimNetwork } from '../sim/threaded.ts';
+import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
+
+const { values } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '8000' },
+    seconds: { type: 'string', default: '20' },
+    warmup: { type: 'string', default: '5' },
+    hosts: { type: 'string', default: '20' },
+    accounts: { type: 'string', default: '2000' },
+    consumers: { type: 'string', default: '1' },
+    workers: { type: 'string', default: 'auto' },
+    'sim-threads': { type: 'string', default: '1' },
+  },
+});
+const rate = Number(values.rate);
+const seconds = Number(values.seconds);
+const warmup = Number(values.warmup);
+const hosts = Number(values.hosts);
+const accounts = Number(values.accounts);
+const consumerCount = Number(values.consumers);
+const simThreads = Number(values['sim-threads']);
+
+const log = (msg: string) => process.stderr.write(`[e2e] ${msg}\n`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** User+system CPU seconds of a process, or of one of its threads (`/proc/<pid>/task/<tid>/stat`). */
+function procCpuSeconds(pid: number, tid?: number): number {
+  const stat = readFileSync(
+    tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
+    'utf8',
+  );
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 (1-based) of the full line: 12 and 13 after the name
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function procRssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+interface Scrape {
+  appended: number;
+  busySeconds: number;
+  head: number;
+  latency: Map<number, number>; // le → cumulative count (commits)
+}
+
+async function scrape(metricsPort: number): Promise<Scrape> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const value = (name: string): number => {
+    const m = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+-]+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+  const latency = new Map<number, number>();
+  const re = /^relay_validation_latency_seconds_bucket\{le="([^"]+)",type="#commit"\} ([0-9.e+-]+)$/gm;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    latency.set(m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[2]));
+  }
+  return {
+    appended: value('relay_eventlog_appended_total'),
+    busySeconds: value('relay_main_thread_busy_seconds_total'),
+    head: value('relay_eventlog_head_seq'),
+    latency,
+  };
+}
+
+/** Quantile from histogram bucket deltas (upper bound of the bucket holding it). */
+function quantile(a: Map<number, number>, b: Map<number, number>, q: number): number {
+  const les = [...b.keys()].sort((x, y) => x - y);
+  const total = (b.get(Number.POSITIVE_INFINITY) ?? 0) - (a.get(Number.POSITIVE_INFINITY) ?? 0);
+  if (total <= 0) return Number.NaN;
+  for (const le of les) {
+    const n = (b.get(le) ?? 0) - (a.get(le) ?? 0);
+    if (n >= q * total) return le;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+interface ConsumerStats {
+  messages: number;
+  bytes: number;
+  perConsumerMin: number;
+  closed: number;
+}
+
+function consumerReport(child: ChildProcess): Promise<ConsumerStats> {
+  return new Promise((resolve) => {
+    const on = (msg: { type: string } & ConsumerStats) => {
+      if (msg.type !== 'stats') return;
+      child.off('message', on);
+      resolve(msg);
+    };
+    child.on('message', on);
+    child.send({ type: 'report' });
+  });
+}
+
+const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-e2e-bench-'));
+let relay: RelayProcess | undefined;
+let consumers: ChildProcess | undefined;
+const totalEvents = Math.ceil(rate * (warmup + seconds + 3));
+log(
+  `network: ${hosts} hosts, ${accounts} accounts, ${simThreads} thread(s); pre-generating ${totalEvents} events`,
+);
+const net = await ThreadedSimNetwork.start({
+  hosts,
+  accounts,
+  seed: 'e2e',
+  threads: simThreads,
+  historySize: 200_000,
+});
+try {
+  const t0 = performance.now();
+  await net.pregenerate(totalEvents);
+  log(`pre-generated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+
+  relay = await spawnRelay({
+    RELAY_PORT: '0',
+    RELAY_METRICS_PORT: '0',
+    RELAY_BIND: '127.0.0.1',
+    RELAY_DATA_DIR: dataDir,
+    RELAY_PLC_URL: net.plc.url,
+    RELAY_UPSTREAM: 'none',
+    RELAY_ALLOW_INSECURE_HOSTS: 'true',
+    RELAY_ADMIN_PASSWORD: 'bench',
+    RELAY_VALIDATION_WORKERS: String(values.workers),
+    // a benchmark network is a few busy hosts: lift the per-host rate limits
+    RELAY_HOST_RATE_PER_SECOND: '1000000',
+    RELAY_HOST_RATE_PER_HOUR: '1000000000',
+    RELAY_HOST_RATE_PER_DAY: '1000000000',
+    RELAY_LOG_LEVEL: 'info',
+  });
+  const pid = relay.child.pid as number;
+  for (const h of net.hosts) {
+    const res = await fetch(`http://127.0.0.1:${relay.port}/xrpc/com.atproto.sync.requestCrawl`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ hostname: h.hostname }),
+    });
+    if (res.status !== 200) throw new Error(`requestCrawl ${h.hostname}: ${res.status} ${await res.text()}`);
+  }
+  for (;;) {
+    const s = await net.stats();
+    if (s.subscribers >= hosts) break;
+    await sleep(50);
+  }
+  consumers = fork(
+    new URL('./e2e-consumers.ts', import.meta.url).pathname,
+    [`ws://127.0.0.1:${relay.port}/xrpc/com.atproto.sync.subscribeRepos`, String(consumerCount)],
+    { execArgv: ['--import', 'tsx'] },
+  );
+  await new Promise<void>((resolve) => {
+    consumers?.on('message', (m: { type: string }) => {
+      if (m.type === 'ready') resolve();
+    });
+  });
+
+  await net.startGenerator(rate);
+  log(`warming up ${warmup} s at ${rate} events/s`);
+  await sleep(warmup * 1000);
+  let peakRss = procRssBytes(pid);
+  const rssTimer = setInterval(() => {
+    peakRss = Math.max(peakRss, procRssBytes(pid));
+  }, 250);
+
+  const a = {
+    t: performance.now(),
+    cpu: procCpuSeconds(pid),
+    main: procCpuSeconds(pid, pid),
+    m: await scrape(relay.metricsPort),
+    net: (await net.stats()).emitted,
+    c: await consumerReport(consumers),
+  };
+  log(`measuring ${seconds} s`);
+  await sleep(seconds * 1000);
+  const b = {
+    t: performance.now(),
+    cpu: procCpuSeconds(pid),
+    main: procCpuSeconds(pid, pid),
+    m: await scrape(relay.metricsPort),
+    net: (await net.stats()).emitted,
+    c: await consumerReport(consumers),
+  };
+  clearInterval(rssTimer);
+  await net.stopGenerator();
+
+  const wall = (b.t - a.t) / 1000;
+  const offered = (b.net - a.net) / wall;
+  const appended = b.m.appended - a.m.appended;
+  const delivered = (b.c.perConsumerMin - a.c.perConsumerMin) / wall;
+  const backlogStart = a.net - a.m.head;
+  const backlogEnd = b.net - b.m.head;
+  const keptUp = delivered >= 0.97 * offered && backlogEnd - backlogStart < rate * 0.5;
+  const result = {
+    bench: 'e2e',
+    date: new Date().toISOString(),
+    cores: availableParallelism(),
+    load: loadavg()[0],
+    hosts,
+    accounts,
+    consumers: consumerCount,
+    workers: values.workers,
+    simThreads,
+    rate,
+    seconds: wall,
+    offeredPerSec: Math.round(offered),
+    appendedPerSec: Math.round(appended / wall),
+    deliveredPerSec: Math.round(delivered),
+    keptUp,
+    backlogGrowth: backlogEnd - backlogStart,
+    relayCpuUsPerEvent: Math.round(((b.cpu - a.cpu) * 1e6) / appended),
+    relayCores: Number(((b.cpu - a.cpu) / wall).toFixed(2)),
+    mainThreadUsPerEvent: Math.round(((b.main - a.main) * 1e6) / appended),
+    mainThreadCores: Number(((b.main - a.main) / wall).toFixed(2)),
+    eventLoopUtilization: Number(((b.m.busySeconds - a.m.busySeconds) / wall).toFixed(2)),
+    p50IngestToDurableMs: quantile(a.m.latency, b.m.latency, 0.5) * 1000,
+    p99IngestToDurableMs: quantile(a.m.latency, b.m.latency, 0.99) * 1000,
+    peakRssMb: Math.round(peakRss / 1024 / 1024),
+    consumersClosed: b.c.closed,
+  };
+  log(
+    `offered ${result.offeredPerSec}/s, delivered ${result.deliveredPerSec}/s (kept up: ${keptUp}), ` +
+      `relay CPU ${result.relayCpuUsPerEvent} µs/event (${result.relayCores} cores), ` +
+      `main thread ${result.mainThreadUsPerEvent} µs/event (${result.mainThreadCores} cores, ELU ${result.eventLoopUtilization}), ` +
+      `p50/p99 ingest→durable ≤ ${result.p50IngestToDurableMs}/${result.p99IngestToDurableMs} ms, ` +
+      `RSS ${result.peakRssMb} MB, load ${result.load.toFixed(1)}`,
+  );
+  console.log(JSON.stringify(result));
+} finally {
+  consumers?.send({ type: 'exit' });
+  relay?.child.kill('SIGKILL');
+  await net.stop().catch(() => {});
+  rmSync(dataDir, { recursive: true, force: true });
+}
+process.exit(0);
