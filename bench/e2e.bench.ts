@@ -41,6 +41,8 @@ const { values } = parseArgs({
     consumers: { type: 'string', default: '1' },
     workers: { type: 'string', default: 'auto' },
     'sim-threads': { type: 'string', default: '1' },
+    /** Write a V8 CPU profile of the relay's main thread into this directory. */
+    profile: { type: 'string' },
   },
 });
 const rate = Number(values.rate);
@@ -146,22 +148,25 @@ try {
   await net.pregenerate(totalEvents);
   log(`pre-generated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
-  relay = await spawnRelay({
-    RELAY_PORT: '0',
-    RELAY_METRICS_PORT: '0',
-    RELAY_BIND: '127.0.0.1',
-    RELAY_DATA_DIR: dataDir,
-    RELAY_PLC_URL: net.plc.url,
-    RELAY_UPSTREAM: 'none',
-    RELAY_ALLOW_INSECURE_HOSTS: 'true',
-    RELAY_ADMIN_PASSWORD: 'bench',
-    RELAY_VALIDATION_WORKERS: String(values.workers),
-    // a benchmark network is a few busy hosts: lift the per-host rate limits
-    RELAY_HOST_RATE_PER_SECOND: '1000000',
-    RELAY_HOST_RATE_PER_HOUR: '1000000000',
-    RELAY_HOST_RATE_PER_DAY: '1000000000',
-    RELAY_LOG_LEVEL: 'info',
-  });
+  relay = await spawnRelay(
+    {
+      RELAY_PORT: '0',
+      RELAY_METRICS_PORT: '0',
+      RELAY_BIND: '127.0.0.1',
+      RELAY_DATA_DIR: dataDir,
+      RELAY_PLC_URL: net.plc.url,
+      RELAY_UPSTREAM: 'none',
+      RELAY_ALLOW_INSECURE_HOSTS: 'true',
+      RELAY_ADMIN_PASSWORD: 'bench',
+      RELAY_VALIDATION_WORKERS: String(values.workers),
+      // a benchmark network is a few busy hosts: lift the per-host rate limits
+      RELAY_HOST_RATE_PER_SECOND: '1000000',
+      RELAY_HOST_RATE_PER_HOUR: '1000000000',
+      RELAY_HOST_RATE_PER_DAY: '1000000000',
+      RELAY_LOG_LEVEL: 'info',
+    },
+    values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [],
+  );
   const pid = relay.child.pid as number;
   for (const h of net.hosts) {
     const res = await fetch(`http://127.0.0.1:${relay.port}/xrpc/com.atproto.sync.requestCrawl`, {
@@ -260,6 +265,12 @@ try {
   console.log(JSON.stringify(result));
 } finally {
   consumers?.send({ type: 'exit' });
+  if (values.profile && relay) {
+    // a clean exit writes the profile
+    relay.child.kill('SIGTERM');
+    await relay.exited;
+    log(`CPU profile written to ${values.profile}`);
+  }
   relay?.child.kill('SIGKILL');
   await net.stop().catch(() => {});
   rmSync(dataDir, { recursive: true, force: true });

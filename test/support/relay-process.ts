@@ -19,9 +19,12 @@ export interface RelayProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `src/main.ts` with `env` (added to this process's environment) and waits for "relay started". */
-export function spawnRelay(env: Record<string, string>): Promise<RelayProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+/**
+ * Starts `src/main.ts` with `env` (added to this process's environment) and
+ * waits for "relay started". `nodeArgs` go before the script (e.g. --cpu-prof).
+ */
+export function spawnRelay(env: Record<string, string>, nodeArgs: string[] = []): Promise<RelayProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
