@@ -41,9 +41,9 @@ import {
   repoCollectionsFetcher,
   repoStateFetcher,
   SyncRecomputeQueue,
-  syncEventsListener,
 } from './collections/index.ts';
 import type { RelayConfig } from './config/config.ts';
+import { CommittedStream } from './eventlog/committed.ts';
 import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
@@ -91,6 +91,7 @@ export class Relay {
   private readonly fatalListeners = new Set<(reason: string, err: Error) => void>();
   store?: MetadataStore;
   eventLog?: EventLog;
+  committed?: CommittedStream;
   firehose?: FirehoseServer;
   identity?: IdentityCache;
   validator?: Validator;
@@ -140,6 +141,10 @@ export class Relay {
     this.eventLog = eventLog;
     // A log that cannot write at all any more ends the relay (main exits non-zero).
     eventLog.onFatal((err) => this.fatal('the event log cannot write', err));
+    // The one fan-out point after the durable append: the firehose, the
+    // collection index and metrics all follow what was published from here.
+    const committed = new CommittedStream(eventLog, { logger: log, registry: this.registry });
+    this.committed = committed;
     const collectionIndex = await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
     this.collectionIndex = collectionIndex;
 
@@ -190,7 +195,6 @@ export class Relay {
     });
     const upkeep = new CollectionIndexUpkeep(indexer, collectionsLog, syncRecompute);
     this.collectionUpkeep = upkeep;
-    eventLog.onDurable(syncEventsListener((did, rev) => upkeep.syncAccepted(did, rev)));
     syncRecompute
       .resume()
       .catch((err) => collectionsLog.warn({ err }, 'collection index #sync resume failed'));
@@ -203,11 +207,11 @@ export class Relay {
       config: validationSettings,
       logger: log,
       registry: this.registry,
-      observer: upkeep,
     });
     this.validator = validator;
     const firehose = new FirehoseServer({
       log: eventLog,
+      events: committed,
       maxConsumers: cfg.maxConsumers,
       maxConsumersPerIp: cfg.maxConsumersPerIp,
       outboxMaxBytes: Math.floor(cfg.consumerOutboxMb * 1024 * 1024),
@@ -217,6 +221,8 @@ export class Relay {
       logger: log,
     });
     this.firehose = firehose;
+    // after the firehose: consumers first, derived state second
+    committed.subscribe('collection-index', upkeep.onCommitted);
     const hosts = new HostManager({
       store,
       sink: validator,

@@ -1,17 +1,8 @@
-// One account has two statuses: the relay's own (takedowns, throttling) and
-// the upstream one from its PDS's #account events. Public endpoints report a
-// single one: the relay's decision wins, then the upstream status. These
-// helpers give that view and the lexicon error each inactive status maps to.
-import type { Account, AccountStatus, HostStatus } from '../store/metadata-store.ts';
+// How the HTTP API words account and host statuses: the lexicon error each
+// inactive account status maps to, and the lexicon's host status names. The
+// status rules themselves live in src/accounts/status.ts.
+import type { AccountStatus, HostStatus } from '../store/metadata-store.ts';
 import { ApiError } from './http.ts';
-
-export function effectiveStatus(a: Pick<Account, 'status' | 'upstreamStatus'>): AccountStatus {
-  return a.status !== 'active' ? a.status : a.upstreamStatus;
-}
-
-export function isActive(a: Pick<Account, 'status' | 'upstreamStatus'>): boolean {
-  return a.status === 'active' && a.upstreamStatus === 'active';
-}
 
 /**
  * The error getLatestCommit / getRepo answer for an inactive account, with the

@@ -6,12 +6,13 @@
 // HostControl so ingest can drop or re-dial connections; takedowns go through
 // takedown.ts so the firehose stays consistent. Writes take a JSON body, reads
 // take query parameters.
+
+import { effectiveStatus, isActive } from '../accounts/status.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseDomain } from '../store/hostname.ts';
 import type { Account, Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { HOST_STATUSES } from '../store/metadata-store.ts';
-import { effectiveStatus, isActive } from './account-status.ts';
 import type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
 import {
   ApiError,

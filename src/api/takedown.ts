@@ -7,12 +7,12 @@
 // decided before the takedown, whenever its append lands, so none can stay
 // visible (issue 13) — and appends that `#account` (active false, status
 // takendown). Reversal undoes (1), then the validator shows the events again
-// and emits `#account` with the account's upstream state. After each, the
-// optional `onAccountStatus` hook hears the account's new effective status,
-// so derived indexes (the collection index) hide or show the account without
-// the API depending on them; a failing hook is ignored (the takedown stands).
+// and emits `#account` with the account's upstream state. Derived indexes
+// (the collection index) follow that `#account` through the committed-event
+// stream; for a DID the relay has no account for (it may still be in a
+// derived index, e.g. from a backfill) the optional `onAccountStatus` hook
+// tells them instead; a failing hook is ignored (the takedown stands).
 import type { Account, MetadataStore } from '../store/metadata-store.ts';
-import { publishedStatus } from '../validate/account-state.ts';
 import type { AccountAction } from '../validate/validator.ts';
 
 /** Where operator actions on an account are taken in the account's order (the Validator). */
@@ -52,8 +52,8 @@ export async function takeDown(deps: TakedownDeps, did: string, reason?: string)
     await notifyStatus(deps, did, 'takendown');
     return { did, known: false };
   }
+  // the #account event tells derived state through the committed-event stream
   const seq = await deps.accounts.accountAction(did, 'takedown');
-  await notifyStatus(deps, did, 'takendown');
   return { did, known: true, seq, account };
 }
 
@@ -67,7 +67,5 @@ export async function reverseTakedown(deps: TakedownDeps, did: string): Promise<
     return { did, known: false };
   }
   const seq = await deps.accounts.accountAction(did, 'reverse-takedown');
-  const status = publishedStatus(account);
-  await notifyStatus(deps, did, status.active ? 'active' : (status.status ?? 'active'));
   return { did, known: true, seq, account };
 }

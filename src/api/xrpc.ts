@@ -5,10 +5,11 @@
 // 403 for inactive repos). Everything is read from the metadata store; host
 // actions go through HostControl (ingest).
 import type { ServerResponse } from 'node:http';
+import { effectiveStatus, isActive } from '../accounts/status.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseHostname } from '../store/hostname.ts';
 import type { Account, Host, MetadataStore } from '../store/metadata-store.ts';
-import { effectiveStatus, inactiveRepoError, isActive, lexiconHostStatus } from './account-status.ts';
+import { inactiveRepoError, lexiconHostStatus } from './account-status.ts';
 import type { HostControl } from './host-control.ts';
 import {
   ApiError,

@@ -20,12 +20,9 @@ export type {
 export { registerCollectionMetrics } from './metrics.ts';
 export { openCollectionIndex } from './open-index.ts';
 export { PostgresCollectionIndex } from './postgres-index.ts';
-export { collectionStillPresent, neighboursOf, type Presence } from './presence.ts';
 export { formatProgress } from './progress.ts';
 export {
   CollectionIndexUpkeep,
-  indexedCommitOf,
-  indexStatusOf,
   relayAccountStatus,
   repoCollectionsFetcher,
   repoStateFetcher,
@@ -35,7 +32,6 @@ export {
   type RepoCollections,
   type SyncRecomputeOptions,
   SyncRecomputeQueue,
-  syncEventsListener,
 } from './sync-recompute.ts';
 export {
   type AccountState,

@@ -1,54 +1,42 @@
-// The collection index's side of the relay wiring: an observer the validator
-// calls once an event is durably in the log (validate/observer.ts), plus the
+// The collection index's side of the relay wiring: a subscriber of the
+// committed-event stream (eventlog/committed.ts), plus the
 // two lookups the cleaner needs from the relay (an account's status in the
 // metadata store, an account's current collections from its PDS). Repos are
 // fetched through the relay's RepoFetcher (validate/repo-fetch.ts: size and
 // block limits, read in a worker, the commit signature checked against the
 // account's key), which returns only the rev and collection names.
 //
-// Commits cost the main thread little: the validator hands over the parsed
-// #commit, and a commit with only creates/updates needs just its op paths. A
-// commit with a delete needs the MST path around the deleted key (presence.ts)
-// — the commit's own blocks, already verified by a worker — so only then is
-// its CAR read again (readCar, hashes checked once more) and the commit block
-// decoded for the new tree root. Calls are not awaited by the validator; the
-// indexer orders them per DID, and `drain()` waits for the ones in flight
-// before the index is closed.
+// Commits cost the main thread nothing to decode: it subscribes to the
+// committed-event stream (eventlog/committed.ts), whose #commit events carry
+// the commit's effect on the account's collections, worked out by a
+// validation worker from the commit's verified blocks (including the MST path
+// around a deleted key: protocol/commit-collections.ts). Calls are not
+// awaited by the stream; the indexer orders them per DID, and `drain()` waits
+// for the ones in flight before the index is closed.
 //
 // With a #sync recompute queue (sync-recompute.ts) the upkeep also feeds it:
 // `syncAccepted` queues the DID of each appended #sync, every commit's rev is
 // told to the queue before the commit goes to the indexer (so a repo fetched
 // before that commit is not applied over it), a relay resync covers a queued
 // #sync, and a deleted account leaves the queue.
+import { indexStatusOf } from '../accounts/status.ts';
+import type { CommittedEvent } from '../eventlog/committed.ts';
 import type { Logger } from '../log.ts';
-import { BlockMap, readCar } from '../protocol/car.ts';
-import { decodeCommit } from '../protocol/commit.ts';
-import type { CommitEvent } from '../protocol/events.ts';
+import type { CommitCollections } from '../protocol/commit-collections.ts';
 import type { PublicKey } from '../protocol/keys.ts';
-import type { Account, MetadataStore } from '../store/metadata-store.ts';
-import type { ResyncedRepo, ValidatorObserver } from '../validate/observer.ts';
+import type { MetadataStore } from '../store/metadata-store.ts';
 import type { RepoFetcher, RepoFetchPurpose } from '../validate/repo-fetch.ts';
 import type { RepoCollections, SyncRecomputeQueue } from './sync-recompute.ts';
-import type { CollectionIndexer, IndexedCommit } from './upkeep.ts';
+import type { CollectionIndexer } from './upkeep.ts';
 
-const EMPTY_BLOCKS = new BlockMap();
-
-/** The IndexedCommit of a relayed #commit; reads the blocks only when an op deletes. */
-export function indexedCommitOf(did: string, commit: CommitEvent): IndexedCommit {
-  const ops = commit.ops.map((op) => ({ action: op.action, path: op.path }));
-  if (!ops.some((op) => op.action === 'delete')) {
-    // Without a delete the indexer never reads the tree (commitEffect), so the
-    // commit CID stands in for the root and the block map stays empty.
-    return { did, dataRoot: commit.commit, blocks: EMPTY_BLOCKS, ops };
-  }
-  const car = readCar(commit.blocks);
-  const block = car.blocks.get(commit.commit);
-  if (!block) throw new Error('commit CAR lacks the commit block');
-  return { did, dataRoot: decodeCommit(block).data, blocks: car.blocks, ops };
+/** The repo a resync fetched, as the index needs it (read in a worker: rev and collection names). */
+export interface ResyncedRepo {
+  rev: string;
+  collections: readonly string[];
 }
 
 /** Keeps the collection index in step with what the relay publishes. */
-export class CollectionIndexUpkeep implements ValidatorObserver {
+export class CollectionIndexUpkeep {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** calls that failed (each is logged) */
   errors = 0;
@@ -59,9 +47,36 @@ export class CollectionIndexUpkeep implements ValidatorObserver {
     private readonly syncQueue?: SyncRecomputeQueue,
   ) {}
 
-  commitAccepted(did: string, commit: CommitEvent): void {
-    this.syncQueue?.commitSeen(did, commit.rev);
-    this.track(did, 'commit', () => this.indexer.applyCommit(indexedCommitOf(did, commit)));
+  /**
+   * The committed-event stream's subscriber (eventlog/committed.ts): every
+   * durable event of this process, in log order, with what validation
+   * learned about it (EventMeta) — no frame is decoded here.
+   */
+  readonly onCommitted = (events: readonly CommittedEvent[]): void => {
+    for (const e of events) {
+      const m = e.meta;
+      if (!m) continue;
+      switch (m.type) {
+        case '#commit':
+          this.commitApplied(m.did, m.rev, m.collections);
+          break;
+        case '#account':
+          void this.accountStatus(m.did, m.status);
+          break;
+        case '#sync':
+          // an upstream #sync queues a recompute; the relay's own resync also
+          // brings the repo's collections, which cover it at once
+          this.syncAccepted(m.did, m.rev);
+          if (m.resync) this.repoResynced(m.did, { rev: m.rev, collections: m.resync.collections });
+          break;
+      }
+    }
+  };
+
+  /** A relayed #commit: its effect on the account's collections was worked out by a validation worker. */
+  commitApplied(did: string, rev: string, effect: CommitCollections): void {
+    this.syncQueue?.commitSeen(did, rev);
+    this.track(did, 'commit', () => this.indexer.applyEffect(did, effect));
   }
 
   accountStatus(did: string, status: string): Promise<void> {
@@ -108,18 +123,7 @@ export class CollectionIndexUpkeep implements ValidatorObserver {
   }
 }
 
-/**
- * An account's status as the collection index reads it: a relay takedown
- * first, then the host's status (deactivated, suspended, deleted, …);
- * otherwise `active` (desynchronized and throttled accounts still have their
- * records). null when the relay has no such account.
- */
-export function indexStatusOf(account: Pick<Account, 'status' | 'upstreamStatus'>): string {
-  if (account.status === 'takendown') return 'takendown';
-  if (account.upstreamStatus !== 'active') return account.upstreamStatus;
-  return 'active';
-}
-
+/** An account's status as the collection index reads it (accounts/status.ts), or null when the relay has no such account. */
 export function relayAccountStatus(
   store: Pick<MetadataStore, 'getAccountByDid'>,
 ): (did: string) => Promise<string | null> {

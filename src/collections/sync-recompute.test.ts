@@ -9,14 +9,12 @@
 // relay's upkeep feeds the queue (commit revs, its own resyncs).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { CommitResult } from '../../sim/repo.ts';
-import { EventKind, type LogRecord } from '../eventlog/types.ts';
+import type { CommittedEvent } from '../eventlog/committed.ts';
+import type { EventMeta } from '../eventlog/types.ts';
 import { silentLogger } from '../log.ts';
 import { BlockMap } from '../protocol/car.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
 import { cidForCbor } from '../protocol/cid.ts';
-import type { CommitEvent } from '../protocol/events.ts';
-import { syncFrame } from '../protocol/relay-frames.ts';
 import { RepoFetchError } from '../validate/repo-fetch.ts';
 import { CollectionCleaner } from './cleaner.ts';
 import type { CollectionIndexStore } from './index-store.ts';
@@ -26,11 +24,10 @@ import {
   SYNC_PENDING,
   type SyncRecomputeOptions,
   SyncRecomputeQueue,
-  syncEventsListener,
 } from './sync-recompute.ts';
-import { newRepo } from './test-repos.ts';
+import { indexed, newRepo } from './test-repos.ts';
 import { backends } from './test-stores.ts';
-import { CollectionIndexer } from './upkeep.ts';
+import { CollectionIndexer, commitEffect } from './upkeep.ts';
 
 const POST = 'app.bsky.feed.post';
 const LIKE = 'app.bsky.feed.like';
@@ -310,22 +307,6 @@ for (const [name, fresh] of backends) {
   });
 }
 
-function commitEvent(res: CommitResult): CommitEvent {
-  return {
-    seq: 1,
-    rebase: false,
-    tooBig: false,
-    repo: res.did,
-    commit: res.commitCid,
-    rev: res.rev,
-    since: res.since,
-    blocks: res.blocks,
-    ops: res.ops.map((op) => ({ action: op.action, path: op.path, cid: op.cid, prev: op.prev })),
-    blobs: [],
-    time: '2026-11-22T00:00:00.000Z',
-  };
-}
-
 const record = (collection: string, rkey: string) => ({
   action: 'create' as const,
   collection,
@@ -343,11 +324,11 @@ describe('#sync recompute queue fed by the relay upkeep', () => {
     try {
       const repo = newRepo(A);
       const first = repo.applyWrites([record(POST, '3k1')]);
-      upkeep.commitAccepted(A, commitEvent(first));
+      upkeep.commitApplied(A, first.rev, commitEffect(indexed(first)));
       upkeep.syncAccepted(A, first.rev);
       const fetch1 = await pds.call(0);
       const second = repo.applyWrites([record(LIKE, '3k2')]);
-      upkeep.commitAccepted(A, commitEvent(second));
+      upkeep.commitApplied(A, second.rev, commitEffect(indexed(second)));
       fetch1.resolve({ rev: first.rev, collections: [POST] });
       const fetch2 = await pds.call(1);
       assert.equal(q.stats.stale, 1);
@@ -405,15 +386,42 @@ describe('#sync recompute queue: pacing and the log listener', () => {
     }
   });
 
-  it('reports #sync records of the event log as (did, rev) and skips other kinds', () => {
-    const block = encodeCbor({ did: A, rev: REV2 });
-    const frame = syncFrame(A, REV2, cidForCbor(block), block, '2026-11-22T00:00:00.000Z')(7);
-    const record = (kind: number): LogRecord => ({ seq: 7, kind, uid: 1, flags: 0, time: 0, frame });
-    const seen: [string, string][] = [];
-    syncEventsListener((did, rev) => seen.push([did, rev]))([
-      record(EventKind.commit),
-      record(EventKind.sync),
-    ]);
-    assert.deepEqual(seen, [[A, REV2]]);
+  it('follows the committed-event stream: a #sync queues a recompute, the relay resync covers it', async () => {
+    const t = await backends[0][1]();
+    const pds = new FakePds();
+    const indexer = new CollectionIndexer(t.store);
+    const q = queueOf(indexer, pds);
+    const upkeep = new CollectionIndexUpkeep(indexer, silentLogger, q);
+    const committed = (meta: EventMeta): CommittedEvent => ({
+      seq: 1,
+      kind: 0,
+      uid: 1,
+      flags: 0,
+      time: 0,
+      frame: new Uint8Array(),
+      meta,
+    });
+    try {
+      const repo = newRepo(A);
+      const first = repo.applyWrites([record(POST, '3k1')]);
+      upkeep.onCommitted([
+        committed({ type: '#commit', did: A, rev: first.rev, collections: commitEffect(indexed(first)) }),
+        // an event read back from the log carries no meta: ignored
+        { ...committed({ type: '#identity', did: A }), meta: undefined },
+        committed({ type: '#sync', did: A, rev: REV2 }),
+      ]);
+      const fetch = await pds.call(0);
+      upkeep.onCommitted([committed({ type: '#sync', did: A, rev: REV2, resync: { collections: [LIKE] } })]);
+      fetch.resolve({ rev: first.rev, collections: [POST] });
+      await q.whenIdle();
+      await upkeep.drain();
+      assert.deepEqual(await t.store.collectionsOf(A), [LIKE], 'the resync replaced the collections');
+      upkeep.onCommitted([committed({ type: '#account', did: A, status: 'deleted' })]);
+      await upkeep.drain();
+      assert.deepEqual(await t.store.collectionsOf(A), []);
+    } finally {
+      await q.stop();
+      await t.destroy();
+    }
   });
 });

@@ -2,7 +2,7 @@
 // resets a repo's head (a PDS after an import or a migration) and carries only
 // the signed commit block, so the index cannot tell from the event which
 // collections the new tree holds. Each #sync the relay appended (seen on the
-// event log's durable notifications, `syncEventsListener`) queues its DID
+// committed-event stream, relay-upkeep.ts) queues its DID
 // here; the queue fetches the account's repo from its PDS (`fetchRepo`: the
 // relay's getRepo through the SSRF-safe fetcher, size-limited) and replaces
 // the account's collections (`indexer.resync`).
@@ -39,9 +39,6 @@
 // A relay resync (chain break) of a queued account covers the #sync when its
 // repo is at least as new (`resynced`), and a deleted account is dropped
 // (`forget`).
-import { EventKind, type LogRecord } from '../eventlog/types.ts';
-import { parseEventBody } from '../protocol/events.ts';
-import { decodeFrame } from '../protocol/frames.ts';
 import { isPermanentRepoFailure } from '../validate/repo-fetch.ts';
 import { type CollectionIndexer, SYNC_PENDING } from './upkeep.ts';
 
@@ -382,20 +379,4 @@ export class SyncRecomputeQueue {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
-}
-
-/**
- * An event-log durable listener that reports each appended `#sync` (upstream,
- * or the relay's own after a resync) as (did, rev).
- */
-export function syncEventsListener(
-  onSync: (did: string, rev: string) => void,
-): (records: readonly LogRecord[]) => void {
-  return (records) => {
-    for (const r of records) {
-      if (r.kind !== EventKind.sync) continue;
-      const parsed = parseEventBody('#sync', decodeFrame(r.frame).body);
-      if (parsed.kind === 'sync') onSync(parsed.event.did, parsed.event.rev);
-    }
-  };
 }

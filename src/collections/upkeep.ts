@@ -1,7 +1,8 @@
 // Keeps the collection index exact from the firehose. For each verified
 // `#commit`: a create adds (DID, collection); a delete removes the pair when
 // it took the account's last record of that collection, decided from the
-// commit's own blocks (presence.ts) — no repo fetch. A delete the blocks
+// commit's own blocks (protocol/commit-collections.ts, worked out by the
+// validation workers for relayed commits) — no repo fetch. A delete the blocks
 // cannot decide (no proof) becomes a pending check for the cleaner to settle
 // against the PDS, and is counted. Account events remove (deleted) or hide
 // (taken down, suspended, deactivated) the account's pairs; a resync
@@ -14,9 +15,9 @@
 // each DID has a promise chain, so a create and a following delete of the
 // same account can never reach the store swapped.
 import type { Cid } from '../protocol/cid.ts';
+import { type CommitCollections, commitCollections } from '../protocol/commit-collections.ts';
 import type { BlockSource } from '../protocol/mst.ts';
 import type { CollectionIndexStore, CollectionPair } from './index-store.ts';
-import { collectionStillPresent } from './presence.ts';
 
 /**
  * The pending-check pseudo-collection of an account awaiting a recompute
@@ -69,42 +70,9 @@ export interface UpkeepStats {
   resyncs: number;
 }
 
-function collectionOf(path: string): string {
-  const i = path.indexOf('/');
-  if (i <= 0) throw new Error(`invalid record path: ${path}`);
-  return path.slice(0, i);
-}
-
-/**
- * Works out a commit's effect on the index (no store access): collections
- * created, collections whose last record went, collections undecidable.
- */
-export function commitEffect(commit: IndexedCommit): {
-  created: string[];
-  gone: string[];
-  unknown: string[];
-  decided: number;
-} {
-  const created = new Set<string>();
-  const deletedKey = new Map<string, string>();
-  for (const op of commit.ops) {
-    const c = collectionOf(op.path);
-    if (op.action === 'create') created.add(c);
-    else if (op.action === 'delete' && !deletedKey.has(c)) deletedKey.set(c, op.path);
-  }
-  const gone: string[] = [];
-  const unknown: string[] = [];
-  let decided = 0;
-  for (const [c, key] of deletedKey) {
-    if (created.has(c)) continue; // a record of c exists: the one just created
-    const present = collectionStillPresent(commit.blocks, commit.dataRoot, c, key);
-    if (present === 'unknown') unknown.push(c);
-    else {
-      decided++;
-      if (!present) gone.push(c);
-    }
-  }
-  return { created: [...created], gone, unknown, decided };
+/** A commit's effect on the index (protocol/commit-collections.ts: no store access). */
+export function commitEffect(commit: IndexedCommit): CommitCollections {
+  return commitCollections(commit.ops, commit.blocks, commit.dataRoot);
 }
 
 /** Stateless upkeep for one commit (the indexer below adds ordering and stats). */
@@ -148,18 +116,26 @@ export class CollectionIndexer {
 
   /** Upkeep for one verified `#commit`. */
   applyCommit(commit: IndexedCommit): Promise<ApplyCommitResult> {
-    return this.inOrder(commit.did, async () => {
-      const eff = commitEffect(commit);
-      const pairs = (cs: string[]): CollectionPair[] =>
-        cs.map((collection) => ({ did: commit.did, collection }));
-      if (eff.created.length > 0) this.stats.pairsAdded += await this.store.addPairs(pairs(eff.created));
-      if (eff.gone.length > 0) this.stats.pairsRemoved += await this.store.removePairs(pairs(eff.gone));
-      if (eff.unknown.length > 0) await this.store.addPendingChecks(pairs(eff.unknown));
-      this.stats.commits++;
-      this.stats.deletesDecided += eff.decided;
-      this.stats.deletesUndecided += eff.unknown.length;
-      return { added: eff.created, removed: eff.gone, unknown: eff.unknown };
-    });
+    return this.inOrder(commit.did, () => this.applyEffectNow(commit.did, commitEffect(commit)));
+  }
+
+  /**
+   * Applies a commit's effect already worked out (by a validation worker, from
+   * the commit's verified blocks), in the DID's order.
+   */
+  applyEffect(did: string, effect: CommitCollections): Promise<ApplyCommitResult> {
+    return this.inOrder(did, () => this.applyEffectNow(did, effect));
+  }
+
+  private async applyEffectNow(did: string, eff: CommitCollections): Promise<ApplyCommitResult> {
+    const pairs = (cs: string[]): CollectionPair[] => cs.map((collection) => ({ did, collection }));
+    if (eff.created.length > 0) this.stats.pairsAdded += await this.store.addPairs(pairs(eff.created));
+    if (eff.gone.length > 0) this.stats.pairsRemoved += await this.store.removePairs(pairs(eff.gone));
+    if (eff.unknown.length > 0) await this.store.addPendingChecks(pairs(eff.unknown));
+    this.stats.commits++;
+    this.stats.deletesDecided += eff.decided;
+    this.stats.deletesUndecided += eff.unknown.length;
+    return { added: eff.created, removed: eff.gone, unknown: eff.unknown };
   }
 
   /**

@@ -26,6 +26,7 @@ import type {
   AppendEvent,
   DurableListener,
   EventLog,
+  EventMeta,
   EventOrigin,
   LogRecord,
   ReadOptions,
@@ -80,6 +81,7 @@ interface Pending {
   time: number;
   frame: Uint8Array;
   origin?: EventOrigin;
+  meta?: EventMeta;
 }
 
 /** Header bytes of every record written from now on. */
@@ -326,7 +328,16 @@ export class FileEventLog implements EventLog {
       if (frame.byteLength > MAX_RECORD_BYTES) {
         return Promise.reject(new Error(`event frame too large: ${frame.byteLength} bytes`));
       }
-      batch.push({ seq, kind: ev.kind, uid: ev.uid, flags: ev.flags ?? 0, time, frame, origin: ev.origin });
+      batch.push({
+        seq,
+        kind: ev.kind,
+        uid: ev.uid,
+        flags: ev.flags ?? 0,
+        time,
+        frame,
+        origin: ev.origin,
+        meta: ev.meta,
+      });
       seqs.push(seq);
       bytes += WRITE_HEADER_BYTES + frame.byteLength;
     }

@@ -10,6 +10,8 @@
 // That single rule (head and notification move together) is what lets a reader
 // cut over from replay to live with no gap and no duplicate (see firehose).
 
+import type { CommitCollections } from '../protocol/commit-collections.ts';
+
 /** Event kinds as stored in the record header; opaque to the log itself. */
 export const EventKind = {
   commit: 1,
@@ -24,6 +26,24 @@ export interface EventOrigin {
   hostId: number;
   seq: number;
 }
+
+/**
+ * What validation learned about an event, carried in memory from the append
+ * to the committed-event stream (committed.ts) so that no subscriber decodes
+ * the frame again. Never stored: records read back from the log have none.
+ */
+export type EventMeta =
+  | { type: '#commit'; did: string; rev: string; collections: CommitCollections }
+  | {
+      type: '#sync';
+      did: string;
+      rev: string;
+      /** Set for the relay's own resync: the collections of the repo it fetched. */
+      resync?: { collections: readonly string[] };
+    }
+  | { type: '#identity'; did: string }
+  /** `status`: the account's effective status as this event publishes it (accounts/status.ts). */
+  | { type: '#account'; did: string; status: string };
 
 export interface AppendEvent {
   kind: number;
@@ -42,6 +62,8 @@ export interface AppendEvent {
    * crash, ingest can tell which re-received upstream events are already out.
    */
   origin?: EventOrigin;
+  /** Passed to the durable listeners with the record, not stored (see EventMeta). */
+  meta?: EventMeta;
 }
 
 export interface LogRecord {
@@ -55,6 +77,8 @@ export interface LogRecord {
   frame: Uint8Array;
   /** The upstream event it relays, if any (see AppendEvent.origin). */
   origin?: EventOrigin;
+  /** Only on records handed to durable listeners right after their append (see EventMeta). */
+  meta?: EventMeta;
 }
 
 export interface ReadOptions {

@@ -24,7 +24,13 @@ import { LiveWindow } from './live-window.ts';
 export const SUBSCRIBE_REPOS_PATH = '/xrpc/com.atproto.sync.subscribeRepos';
 
 export interface FirehoseOptions {
+  /** Replay reads come from the log. */
   log: EventLog;
+  /**
+   * Where durable events arrive (the relay's committed-event stream,
+   * eventlog/committed.ts); without it the server listens to the log itself.
+   */
+  events?: { subscribe(name: string, listener: (records: readonly LogRecord[]) => void): () => void };
   /** Total consumers allowed at once (default 1,000). */
   maxConsumers?: number;
   /** Consumers allowed per client network: IPv4 address or IPv6 /64 (default 20). */
@@ -110,7 +116,9 @@ export class FirehoseServer {
       onClosed: (c) => this.forget(c),
       enterLive: (c) => this.live.add(c),
     };
-    this.unsubscribe = this.log.onDurable((records) => this.broadcast(records));
+    this.unsubscribe = opts.events
+      ? opts.events.subscribe('firehose', (records) => this.broadcast(records))
+      : this.log.onDurable((records) => this.broadcast(records));
     const pingEvery = opts.pingIntervalMs ?? 30_000;
     if (pingEvery > 0) {
       this.pingTimer = setInterval(() => this.pingConsumers(), pingEvery);

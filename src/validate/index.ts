@@ -6,7 +6,6 @@ import type { RepoLimits } from './repo-fetch.ts';
 import type { ValidationSettings } from './validator.ts';
 
 export { ValidationMetrics } from './metrics.ts';
-export { effectiveStatus, type ValidatorObserver } from './observer.ts';
 export { DROP_REASONS, type DropReason } from './reasons.ts';
 export {
   type FetchedRepo,

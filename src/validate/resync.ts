@@ -20,7 +20,6 @@
 import type { Cid } from '../protocol/cid.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
-import type { ResyncedRepo } from './observer.ts';
 import { DEFAULT_REPO_LIMITS, RepoFetcher } from './repo-fetch.ts';
 
 export interface ResyncOptions {
@@ -47,11 +46,10 @@ export interface ResyncedHead {
   /** The signed commit block, for the #sync the validator emits. */
   commitBlock: Uint8Array;
   /**
-   * What the worker read from the fetched repo CAR for observers that rebuild
-   * derived state (its rev and collection names); the CAR itself is never
-   * handed back. (The field keeps its old name so validator.ts needs no edit.)
+   * The collection names of the fetched repo's MST, read by the worker (the
+   * CAR itself is never handed back), for the collection index.
    */
-  car: ResyncedRepo;
+  collections: readonly string[];
 }
 
 export class ResyncError extends Error {
@@ -165,7 +163,7 @@ export class Resyncer {
       commitCid: repo.commitCid,
       dataCid: repo.dataCid,
       commitBlock: repo.commitBlock,
-      car: { rev: repo.rev, collections: repo.collections },
+      collections: repo.collections,
     };
   }
 }

@@ -6,7 +6,7 @@ import { bytesEqual } from '../protocol/bytes.ts';
 import { decodeFrame, rewriteSeq } from '../protocol/frames.ts';
 import type { MetadataStore } from '../store/metadata-store.ts';
 import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
-import type { IdentitySource } from './validator.ts';
+import { type IdentitySource, isAuthoritativeHost } from './validator.ts';
 
 async function withHarness(opts: HarnessOptions, fn: (h: Harness) => Promise<void>): Promise<void> {
   const h = await startHarness(opts);
@@ -25,6 +25,18 @@ async function newAccount(h: Harness, i = 0, handle?: string): Promise<string> {
 }
 
 const types = (events: { t: string }[]) => events.map((e) => e.t);
+
+describe('isAuthoritativeHost', () => {
+  it('compares the DID document PDS with the frame host, ignoring default ports and case', () => {
+    const id = (pdsEndpoint?: string) => ({ did: 'did:plc:x', pdsEndpoint });
+    assert.ok(isAuthoritativeHost(id('https://PDS.example.com'), 'pds.example.com'));
+    assert.ok(isAuthoritativeHost(id('https://pds.example.com'), 'pds.example.com:443'));
+    assert.ok(isAuthoritativeHost(id('http://127.0.0.1:2583'), '127.0.0.1:2583'));
+    assert.ok(!isAuthoritativeHost(id('http://127.0.0.1:2583'), '127.0.0.1:2584'));
+    assert.ok(!isAuthoritativeHost(id('https://evil.example.com'), 'pds.example.com'));
+    assert.ok(!isAuthoritativeHost(id(undefined), 'pds.example.com'));
+  });
+});
 
 describe('Validator', () => {
   it('passes good events in input order, commit frames byte-identical but for the seq', () =>

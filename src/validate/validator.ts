@@ -63,6 +63,7 @@
 // (exactly once: see that file). A head write that fails leaves the stored
 // head behind, so the repo's next event breaks the chain and resync heals it.
 import type { Registry } from 'prom-client';
+import { isActive, publishedStatus, statusOfPublished, upstreamStatusOf } from '../accounts/status.ts';
 import type { AppendEvent, Sequencer } from '../eventlog/types.ts';
 import { EventKind } from '../eventlog/types.ts';
 import type { FrameSink, InboundFrame } from '../ingest/frame-sink.ts';
@@ -77,10 +78,8 @@ import type { PublicKey } from '../protocol/keys.ts';
 import { accountFrame, identityFrame, syncFrame } from '../protocol/relay-frames.ts';
 import { isValidHandle, normalizeHandle } from '../protocol/syntax.ts';
 import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
-import { isActive, publishedStatus, upstreamStatusOf } from './account-state.ts';
 import { peekEventDid } from './frame-peek.ts';
 import { type ChainFailure, ValidationMetrics } from './metrics.ts';
-import { effectiveStatus, notifyObserver, type ObserverNote, type ValidatorObserver } from './observer.ts';
 import { VerifyPool } from './pool.ts';
 import type { DropReason } from './reasons.ts';
 import { Resyncer } from './resync.ts';
@@ -150,8 +149,6 @@ export interface ValidatorOptions {
   logger?: Logger;
   registry?: Registry;
   now?: () => number;
-  /** Told about appended events once they are durable (observer.ts), e.g. the collection index. */
-  observer?: ValidatorObserver;
 }
 
 interface Decision {
@@ -159,8 +156,6 @@ interface Decision {
   drop?: { reason: DropReason; detail: string };
   /** Repo head to write to the store once the events are durable. */
   write?: StagedHead;
-  /** For the observer, delivered once the events are durable. */
-  notes?: ObserverNote[];
   /** Hide (on) or show again the account's events, right as this decision's events are appended. */
   takedown?: { uid: number; on: boolean };
 }
@@ -280,7 +275,6 @@ export class Validator implements FrameSink {
   /** Wake-ups of those waits (close() ends them at once). */
   private readonly pauses = new Set<() => void>();
   private readonly lastResync = new Map<string, number>();
-  private readonly observer?: ValidatorObserver;
   private order: OrderEntry[] = [];
   /** Appends issued and not settled (whenIdle waits for them). */
   private appendsInFlight = 0;
@@ -302,7 +296,6 @@ export class Validator implements FrameSink {
     this.handles = opts.handleResolver;
     this.log = (opts.logger ?? silentLogger).child({ module: 'validate' });
     this.now = opts.now ?? Date.now;
-    this.observer = opts.observer;
     this.metrics = new ValidationMetrics(opts.registry);
     this.metrics.identityWaiting = () => {
       let events = 0;
@@ -586,7 +579,6 @@ export class Validator implements FrameSink {
         for (const j of batch) {
           const d = j.decision as Decision;
           k += d.events.length;
-          if (d.notes && this.observer) notifyObserver(this.observer, d.notes, this.log);
           if (!d.drop && typeof j.frame?.receivedAt === 'number') {
             this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
           }
@@ -979,23 +971,27 @@ export class Validator implements FrameSink {
           { did: q.did, host: frame.hostname, breaks },
           'chain break: account desynchronized, resync queued',
         );
-        const broken = drop('chain-break', detail, [
-          {
-            kind: EventKind.account,
-            uid: account.uid,
-            frame: accountFrame(q.did, publishedStatus(updated), this.nowIso()),
-          },
-        ]);
-        broken.notes = [{ kind: 'status', did: q.did, status: effectiveStatus(publishedStatus(updated)) }];
-        return broken;
+        return drop('chain-break', detail, [this.accountEvent(updated, q.did, this.nowIso())]);
       }
     }
     const write = this.stageHead(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, false);
     const bytes = frame.frame;
     return {
-      events: [{ kind: EventKind.commit, uid: account.uid, frame: (seq) => rewriteSeq(bytes, seq) }],
+      events: [
+        {
+          kind: EventKind.commit,
+          uid: account.uid,
+          frame: (seq) => rewriteSeq(bytes, seq),
+          // what the worker learned, so the collection index needs no decode
+          meta: {
+            type: '#commit',
+            did: q.did,
+            rev: r.rev,
+            collections: r.collections ?? { created: [], gone: [], unknown: [], decided: 0 },
+          },
+        },
+      ],
       write,
-      notes: [{ kind: 'commit', did: q.did, frame: bytes }],
     };
   }
 
@@ -1017,21 +1013,19 @@ export class Validator implements FrameSink {
     const write = this.stageHead(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, true);
     const bytes = frame.frame;
     const events: AppendEvent[] = [
-      { kind: EventKind.sync, uid: account.uid, frame: (seq) => rewriteSeq(bytes, seq) },
+      {
+        kind: EventKind.sync,
+        uid: account.uid,
+        frame: (seq) => rewriteSeq(bytes, seq),
+        meta: { type: '#sync', did: q.did, rev: r.rev },
+      },
     ];
     if (healing) {
       q.resyncPending = false;
       account = (await this.store.setAccountStatus(account.uid, 'active')) ?? account;
-      events.push({
-        kind: EventKind.account,
-        uid: account.uid,
-        frame: accountFrame(q.did, publishedStatus(account), this.nowIso()),
-      });
+      events.push(this.accountEvent(account, q.did, this.nowIso()));
     }
-    const notes: ObserverNote[] = healing
-      ? [{ kind: 'status', did: q.did, status: effectiveStatus(publishedStatus(account)) }]
-      : [];
-    return { events, write, notes };
+    return { events, write };
   }
 
   private async processIdentity(job: Job, q: RepoQueue): Promise<Decision> {
@@ -1088,10 +1082,17 @@ export class Validator implements FrameSink {
     if (account.upstreamStatus !== upstream) {
       account = (await this.store.setAccountUpstreamStatus(account.uid, upstream)) ?? account;
     }
+    return { events: [this.accountEvent(account, q.did, ev.time)] };
+  }
+
+  /** The relay's #account event for an account: its own published status, with the status as meta. */
+  private accountEvent(account: Account, did: string, time: string): AppendEvent {
     const published = publishedStatus(account);
     return {
-      events: [{ kind: EventKind.account, uid: account.uid, frame: accountFrame(q.did, published, ev.time) }],
-      notes: [{ kind: 'status', did: q.did, status: effectiveStatus(published) }],
+      kind: EventKind.account,
+      uid: account.uid,
+      frame: accountFrame(did, published, time),
+      meta: { type: '#account', did, status: statusOfPublished(published) },
     };
   }
 
@@ -1111,6 +1112,7 @@ export class Validator implements FrameSink {
             admin.seq = seq;
             return accountFrame(q.did, status, time)(seq);
           },
+          meta: { type: '#account', did: q.did, status: statusOfPublished(status) },
         },
       ],
       takedown: { uid: account.uid, on: admin.action === 'takedown' },
@@ -1148,12 +1150,9 @@ export class Validator implements FrameSink {
           kind: EventKind.sync,
           uid: account.uid,
           frame: syncFrame(did, fetched.rev, fetched.commitCid, fetched.commitBlock, time),
+          meta: { type: '#sync', did, rev: fetched.rev, resync: { collections: fetched.collections } },
         },
-        {
-          kind: EventKind.account,
-          uid: account.uid,
-          frame: accountFrame(did, publishedStatus(updated), time),
-        },
+        this.accountEvent(updated, did, time),
       ];
       this.metrics.resync(true);
       this.log.info({ did, rev: fetched.rev }, 'repo resynced');
@@ -1167,11 +1166,7 @@ export class Validator implements FrameSink {
         resolve: () => {},
         reject: (err) => this.log.error({ did, err }, 'resync events not appended'),
       };
-      const notes: ObserverNote[] = [
-        { kind: 'resynced', did, car: fetched.car },
-        { kind: 'status', did, status: effectiveStatus(publishedStatus(updated)) },
-      ];
-      this.finish(job, { events, write, notes });
+      this.finish(job, { events, write });
     } catch (err) {
       this.metrics.resync(false);
       this.metrics.resyncQueue.set(this.resyncer.queued);

@@ -51,6 +51,31 @@ describe('verifyFrame (stateless checks)', () => {
     assert.equal(peekEventDid(frameOf(ev.seq), '#commit'), did);
   });
 
+  it("works out the commit's effect on the account's collections from its blocks", () => {
+    const acct = host.createAccount().did;
+    const w = (action: 'create' | 'delete', collection: string, rkey: string) =>
+      action === 'create'
+        ? { action, collection, rkey, record: { $type: collection, text: rkey } }
+        : { action, collection, rkey };
+    host.writeRecords(acct, [w('create', 'app.test.a', 'r1'), w('create', 'app.test.b', 'r1')]);
+    const first = run('#commit', frameOf(host.seq));
+    assert.ok(first.ok);
+    assert.deepEqual(first.collections?.created.sort(), ['app.test.a', 'app.test.b']);
+    host.writeRecords(acct, [w('create', 'app.test.b', 'r2'), w('delete', 'app.test.a', 'r1')]);
+    const second = run('#commit', frameOf(host.seq));
+    assert.ok(second.ok);
+    assert.deepEqual(second.collections, {
+      created: ['app.test.b'],
+      gone: ['app.test.a'],
+      unknown: [],
+      decided: 1,
+    });
+    host.writeRecords(acct, [w('delete', 'app.test.b', 'r1')]);
+    const third = run('#commit', frameOf(host.seq));
+    assert.ok(third.ok);
+    assert.deepEqual(third.collections, { created: [], gone: [], unknown: [], decided: 1 }, 'r2 is left');
+  });
+
   it('returns the signed bytes unchecked when no key is given', () => {
     const ev = host.writeRecord(did);
     const r = run('#commit', frameOf(ev.seq), false);

@@ -8,7 +8,9 @@
 // the commit is a v3 commit whose did/rev (and CID) match the event; the rev
 // is a TID and not too far in the future; the signature is low-S and verifies
 // against the key given (if one was given); and, for #commit, whether undoing
-// the ops on the partial MST yields the claimed `prevData` (sync 1.1).
+// the ops on the partial MST yields the claimed `prevData` (sync 1.1). It
+// also works out what a #commit did to the account's collections, from the
+// same verified blocks, for the collection index.
 //
 // Whether `since`/`prevData` match the stored head, and everything else that
 // depends on state (status, host authority, rev ordering), is the main
@@ -16,6 +18,7 @@
 // because lenient mode passes events whose proof fails.
 import { CarError, readCar } from '../protocol/car.ts';
 import { type Commit, CommitError, decodeCommit, unsignedCommitBytes } from '../protocol/commit.ts';
+import { type CommitCollections, commitCollections } from '../protocol/commit-collections.ts';
 import { EventShapeError, MAX_SYNC_BLOCKS_BYTES, parseEventBody } from '../protocol/events.ts';
 import { decodeFrame, FrameError } from '../protocol/frames.ts';
 import { isHighS, type PublicKey, verifySignature } from '../protocol/keys.ts';
@@ -59,6 +62,12 @@ export interface VerifiedCommit {
   proofDetail?: string;
   /** The upstream seq of the event (for logs). */
   upstreamSeq: number;
+  /**
+   * #commit only: what the commit did to the account's collections, decided
+   * from its own blocks here (protocol/commit-collections.ts), so the
+   * collection index never decodes the commit again.
+   */
+  collections?: CommitCollections;
 }
 
 export interface Rejected {
@@ -159,6 +168,12 @@ function verifyCommitEvent(ev: import('../protocol/events.ts').CommitEvent, task
     prevData: ev.prevData ?? null,
     ops: ev.ops,
   });
+  let collections: CommitCollections;
+  try {
+    collections = commitCollections(ev.ops, car.blocks, commit.data);
+  } catch (err) {
+    return reject('bad-event', `op path: ${err instanceof Error ? err.message : String(err)}`, did);
+  }
   const out: VerifiedCommit = {
     ok: true,
     kind: 'commit',
@@ -171,6 +186,7 @@ function verifyCommitEvent(ev: import('../protocol/events.ts').CommitEvent, task
     ...sig,
     proof: proof.ok ? 'ok' : proof.reason,
     upstreamSeq: ev.seq,
+    collections,
   };
   if (!proof.ok && proof.detail !== undefined) out.proofDetail = proof.detail;
   return out;

@@ -22,10 +22,10 @@
 // The walker is separate from Mst (whose nodes are private) and trusts the
 // blocks' shape only as far as a verified commit guarantees it; anything
 // malformed is treated like a missing block.
-import { utf8Decode } from '../protocol/bytes.ts';
-import { decodeCbor } from '../protocol/cbor.ts';
-import { type Cid, isCid } from '../protocol/cid.ts';
-import type { BlockSource } from '../protocol/mst.ts';
+import { utf8Decode } from './bytes.ts';
+import { decodeCbor } from './cbor.ts';
+import { type Cid, isCid } from './cid.ts';
+import type { BlockSource } from './mst.ts';
 
 export type Presence = boolean | 'unknown';
 

@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isActive, publishedStatus, upstreamStatusOf } from './account-state.ts';
-import { isAuthoritativeHost } from './validator.ts';
+import {
+  effectiveStatus,
+  indexStatusOf,
+  isActive,
+  publishedStatus,
+  statusOfPublished,
+  upstreamStatusOf,
+} from './status.ts';
 
-describe('account state', () => {
+describe('account status rules', () => {
   it('maps #account events to upstream statuses', () => {
     assert.equal(upstreamStatusOf(true, undefined), 'active');
     assert.equal(upstreamStatusOf(true, 'takendown'), 'active');
@@ -30,13 +36,15 @@ describe('account state', () => {
     assert.equal(isActive({ status: 'active', upstreamStatus: 'suspended' }), false);
   });
 
-  it('compares the DID document PDS with the frame host, ignoring default ports and case', () => {
-    const id = (pdsEndpoint?: string) => ({ did: 'did:plc:x', pdsEndpoint });
-    assert.ok(isAuthoritativeHost(id('https://PDS.example.com'), 'pds.example.com'));
-    assert.ok(isAuthoritativeHost(id('https://pds.example.com'), 'pds.example.com:443'));
-    assert.ok(isAuthoritativeHost(id('http://127.0.0.1:2583'), '127.0.0.1:2583'));
-    assert.ok(!isAuthoritativeHost(id('http://127.0.0.1:2583'), '127.0.0.1:2584'));
-    assert.ok(!isAuthoritativeHost(id('https://evil.example.com'), 'pds.example.com'));
-    assert.ok(!isAuthoritativeHost(id(undefined), 'pds.example.com'));
+  it('names one effective status, and the collection index cut', () => {
+    assert.equal(effectiveStatus({ status: 'takendown', upstreamStatus: 'deleted' }), 'takendown');
+    assert.equal(effectiveStatus({ status: 'active', upstreamStatus: 'suspended' }), 'suspended');
+    assert.equal(statusOfPublished({ active: true }), 'active');
+    assert.equal(statusOfPublished({ active: false, status: 'deleted' }), 'deleted');
+    assert.equal(statusOfPublished({ active: false }), 'deactivated');
+    assert.equal(indexStatusOf({ status: 'desynchronized', upstreamStatus: 'active' }), 'active');
+    assert.equal(indexStatusOf({ status: 'throttled', upstreamStatus: 'active' }), 'active');
+    assert.equal(indexStatusOf({ status: 'takendown', upstreamStatus: 'deleted' }), 'takendown');
+    assert.equal(indexStatusOf({ status: 'active', upstreamStatus: 'deleted' }), 'deleted');
   });
 });

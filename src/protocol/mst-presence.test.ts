@@ -4,10 +4,10 @@
 // answer may be 'unknown' but never wrong).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { BlockMap } from '../protocol/car.ts';
-import { verifyCommitProof } from '../protocol/mst-proof.ts';
-import { collectionStillPresent, neighboursOf } from './presence.ts';
-import { indexed, newRepo, Prng, randomBatch, TRICKY_COLLECTIONS } from './test-repos.ts';
+import { indexed, newRepo, Prng, randomBatch, TRICKY_COLLECTIONS } from '../collections/test-repos.ts';
+import { BlockMap } from './car.ts';
+import { collectionStillPresent, neighboursOf } from './mst-presence.ts';
+import { verifyCommitProof } from './mst-proof.ts';
 
 describe('collectionStillPresent', () => {
   it('decides every delete of every verified commit exactly (random trees, tricky names)', () => {

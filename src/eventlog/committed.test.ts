@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import { CommittedStream } from './committed.ts';
+import { openEventLog } from './file-log.ts';
+import { EventKind, type LogRecord } from './types.ts';
+
+const dirs: string[] = [];
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('CommittedStream', () => {
+  it('hands every durable batch to each subscriber in order, with its meta, in the step the head moved', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'committed-'));
+    dirs.push(dir);
+    const log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    const registry = new Registry();
+    const stream = new CommittedStream(log, { registry });
+    const calls: string[] = [];
+    const seen: LogRecord[] = [];
+    stream.subscribe('first', (recs) => {
+      calls.push('first');
+      for (const r of recs) assert.ok(r.seq <= log.head(), 'head moved first');
+      seen.push(...recs);
+    });
+    stream.subscribe('broken', () => {
+      calls.push('broken');
+      throw new Error('subscriber bug');
+    });
+    const off = stream.subscribe('third', () => calls.push('third'));
+    await log.append([
+      {
+        kind: EventKind.account,
+        uid: 1,
+        frame: new Uint8Array([1]),
+        meta: { type: '#account', did: 'did:plc:a', status: 'takendown' },
+      },
+      { kind: EventKind.identity, uid: 1, frame: new Uint8Array([2]) },
+    ]);
+    assert.deepEqual(calls, ['first', 'broken', 'third'], 'a failing subscriber does not stop the others');
+    assert.deepEqual(seen[0].meta, { type: '#account', did: 'did:plc:a', status: 'takendown' });
+    assert.equal(seen[1].meta, undefined);
+    off();
+    await log.append([{ kind: EventKind.commit, uid: 1, frame: new Uint8Array([3]) }]);
+    assert.deepEqual(calls.slice(3), ['first', 'broken']);
+    const text = await registry.metrics();
+    assert.match(text, /relay_committed_events_total\{type="#account"\} 1/);
+    assert.match(text, /relay_committed_subscriber_errors_total\{subscriber="broken"\} 2/);
+    // read back from the log: no meta (it is never stored)
+    assert.equal((await log.readFrom(0))[0].meta, undefined);
+    stream.close();
+    await log.close();
+  });
+});
