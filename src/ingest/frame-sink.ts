@@ -18,6 +18,12 @@ export interface InboundFrame {
   type: string;
   /** The frame exactly as received (header + body). */
   frame: Uint8Array;
+  /**
+   * The account DID, read (and checked: DID syntax, at most 2 KB) by ingest's
+   * one pass over the frame (frame-check.ts), so validation does not walk the
+   * frame again. Absent when the frame comes from elsewhere (tests, tools).
+   */
+  did?: string;
   /** `performance.now()` when the frame was read, for ingest-to-broadcast latency. */
   receivedAt: number;
 }

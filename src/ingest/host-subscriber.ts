@@ -484,6 +484,7 @@ export class HostSubscriber implements BudgetClient {
         upstreamSeq: verdict.seq,
         type: verdict.type,
         frame,
+        did: verdict.did,
         receivedAt: performance.now(),
       };
       this.enqueue(ws, { event, bytes: frame.byteLength });

@@ -416,7 +416,8 @@ export class Validator implements FrameSink {
   /** Reads the DID and starts the stateless work; returns a Decision only for frames rejected outright. */
   private admit(job: Job, frame: InboundFrame): Decision | undefined {
     if (!KNOWN_TYPES.has(frame.type)) return drop('unknown-type', `type ${frame.type.slice(0, 64)}`);
-    const did = peekEventDid(frame.frame, frame.type);
+    // ingest read the DID in its one pass over the frame; other sources are peeked here
+    const did = frame.did ?? peekEventDid(frame.frame, frame.type);
     if (did === undefined) return this.rejectUnreadable(frame);
     job.did = did;
     if (frame.type === '#commit' || frame.type === '#sync') {
