@@ -48,20 +48,18 @@
 // Local work (SQLite, worker verdicts) never reorders: it only delays.
 //
 // Durability: `submit` resolves once the frame's events are durable in the
-// log and the repo head they set is written to the metadata store (a dropped
-// frame: once it reaches the front of the order queue and every append
-// issued before it has settled, so a resolved submit means that everything
-// ahead of it in the order queue is durable or dropped). The head write runs
-// after the append, batched with other heads (an in-memory overlay serves
-// the repo's next events meanwhile); it does not slow the pipeline, only the
-// resolution. Because ingest advances a host's cursor only past resolved
-// frames, a stored cursor never covers an event whose head may be lost.
-// Every event appended for an upstream frame carries the frame's origin
-// (host, upstream seq), and `headFloor()` says from which relay seq on heads
-// may still be unwritten: after a crash, log-recovery.ts rebuilds from the
-// log's tail both the heads and which re-received frames are already out
-// (exactly once: see that file). A head write that fails leaves the stored
-// head behind, so the repo's next event breaks the chain and resync heals it.
+// log (a dropped frame: once it reaches the front of the order queue and
+// every append issued before it has settled, so a resolved submit means that
+// everything ahead of it in the order queue is durable or dropped). The new
+// repo head is written to the metadata store after that, batched over a short
+// window (scheduleHeadWrites; an in-memory overlay serves the repo's next
+// events meanwhile). Every event appended for an upstream frame carries the
+// frame's origin (host, upstream seq), and `headFloor()` says from which
+// relay seq on heads may still be unwritten; the log checkpoint stays below
+// it, so after a crash log-recovery.ts rebuilds from the log's tail both the
+// heads the store lacks and which re-received frames are already out (exactly
+// once: see that file). A head write that fails leaves the stored head
+// behind, so the repo's next event breaks the chain and resync heals it.
 import type { Registry } from 'prom-client';
 import { isActive, publishedStatus, statusOfPublished, upstreamStatusOf } from '../accounts/status.ts';
 import type { AppendEvent, Sequencer } from '../eventlog/types.ts';
@@ -167,8 +165,6 @@ interface StagedHead {
   reset: boolean;
   /** Relay seq of the event that set it (known once appended). */
   seq?: number;
-  /** Resolves the submit that staged it, once the head is written. */
-  done?: () => void;
 }
 
 /** How long a forced identity refresh that changed nothing suppresses the next one for the same reason. */
@@ -176,8 +172,10 @@ const FRUITLESS_REFRESH_MS = 60_000;
 /** Bound of those notes (oldest forgotten first). */
 const MAX_FRUITLESS_REFRESH_NOTES = 100_000;
 
-/** Head writes per store call (one SQLite transaction), at most one call per event-loop turn. */
+/** Head writes per store call (one SQLite transaction). */
 const HEAD_WRITE_CHUNK = 1024;
+/** How long staged heads wait to be written together (hot accounts are written once per window). */
+const HEAD_WRITE_DELAY_MS = 100;
 
 interface Job {
   /** null for relay-originated events (resync). */
@@ -284,7 +282,7 @@ export class Validator implements FrameSink {
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
   private readonly headWrites: StagedHead[] = [];
-  private headWriteTimer: NodeJS.Immediate | null = null;
+  private headWriteTimer: NodeJS.Timeout | null = null;
   /** The chunk being written; one chunk at a time, so a repo's heads land in order. */
   private headWritesInFlight: StagedHead[] = [];
 
@@ -406,6 +404,12 @@ export class Validator implements FrameSink {
     this.closed = true;
     for (const wake of this.pauses) wake();
     this.pauses.clear();
+    if (this.headWriteTimer) {
+      // write what is staged now rather than after the delay
+      clearTimeout(this.headWriteTimer);
+      this.headWriteTimer = null;
+      this.scheduleHeadWrites();
+    }
     this.resyncer.close();
     await this.pool.close();
     await this.whenIdle();
@@ -584,16 +588,13 @@ export class Validator implements FrameSink {
             this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
           }
           const hide = hides.get(j);
-          if (hide) {
-            hide.then(j.resolve, j.reject);
-          } else if (d.write) {
-            // resolved once the head is in the store (see the file comment)
+          if (d.write) {
+            // written later, batched; headFloor() covers it until then
             d.write.seq = seqs[k - 1];
-            d.write.done = j.resolve;
             this.headWrites.push(d.write);
-          } else {
-            j.resolve();
           }
+          if (hide) hide.then(j.resolve, j.reject);
+          else j.resolve();
         }
         this.scheduleHeadWrites();
       },
@@ -616,25 +617,32 @@ export class Validator implements FrameSink {
   }
 
   // Head writes run after the append is durable, off the submit path, one
-  // chunk at a time on later event-loop turns. Consecutive rev-gated updates go
-  // to the store in one updateAccountHeads call (one SQLite transaction, one
-  // PostgreSQL round trip) instead of one implicit transaction per event;
-  // resets are written one by one in their place, so a repo's heads land in
-  // the order they were staged. The chunk bound keeps one call from stalling
-  // the main thread (~10 µs per head inside a transaction).
+  // chunk at a time, HEAD_WRITE_DELAY_MS after the first head waiting (at
+  // once when a chunk is full, or when closing). Consecutive rev-gated
+  // updates go to the store in one updateAccountHeads call (one SQLite
+  // transaction, one PostgreSQL round trip), keeping only the newest head per
+  // account — an account that commits several times in the window is written
+  // once; resets are written one by one in their place, so a repo's heads
+  // land in the order they were staged. The chunk bound keeps one call from
+  // stalling the main thread. Until a head is written the in-memory overlay
+  // serves it, and headFloor() keeps the log checkpoint below its event, so a
+  // crash repairs it from the log (ingest/log-recovery.ts).
   private scheduleHeadWrites(): void {
     if (this.headWriteTimer || this.headWritesInFlight.length > 0 || this.headWrites.length === 0) return;
-    this.headWriteTimer = setImmediate(() => {
-      this.headWriteTimer = null;
-      const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
-      this.headWritesInFlight = chunk;
-      void this.writeHeads(chunk).finally(() => {
-        this.headWritesInFlight = [];
-        for (const w of chunk) w.done?.();
-        this.scheduleHeadWrites();
-        this.checkIdle();
-      });
-    });
+    const now = this.closed || this.headWrites.length >= HEAD_WRITE_CHUNK;
+    this.headWriteTimer = setTimeout(
+      () => {
+        this.headWriteTimer = null;
+        const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
+        this.headWritesInFlight = chunk;
+        void this.writeHeads(chunk).finally(() => {
+          this.headWritesInFlight = [];
+          this.scheduleHeadWrites();
+          this.checkIdle();
+        });
+      },
+      now ? 0 : HEAD_WRITE_DELAY_MS,
+    );
   }
 
   private async writeHeads(chunk: StagedHead[]): Promise<void> {
