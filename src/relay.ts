@@ -35,6 +35,7 @@ import {
   CollectionIndexUpkeep,
   createCollectionsAdminHandler,
   createListReposByCollectionHandler,
+  KnownPairsIndex,
   openCollectionIndex,
   registerCollectionMetrics,
   relayAccountStatus,
@@ -145,7 +146,10 @@ export class Relay {
     // collection index and metrics all follow what was published from here.
     const committed = new CommittedStream(eventLog, { logger: log, registry: this.registry });
     this.committed = committed;
-    const collectionIndex = await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir });
+    // every writer of the index goes through the known-pairs cache (collections/known-pairs.ts)
+    const collectionIndex = new KnownPairsIndex(
+      await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir }),
+    );
     this.collectionIndex = collectionIndex;
 
     // Identity and outbound HTTP (every outbound request goes through the SSRF guard).
@@ -257,7 +261,13 @@ export class Relay {
       onError: (err) => log.warn({ err, module: 'collections' }, 'collection index cleaner error'),
     });
     this.collectionCleaner = cleaner;
-    registerCollectionMetrics(this.registry, { indexer, backfiller, cleaner, syncRecompute });
+    registerCollectionMetrics(this.registry, {
+      indexer,
+      backfiller,
+      cleaner,
+      syncRecompute,
+      knownPairs: collectionIndex,
+    });
 
     // HTTP surface.
     const stats = createStatsProvider({ store, eventLog, firehose, identity });

@@ -17,6 +17,7 @@ export type {
   CollectionPair,
   Page,
 } from './index-store.ts';
+export { KnownPairsIndex } from './known-pairs.ts';
 export { registerCollectionMetrics } from './metrics.ts';
 export { openCollectionIndex } from './open-index.ts';
 export { PostgresCollectionIndex } from './postgres-index.ts';

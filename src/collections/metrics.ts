@@ -5,11 +5,14 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { CollectionBackfiller } from './backfill.ts';
 import type { CollectionCleaner } from './cleaner.ts';
+import type { KnownPairsIndex } from './known-pairs.ts';
 import type { SyncRecomputeQueue, SyncRecomputeStats } from './sync-recompute.ts';
 import type { CollectionIndexer, UpkeepStats } from './upkeep.ts';
 
 export interface CollectionMetricsSources {
   indexer?: CollectionIndexer;
+  /** The known-pairs cache in front of the index store (known-pairs.ts). */
+  knownPairs?: KnownPairsIndex;
   backfiller?: CollectionBackfiller;
   cleaner?: CollectionCleaner;
   syncRecompute?: SyncRecomputeQueue;
@@ -48,6 +51,15 @@ export function registerCollectionMetrics(r: Registry, src: CollectionMetricsSou
       const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
       followCounter(r, `relay_collections_${snake}_total`, help, () => ix.stats[key]);
     }
+  }
+  const kp = src.knownPairs;
+  if (kp) {
+    followCounter(
+      r,
+      'relay_collections_known_pairs_skipped_total',
+      'Pair writes skipped because the pair was known to be in the index already',
+      () => kp.skipped,
+    );
   }
   const bf = src.backfiller;
   if (bf) {
