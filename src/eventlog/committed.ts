@@ -67,9 +67,19 @@ export class CommittedStream {
     this.subscribers.length = 0;
   }
 
+  private readonly byKind = new Map<number, { inc(): void }>();
+
   private dispatch(records: readonly CommittedEvent[]): void {
-    if (this.events) {
-      for (const r of records) this.events.inc({ type: TYPE_OF_KIND[r.kind] ?? 'other' });
+    const events = this.events;
+    if (events) {
+      for (const r of records) {
+        let c = this.byKind.get(r.kind);
+        if (c === undefined) {
+          c = events.labels(TYPE_OF_KIND[r.kind] ?? 'other');
+          this.byKind.set(r.kind, c);
+        }
+        c.inc();
+      }
     }
     for (const s of this.subscribers) {
       try {

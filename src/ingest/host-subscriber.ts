@@ -462,7 +462,7 @@ export class HostSubscriber implements BudgetClient {
       this.onErrorFrame(ws, verdict.error);
       return;
     }
-    if (verdict.label !== undefined) this.o.metrics.framesByType.labels(verdict.label).inc();
+    if (verdict.label !== undefined) this.o.metrics.frameOfType(verdict.label);
     if (verdict.kind === 'bad') {
       this.bad(ws, verdict.reason);
     } else if (verdict.kind === 'info') {

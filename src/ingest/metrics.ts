@@ -42,6 +42,18 @@ export class IngestMetrics {
   readonly framesByType: Counter<'type'>;
   readonly bytesByHost: Counter<'host'>;
   readonly dropped: Counter<'reason'>;
+  private readonly byType = new Map<string, { inc(): void }>();
+
+  /** Counts a frame of a type label (the series is looked up once per label, not per frame). */
+  frameOfType(label: string): void {
+    let c = this.byType.get(label);
+    if (c === undefined) {
+      c = this.framesByType.labels(label);
+      this.byType.set(label, c);
+    }
+    c.inc();
+  }
+
   /** Upstream events received again (after a crash or reconnect) that the log shows already relayed. */
   readonly alreadyRelayed: Counter;
   readonly disconnects: Counter<'reason'>;
