@@ -8,7 +8,7 @@
 // lands while that load is in flight marks the load stale, so the older row it
 // returns is handed to its callers but never cached over the newer one.
 // Concurrent misses for one DID share a single query.
-import type { Account } from './metadata-store.ts';
+import type { Account, RepoHead } from './metadata-store.ts';
 
 interface Load {
   promise: Promise<Account | undefined>;
@@ -74,6 +74,24 @@ export class AccountCache {
     const load = this.loads.get(account.did);
     if (load) load.stale = true;
     if (this.entries.has(account.did)) this.entries.set(account.did, account);
+  }
+
+  /** After a head write: the cached account (if it is this uid) gets the new head; a load in flight is stale. */
+  patchHead(did: string, uid: number, head: RepoHead): void {
+    const load = this.loads.get(did);
+    if (load) load.stale = true;
+    const cur = this.entries.get(did);
+    if (cur && cur.uid === uid) this.entries.set(did, { ...cur, head });
+  }
+
+  /** After a write to an account known only by uid (a scan: not for hot paths). */
+  invalidateUid(uid: number): void {
+    for (const [did, a] of this.entries) {
+      if (a.uid === uid) {
+        this.invalidate(did);
+        return;
+      }
+    }
   }
 
   /** After a write whose resulting row is unknown. */

@@ -391,6 +391,12 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
           /rev/,
         );
         assert.deepEqual((await store.getAccountByUid(b.uid))?.head, head(2));
+        // With the DID the cached account is patched in place (no re-read).
+        assert.deepEqual(await store.updateAccountHeads([{ uid: b.uid, did: b.did, head: head(21) }]), [
+          true,
+        ]);
+        assert.deepEqual((await store.getAccountByDid(b.did))?.head, head(21), 'patched in the cache');
+        assert.deepEqual((await store.getAccountByUid(b.uid))?.head, head(21));
       });
     });
 

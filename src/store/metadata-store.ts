@@ -101,6 +101,11 @@ export interface AccountPageOptions extends PageOptions {
 /** One rev-gated repo head write, as passed to `updateAccountHeads`. */
 export interface HeadUpdate {
   uid: number;
+  /**
+   * The account's DID: the account cache is keyed by it, so a written head is
+   * patched in rather than re-read (without it the cached account is dropped).
+   */
+  did?: string;
   head: RepoHead;
 }
 
@@ -166,10 +171,11 @@ export interface MetadataBackend {
   updateAccountHead(uid: number, head: RepoHead): Promise<Account | undefined>;
   /**
    * updateAccountHead for each update, in order (a uid may repeat): one result
-   * per update, the new row where applied. One transaction on SQLite, one
-   * round trip on PostgreSQL unless a uid repeats or the batch is very large.
+   * per update, whether it was applied. One transaction on SQLite, one round
+   * trip on PostgreSQL unless a uid repeats or the batch is very large. (No
+   * rows come back: the hot path writes a head per commit.)
    */
-  updateAccountHeads(updates: readonly HeadUpdate[]): Promise<(Account | undefined)[]>;
+  updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]>;
   resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined>;
   listAccounts(opts: AccountPageOptions): Promise<Account[]>;
   countAccountsByHost(hostId: number): Promise<number>;

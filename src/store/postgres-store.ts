@@ -340,8 +340,8 @@ export class PostgresBackend implements MetadataBackend {
     return this.heads.update(uid, head);
   }
 
-  updateAccountHeads(updates: readonly HeadUpdate[]): Promise<(Account | undefined)[]> {
-    return this.heads.updateAll(updates);
+  async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]> {
+    return (await this.heads.updateAll(updates)).map((row) => row !== undefined);
   }
 
   private async writeHeads(writes: readonly HeadWrite[]): Promise<Account[]> {

@@ -94,6 +94,8 @@ function prepareStatements(db: Database.Database) {
     setUpstreamStatus: p('UPDATE accounts SET upstream_status = ? WHERE uid = ? RETURNING *'),
     updateHead: p(`UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
       WHERE uid = ? AND (rev IS NULL OR rev < ?) RETURNING *`),
+    updateHeadQuiet: p(`UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
+      WHERE uid = ? AND (rev IS NULL OR rev < ?)`),
     resetHead: p('UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ? WHERE uid = ? RETURNING *'),
     accountPage: p('SELECT * FROM accounts WHERE uid > ? ORDER BY uid LIMIT ?'),
     activeAccountPage: p(`SELECT * FROM accounts WHERE uid > ? AND status = 'active'
@@ -300,16 +302,14 @@ export class SqliteBackend implements MetadataBackend {
     return row && accountFromRow(row);
   }
 
-  async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<(Account | undefined)[]> {
+  async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]> {
     if (updates.length === 0) return [];
     // One transaction: one WAL commit for the batch instead of one per head.
     return this.db.transaction(() =>
-      updates.map(({ uid, head }) => {
-        const row = first(this.s.updateHead, head.rev, head.commitCid, head.dataCid, uid, head.rev) as
-          | AccountRow
-          | undefined;
-        return row && accountFromRow(row);
-      }),
+      updates.map(
+        ({ uid, head }) =>
+          this.s.updateHeadQuiet.run(head.rev, head.commitCid, head.dataCid, uid, head.rev).changes > 0,
+      ),
     )();
   }
 

@@ -231,13 +231,14 @@ export class RelayMetadataStore implements MetadataStore {
   async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]> {
     if (updates.length === 0) return [];
     for (const u of updates) checkHead(u.head);
-    const rows = await this.db.updateAccountHeads(updates);
-    // In order, so a uid written twice leaves the cache at its last applied row.
-    return rows.map((account) => {
-      if (!account) return false;
-      this.cache.refresh(account);
-      return true;
+    const written = await this.db.updateAccountHeads(updates);
+    // In order, so a uid written twice leaves the cache at its last applied head.
+    updates.forEach((u, i) => {
+      if (!written[i]) return;
+      if (u.did !== undefined) this.cache.patchHead(u.did, u.uid, u.head);
+      else this.cache.invalidateUid(u.uid);
     });
+    return written;
   }
 
   async resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined> {

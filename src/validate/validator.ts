@@ -238,12 +238,33 @@ export function pdsHostname(endpoint: string | undefined): string | undefined {
   }
 }
 
+const stripDefaultPort = (h: string) => h.replace(/:(443|80)$/, '');
+
+/**
+ * PDS endpoint → its host without a default port, per endpoint string: the
+ * identity cache interns endpoint URLs (a few hundred PDSes serve most
+ * accounts), so this parses each once instead of once per event. Bounded:
+ * cleared when it grows past 100,000 entries.
+ */
+const authorityOfEndpoint = new Map<string, string | null>();
+
+function authorityOf(endpoint: string | undefined): string | undefined {
+  if (!endpoint) return undefined;
+  let a = authorityOfEndpoint.get(endpoint);
+  if (a === undefined) {
+    const host = pdsHostname(endpoint);
+    a = host === undefined ? null : stripDefaultPort(host);
+    if (authorityOfEndpoint.size >= 100_000) authorityOfEndpoint.clear();
+    authorityOfEndpoint.set(endpoint, a);
+  }
+  return a ?? undefined;
+}
+
 /** True when the DID document's PDS is the host a frame came from (default ports ignored on both sides). */
 export function isAuthoritativeHost(identity: AtprotoIdentity, hostname: string): boolean {
-  const pds = pdsHostname(identity.pdsEndpoint);
+  const pds = authorityOf(identity.pdsEndpoint);
   if (pds === undefined) return false;
-  const strip = (h: string) => h.replace(/:(443|80)$/, '');
-  return strip(pds) === strip(hostname);
+  return pds === stripDefaultPort(hostname);
 }
 
 function keyEquals(a: PublicKey | undefined, b: PublicKey | undefined): boolean {
@@ -656,13 +677,14 @@ export class Validator implements FrameSink {
         } else {
           // A run of updates; per uid only the highest rev, which is what
           // applying them one by one with the rev gate would leave.
-          const best = new Map<number, RepoHead>();
+          const best = new Map<number, { uid: number; did: string; head: RepoHead }>();
           for (; i < chunk.length && !chunk[i].reset; i++) {
             const { account, head } = chunk[i];
             const cur = best.get(account.uid);
-            if (!cur || cur.rev < head.rev) best.set(account.uid, head);
+            if (!cur || cur.head.rev < head.rev)
+              best.set(account.uid, { uid: account.uid, did: account.did, head });
           }
-          await this.store.updateAccountHeads([...best].map(([uid, head]) => ({ uid, head })));
+          await this.store.updateAccountHeads([...best.values()]);
         }
       } catch (err) {
         // The stored heads stay behind; the repos' next events break the chain and resync heals it.
