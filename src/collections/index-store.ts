@@ -44,6 +44,12 @@ export interface BackfillItem {
 export interface CollectionIndexStore {
   readonly kind: 'sqlite' | 'postgres';
 
+  /**
+   * Whether the pair is known to be in the index without asking the database
+   * (a cache in front of it, known-pairs.ts); false means "not known", not
+   * "absent". Optional: plain stores do not know.
+   */
+  knows?(did: string, collection: string): boolean;
   /** Adds pairs (idempotent); returns how many were new. */
   addPairs(pairs: readonly CollectionPair[]): Promise<number>;
   /** Removes pairs; returns how many existed. */

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { mulberry32 } from '../../test/prng.ts';
+import { turn } from '../../test/support/wait.ts';
 import { KnownPairsIndex } from './known-pairs.ts';
 import { SqliteCollectionIndex } from './sqlite-index.ts';
+import { CollectionIndexer } from './upkeep.ts';
 
 describe('KnownPairsIndex', () => {
   it('writes only pairs it does not know, and forgets before anything that removes', async () => {
@@ -50,5 +52,47 @@ describe('KnownPairsIndex', () => {
     assert.ok(cached.skipped > 0);
     await plain.close();
     await cached.close();
+  });
+
+  it('lets the indexer apply a commit that only creates in known collections at once, and nothing else', async () => {
+    const ix = new KnownPairsIndex(new SqliteCollectionIndex({ path: ':memory:' }));
+    const indexer = new CollectionIndexer(ix);
+    const effect = (created: string[], gone: string[] = []) => ({
+      created,
+      gone,
+      unknown: [],
+      decided: gone.length,
+    });
+    assert.equal(indexer.applyKnownEffect('did:plc:a', effect(['a.b.c'])), false, 'not known yet');
+    await indexer.applyEffect('did:plc:a', effect(['a.b.c']));
+    await turn(); // the DID's chain is dropped a microtask after its last call settles
+    assert.equal(indexer.applyKnownEffect('did:plc:a', effect(['a.b.c'])), true);
+    assert.equal(indexer.applyKnownEffect('did:plc:a', effect([])), true, 'an update creates nothing');
+    assert.equal(
+      indexer.applyKnownEffect('did:plc:a', effect(['a.b.c'], ['x.y.z'])),
+      false,
+      'a delete goes through',
+    );
+    const queued = indexer.applyEffect('did:plc:a', effect([], ['a.b.c']));
+    assert.equal(
+      indexer.applyKnownEffect('did:plc:a', effect(['a.b.c'])),
+      false,
+      'behind queued work of the DID',
+    );
+    await queued;
+    await turn();
+    assert.equal(
+      indexer.applyKnownEffect('did:plc:a', effect(['a.b.c'])),
+      false,
+      'the removal was forgotten',
+    );
+    assert.equal(indexer.stats.commits, 4);
+    const plain = new CollectionIndexer(new SqliteCollectionIndex({ path: ':memory:' }));
+    assert.equal(
+      plain.applyKnownEffect('did:plc:a', effect(['a.b.c'])),
+      false,
+      'a plain store knows nothing',
+    );
+    await ix.close();
   });
 });

@@ -38,6 +38,10 @@ export class KnownPairsIndex implements CollectionIndexStore {
     return this.known.get(p.did)?.has(p.collection) ?? false;
   }
 
+  knows(did: string, collection: string): boolean {
+    return this.known.get(did)?.has(collection) ?? false;
+  }
+
   private learn(p: CollectionPair): void {
     let set = this.known.get(p.did);
     if (set) {

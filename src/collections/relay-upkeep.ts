@@ -76,6 +76,7 @@ export class CollectionIndexUpkeep {
   /** A relayed #commit: its effect on the account's collections was worked out by a validation worker. */
   commitApplied(did: string, rev: string, effect: CommitCollections): void {
     this.syncQueue?.commitSeen(did, rev);
+    if (this.indexer.applyKnownEffect(did, effect)) return; // nothing to write (most commits)
     this.track(did, 'commit', () => this.indexer.applyEffect(did, effect));
   }
 

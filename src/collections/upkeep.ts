@@ -127,6 +127,25 @@ export class CollectionIndexer {
     return this.inOrder(did, () => this.applyEffectNow(did, effect));
   }
 
+  /**
+   * The common case done at once, with no store call and no promise: nothing
+   * of the DID is queued, and the commit only creates records in collections
+   * the store says it already holds for the account (known-pairs.ts).
+   * Returns false when the effect must go through applyEffect.
+   */
+  applyKnownEffect(did: string, effect: CommitCollections): boolean {
+    if (effect.gone.length > 0 || effect.unknown.length > 0 || this.chains.has(did)) return false;
+    const known = this.store.knows;
+    if (
+      effect.created.length > 0 &&
+      (known === undefined || !effect.created.every((c) => known.call(this.store, did, c)))
+    )
+      return false;
+    this.stats.commits++;
+    this.stats.deletesDecided += effect.decided;
+    return true;
+  }
+
   private async applyEffectNow(did: string, eff: CommitCollections): Promise<ApplyCommitResult> {
     const pairs = (cs: string[]): CollectionPair[] => cs.map((collection) => ({ did, collection }));
     if (eff.created.length > 0) this.stats.pairsAdded += await this.store.addPairs(pairs(eff.created));
