@@ -24,6 +24,12 @@ export interface InboundFrame {
    * frame again. Absent when the frame comes from elsewhere (tests, tools).
    */
   did?: string;
+  /**
+   * Nobody else holds the frame's buffer (ingest copied it out of the socket
+   * chunk or `ws` allocated it for this message): validation may move it to a
+   * worker thread and back instead of copying it.
+   */
+  owned?: boolean;
   /** `performance.now()` when the frame was read, for ingest-to-broadcast latency. */
   receivedAt: number;
 }

@@ -485,6 +485,7 @@ export class HostSubscriber implements BudgetClient {
         type: verdict.type,
         frame,
         did: verdict.did,
+        owned: true,
         receivedAt: performance.now(),
       };
       this.enqueue(ws, { event, bytes: frame.byteLength });

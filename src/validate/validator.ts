@@ -454,6 +454,7 @@ export class Validator implements FrameSink {
       job.verified = this.pool.verify({
         type,
         frame: frame.frame,
+        movable: frame.owned === true,
         key: cached?.signingKey,
         nowMs: this.now(),
         maxRevSkewMs: this.settings.maxRevSkewMs,
@@ -963,6 +964,7 @@ export class Validator implements FrameSink {
   private async processCommit(job: Job, q: RepoQueue): Promise<Decision> {
     const frame = job.frame as InboundFrame;
     const r = await (job.verified as Promise<VerifyResult>);
+    if (r.frame) frame.frame = r.frame; // moved to the worker and back (pool.ts)
     if (!r.ok) return drop(r.reason, r.detail);
     const ctx = await this.accountContext(job, q);
     if (isDecision(ctx)) return ctx;
@@ -1029,6 +1031,7 @@ export class Validator implements FrameSink {
   private async processSync(job: Job, q: RepoQueue): Promise<Decision> {
     const frame = job.frame as InboundFrame;
     const r = await (job.verified as Promise<VerifyResult>);
+    if (r.frame) frame.frame = r.frame; // moved to the worker and back (pool.ts)
     if (!r.ok) return drop(r.reason, r.detail);
     const ctx = await this.accountContext(job, q);
     if (isDecision(ctx)) return ctx;

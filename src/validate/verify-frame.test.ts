@@ -152,4 +152,37 @@ describe('verifyFrame (stateless checks)', () => {
       await pool.close();
     }
   });
+
+  it('moves an owned frame to the worker and back instead of copying it', async () => {
+    const pool = new VerifyPool({ size: 1 });
+    try {
+      const original = frameOf(host.writeRecord(did).seq);
+      const frame = new Uint8Array(original); // owns its buffer
+      const r = await pool.verify({
+        type: '#commit',
+        frame,
+        movable: true,
+        key: key(),
+        nowMs: Date.now(),
+        maxRevSkewMs: DEFAULT_MAX_REV_SKEW_MS,
+      });
+      assert.ok(r.ok);
+      assert.equal(frame.byteLength, 0, 'moved away');
+      assert.deepEqual(r.frame, original, 'and handed back whole');
+      // not movable: copied, left in place
+      const kept = new Uint8Array(original);
+      const r2 = await pool.verify({
+        type: '#commit',
+        frame: kept,
+        key: key(),
+        nowMs: Date.now(),
+        maxRevSkewMs: DEFAULT_MAX_REV_SKEW_MS,
+      });
+      assert.ok(r2.ok);
+      assert.equal(kept.byteLength, original.byteLength);
+      assert.equal(r2.frame, undefined);
+    } finally {
+      await pool.close();
+    }
+  });
 });

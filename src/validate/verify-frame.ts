@@ -39,6 +39,10 @@ export interface VerifyTask {
   /** Wall clock (ms) for the future-rev check. */
   nowMs: number;
   maxRevSkewMs: number;
+  /** Nobody else holds the frame's buffer: the pool may move it to a worker (and back). */
+  movable?: boolean;
+  /** The frame's buffer was moved to the worker: hand the frame back with the result (pool.ts). */
+  returnFrame?: boolean;
 }
 
 export type SigStatus = 'ok' | 'bad' | 'unchecked';
@@ -77,7 +81,8 @@ export interface Rejected {
   did?: string;
 }
 
-export type VerifyResult = VerifiedCommit | Rejected;
+/** With the task's frame when it was moved to a worker and comes back (pool.ts). */
+export type VerifyResult = (VerifiedCommit | Rejected) & { frame?: Uint8Array };
 
 function reject(reason: DropReason, detail: string, did?: string): Rejected {
   return did === undefined ? { ok: false, reason, detail } : { ok: false, reason, detail, did };

@@ -3,6 +3,8 @@
 // stateless verdicts of verify-frame.ts, in the same order. Batching keeps
 // the per-message cost (a structured clone and an event-loop turn on each
 // side) small next to the ~100 µs of hashing and signature work per commit.
+// A frame whose buffer the pool moved here (transfer, not copy) is moved back
+// with its result.
 import { parentPort } from 'node:worker_threads';
 import type { WorkerRequest, WorkerResponse } from './pool.ts';
 import { type VerifyResult, verifyFrame } from './verify-frame.ts';
@@ -11,7 +13,17 @@ const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 port.on('message', (req: WorkerRequest) => {
   const results: VerifyResult[] = new Array(req.tasks.length);
-  for (let i = 0; i < req.tasks.length; i++) results[i] = verifyFrame(req.tasks[i]);
+  // frames whose buffers were moved here go back the same way (no copy either way)
+  const back: ArrayBuffer[] = [];
+  for (let i = 0; i < req.tasks.length; i++) {
+    const task = req.tasks[i];
+    const r: VerifyResult = verifyFrame(task);
+    if (task.returnFrame) {
+      r.frame = task.frame;
+      back.push(task.frame.buffer as ArrayBuffer);
+    }
+    results[i] = r;
+  }
   const res: WorkerResponse = { batch: req.batch, results };
-  port.postMessage(res);
+  port.postMessage(res, back);
 });
