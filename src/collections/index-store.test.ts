@@ -36,6 +36,28 @@ for (const [name, fresh] of backends) {
     };
 
     it(
+      'calls made without awaiting apply in call order, and later reads and writes see them',
+      withStore(async (s) => {
+        // backends group-commit pair writes; the result must be as if each ran at once
+        const calls = [
+          s.addPairs([{ did: did(1), collection: POST }]),
+          s.removePairs([{ did: did(1), collection: POST }]),
+          s.removePairs([{ did: did(2), collection: POST }]),
+          s.addPairs([{ did: did(2), collection: POST }]),
+          s.addPairs([{ did: did(3), collection: LIKE }]),
+          s.addPairs([{ did: did(3), collection: LIKE }]),
+          s.addPendingChecks([{ did: did(4), collection: POST }]),
+        ];
+        const removeAll = s.removeAccount(did(3));
+        const reads = Promise.all([s.collectionsOf(did(1)), s.collectionsOf(did(2)), s.countPairs()]);
+        assert.deepEqual(await Promise.all(calls), [1, 1, 0, 1, 1, 0, undefined]);
+        assert.equal(await removeAll, 1);
+        assert.deepEqual(await reads, [[], [POST], 1]);
+        assert.equal(await s.countPendingChecks(), 1);
+      }),
+    );
+
+    it(
       'adds and removes pairs idempotently, keeping counts exact',
       withStore(async (s) => {
         assert.equal(await s.addPairs([{ did: did(1), collection: POST }]), 1);

@@ -143,6 +143,12 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
     });
   }
 
+  /** Resolves once every write queued before it has run: reads and direct writes see earlier calls. */
+  private afterQueuedWrites(): Promise<void> {
+    if (this.queue.length === 0 && this.draining === null) return Promise.resolve();
+    return this.serial(async () => {});
+  }
+
   private enqueuePairs(kind: 'add' | 'remove', pairs: readonly CollectionPair[]): Promise<number> {
     return new Promise<number>((resolve, reject) => {
       this.queue.push({ kind, pairs, resolve, reject });
@@ -289,6 +295,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async setHidden(did: string, hidden: boolean): Promise<void> {
+    await this.afterQueuedWrites();
     await this.serial(() =>
       hidden
         ? this.pool.query('INSERT INTO coll_hidden (did) VALUES ($1) ON CONFLICT DO NOTHING', [did])
@@ -297,11 +304,13 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async isHidden(did: string): Promise<boolean> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query('SELECT 1 FROM coll_hidden WHERE did = $1', [did]);
     return res.rowCount !== null && res.rowCount > 0;
   }
 
   async collectionsOf(did: string): Promise<string[]> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query<{ name: string }>(
       'SELECT n.name FROM coll_pairs p JOIN coll_names n ON n.id = p.coll WHERE p.did = $1 ORDER BY n.name',
       [did],
@@ -310,6 +319,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async listRepos(collection: string, limit: number, cursor?: string): Promise<Page<string>> {
+    await this.afterQueuedWrites();
     const id = (await this.idsFor([collection], false)).get(collection);
     if (id === undefined) return { items: [] };
     const res = await this.pool.query<{ did: string }>(
@@ -325,6 +335,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async listCollections(limit: number, cursor?: string): Promise<Page<CollectionCount>> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query<{ collection: string; count: string }>(
       'SELECT name AS collection, pairs AS count FROM coll_names WHERE name > $1 AND pairs > 0 ORDER BY name LIMIT $2',
       [cursor ?? '', limit],
@@ -334,6 +345,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async listDids(limit: number, cursor?: string): Promise<Page<string>> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query<{ did: string }>(
       'SELECT DISTINCT did FROM coll_pairs WHERE did > $1 ORDER BY did LIMIT $2',
       [cursor ?? '', limit],
@@ -343,6 +355,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async countPairs(): Promise<number> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query<{ n: string }>('SELECT coalesce(sum(pairs), 0) AS n FROM coll_names');
     return Number(res.rows[0].n);
   }
@@ -359,6 +372,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async pendingChecks(limit: number): Promise<CollectionPair[]> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query<CollectionPair>(
       'SELECT did, collection FROM coll_pending ORDER BY added_at, did, collection LIMIT $1',
       [limit],
@@ -367,6 +381,7 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async removePendingCheck(pair: CollectionPair): Promise<void> {
+    await this.afterQueuedWrites();
     await this.serial(() =>
       this.pool.query('DELETE FROM coll_pending WHERE did = $1 AND collection = $2', [
         pair.did,
@@ -376,10 +391,12 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
   }
 
   async removePendingChecksOf(did: string): Promise<void> {
+    await this.afterQueuedWrites();
     await this.serial(() => this.pool.query('DELETE FROM coll_pending WHERE did = $1', [did]));
   }
 
   async countPendingChecks(): Promise<number> {
+    await this.afterQueuedWrites();
     const res = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM coll_pending');
     return res.rows[0].n;
   }
