@@ -114,7 +114,7 @@ type EntryData =
     }
   | { ok: false; error: Error; expiresAt: number };
 /** An entry and its estimated heap bytes (charged against maxBytes). */
-type Entry = EntryData & { bytes: number };
+type Entry = EntryData & { bytes: number; insertedAt: number };
 
 /** Fixed heap cost charged per entry (measured ~600 bytes with a parsed identity). */
 const ENTRY_OVERHEAD_BYTES = 600;
@@ -150,6 +150,8 @@ export class IdentityCache implements IdentityResolver {
   private readonly log: Logger;
   private readonly limiter: ConcurrencyLimiter;
   private readonly entries = new Map<string, Entry>();
+  /** Entries inserted or moved so far: how far back in the map order an entry is (touch). */
+  private inserts = 0;
   private readonly inflight = new Map<string, Inflight>();
   /** One copy of each PDS URL: most accounts live on a few hundred PDS hosts. */
   private readonly pdsUrls = new Map<string, string>();
@@ -259,8 +261,17 @@ export class IdentityCache implements IdentityResolver {
     };
   }
 
+  /**
+   * LRU use: the entry moves to the young end of the map's order, but only
+   * once it has aged into the older half (more inserts since its own than
+   * half the entries), so a hot DID costs no Map delete+set per event (the
+   * relay reads through get() for every commit). Eviction order stays LRU
+   * to within half the cache.
+   */
   private touch(did: string, e: Entry): void {
+    if (this.inserts - e.insertedAt < this.entries.size >> 1) return;
     this.entries.delete(did);
+    e.insertedAt = ++this.inserts;
     this.entries.set(did, e);
   }
 
@@ -353,7 +364,7 @@ export class IdentityCache implements IdentityResolver {
   /** Inserts (or replaces) an entry, then evicts the oldest until both the entry and the byte caps hold. */
   private store(did: string, entry: EntryData): void {
     this.remove(did);
-    const e: Entry = { ...entry, bytes: entryBytes(did, entry) };
+    const e: Entry = { ...entry, bytes: entryBytes(did, entry), insertedAt: ++this.inserts };
     this.entries.set(did, e);
     this.bytes += e.bytes;
     while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
