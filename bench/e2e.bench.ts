@@ -6,6 +6,7 @@
 //
 //   node --import tsx bench/e2e.bench.ts [--rate 8000] [--seconds 20] [--warmup 5]
 //       [--hosts 20] [--accounts 2000] [--consumers 1] [--workers auto] [--sim-threads 1]
+//       [--node-args=--max-semi-space-size=32] [--profile DIR]
 //
 // The network pre-generates every event it will send (signing is the
 // expensive part), so during the run it only sequences and writes frames.
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     'sim-threads': { type: 'string', default: '1' },
     /** Write a V8 CPU profile of the relay's main thread into this directory. */
     profile: { type: 'string' },
+    /** Extra node flags for the relay process, space-separated (e.g. "--max-semi-space-size=32"). */
+    'node-args': { type: 'string', default: '' },
   },
 });
 const rate = Number(values.rate);
@@ -168,7 +171,10 @@ try {
       RELAY_NEW_HOSTS_PER_DAY: '1000000',
       RELAY_LOG_LEVEL: 'info',
     },
-    values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : [],
+    [
+      ...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []),
+      ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
+    ],
   );
   const pid = relay.child.pid as number;
   for (const h of net.hosts) {
