@@ -3,7 +3,9 @@
 // simulated host writing at a steady rate, a hostile simulated host (same PLC)
 // for the test to turn against the relay, and a normal firehose consumer that
 // measures, for every good commit, the time from the host's emission to the
-// consumer's receipt. Everything is on loopback.
+// consumer's receipt (the consumer runs in a worker thread, so the simulated
+// hosts and attackers on this thread do not delay its clock). Everything is
+// on loopback.
 //
 // `measure` runs a bounded number of good events (never a wall-clock
 // duration), starts the attack partway through, waits until every good
@@ -14,12 +16,13 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import WebSocket from 'ws';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Worker } from 'node:worker_threads';
 import type { SimPds } from '../../sim/pds.ts';
 import { SimPds as Pds } from '../../sim/pds.ts';
 import { SimPlc } from '../../sim/plc.ts';
 import { cidToString } from '../../src/protocol/cid.ts';
-import { decodeFrame } from '../../src/protocol/frames.ts';
+import type { ConsumerWorkerData, ConsumerWorkerMessage } from './latency-consumer-worker.ts';
 import { type RelayProcess, spawnRelay } from './relay-process.ts';
 import { waitFor } from './wait.ts';
 
@@ -35,74 +38,66 @@ export interface AttackRigOptions {
   seed?: string;
 }
 
-/** The commits of the given accounts as one firehose consumer sees them. */
+/** CLOCK_MONOTONIC in ms: the same clock in every thread (emission here, receipt in the worker). */
+export const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * The commits of the given accounts as one firehose consumer sees them. The
+ * socket lives in a worker thread (latency-consumer-worker.ts) that stamps
+ * each frame on arrival, so a busy main thread (simulated hosts, attackers)
+ * does not add to the latency measured; the results are mirrored here.
+ */
 export class LatencyConsumer {
-  readonly ws: WebSocket;
+  private readonly worker: Worker;
   readonly opened: Promise<void>;
-  /** commit CID → performance.now() of receipt, for the first receipt */
+  /** commit CID → monotonicMs() of receipt, for the first receipt */
   readonly receivedAt = new Map<string, number>();
   /** commits received per account (of the accounts given) */
   readonly commitsByRepo = new Map<string, number>();
   /** commit CIDs received more than once */
   readonly duplicates: string[] = [];
-  /** frames that failed to decode, error frames, or seqs out of order */
+  /** frames that failed to decode, error frames, seqs out of order, socket errors */
   readonly problems: string[] = [];
-  lastSeq = 0;
-  frames = 0;
   closed = false;
 
-  constructor(
-    url: string,
-    private readonly repos: ReadonlySet<string>,
-  ) {
-    this.ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
+  constructor(url: string, repos: ReadonlySet<string>) {
+    const data: Omit<ConsumerWorkerData, 'entry'> & { entry: string } = {
+      entry: new URL('./latency-consumer-worker.ts', import.meta.url).href,
+      url,
+      repos: [...repos],
+    };
+    this.worker = new Worker(new URL('../../sim/worker-boot.mjs', import.meta.url), { workerData: data });
+    this.worker.on('error', (err) => this.problems.push(`consumer worker failed: ${err.message}`));
     this.opened = new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve());
-      this.ws.once('error', reject);
+      this.worker.on('message', (m: ConsumerWorkerMessage) => {
+        if (m.kind === 'open') resolve();
+        else this.take(m);
+      });
+      this.worker.once('error', reject);
+      this.worker.once('exit', () => reject(new Error('the consumer worker exited before connecting')));
     });
-    this.ws.on('error', () => {});
-    this.ws.on('close', () => {
-      this.closed = true;
-    });
-    this.ws.on('message', (data: Buffer) =>
-      this.take(new Uint8Array(data.buffer, data.byteOffset, data.length)),
-    );
   }
 
-  private take(bytes: Uint8Array): void {
-    const now = performance.now();
-    this.frames++;
-    let f: ReturnType<typeof decodeFrame>;
-    try {
-      f = decodeFrame(bytes);
-    } catch (err) {
-      this.problems.push(`undecodable frame: ${(err as Error).message}`);
-      return;
+  private take(m: ConsumerWorkerMessage): void {
+    if (m.kind === 'problem') this.problems.push(m.text);
+    else if (m.kind === 'close') this.closed = true;
+    else if (m.kind === 'commit') {
+      this.commitsByRepo.set(m.repo, (this.commitsByRepo.get(m.repo) ?? 0) + 1);
+      if (this.receivedAt.has(m.cid)) this.duplicates.push(m.cid);
+      else this.receivedAt.set(m.cid, m.at);
     }
-    if (f.header.op !== 1) {
-      this.problems.push(`error frame ${JSON.stringify(f.body).slice(0, 200)}`);
-      return;
-    }
-    const seq = f.body.seq as number;
-    if (!(seq > this.lastSeq)) this.problems.push(`seq ${seq} after ${this.lastSeq}`);
-    this.lastSeq = seq;
-    if (f.header.t !== '#commit' || !this.repos.has(f.body.repo as string)) return;
-    const repo = f.body.repo as string;
-    this.commitsByRepo.set(repo, (this.commitsByRepo.get(repo) ?? 0) + 1);
-    const cid = cidToString(f.body.commit as never);
-    if (this.receivedAt.has(cid)) this.duplicates.push(cid);
-    else this.receivedAt.set(cid, now);
   }
 
-  close(): void {
-    this.ws.terminate();
+  async close(): Promise<void> {
+    this.worker.postMessage('close');
+    await this.worker.terminate();
   }
 }
 
 export interface MeasureOptions {
   /** Good commits to write (the run's length). */
   events: number;
-  /** Good commits per second (default 150). */
+  /** Good commits per second (default 100). */
   rate?: number;
   /** Called once this share of the events is written (default 0.1); the writer keeps going meanwhile. */
   attackAt?: number;
@@ -125,6 +120,10 @@ export interface LatencyReport {
   seconds: number;
   /** the relay's peak RSS over its life so far, bytes */
   peakRssBytes: number;
+  /** CPU seconds the relay process used during the run (all its threads) */
+  relayCpuSeconds: number;
+  /** the longest the test's own main thread (hosts, attackers) was blocked, ms: context for the latency */
+  testLoopDelayMaxMs: number;
 }
 
 /** Nearest-rank percentile of sorted values. */
@@ -251,7 +250,7 @@ export class AttackRig {
    * wrote the frame to its socket) to receipt, both in this process.
    */
   async measure(opts: MeasureOptions): Promise<LatencyReport> {
-    const rate = opts.rate ?? 150;
+    const rate = opts.rate ?? 100;
     const dids = this.goodDids;
     const emittedAt = new Map<string, number>();
     const attackAfter = Math.max(1, Math.floor(opts.events * (opts.attackAt ?? 0.1)));
@@ -261,13 +260,17 @@ export class AttackRig {
     // Set by a poller of continueUntil once `events` are written.
     let enough = !opts.continueUntil;
     let polling = false;
+    const cpuBefore = this.relayCpuSeconds();
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
     const started = performance.now();
+    const startedMono = monotonicMs();
     await new Promise<void>((resolve, reject) => {
       const tick = (): void => {
         const due = Math.min(maxEvents, Math.floor(((performance.now() - started) * rate) / 1000) + 1);
         while (written < due && !(enough && written >= opts.events)) {
           const ev = this.good.writeRecord(dids[written % dids.length]);
-          emittedAt.set(cidToString(ev.commit!), performance.now());
+          emittedAt.set(cidToString(ev.commit!), monotonicMs());
           written++;
           if (written === attackAfter && opts.attack) attacked = Promise.resolve().then(opts.attack);
         }
@@ -310,6 +313,7 @@ export class AttackRig {
         },
       },
     );
+    loopDelay.disable();
     const latencies = [...emittedAt].map(([cid, at]) => (this.consumer.receivedAt.get(cid) ?? 0) - at);
     latencies.sort((a, b) => a - b);
     const lastReceipt = Math.max(...[...emittedAt.keys()].map((c) => this.consumer.receivedAt.get(c) ?? 0));
@@ -319,9 +323,18 @@ export class AttackRig {
       p99Ms: percentile(latencies, 99),
       maxMs: latencies[latencies.length - 1],
       duplicates: this.consumer.duplicates.filter((c) => emittedAt.has(c)).length,
-      seconds: (lastReceipt - started) / 1000,
+      seconds: (lastReceipt - startedMono) / 1000,
       peakRssBytes: this.rss().peak,
+      relayCpuSeconds: this.relayCpuSeconds() - cpuBefore,
+      testLoopDelayMaxMs: loopDelay.max / 1e6,
     };
+  }
+
+  /** User + system CPU seconds of the relay process so far (/proc/<pid>/stat, clock ticks of 10 ms). */
+  relayCpuSeconds(): number {
+    const stat = readFileSync(`/proc/${this.relay.child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   relayAlive(): boolean {
@@ -347,7 +360,7 @@ export class AttackRig {
   }
 
   async stop(): Promise<void> {
-    this.consumer.close();
+    await this.consumer.close();
     this.hostile.hostile.stop();
     if (this.relay.child.exitCode === null && this.relay.child.signalCode === null) {
       this.relay.child.kill('SIGKILL');
@@ -366,7 +379,7 @@ export const P99_BOUND_MS = 1000;
 /** A report as one line for test diagnostics and the docs. */
 export function formatReport(name: string, r: LatencyReport): string {
   const mb = (b: number) => (b / 1024 / 1024).toFixed(0);
-  return `${name}: ${r.events} good events in ${r.seconds.toFixed(1)} s, latency p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms, max ${r.maxMs.toFixed(0)} ms; relay peak RSS ${mb(r.peakRssBytes)} MiB`;
+  return `${name}: ${r.events} good events in ${r.seconds.toFixed(1)} s, latency p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms, max ${r.maxMs.toFixed(0)} ms; relay peak RSS ${mb(r.peakRssBytes)} MiB, CPU ${r.relayCpuSeconds.toFixed(1)} s; test main thread blocked up to ${r.testLoopDelayMaxMs.toFixed(0)} ms`;
 }
 
 /**
