@@ -27,6 +27,8 @@ import { type RelayProcess, spawnRelay } from './relay-process.ts';
 import { waitFor } from './wait.ts';
 
 const ADMIN_PASSWORD = 'attack-test';
+/** How often MeasureOptions.continueUntil is checked. */
+const CONTINUE_POLL_MS = 250;
 
 export interface AttackRigOptions {
   /** Accounts on the good host (default 10). */
@@ -194,6 +196,13 @@ export class AttackRig {
         RELAY_VALIDATION_WORKERS: '1',
         ...opts.relayEnv,
       });
+      const child = relay.child;
+      // If this test process exits without stop() (a crash), take the relay with it.
+      const killRelay = (): void => {
+        child.kill('SIGKILL');
+      };
+      process.once('exit', killRelay);
+      void relay.exited.then(() => process.off('exit', killRelay));
       const base = `http://127.0.0.1:${relay.port}`;
       for (const h of [good, hostile]) {
         const status = await h.requestCrawl(base);
@@ -260,6 +269,7 @@ export class AttackRig {
     // Set by a poller of continueUntil once `events` are written.
     let enough = !opts.continueUntil;
     let polling = false;
+    let lastPoll = 0;
     const cpuBefore = this.relayCpuSeconds();
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
     loopDelay.enable();
@@ -274,12 +284,21 @@ export class AttackRig {
           written++;
           if (written === attackAfter && opts.attack) attacked = Promise.resolve().then(opts.attack);
         }
-        if (written >= opts.events && !enough && !polling && opts.continueUntil) {
+        // At most one check per CONTINUE_POLL_MS: a check usually scrapes the
+        // relay's /metrics, which costs its main thread milliseconds.
+        if (
+          written >= opts.events &&
+          !enough &&
+          !polling &&
+          opts.continueUntil &&
+          performance.now() - lastPoll >= CONTINUE_POLL_MS
+        ) {
           polling = true;
           Promise.resolve(opts.continueUntil()).then(
             (done) => {
               enough = done;
               polling = false;
+              lastPoll = performance.now();
             },
             (err: unknown) => fail(err),
           );
