@@ -81,6 +81,11 @@ export class Firehose {
     return this.meta[seq % this.historySize];
   }
 
+  /** The subscribers' sockets (hostile floods write to them directly, hostile.ts). */
+  *sockets(): IterableIterator<WebSocket> {
+    for (const sub of this.subscribers) yield sub.ws;
+  }
+
   /** Sends raw bytes to every live subscriber without sequencing them (transport-level faults). */
   sendRaw(bytes: Uint8Array): void {
     for (const sub of this.subscribers) sub.ws.send(bytes, { binary: true, compress: false });

@@ -6,16 +6,33 @@
 // reply per DID (`pds.hostileRepos.set(did, …)`); the PDS then serves it
 // instead of the account's real export (pds-xrpc.ts), computed when the
 // request arrives like any other reply (so `xrpcHolds` still applies).
+// `setDefault` gives every account of the host one reply (the hostile-host
+// knobs in hostile.ts use it with `carBomb`). A reply may be sent in chunks
+// (`ChunkedCar`): the same buffer repeated, so a body of hundreds of MB, with
+// or without a declared length, costs this process one chunk of memory.
 import { concatBytes } from '../src/protocol/bytes.ts';
 import { readCar, writeCar } from '../src/protocol/car.ts';
 import { type Cid, cidForRaw } from '../src/protocol/cid.ts';
 
+/**
+ * A body sent as these chunks in order (a chunk may repeat). `declareLength`:
+ * with a Content-Length of their total; otherwise chunked, with no length.
+ */
+export interface ChunkedCar {
+  chunks: Uint8Array[];
+  declareLength: boolean;
+}
+
+/** What getRepo sends: CAR bytes, or chunks. */
+export type HostileRepoBody = Uint8Array | ChunkedCar;
+
 /** A repo CAR to serve for a DID: bytes, or a function of the account's real export. */
-export type HostileRepoReply = Uint8Array | ((realCar: Uint8Array) => Uint8Array);
+export type HostileRepoReply = Uint8Array | ((realCar: Uint8Array) => HostileRepoBody);
 
 /** Per-DID getRepo overrides of one simulated PDS. */
 export class HostileRepos {
   private readonly replies = new Map<string, HostileRepoReply>();
+  private fallback: HostileRepoReply | null = null;
 
   set(did: string, reply: HostileRepoReply): void {
     this.replies.set(did, reply);
@@ -29,10 +46,15 @@ export class HostileRepos {
     return this.replies.has(did);
   }
 
-  /** The CAR to serve for `did`: its override, or the real export. */
-  serve(did: string, realCar: () => Uint8Array): Uint8Array {
-    const r = this.replies.get(did);
-    if (r === undefined) return realCar();
+  /** The reply for every account without its own override (null: the real export). */
+  setDefault(reply: HostileRepoReply | null): void {
+    this.fallback = reply;
+  }
+
+  /** The CAR to serve for `did`: its override, the default override, or the real export. */
+  serve(did: string, realCar: () => Uint8Array): HostileRepoBody {
+    const r = this.replies.get(did) ?? this.fallback;
+    if (r === null) return realCar();
     return typeof r === 'function' ? r(realCar()) : r;
   }
 }
@@ -111,3 +133,59 @@ export function malformRepoCar(realCar: Uint8Array, kind: MalformedKind): Uint8A
 }
 
 export const TINY_BLOCK_SECTION_BYTES = TINY_SECTION;
+
+/** CAR bombs a hostile host serves from getRepo (`pds.hostile.carBombs(kind)`). */
+export type CarBombKind =
+  | 'blocks' // the real repo + `blocks` tiny valid blocks (default 1,100,000: over the relay's 1,000,000 limit)
+  | 'declared-size' // the real repo + junk, `bytes` in all (default 129 MiB), with that Content-Length
+  | 'endless'; // the real repo + junk, chunked with no Content-Length, `bytes` in all (default 129 MiB)
+
+export interface CarBombOptions {
+  /** 'blocks': junk blocks appended (default 1,100,000) */
+  blocks?: number;
+  /** 'declared-size', 'endless': total body bytes (default 129 MiB) */
+  bytes?: number;
+}
+
+const paddingCache = new Map<number, Uint8Array>();
+let junkSection: Uint8Array | null = null;
+
+/** `count` tiny blocks as CAR sections, built once per count (a million SHA-256s take a second or two). */
+function cachedPadding(count: number): Uint8Array {
+  let p = paddingCache.get(count);
+  if (!p) {
+    p = tinyBlockSections(count);
+    paddingCache.set(count, p);
+  }
+  return p;
+}
+
+/** One CAR section holding a 1 MiB raw block, built once and repeated as junk. */
+function junk(): Uint8Array {
+  if (!junkSection) {
+    const data = new Uint8Array(1024 * 1024).fill(0x6a);
+    const section = writeCar([], [[cidForRaw(data), data]]);
+    junkSection = section.subarray(1 + section[0]);
+  }
+  return junkSection;
+}
+
+/**
+ * A getRepo reply that is a CAR bomb of `kind`, as a function of the
+ * account's real export (so the root commit and MST are real and signed:
+ * only the size or the block count is hostile). Cheap to serve repeatedly:
+ * the junk is built once and sent by reference.
+ */
+export function carBomb(kind: CarBombKind, opts: CarBombOptions = {}): (realCar: Uint8Array) => ChunkedCar {
+  if (kind === 'blocks') {
+    const padding = cachedPadding(opts.blocks ?? 1_100_000);
+    return (real) => ({ chunks: [real, padding], declareLength: true });
+  }
+  const total = opts.bytes ?? 129 * 1024 * 1024;
+  const section = junk();
+  return (real) => {
+    const chunks = [real];
+    for (let n = real.length; n < total; n += section.length) chunks.push(section);
+    return { chunks, declareLength: kind === 'declared-size' };
+  };
+}

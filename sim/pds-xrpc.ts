@@ -9,14 +9,16 @@
 // the test releases it. That pins a request "in flight" at a known point, so
 // a test can change the PDS meanwhile without racing the relay's timing.
 // getRepo serves a test's hostile CAR instead of the real export where one is
-// set (`pds.hostileRepos`, hostile-repo.ts).
+// set (`pds.hostileRepos`, hostile-repo.ts), possibly in chunks (a CAR bomb of
+// hundreds of MB sent by reference, with or without a Content-Length).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ChunkedCar } from './hostile-repo.ts';
 import type { HostedAccount, SimPds } from './pds.ts';
 
 interface Reply {
   status: number;
   contentType: string;
-  body: string | Uint8Array;
+  body: string | Uint8Array | ChunkedCar;
 }
 
 /** Replies held per XRPC method until released. */
@@ -64,11 +66,38 @@ function json(status: number, body: unknown): Reply {
 }
 
 function send(res: ServerResponse, reply: Reply): void {
+  const body = reply.body;
+  if (typeof body !== 'string' && !(body instanceof Uint8Array)) {
+    sendChunks(res, reply.status, reply.contentType, body);
+    return;
+  }
   res.writeHead(reply.status, {
     'content-type': reply.contentType,
-    'content-length': Buffer.byteLength(reply.body),
+    'content-length': Buffer.byteLength(body),
   });
-  res.end(reply.body);
+  res.end(body);
+}
+
+/** Writes the chunks in order, waiting for the socket to drain; stops if the client goes away. */
+function sendChunks(res: ServerResponse, status: number, contentType: string, car: ChunkedCar): void {
+  const headers: Record<string, string | number> = { 'content-type': contentType };
+  if (car.declareLength) headers['content-length'] = car.chunks.reduce((n, c) => n + c.length, 0);
+  res.writeHead(status, headers);
+  let i = 0;
+  let gone = false;
+  res.on('close', () => {
+    gone = true;
+  });
+  const next = (): void => {
+    while (!gone && i < car.chunks.length) {
+      if (!res.write(car.chunks[i++])) {
+        res.once('drain', next);
+        return;
+      }
+    }
+    if (!gone) res.end();
+  };
+  next();
 }
 
 function requireDid(params: URLSearchParams): string {

@@ -9,7 +9,8 @@
 // emit whatever is queued, then make and emit their own event at once, so an
 // account's events always leave in the order its repo changed. Fault knobs
 // (faults.ts) are consulted when a commit is made (commit faults) and when an
-// event is sent (transport faults).
+// event is sent (transport faults). Hostile-host knobs (`hostile`,
+// hostile.ts) send hostile frames and serve CAR bombs only when a test asks.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -30,6 +31,7 @@ import {
   truncateFrame,
 } from './faults.ts';
 import { Firehose } from './firehose.ts';
+import { HostileKnobs } from './hostile.ts';
 import { HostileRepos } from './hostile-repo.ts';
 import { handleXrpc, XrpcHolds } from './pds-xrpc.ts';
 import type { SimPlc } from './plc.ts';
@@ -88,6 +90,8 @@ export class SimPds {
   readonly xrpcHolds = new XrpcHolds();
   /** getRepo replies a test replaces with hostile CARs (hostile-repo.ts). */
   readonly hostileRepos = new HostileRepos();
+  /** Hostile frames, floods and CAR bombs on demand (hostile.ts). */
+  readonly hostile: HostileKnobs = new HostileKnobs(this);
   readonly prng: Prng;
   readonly clock: TidClock;
   readonly keyAlg: KeyAlg;
@@ -181,6 +185,7 @@ export class SimPds {
   }
 
   async stop(): Promise<void> {
+    this.hostile.stop();
     await this.goOffline();
     this.wss.close();
   }
