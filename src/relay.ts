@@ -276,6 +276,7 @@ export class Relay {
       store,
       eventLog,
       accounts: validator,
+      unwrittenHead: (did) => validator.unwrittenHead(did),
       firehose,
       hosts: hostControlFromManager(hosts, store),
       adminPassword: cfg.adminPassword,

@@ -17,7 +17,7 @@ import { adminRequestRefusal } from '../http/admin-guard.ts';
 import { clientLimitKey, socketAddress } from '../http/client-address.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
 import { type Logger, silentLogger } from '../log.ts';
-import type { MetadataStore } from '../store/metadata-store.ts';
+import type { MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { registerAdmin } from './admin.ts';
 import { AdminAuth } from './auth.ts';
 import type { HostControl } from './host-control.ts';
@@ -39,6 +39,8 @@ export interface ApiDeps {
   eventLog: EventLog;
   /** Operator actions on accounts, taken in the account's order (the Validator). */
   accounts: AccountActions;
+  /** Repo heads newer than the stored ones, not yet written (Validator.unwrittenHead). */
+  unwrittenHead?: (did: string) => RepoHead | undefined;
   firehose?: Pick<FirehoseServer, 'listConsumers' | 'disconnect'>;
   /** Host actions (ingest); without it requestCrawl and host changes answer 501. */
   hosts?: HostControl;
@@ -104,6 +106,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     crawlLimiter: new RateLimiter({ perMinute: deps.requestCrawlPerIpPerMinute ?? 10 }),
     requestCrawlDefault: true,
     maxBodyBytes,
+    unwrittenHead: deps.unwrittenHead,
   });
   xrpc.get('/_stats', () => stats());
 

@@ -64,13 +64,18 @@ describe('HTTP API through the running relay', () => {
     readers.push(r);
     return r;
   };
-  /** Every frame the host emitted so far has been finished by the relay (relayed or dropped). */
-  const caughtUp = (hostIndex: number) => {
+  /**
+   * Every frame the host emitted so far has been finished by the relay
+   * (relayed or dropped) and validation is idle: the repo heads, written in
+   * batches after the append, are in the store the sync endpoints read.
+   */
+  const caughtUp = async (hostIndex: number) => {
     const host = net.hosts[hostIndex];
-    return waitFor(
+    await waitFor(
       () => (relay.hosts?.list() ?? []).some((s) => s.hostname === host.hostname && s.cursor >= host.seq),
       `relay caught up with ${host.hostname}`,
     );
+    await relay.validator?.whenIdle();
   };
 
   before(async () => {

@@ -8,7 +8,7 @@ import type { ServerResponse } from 'node:http';
 import { effectiveStatus, isActive } from '../accounts/status.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseHostname } from '../store/hostname.ts';
-import type { Account, Host, MetadataStore } from '../store/metadata-store.ts';
+import type { Account, Host, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { inactiveRepoError, lexiconHostStatus } from './account-status.ts';
 import type { HostControl } from './host-control.ts';
 import {
@@ -43,6 +43,8 @@ export interface XrpcDeps {
   /** Whether requestCrawl is on when the setting was never written. */
   requestCrawlDefault: boolean;
   maxBodyBytes: number;
+  /** A head newer than the stored one, not yet written (Validator.unwrittenHead); absent: the store's. */
+  unwrittenHead?: (did: string) => RepoHead | undefined;
 }
 
 export function requireDid(query: Query, name = 'did'): string {
@@ -76,6 +78,9 @@ function hostView(h: Host): { hostname: string; seq: number; accountCount: numbe
 
 export function registerXrpc(router: Router, deps: XrpcDeps): void {
   const { store } = deps;
+  // Heads are written to the store in batches after their events are served:
+  // the validator's unwritten head, when there is one, is the current one.
+  const headOf = (a: Account): RepoHead | null => deps.unwrittenHead?.(a.did) ?? a.head;
 
   router.get(XRPC.listRepos, async ({ query }) => {
     const limit = query.int('limit', 1, 1000, 500);
@@ -84,8 +89,9 @@ export function registerXrpc(router: Router, deps: XrpcDeps): void {
     const repos = [];
     for (const a of rows) {
       // The lexicon requires head and rev: an account with no accepted commit yet is skipped.
-      if (!a.head) continue;
-      repos.push({ did: a.did, head: a.head.commitCid, rev: a.head.rev, active: true });
+      const head = headOf(a);
+      if (!head) continue;
+      repos.push({ did: a.did, head: head.commitCid, rev: head.rev, active: true });
     }
     const out: { cursor?: string; repos: typeof repos } = { repos };
     if (rows.length === limit) out.cursor = encodeCursor(rows[rows.length - 1].uid);
@@ -98,7 +104,10 @@ export function registerXrpc(router: Router, deps: XrpcDeps): void {
     const active = isActive(account);
     const out: { did: string; active: boolean; status?: string; rev?: string } = { did, active };
     if (!active) out.status = effectiveStatus(account);
-    else if (account.head) out.rev = account.head.rev;
+    else {
+      const head = headOf(account);
+      if (head) out.rev = head.rev;
+    }
     return out;
   });
 
@@ -106,10 +115,9 @@ export function registerXrpc(router: Router, deps: XrpcDeps): void {
     const did = requireDid(query);
     const account = await findAccount(store, did);
     if (!isActive(account)) throw inactiveRepoError(effectiveStatus(account));
-    if (!account.head) {
-      throw new ApiError(404, 'RepoNotFound', `the relay has not seen a commit for ${did} yet`);
-    }
-    return { cid: account.head.commitCid, rev: account.head.rev };
+    const head = headOf(account);
+    if (!head) throw new ApiError(404, 'RepoNotFound', `the relay has not seen a commit for ${did} yet`);
+    return { cid: head.commitCid, rev: head.rev };
   });
 
   router.get(XRPC.getRepo, async ({ query, res }) => {

@@ -925,6 +925,16 @@ export class Validator implements FrameSink {
     return drop('bad-signature', 'signature does not verify against the account key');
   }
 
+  /**
+   * The account's newest head when it is newer than the stored one: staged
+   * after its event was decided and not yet written (heads are written in
+   * batches, HEAD_WRITE_DELAY_MS apart). The sync read endpoints overlay it so
+   * that what they answer is never older than what the firehose has served.
+   */
+  unwrittenHead(did: string): RepoHead | undefined {
+    return this.heads.get(did);
+  }
+
   private currentHead(account: Account): RepoHead | null {
     return this.heads.get(account.did) ?? account.head;
   }
