@@ -6,12 +6,19 @@
 // handshakes); "who is the client" is one ClientAddressResolver (trusted
 // proxies, IPv6 /64) shared by the API and the firehose.
 //
-//   ingest (HostManager: one subscriber per host)
-//     → validate (Validator: workers + per-repo order + account state)
-//     → event log (relay seq, durable) → firehose (fan-out to consumers)
-//   side: metadata store, identity cache, HTTP API, collection index
-//   (listReposByCollection: fed by the validator's observer after each
-//   durable append, repaired by a periodic cleaner, filled by backfills)
+// The walk of one #commit, each arrow one call, none back up the chain:
+//
+//   host socket → HostSubscriber.onMessage (frame checks, per-host limits)
+//     → Validator.submit (verified in a worker, released in the repo's order)
+//     → EventLog.append (relay seq; durable at its group commit)
+//     → CommittedStream (the one fan-out point, with what validation learned)
+//     → FirehoseServer (live window, per-consumer outbox) → consumer socket
+//
+// Beside the firehose, the collection index subscribes to the same stream;
+// a later stage never calls an earlier one (ingest learns its cursor can
+// move from the promise Validator.submit returns). Side: the metadata store
+// (hosts, accounts, heads, cursors), the identity cache, the HTTP API, the
+// collection index's backfill and cleaner, metrics.
 //
 // Start-up opens storage first and the network last; shutdown runs the other
 // way: stop reading hosts (ingest drains its in-flight frames through
