@@ -33,9 +33,9 @@ import {
   CollectionIndexer,
   type CollectionIndexStore,
   CollectionIndexUpkeep,
-  createCollectionsAdminHandler,
-  createListReposByCollectionHandler,
+  collectionsAdminRoutes,
   KnownPairsIndex,
+  listReposByCollectionRoutes,
   openCollectionIndex,
   registerCollectionMetrics,
   relayAccountStatus,
@@ -48,6 +48,8 @@ import { CommittedStream } from './eventlog/committed.ts';
 import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
+import { type HealthState, handleMetrics, handleProbe } from './http/health.ts';
+import { notFound } from './http/response.ts';
 import {
   closeServer,
   createHttpServer,
@@ -63,7 +65,6 @@ import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
 import { IdentityCache } from './protocol/identity/identity-cache.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/identity/safe-fetch.ts';
-import { type HealthState, handleMetrics, handleProbe, notFound } from './server/health.ts';
 import type { MetadataStore } from './store/metadata-store.ts';
 import { openMetadataStore } from './store/open-store.ts';
 import {
@@ -284,9 +285,9 @@ export class Relay {
       newHostsPerDay: cfg.newHostsPerDay,
       identity,
       stats,
-      mounts: {
-        xrpc: [createListReposByCollectionHandler(collectionIndex)],
-        admin: [createCollectionsAdminHandler({ store: collectionIndex, backfiller })],
+      routes: {
+        xrpc: [listReposByCollectionRoutes(collectionIndex)],
+        admin: [collectionsAdminRoutes({ store: collectionIndex, backfiller })],
       },
       onAccountStatus: (did, status) => upkeep.accountStatus(did, status),
       clientAddress,

@@ -9,22 +9,14 @@
 
 import { effectiveStatus, isActive } from '../accounts/status.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
+import { Body, decodeCursor, encodeCursor, type Query, readJsonBody, truncate } from '../http/request.ts';
+import { ApiError, invalidRequest } from '../http/response.ts';
+import type { RequestContext, Router } from '../http/router.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseDomain } from '../store/hostname.ts';
 import type { Account, Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { HOST_STATUSES } from '../store/metadata-store.ts';
 import type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
-import {
-  ApiError,
-  Body,
-  decodeCursor,
-  encodeCursor,
-  invalidRequest,
-  type Query,
-  readJsonBody,
-  truncate,
-} from './http.ts';
-import type { RequestContext, Router } from './router.ts';
 import { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';
 import { parseHostnameParam, requireDid } from './xrpc.ts';
 

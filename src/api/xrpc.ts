@@ -6,24 +6,15 @@
 // actions go through HostControl (ingest).
 import type { ServerResponse } from 'node:http';
 import { effectiveStatus, isActive } from '../accounts/status.ts';
+import { Body, decodeCursor, encodeCursor, type Query, readJsonBody, truncate } from '../http/request.ts';
+import { ApiError, invalidRequest, SERVER_HEADER } from '../http/response.ts';
+import type { RequestContext, Router } from '../http/router.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseHostname } from '../store/hostname.ts';
 import type { Account, Host, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { inactiveRepoError, lexiconHostStatus } from './account-status.ts';
 import type { HostControl } from './host-control.ts';
-import {
-  ApiError,
-  Body,
-  decodeCursor,
-  encodeCursor,
-  invalidRequest,
-  type Query,
-  readJsonBody,
-  SERVER_HEADER,
-  truncate,
-} from './http.ts';
 import type { RateLimiter } from './rate-limit.ts';
-import type { RequestContext, Router } from './router.ts';
 
 export const XRPC = {
   listRepos: '/xrpc/com.atproto.sync.listRepos',

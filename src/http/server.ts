@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import { sendJson } from './response.ts';
 
 export interface HttpServerLimits {
   headersTimeoutMs: number;
@@ -137,9 +138,7 @@ export function createHttpServer(
           res.destroy();
           return;
         }
-        const body = JSON.stringify({ error: 'InternalServerError', message: 'internal error' });
-        res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
+        sendJson(res, 500, { error: 'InternalServerError', message: 'internal error' });
       });
     },
   );
