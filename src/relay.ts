@@ -25,7 +25,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { hostControlFromManager } from './api/host-manager-adapter.ts';
 import { createApiHandler, createStatsProvider, registerCacheMetrics } from './api/index.ts';
 import {
   CollectionBackfiller,
@@ -279,7 +278,7 @@ export class Relay {
       accounts: validator,
       unwrittenHead: (did) => validator.unwrittenHead(did),
       firehose,
-      hosts: hostControlFromManager(hosts, store),
+      hosts,
       adminPassword: cfg.adminPassword,
       requestCrawlPerIpPerMinute: cfg.requestCrawlPerIpPerMinute,
       newHostsPerDay: cfg.newHostsPerDay,

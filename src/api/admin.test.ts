@@ -255,7 +255,7 @@ describe('admin API', () => {
           perDay: 9,
         }),
       );
-      assert.deepEqual((body.host as Json).rateLimits, { perSecond: 500, perDay: 9 });
+      assert.deepEqual((body.host as Json).rateLimits, { perSecond: 500, perHour: 2500, perDay: 9 });
       assert.equal((body.host as Json).connected, true);
       await expectError(
         await h.admin('POST', '/admin/hosts/account-limit', { hostname: 'h2.example.org', accountLimit: -1 }),

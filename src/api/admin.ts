@@ -12,11 +12,16 @@ import type { FirehoseServer } from '../firehose/server.ts';
 import { Body, decodeCursor, encodeCursor, type Query, readJsonBody, truncate } from '../http/request.ts';
 import { ApiError, invalidRequest } from '../http/response.ts';
 import type { RequestContext, Router } from '../http/router.ts';
+import type {
+  HostControl,
+  HostControlResult,
+  HostLiveState,
+  RateLimitOverride,
+} from '../ingest/host-control.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseDomain } from '../store/hostname.ts';
 import type { Account, Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { HOST_STATUSES } from '../store/metadata-store.ts';
-import type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
 import { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';
 import { parseHostnameParam, requireDid } from './xrpc.ts';
 
@@ -175,7 +180,7 @@ export function registerAdmin(router: Router, deps: AdminDeps): void {
     if (!hc.setRateLimits) {
       throw new ApiError(501, 'NotImplemented', 'per-host rate limits cannot be changed in this relay');
     }
-    const limits: HostRateLimits = {};
+    const limits: RateLimitOverride = {};
     for (const k of ['perSecond', 'perHour', 'perDay'] as const) {
       const v = b.optionalInt(k, 0, 1_000_000_000); // 0: back to the default
       if (v !== undefined) limits[k] = v;

@@ -23,18 +23,23 @@ import { Query } from '../http/request.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
 import { ApiError } from '../http/response.ts';
 import { type RequestContext, type RouteRegistrar, Router } from '../http/router.ts';
+import type { HostControl } from '../ingest/host-control.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { registerAdmin } from './admin.ts';
 import { AdminAuth } from './auth.ts';
-import type { HostControl } from './host-control.ts';
 import { type ApiMetrics, createApiMetrics, type IdentityStatsSource, noMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
 import { createStatsProvider, type RelayStats } from './stats.ts';
 import type { AccountActions } from './takedown.ts';
 import { registerXrpc } from './xrpc.ts';
 
-export type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
+export type {
+  HostControl,
+  HostControlResult,
+  HostLiveState,
+  RateLimitOverride,
+} from '../ingest/host-control.ts';
 export { type CacheMetricSources, type IdentityStatsSource, registerCacheMetrics } from './metrics.ts';
 export { createStatsProvider, type RelayStats } from './stats.ts';
 export { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';

@@ -9,11 +9,11 @@ import { effectiveStatus, isActive } from '../accounts/status.ts';
 import { Body, decodeCursor, encodeCursor, type Query, readJsonBody, truncate } from '../http/request.ts';
 import { ApiError, invalidRequest, SERVER_HEADER } from '../http/response.ts';
 import type { RequestContext, Router } from '../http/router.ts';
+import type { HostControl } from '../ingest/host-control.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseHostname } from '../store/hostname.ts';
 import type { Account, Host, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { inactiveRepoError, lexiconHostStatus } from './account-status.ts';
-import type { HostControl } from './host-control.ts';
 import type { RateLimiter } from './rate-limit.ts';
 
 export const XRPC = {

@@ -2,7 +2,10 @@
 // decides which hosts may be added (requestCrawl, admin, bootstrap from a
 // seed relay), and keeps host state in the metadata store: status, failure
 // count and cursor (through the store's coalescer, so cursor writes are
-// batched every few seconds and at shutdown).
+// batched every few seconds and at shutdown). It is the admin API's
+// HostControl (host-control.ts) itself: those methods take hostnames and
+// answer results; the id-based ones below them (crawl, blockHostById, …)
+// throw CrawlRefusedError and are what the relay and tests call.
 //
 // Shape of the problem: thousands of mostly-quiet sockets in one process.
 // So per-host state is one small object; timers are shared (one Scheduler
@@ -45,6 +48,14 @@ import { bootstrapFromUpstream } from './bootstrap.ts';
 import { FrameBudget } from './frame-budget.ts';
 import type { FrameSink } from './frame-sink.ts';
 import { checkDescribeServer, guardedLookup, type NodeLookup } from './host-checks.ts';
+import {
+  actOnHost,
+  type HostControl,
+  type HostControlResult,
+  type HostLiveState,
+  LiveStateSnapshot,
+  refusalResult,
+} from './host-control.ts';
 import {
   CrawlRefusedError,
   type CrawlTarget,
@@ -210,7 +221,7 @@ function refuseIfBlocked(host: Host): void {
   }
 }
 
-export class HostManager {
+export class HostManager implements HostControl {
   readonly metrics: IngestMetrics;
   /** The byte budget all subscribers share for the frames they hold. */
   readonly frameBudget: FrameBudget;
@@ -246,6 +257,11 @@ export class HostManager {
   /** Recovered at start, handed to each host's first subscriber (see start()). */
   private relayedAtStart?: RelayedSinceCheckpoint;
   private stopping: Promise<void> | undefined;
+  /** What liveState() answers from: one list() per second at most. */
+  private readonly liveStates = new LiveStateSnapshot(
+    () => this.list(),
+    () => this.now(),
+  );
   /** Resolves when the start-up bootstrap from the seed relay has finished (or was skipped). */
   bootstrapDone: Promise<void> = Promise.resolve();
 
@@ -343,7 +359,7 @@ export class HostManager {
         fetcher: this.fetcher,
         allowInsecure: this.cfg.allowInsecureHosts,
         log: this.log,
-        add: (hostname) => this.requestCrawl(hostname, { bootstrap: true }),
+        add: (hostname) => this.crawl(hostname, { bootstrap: true }),
         isStopping: () => this.stopping !== undefined,
       }).then(
         () => {},
@@ -379,7 +395,7 @@ export class HostManager {
    * new-hosts-per-day limit to new non-admin hosts, then subscribes. An
    * existing idle/offline host is revived. Throws CrawlRefusedError.
    */
-  requestCrawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
+  crawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
     if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
     let target: CrawlTarget;
     try {
@@ -397,11 +413,6 @@ export class HostManager {
     const p = this.doCrawl(target, opts).finally(() => this.pendingAdds.delete(target.hostname));
     this.pendingAdds.set(target.hostname, p);
     return p;
-  }
-
-  /** Admin addition (no daily limit). */
-  addHost(hostname: string): Promise<CrawlResult> {
-    return this.requestCrawl(hostname, { admin: true });
   }
 
   private async doCrawl(target: CrawlTarget, opts: CrawlOptions): Promise<CrawlResult> {
@@ -465,9 +476,84 @@ export class HostManager {
     await this.store.setSetting('ingestNewHostTimes', times);
   }
 
-  // --- admin actions ---------------------------------------------------------
+  // --- HostControl: the admin API's actions, by hostname, refusals as results -
 
-  async blockHost(hostId: number): Promise<void> {
+  requestCrawl(hostname: string, opts: { admin: boolean }): Promise<HostControlResult> {
+    return this.crawlForApi(hostname, opts.admin);
+  }
+
+  addHost(hostname: string): Promise<HostControlResult> {
+    return this.crawlForApi(hostname, true);
+  }
+
+  blockHost(hostname: string): Promise<HostControlResult> {
+    return this.actOn(hostname, (id) => this.blockHostById(id));
+  }
+
+  unblockHost(hostname: string): Promise<HostControlResult> {
+    return this.actOn(hostname, (id) => this.unblockHostById(id));
+  }
+
+  reconnectHost(hostname: string): Promise<HostControlResult> {
+    return this.actOn(hostname, (id) => this.reconnect(id));
+  }
+
+  /** Account limit and trust live in the store: a store write, then the limits follow it. */
+  setAccountLimit(hostname: string, limit: number): Promise<HostControlResult> {
+    return this.actOn(hostname, async (id) => {
+      await this.store.setHostAccountLimit(id, limit);
+      await this.refreshLimits();
+    });
+  }
+
+  setTrusted(hostname: string, trusted: boolean): Promise<HostControlResult> {
+    return this.actOn(hostname, async (id) => {
+      await this.store.setHostTrusted(id, trusted);
+      await this.refreshLimits();
+    });
+  }
+
+  setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {
+    return this.actOn(hostname, async (id) => {
+      await this.setRateLimitsById(id, limits);
+    });
+  }
+
+  /** Answers with the host as the reset left it (a re-read could show the new subscriber's later cursor). */
+  async resetCursor(hostname: string, cursor: number | null): Promise<HostControlResult> {
+    let host: Host | undefined;
+    const r = await this.actOn(hostname, async (id) => {
+      host = await this.resetCursorById(id, cursor);
+    });
+    return r.ok ? { ok: true, host } : r;
+  }
+
+  liveState(hostId: number): HostLiveState | undefined {
+    return this.liveStates.get(hostId);
+  }
+
+  private async crawlForApi(hostname: string, admin: boolean): Promise<HostControlResult> {
+    try {
+      const { host } = await this.crawl(hostname, { admin });
+      this.liveStates.invalidate();
+      return { ok: true, host };
+    } catch (err) {
+      return refusalResult(err);
+    }
+  }
+
+  private async actOn(
+    hostname: string,
+    act: (hostId: number) => Promise<unknown>,
+  ): Promise<HostControlResult> {
+    const r = await actOnHost(this.store, hostname, act);
+    if (r.ok) this.liveStates.invalidate();
+    return r;
+  }
+
+  // --- admin actions by host id (throw CrawlRefusedError) ---------------------
+
+  async blockHostById(hostId: number): Promise<void> {
     await this.cursorResets.get(hostId)?.then(noop, noop); // else the reset could mark it active again
     await this.store.setHostStatus(hostId, 'blocked');
     const sub = this.subs.get(hostId);
@@ -480,7 +566,7 @@ export class HostManager {
     }
   }
 
-  async unblockHost(hostId: number): Promise<void> {
+  async unblockHostById(hostId: number): Promise<void> {
     await this.store.resetHostFailures(hostId);
     const host = await this.store.setHostStatus(hostId, 'active');
     if (host) {
@@ -518,7 +604,7 @@ export class HostManager {
    * Throws CrawlRefusedError: 400 bad cursor, 404 unknown host, 409 blocked or
    * banned host, 503 while stopping.
    */
-  resetCursor(hostId: number, cursor: number | null): Promise<Host> {
+  resetCursorById(hostId: number, cursor: number | null): Promise<Host> {
     if (cursor !== null && (!Number.isSafeInteger(cursor) || cursor < 0)) {
       return Promise.reject(
         new CrawlRefusedError(
@@ -657,7 +743,7 @@ export class HostManager {
    * the computed ones (0, or a value equal to the computed one, clears that field).
    * Persisted, applied to the live limiter at once. Returns the effective limits.
    */
-  setRateLimits(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {
+  setRateLimitsById(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {
     const run = this.overrideLock.then(async () => {
       const host = await this.store.getHost(hostId);
       if (!host) throw new Error(`unknown host ${hostId}`);
