@@ -4,7 +4,9 @@
 // get the connection, timeout and header limits of src/http/server.ts; every
 // upgrade socket goes through the UpgradeGuard (error listener first, bounded
 // handshakes); "who is the client" is one ClientAddressResolver (trusted
-// proxies, IPv6 /64) shared by the API and the firehose.
+// proxies, IPv6 /64) shared by the API and the firehose. Every HTTP route is
+// on the API's routers (src/http/router.ts), the collection index's included;
+// the HostManager is the API's HostControl.
 //
 //   ingest (HostManager: one subscriber per host)
 //     → validate (Validator: workers + per-repo order + account state)

@@ -3,7 +3,8 @@
 // (`/admin/hosts`, `/admin/hosts/add`, `/admin/hosts/block`, …) and extend it
 // in the same style for domain bans, repos (takedowns), consumers and
 // settings. Reads come from the metadata store; host actions go through
-// HostControl so ingest can drop or re-dial connections; takedowns go through
+// HostControl (src/ingest/host-control.ts; the HostManager itself) so ingest
+// can drop or re-dial connections; takedowns go through
 // takedown.ts so the firehose stays consistent. Writes take a JSON body, reads
 // take query parameters.
 
