@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
-import { type LiveHostSnapshot, LiveStateSnapshot } from './host-control.ts';
+import { type HostSnapshot, LiveStateSnapshot } from './host-control.ts';
 import { HostManager } from './host-manager.ts';
 import { TRUSTED_RATE_FACTOR } from './rate-limiter.ts';
 import { RecordingSink, type TempStore, tempStore, testConfig } from './test-support.ts';
@@ -115,8 +115,9 @@ describe('LiveStateSnapshot', () => {
   it('live state comes from one list() snapshot per second', () => {
     let t = 0;
     let listCalls = 0;
-    const snapshot: LiveHostSnapshot = {
+    const snapshot: HostSnapshot = {
       hostId: 1,
+      hostname: 'pds.example.com',
       state: 'connected',
       connected: true,
       cursor: 5,

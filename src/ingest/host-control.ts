@@ -112,18 +112,22 @@ export async function actOnHost(
   return { ok: true, host: await store.getHost(known.id) };
 }
 
-/** What the live-state snapshot reads of each subscribed host (HostManager.list()). */
-export interface LiveHostSnapshot {
+/** One subscribed host's state in memory (HostManager.list()); what the live-state snapshot reads. */
+export interface HostSnapshot {
   hostId: number;
-  connected: boolean;
+  hostname: string;
   state: string;
+  connected: boolean;
   cursor: number;
   failures: number;
   inFlight: number;
   queued: number;
   paused: boolean;
+  /** Effective limits (the computed ones with any override applied). */
   rateLimits: HostRateLimits;
+  /** What the limits would be without an override (account count, trust). */
   defaultRateLimits: HostRateLimits;
+  /** The operator's override, when one is set. */
   rateLimitOverride?: RateLimitOverride;
   lastError?: string;
 }
@@ -135,7 +139,7 @@ export class LiveStateSnapshot {
   private snapshot: { at: number; byId: Map<number, HostLiveState> } | undefined;
 
   constructor(
-    private readonly list: () => readonly LiveHostSnapshot[],
+    private readonly list: () => readonly HostSnapshot[],
     private readonly now: () => number = Date.now,
   ) {}
 

@@ -53,6 +53,7 @@ import {
   type HostControl,
   type HostControlResult,
   type HostLiveState,
+  type HostSnapshot,
   LiveStateSnapshot,
   refusalResult,
 } from './host-control.ts';
@@ -188,24 +189,7 @@ export interface CrawlResult {
   created: boolean;
 }
 
-export interface HostSnapshot {
-  hostId: number;
-  hostname: string;
-  state: string;
-  connected: boolean;
-  cursor: number;
-  failures: number;
-  inFlight: number;
-  queued: number;
-  paused: boolean;
-  /** Effective limits (the computed ones with any override applied). */
-  rateLimits: HostRateLimits;
-  /** What the limits would be without an override (account count, trust). */
-  defaultRateLimits: HostRateLimits;
-  /** The operator's override, when one is set. */
-  rateLimitOverride?: RateLimitOverride;
-  lastError?: string;
-}
+export type { HostSnapshot } from './host-control.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 
