@@ -18,7 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
-import { sendJson } from './response.ts';
+import { rawResponse, sendJson } from './response.ts';
 
 export interface HttpServerLimits {
   headersTimeoutMs: number;
@@ -94,15 +94,6 @@ function clientErrorReply(code: string | undefined): { reason: string; response?
         response: rawResponse(400, 'Bad Request', 'InvalidRequest', 'malformed request'),
       };
   }
-}
-
-/** A complete HTTP/1.1 response with a JSON error body and `Connection: close`, for raw sockets. */
-export function rawResponse(status: number, statusText: string, error: string, message: string): string {
-  const body = JSON.stringify({ error, message });
-  return (
-    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-  );
 }
 
 /**
