@@ -18,7 +18,7 @@ import type { EventLog } from '../eventlog/types.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
 import { adminRequestRefusal } from '../http/admin-guard.ts';
 import { clientLimitKey, socketAddress } from '../http/client-address.ts';
-import { answerFailure, type PathHandler, sendRouteResult } from '../http/dispatch.ts';
+import { answerFailure, methodNotAllowed, type PathHandler, sendRouteResult } from '../http/dispatch.ts';
 import { Query } from '../http/request.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
 import { ApiError } from '../http/response.ts';
@@ -132,6 +132,13 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     onAccountStatus: deps.onAccountStatus,
   });
   for (const register of deps.routes?.admin ?? []) admin.use(register);
+  // The dispatcher picks the router by path prefix: a route elsewhere would never be reached.
+  const astray = [
+    ...admin.routes().filter((r) => !r.path.startsWith('/admin/')),
+    ...xrpc.routes().filter((r) => r.path.startsWith('/admin/') || r.path === SUBSCRIBE_REPOS),
+  ];
+  if (astray.length > 0)
+    throw new Error(`API route on the wrong router: ${astray[0].method} ${astray[0].path}`);
   const auth = deps.adminPassword ? new AdminAuth(deps.adminPassword) : undefined;
   const adminFailures = new RateLimiter({ perMinute: deps.adminFailuresPerMinute ?? 10 });
 
@@ -198,9 +205,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       }
       if (match.kind === 'method-not-allowed') {
         route = path;
-        throw new ApiError(405, 'InvalidRequest', `method ${method} not allowed`, {
-          allow: match.allow.join(', '),
-        });
+        throw methodNotAllowed(method, match.allow);
       }
       route = match.route.path;
       const ctx: RequestContext = {

@@ -28,6 +28,11 @@ export function unreadBody(req: IncomingMessage): boolean {
   return hasBody && !req.complete;
 }
 
+/** The answer to a known path asked with a method it does not take. */
+export function methodNotAllowed(method: string, allow: readonly string[]): ApiError {
+  return new ApiError(405, 'InvalidRequest', `method ${method} not allowed`, { allow: allow.join(', ') });
+}
+
 /** Sends what a route returned: a body as 200 JSON; undefined means the route answered itself. */
 export function sendRouteResult(
   res: ServerResponse,
@@ -79,11 +84,7 @@ export function createRouteHandler(router: Router, opts: RouteHandlerOptions = {
     try {
       const match = router.match(req.method ?? 'GET', target.path);
       if (match.kind === 'none') return false;
-      if (match.kind === 'method-not-allowed') {
-        throw new ApiError(405, 'InvalidRequest', `method ${req.method} not allowed`, {
-          allow: match.allow.join(', '),
-        });
-      }
+      if (match.kind === 'method-not-allowed') throw methodNotAllowed(req.method ?? 'GET', match.allow);
       const address = clientAddress(req);
       const ctx: RequestContext = {
         req,

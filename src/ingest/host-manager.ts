@@ -13,9 +13,8 @@
 // every socket); saved hosts are dialled at a fixed rate at start so a
 // restart does not open thousands of TLS handshakes at once; and additions
 // are serialised per hostname so concurrent requestCrawls of one host do
-// one check and one subscription. Operator rate-limit overrides are kept in
-// one store setting (host id → override), read at start and rewritten under a
-// lock on each change, and pushed straight into the host's live limiter.
+// one check and one subscription. Per-host rate limiters and the operator's
+// overrides of their limits are host-limits.ts.
 //
 // An operator cursor reset (resetCursor) replaces the host's subscriber: the
 // old one is stopped and awaited (socket closed, every in-flight frame
@@ -26,9 +25,8 @@
 // host alone, so a concurrent requestCrawl/reconnect/unblock cannot dial from
 // the old cursor; the reset itself resubscribes at the end.
 //
-// Bounds (issue 12; what happens at each bound): `subs`, `limiters`,
-// `defaultLimits`, `rateOverrides`, `cursorResets` and `hookWrites` hold at
-// most one entry per host in the store (host additions are limited by
+// Bounds (issue 12; what happens at each bound): `subs`, `limits` (per
+// host), `cursorResets` and `hookWrites` hold at most one entry per host in the store (host additions are limited by
 // requestCrawl's daily limit and the admin); `pendingAdds` holds at most
 // `maxPendingAdds` host additions in progress (default 1,000; beyond it
 // requestCrawl answers 503 at once); all subscribers share one FrameBudget
@@ -57,6 +55,7 @@ import {
   LiveStateSnapshot,
   refusalResult,
 } from './host-control.ts';
+import { HostLimits } from './host-limits.ts';
 import {
   CrawlRefusedError,
   type CrawlTarget,
@@ -68,23 +67,13 @@ import {
 import { HostSubscriber, type SubscriberHooks } from './host-subscriber.ts';
 import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
-import {
-  applyRateOverride,
-  computeHostLimits,
-  HostRateLimiter,
-  type HostRateLimits,
-  mergeRateOverride,
-  type RateBaseline,
-  type RateLimitOverride,
-} from './rate-limiter.ts';
+import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
 
 declare module '../store/metadata-store.ts' {
   interface RelaySettings {
     /** Epoch ms of hosts added by requestCrawl in the last 24 h (the new-hosts-per-day limit). */
     ingestNewHostTimes: number[];
-    /** Operator rate-limit overrides by host id (fields absent follow the computed limits). */
-    ingestHostRateOverrides: Record<string, RateLimitOverride>;
   }
 }
 
@@ -220,13 +209,9 @@ export class HostManager implements HostControl {
   private readonly random: () => number;
   private readonly lookup: NodeLookup;
   private readonly trusted: string[];
-  private readonly baseline: RateBaseline;
   private readonly scheduler: Scheduler;
   private readonly subs = new Map<number, HostSubscriber>();
-  private readonly limiters = new Map<number, HostRateLimiter>();
-  private readonly defaultLimits = new Map<number, HostRateLimits>();
-  private readonly rateOverrides = new Map<number, RateLimitOverride>();
-  private overrideLock: Promise<unknown> = Promise.resolve();
+  private readonly limits: HostLimits;
   private readonly pendingAdds = new Map<string, Promise<CrawlResult>>();
   /** Cursor resets by host id (queued ones chained), so revive() can stay out of their way. */
   private readonly cursorResets = new Map<number, Promise<Host>>();
@@ -271,11 +256,17 @@ export class HostManager implements HostControl {
     this.random = opts.random ?? Math.random;
     this.lookup = guardedLookup(opts.lookup ?? defaultLookup, opts.config.allowInsecureHosts);
     this.trusted = parseTrustedDomains(opts.config.trustedDomains);
-    this.baseline = {
-      perSecond: opts.config.hostRatePerSecond,
-      perHour: opts.config.hostRatePerHour,
-      perDay: opts.config.hostRatePerDay,
-    };
+    this.limits = new HostLimits({
+      store: this.store,
+      baseline: {
+        perSecond: opts.config.hostRatePerSecond,
+        perHour: opts.config.hostRatePerHour,
+        perDay: opts.config.hostRatePerDay,
+      },
+      trusted: this.trusted,
+      now: this.now,
+      log: this.log,
+    });
     this.scheduler = new Scheduler(this.now);
     this.metrics = new IngestMetrics(opts.registry, () => this.store.countHostsByStatus());
     this.frameBudget = new FrameBudget(opts.config.ingestFrameBudgetMb * 1024 * 1024, {
@@ -313,7 +304,7 @@ export class HostManager implements HostControl {
     if (this.started) throw new Error('host manager already started');
     this.started = true;
     this.relayedAtStart = relayed;
-    await this.loadRateOverrides();
+    await this.limits.load();
     const hosts: Host[] = [];
     let after: number | undefined;
     for (;;) {
@@ -543,8 +534,7 @@ export class HostManager implements HostControl {
     const sub = this.subs.get(hostId);
     if (sub) {
       this.subs.delete(hostId);
-      this.limiters.delete(hostId);
-      this.defaultLimits.delete(hostId);
+      this.limits.forget(hostId);
       await sub.stop();
       this.metrics.forgetHost(sub.hostname);
     }
@@ -715,9 +705,7 @@ export class HostManager implements HostControl {
       inFlight: s.inFlight,
       queued: s.queued,
       paused: s.paused,
-      rateLimits: this.limiters.get(s.hostId)!.current,
-      defaultRateLimits: this.defaultLimits.get(s.hostId)!,
-      ...(this.rateOverrides.has(s.hostId) ? { rateLimitOverride: this.rateOverrides.get(s.hostId) } : {}),
+      ...this.limits.view(s.hostId),
       lastError: s.lastError,
     }));
   }
@@ -728,30 +716,12 @@ export class HostManager implements HostControl {
    * Persisted, applied to the live limiter at once. Returns the effective limits.
    */
   setRateLimitsById(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {
-    const run = this.overrideLock.then(async () => {
-      const host = await this.store.getHost(hostId);
-      if (!host) throw new Error(`unknown host ${hostId}`);
-      const defaults = this.computedLimits(host);
-      const saved = (await this.store.getSetting('ingestHostRateOverrides')) ?? {};
-      const next = mergeRateOverride(defaults, saved[String(hostId)], change);
-      if (next) saved[String(hostId)] = next;
-      else delete saved[String(hostId)];
-      await this.store.setSetting('ingestHostRateOverrides', saved);
-      if (next) this.rateOverrides.set(hostId, next);
-      else this.rateOverrides.delete(hostId);
-      const effective = applyRateOverride(defaults, next);
-      if (this.limiters.has(hostId)) this.defaultLimits.set(hostId, defaults);
-      this.limiters.get(hostId)?.setLimits(effective, this.now());
-      this.log.info({ host: host.hostname, override: next ?? null, effective }, 'host rate limits set');
-      return effective;
-    });
-    this.overrideLock = run.catch(() => {});
-    return run;
+    return this.limits.setOverride(hostId, change);
   }
 
   /** The effective rate limits of a host (also for hosts without a subscription). */
   rateLimitsOf(host: Host): HostRateLimits {
-    return this.limitsFor(host);
+    return this.limits.effective(host);
   }
 
   subscriber(hostId: number): HostSubscriber | undefined {
@@ -765,23 +735,6 @@ export class HostManager implements HostControl {
   }
 
   // --- internals -------------------------------------------------------------
-
-  private computedLimits(host: Host): HostRateLimits {
-    const trusted = host.trusted || isTrustedHostname(host.hostname, this.trusted);
-    return computeHostLimits(host.accountCount, trusted, this.baseline);
-  }
-
-  private limitsFor(host: Host): HostRateLimits {
-    return applyRateOverride(this.computedLimits(host), this.rateOverrides.get(host.id));
-  }
-
-  private async loadRateOverrides(): Promise<void> {
-    const saved = (await this.store.getSetting('ingestHostRateOverrides')) ?? {};
-    this.rateOverrides.clear();
-    for (const [id, o] of Object.entries(saved)) {
-      if (/^\d+$/.test(id) && o && typeof o === 'object') this.rateOverrides.set(Number(id), o);
-    }
-  }
 
   /** Starts (or restarts) the subscriber of an active host. */
   private revive(host: Host): void {
@@ -798,11 +751,8 @@ export class HostManager implements HostControl {
 
   private subscribe(host: Host, delayMs: number): void {
     if (this.subs.has(host.id)) return;
-    const now = this.now();
     // A cursor reset replaces the subscriber but keeps the host's rate buckets.
-    const limiter = this.limiters.get(host.id) ?? new HostRateLimiter(this.limitsFor(host), now);
-    this.limiters.set(host.id, limiter);
-    this.defaultLimits.set(host.id, this.computedLimits(host));
+    const limiter = this.limits.limiterFor(host);
     // Recovered at start: handed to the host's first subscriber only.
     const relayedSeqs = this.relayedAtStart?.byHost.get(host.id);
     this.relayedAtStart?.byHost.delete(host.id);
@@ -881,18 +831,6 @@ export class HostManager implements HostControl {
 
   /** Re-reads account counts so rate limits keep scaling with each host's size. */
   async refreshLimits(): Promise<void> {
-    let after: number | undefined;
-    for (;;) {
-      const page = await this.store.listHosts({ after, limit: 1000 });
-      const now = this.now();
-      for (const h of page) {
-        const limiter = this.limiters.get(h.id);
-        if (!limiter) continue;
-        this.defaultLimits.set(h.id, this.computedLimits(h));
-        limiter.setLimits(this.limitsFor(h), now);
-      }
-      if (page.length < 1000) break;
-      after = page[page.length - 1].id;
-    }
+    await this.limits.refresh();
   }
 }
