@@ -4,7 +4,9 @@
 // get the connection, timeout and header limits of src/http/server.ts; every
 // upgrade socket goes through the UpgradeGuard (error listener first, bounded
 // handshakes); "who is the client" is one ClientAddressResolver (trusted
-// proxies, IPv6 /64) shared by the API and the firehose.
+// proxies, IPv6 /64) shared by the API and the firehose. Every HTTP route is
+// on the API's routers (src/http/router.ts), the collection index's included;
+// the HostManager is the API's HostControl.
 //
 // The walk of one #commit, each arrow one call, none back up the chain:
 //
@@ -32,7 +34,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client';
-import { hostControlFromManager } from './api/host-manager-adapter.ts';
 import { createApiHandler, createStatsProvider, registerCacheMetrics } from './api/index.ts';
 import {
   CollectionBackfiller,
@@ -40,9 +41,9 @@ import {
   CollectionIndexer,
   type CollectionIndexStore,
   CollectionIndexUpkeep,
-  createCollectionsAdminHandler,
-  createListReposByCollectionHandler,
+  collectionsAdminRoutes,
   KnownPairsIndex,
+  listReposByCollectionRoutes,
   openCollectionIndex,
   registerCollectionMetrics,
   relayAccountStatus,
@@ -55,6 +56,8 @@ import { CommittedStream } from './eventlog/committed.ts';
 import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
+import { type HealthState, handleMetrics, handleProbe } from './http/health.ts';
+import { notFound } from './http/response.ts';
 import {
   closeServer,
   createHttpServer,
@@ -70,7 +73,6 @@ import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
 import { IdentityCache } from './protocol/identity/identity-cache.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/identity/safe-fetch.ts';
-import { type HealthState, handleMetrics, handleProbe, notFound } from './server/health.ts';
 import type { MetadataStore } from './store/metadata-store.ts';
 import { openMetadataStore } from './store/open-store.ts';
 import {
@@ -285,15 +287,15 @@ export class Relay {
       accounts: validator,
       unwrittenHead: (did) => validator.unwrittenHead(did),
       firehose,
-      hosts: hostControlFromManager(hosts, store),
+      hosts,
       adminPassword: cfg.adminPassword,
       requestCrawlPerIpPerMinute: cfg.requestCrawlPerIpPerMinute,
       newHostsPerDay: cfg.newHostsPerDay,
       identity,
       stats,
-      mounts: {
-        xrpc: [createListReposByCollectionHandler(collectionIndex)],
-        admin: [createCollectionsAdminHandler({ store: collectionIndex, backfiller })],
+      routes: {
+        xrpc: [listReposByCollectionRoutes(collectionIndex)],
+        admin: [collectionsAdminRoutes({ store: collectionIndex, backfiller })],
       },
       onAccountStatus: (did, status) => upkeep.accountStatus(did, status),
       clientAddress,

@@ -1,8 +1,9 @@
 // How the HTTP API words account and host statuses: the lexicon error each
 // inactive account status maps to, and the lexicon's host status names. The
 // status rules themselves live in src/accounts/status.ts.
+
+import { ApiError } from '../http/response.ts';
 import type { AccountStatus, HostStatus } from '../store/metadata-store.ts';
-import { ApiError } from './http.ts';
 
 /**
  * The error getLatestCommit / getRepo answer for an inactive account, with the

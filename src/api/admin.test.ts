@@ -77,25 +77,28 @@ describe('admin API disabled', () => {
   });
 });
 
-describe('mounted handlers', () => {
-  it('admin mounts run behind authentication; xrpc mounts before the 501, with CORS', async () => {
+describe('routes registered by other modules', () => {
+  it('admin routes run behind authentication; xrpc routes like the API own, with CORS; a route may write its own answer', async () => {
     const seen: string[] = [];
     const h = await startHarness({
-      mounts: {
+      routes: {
         admin: [
-          async (req, res) => {
-            if (!req.url?.startsWith('/admin/collections')) return false;
-            seen.push(req.url);
-            res.writeHead(200, { 'content-type': 'application/json' }).end('{"collections":[]}');
-            return true;
+          (router) => {
+            router.get('/admin/collections', async ({ path }) => {
+              seen.push(path);
+              return { collections: [] };
+            });
+            // A non-JSON, streamed answer written by the route itself (as server-sent events would be).
+            router.get('/admin/collections/events', async ({ res }) => {
+              res.writeHead(200, { 'content-type': 'text/event-stream' });
+              res.write('data: one\n\n');
+              res.end('data: two\n\n');
+              return undefined;
+            });
           },
         ],
         xrpc: [
-          async (req, res) => {
-            if (!req.url?.startsWith('/xrpc/com.atproto.sync.listReposByCollection')) return false;
-            res.writeHead(200, { 'content-type': 'application/json' }).end('{"repos":[]}');
-            return true;
-          },
+          (router) => router.get('/xrpc/com.atproto.sync.listReposByCollection', async () => ({ repos: [] })),
         ],
       },
     });
@@ -104,11 +107,19 @@ describe('mounted handlers', () => {
       assert.deepEqual(seen, [], 'not reached without credentials');
       assert.deepEqual(await ok(await h.admin('GET', '/admin/collections')), { collections: [] });
       await expectError(await h.admin('GET', '/admin/other'), 404, 'NotFound');
+      const events = await h.admin('GET', '/admin/collections/events');
+      assert.equal(events.headers.get('content-type'), 'text/event-stream');
+      assert.equal(await events.text(), 'data: one\n\ndata: two\n\n');
       const res = await h.get('/xrpc/com.atproto.sync.listReposByCollection?collection=app.bsky.feed.post');
       assert.equal(res.headers.get('access-control-allow-origin'), '*');
       assert.deepEqual(await ok(res), { repos: [] });
+      await expectError(
+        await h.post('/xrpc/com.atproto.sync.listReposByCollection', {}),
+        405,
+        'InvalidRequest',
+      );
       await expectError(await h.get('/xrpc/com.example.none'), 501, 'MethodNotImplemented');
-      assert.match(await h.registry.metrics(), /route="admin-mounted"/);
+      assert.match(await h.registry.metrics(), /route="\/admin\/collections"/);
     } finally {
       await h.close();
     }
@@ -244,7 +255,7 @@ describe('admin API', () => {
           perDay: 9,
         }),
       );
-      assert.deepEqual((body.host as Json).rateLimits, { perSecond: 500, perDay: 9 });
+      assert.deepEqual((body.host as Json).rateLimits, { perSecond: 500, perHour: 2500, perDay: 9 });
       assert.equal((body.host as Json).connected, true);
       await expectError(
         await h.admin('POST', '/admin/hosts/account-limit', { hostname: 'h2.example.org', accountLimit: -1 }),

@@ -3,28 +3,26 @@
 // (`/admin/hosts`, `/admin/hosts/add`, `/admin/hosts/block`, …) and extend it
 // in the same style for domain bans, repos (takedowns), consumers and
 // settings. Reads come from the metadata store; host actions go through
-// HostControl so ingest can drop or re-dial connections; takedowns go through
+// HostControl (src/ingest/host-control.ts; the HostManager itself) so ingest
+// can drop or re-dial connections; takedowns go through
 // takedown.ts so the firehose stays consistent. Writes take a JSON body, reads
 // take query parameters.
 
 import { effectiveStatus, isActive } from '../accounts/status.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
+import { Body, decodeCursor, encodeCursor, type Query, readJsonBody, truncate } from '../http/request.ts';
+import { ApiError, invalidRequest } from '../http/response.ts';
+import type { RequestContext, Router } from '../http/router.ts';
+import type {
+  HostControl,
+  HostControlResult,
+  HostLiveState,
+  RateLimitOverride,
+} from '../ingest/host-control.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseDomain } from '../store/hostname.ts';
 import type { Account, Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { HOST_STATUSES } from '../store/metadata-store.ts';
-import type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
-import {
-  ApiError,
-  Body,
-  decodeCursor,
-  encodeCursor,
-  invalidRequest,
-  type Query,
-  readJsonBody,
-  truncate,
-} from './http.ts';
-import type { RequestContext, Router } from './router.ts';
 import { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';
 import { parseHostnameParam, requireDid } from './xrpc.ts';
 
@@ -183,7 +181,7 @@ export function registerAdmin(router: Router, deps: AdminDeps): void {
     if (!hc.setRateLimits) {
       throw new ApiError(501, 'NotImplemented', 'per-host rate limits cannot be changed in this relay');
     }
-    const limits: HostRateLimits = {};
+    const limits: RateLimitOverride = {};
     for (const k of ['perSecond', 'perHour', 'perDay'] as const) {
       const v = b.optionalInt(k, 0, 1_000_000_000); // 0: back to the default
       if (v !== undefined) limits[k] = v;

@@ -1,35 +1,45 @@
 // The relay's HTTP API on the public port: com.atproto.sync XRPC endpoints,
-// the admin API under /admin/ and `/_stats`. `createApiHandler` returns one
-// async handler that answers the paths it owns and returns false for the rest
-// (probes, the firehose upgrade path, 404s stay with the relay's server).
-// Every answer goes through one dispatcher, which is where the cross-cutting
-// rules live: the request target bounded and parsed without throwing
-// (src/http/request-target.ts), lexicon error bodies and never a stack trace,
-// CORS on GET XRPC routes, the admin API's cross-site rule
-// (src/http/admin-guard.ts) and authentication (with a lock-out for repeated
-// bad passwords, per client network), and per-route metrics. "Who is the
-// client" (trusted proxies, IPv6 /64) comes from src/http/client-address.ts.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// the admin API under /admin/ and `/_stats`, plus the routes other modules
+// register on its routers (`routes`: the collection index's
+// listReposByCollection and /admin/collections*). `createApiHandler` returns
+// one async handler that answers the paths it owns and returns false for the
+// rest (probes, the firehose upgrade path, 404s stay with the relay's server).
+// The HTTP plumbing (router, request readers, response writers, the
+// route-running and error-answering rules) is src/http/; what this module
+// adds around it are the API's own rules: the request target bounded and
+// parsed without throwing (src/http/request-target.ts), CORS on GET XRPC
+// routes, the admin API's cross-site rule (src/http/admin-guard.ts) and
+// authentication (with a lock-out for repeated bad passwords, per client
+// network), and per-route metrics. "Who is the client" (trusted proxies, IPv6
+// /64) comes from src/http/client-address.ts.
+import type { IncomingMessage } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { EventLog } from '../eventlog/types.ts';
 import type { FirehoseServer } from '../firehose/server.ts';
 import { adminRequestRefusal } from '../http/admin-guard.ts';
 import { clientLimitKey, socketAddress } from '../http/client-address.ts';
+import { answerFailure, methodNotAllowed, type PathHandler, sendRouteResult } from '../http/dispatch.ts';
+import { Query } from '../http/request.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
+import { ApiError } from '../http/response.ts';
+import { type RequestContext, type RouteRegistrar, Router } from '../http/router.ts';
+import type { HostControl } from '../ingest/host-control.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import type { MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { registerAdmin } from './admin.ts';
 import { AdminAuth } from './auth.ts';
-import type { HostControl } from './host-control.ts';
-import { ApiError, Query, sendError, sendJson } from './http.ts';
 import { type ApiMetrics, createApiMetrics, type IdentityStatsSource, noMetrics } from './metrics.ts';
 import { RateLimiter } from './rate-limit.ts';
-import { type RequestContext, Router } from './router.ts';
 import { createStatsProvider, type RelayStats } from './stats.ts';
 import type { AccountActions } from './takedown.ts';
 import { registerXrpc } from './xrpc.ts';
 
-export type { HostControl, HostControlResult, HostLiveState, HostRateLimits } from './host-control.ts';
+export type {
+  HostControl,
+  HostControlResult,
+  HostLiveState,
+  RateLimitOverride,
+} from '../ingest/host-control.ts';
 export { type CacheMetricSources, type IdentityStatsSource, registerCacheMetrics } from './metrics.ts';
 export { createStatsProvider, type RelayStats } from './stats.ts';
 export { type AccountActions, reverseTakedown, takeDown } from './takedown.ts';
@@ -65,13 +75,13 @@ export interface ApiDeps {
   /** Serves `/_stats` (default: built from store, event log, firehose and identity cache). */
   stats?: () => Promise<RelayStats>;
   /**
-   * Handlers of other modules mounted inside this API (each returns false for
-   * paths it does not own): `admin` ones run only after admin authentication
-   * (e.g. the collection index's /admin/collections), `xrpc` ones get the
-   * /xrpc/ methods this module does not implement (e.g. listReposByCollection)
-   * before the 501 answer, with CORS headers already set for GET.
+   * Routes of other modules, registered on this API's routers so that they
+   * are served under the same rules: `admin` ones (paths under /admin/) only
+   * after admin authentication (e.g. the collection index's
+   * /admin/collections), `xrpc` ones (paths under /xrpc/) like this module's
+   * XRPC methods, with CORS for GET (e.g. listReposByCollection).
    */
-  mounts?: { admin?: readonly ApiHandler[]; xrpc?: readonly ApiHandler[] };
+  routes?: { admin?: readonly RouteRegistrar[]; xrpc?: readonly RouteRegistrar[] };
   /**
    * Told an account's effective status after an admin takedown (`takendown`)
    * or its reversal (`active` or the account's other status), e.g. to hide
@@ -82,7 +92,7 @@ export interface ApiDeps {
   logger?: Logger;
 }
 
-export type ApiHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+export type ApiHandler = PathHandler;
 
 const SUBSCRIBE_REPOS = '/xrpc/com.atproto.sync.subscribeRepos';
 const CORS_HEADERS = {
@@ -109,6 +119,7 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     unwrittenHead: deps.unwrittenHead,
   });
   xrpc.get('/_stats', () => stats());
+  for (const register of deps.routes?.xrpc ?? []) xrpc.use(register);
 
   const admin = new Router();
   registerAdmin(admin, {
@@ -120,6 +131,14 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
     settingDefaults: { requestCrawlEnabled: true, newHostsPerDay: deps.newHostsPerDay ?? 50 },
     onAccountStatus: deps.onAccountStatus,
   });
+  for (const register of deps.routes?.admin ?? []) admin.use(register);
+  // The dispatcher picks the router by path prefix: a route elsewhere would never be reached.
+  const astray = [
+    ...admin.routes().filter((r) => !r.path.startsWith('/admin/')),
+    ...xrpc.routes().filter((r) => r.path.startsWith('/admin/') || r.path === SUBSCRIBE_REPOS),
+  ];
+  if (astray.length > 0)
+    throw new Error(`API route on the wrong router: ${astray[0].method} ${astray[0].path}`);
   const auth = deps.adminPassword ? new AdminAuth(deps.adminPassword) : undefined;
   const adminFailures = new RateLimiter({ perMinute: deps.adminFailuresPerMinute ?? 10 });
 
@@ -139,12 +158,6 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       (isXrpc || path === '/_stats') && (method === 'GET' || method === 'HEAD' || method === 'OPTIONS');
     const finish = (status: number): void => {
       metrics.observe(route, method, status, (performance.now() - started) / 1000);
-    };
-    const fail = (err: ApiError): void => {
-      // A body we did not read is not drained on a kept-alive connection: close it.
-      const close: Record<string, string> = unreadBody(req) ? { connection: 'close' } : {};
-      sendError(res, err, cors ? { ...CORS_HEADERS, ...close } : close);
-      finish(err.status);
     };
     const address = clientAddress(req);
 
@@ -186,26 +199,13 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
       }
       const match = router.match(method, path);
       if (match.kind === 'none') {
-        const mounted = (isAdmin ? deps.mounts?.admin : deps.mounts?.xrpc) ?? [];
-        if (mounted.length > 0) {
-          if (cors) for (const [k, v] of Object.entries(CORS_HEADERS)) res.setHeader(k, v);
-          for (const handler of mounted) {
-            if (await handler(req, res)) {
-              route = isAdmin ? 'admin-mounted' : 'xrpc-mounted';
-              finish(res.statusCode);
-              return true;
-            }
-          }
-        }
         throw isAdmin
           ? new ApiError(404, 'NotFound', 'no such admin endpoint')
           : new ApiError(501, 'MethodNotImplemented', 'method not implemented by this relay');
       }
       if (match.kind === 'method-not-allowed') {
         route = path;
-        throw new ApiError(405, 'InvalidRequest', `method ${method} not allowed`, {
-          allow: match.allow.join(', '),
-        });
+        throw methodNotAllowed(method, match.allow);
       }
       route = match.route.path;
       const ctx: RequestContext = {
@@ -217,27 +217,19 @@ export function createApiHandler(deps: ApiDeps): ApiHandler {
         clientKey: clientLimitKey(address),
       };
       const out = await match.route.handler(ctx);
-      if (out !== undefined)
-        sendJson(res, 200, out, cors && match.route.method === 'GET' ? CORS_HEADERS : {});
+      sendRouteResult(res, out, cors && match.route.method === 'GET' ? CORS_HEADERS : {});
       finish(res.statusCode);
     } catch (err) {
-      if (err instanceof ApiError) {
-        if (!res.headersSent) fail(err);
-        else res.destroy();
-      } else {
-        logger.error({ err, path, method, client: address }, 'API request failed');
-        if (!res.headersSent) fail(new ApiError(500, 'InternalServerError', 'internal error'));
-        else res.destroy();
-      }
+      const status = answerFailure(
+        req,
+        res,
+        err,
+        (unexpected) =>
+          logger.error({ err: unexpected, path, method, client: address }, 'API request failed'),
+        cors ? CORS_HEADERS : {},
+      );
+      if (status !== undefined) finish(status);
     }
     return true;
   };
-}
-
-/** True when the request has a body that has not been read to its end. */
-function unreadBody(req: IncomingMessage): boolean {
-  const declared = req.headers['content-length'];
-  const hasBody =
-    req.headers['transfer-encoding'] !== undefined || (declared !== undefined && declared !== '0');
-  return hasBody && !req.complete;
 }

@@ -13,20 +13,26 @@ import { waitFor } from '../../test/support/wait.ts';
 import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
 import { EventKind } from '../eventlog/types.ts';
 import { FirehoseServer } from '../firehose/server.ts';
+import type {
+  HostControl,
+  HostControlResult,
+  HostLiveState,
+  RateLimitOverride,
+} from '../ingest/host-control.ts';
+import { DEFAULT_RATE_BASELINE } from '../ingest/rate-limiter.ts';
 import { decodeFrame, encodeFrame } from '../protocol/frames.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { normaliseHostname } from '../store/hostname.ts';
 import type { AccountStatus, Host, MetadataStore } from '../store/metadata-store.ts';
 import { openMetadataStore } from '../store/open-store.ts';
 import { Validator } from '../validate/validator.ts';
-import type { HostControl, HostControlResult, HostRateLimits } from './host-control.ts';
 import { type ApiDeps, createApiHandler } from './index.ts';
 
 export const ADMIN_PASSWORD = 'correct horse battery staple';
 
 export class FakeHostControl implements HostControl {
   readonly calls: string[] = [];
-  readonly rateLimits = new Map<number, HostRateLimits>();
+  readonly rateLimits = new Map<number, RateLimitOverride>();
   /** When set, requestCrawl answers this instead of adding the host. */
   crawlResult?: HostControlResult;
 
@@ -75,7 +81,7 @@ export class FakeHostControl implements HostControl {
     return { ok: true };
   }
 
-  async setRateLimits(hostname: string, limits: HostRateLimits): Promise<HostControlResult> {
+  async setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {
     this.calls.push(`setRateLimits ${hostname} ${JSON.stringify(limits)}`);
     this.rateLimits.set((await this.byName(hostname)).id, limits);
     return { ok: true };
@@ -98,9 +104,16 @@ export class FakeHostControl implements HostControl {
     return { ok: true, host: await this.store.setHostStatus(h.id, status) };
   }
 
-  liveState(hostId: number) {
-    const rateLimits = this.rateLimits.get(hostId);
-    return rateLimits ? { connected: true, rateLimits } : undefined;
+  /** Effective limits as HostManager reports them: the override over the defaults. */
+  liveState(hostId: number): HostLiveState | undefined {
+    const override = this.rateLimits.get(hostId);
+    return override
+      ? {
+          connected: true,
+          rateLimits: { ...DEFAULT_RATE_BASELINE, ...override },
+          rateLimitOverride: override,
+        }
+      : undefined;
   }
 }
 

@@ -6,24 +6,15 @@
 // actions go through HostControl (ingest).
 import type { ServerResponse } from 'node:http';
 import { effectiveStatus, isActive } from '../accounts/status.ts';
+import { Body, decodeCursor, encodeCursor, type Query, readJsonBody, truncate } from '../http/request.ts';
+import { ApiError, invalidRequest, sendEmpty } from '../http/response.ts';
+import type { RequestContext, Router } from '../http/router.ts';
+import type { HostControl } from '../ingest/host-control.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 import { normaliseHostname } from '../store/hostname.ts';
 import type { Account, Host, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { inactiveRepoError, lexiconHostStatus } from './account-status.ts';
-import type { HostControl } from './host-control.ts';
-import {
-  ApiError,
-  Body,
-  decodeCursor,
-  encodeCursor,
-  invalidRequest,
-  type Query,
-  readJsonBody,
-  SERVER_HEADER,
-  truncate,
-} from './http.ts';
 import type { RateLimiter } from './rate-limit.ts';
-import type { RequestContext, Router } from './router.ts';
 
 export const XRPC = {
   listRepos: '/xrpc/com.atproto.sync.listRepos',
@@ -174,12 +165,10 @@ async function requestCrawl(ctx: RequestContext, deps: XrpcDeps): Promise<undefi
   // Passed as given: a scheme (http://, ws://) carries the TLS choice ingest needs.
   const result = await deps.hosts.requestCrawl(raw, { admin: false });
   if (!result.ok) throw new ApiError(result.status, result.error, result.message);
-  ctx.res.writeHead(200, { server: SERVER_HEADER, 'content-length': '0' });
-  ctx.res.end();
+  sendEmpty(ctx.res, 200);
   return undefined;
 }
 
 function redirect(res: ServerResponse, location: string): void {
-  res.writeHead(302, { location, server: SERVER_HEADER, 'content-length': '0' });
-  res.end();
+  sendEmpty(res, 302, { location });
 }

@@ -4,13 +4,15 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { createRouteHandler } from '../http/dispatch.ts';
+import { Router } from '../http/router.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
-import { createCollectionsAdminHandler } from './admin.ts';
+import { collectionsAdminRoutes } from './admin.ts';
 import { CollectionBackfiller } from './backfill.ts';
 import { runBackfillCli } from './backfill-cli.ts';
 import { formatProgress } from './progress.ts';
 import { SqliteCollectionIndex } from './sqlite-index.ts';
-import { createListReposByCollectionHandler } from './xrpc.ts';
+import { listReposByCollectionRoutes } from './xrpc.ts';
 
 async function serve(handle: (req: never, res: never) => Promise<boolean>): Promise<[Server, string]> {
   const server = createServer((req, res) => {
@@ -34,7 +36,7 @@ describe('collections admin API and CLI', () => {
     const source = new SqliteCollectionIndex({ path: ':memory:' });
     const store = new SqliteCollectionIndex({ path: ':memory:' });
     const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
-    const sourceHandler = createListReposByCollectionHandler(source);
+    const sourceHandler = createRouteHandler(new Router().use(listReposByCollectionRoutes(source)));
     // The source relay holds every page until the CLI has shown the run in
     // progress, so the run is observably running whatever the machine's speed.
     let openSource!: () => void;
@@ -46,7 +48,9 @@ describe('collections admin API and CLI', () => {
       return sourceHandler(req, res);
     });
     const backfiller = new CollectionBackfiller({ store, fetcher, retryBackoffMs: 1 });
-    const [adminServer, adminUrl] = await serve(createCollectionsAdminHandler({ store, backfiller }));
+    const [adminServer, adminUrl] = await serve(
+      createRouteHandler(new Router().use(collectionsAdminRoutes({ store, backfiller }))),
+    );
     try {
       await source.addPairs(
         Array.from({ length: 30 }, (_, i) => ({ did: `did:plc:s${i}`, collection: 'a.b.c' })),
@@ -126,7 +130,9 @@ describe('collections admin API and CLI', () => {
         return 'app.bsky.feed.post\n';
       },
     });
-    const [adminServer, adminUrl] = await serve(createCollectionsAdminHandler({ store, backfiller }));
+    const [adminServer, adminUrl] = await serve(
+      createRouteHandler(new Router().use(collectionsAdminRoutes({ store, backfiller }))),
+    );
     const endpoint = `${adminUrl}/admin/collections/backfill`;
     const source = JSON.stringify({ kind: 'relay', url: 'http://127.0.0.1:9', collections: ['a.b.c'] });
     const expect = async (res: Response, status: number, error: string): Promise<void> => {

@@ -7,19 +7,20 @@
 //   POST /admin/collections/backfill/stop     stop it (progress is kept)
 // The collection list is admin-only: counts reveal little, but listing every
 // NSID ever seen (including junk ones) is not something to expose publicly.
-// Like every admin route it applies the cross-site rule (src/http/admin-guard.ts:
-// no cross-site requests, writes only as application/json) itself too, so it
-// stays safe wherever it is mounted. A backfill started here may name its
+// The routes are registered on the API's admin router (`collectionsAdminRoutes`,
+// wired in src/relay.ts), which authenticates and answers errors. Like every
+// admin route they are under the cross-site rule (src/http/admin-guard.ts: no
+// cross-site requests, writes only as application/json), which they apply
+// themselves too, so they stay safe on whatever router serves them. A backfill started here may name its
 // known-NSID list (`collectionsFrom`) only as an http(s) URL: a local file is
 // read only when the operator's own config names it
 // (RELAY_COLLECTIONS_KNOWN_NSIDS), never because a request asked for it.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ApiError, readJsonBody } from '../api/http.ts';
 import { adminRequestRefusal } from '../http/admin-guard.ts';
-import { parseRequestTarget } from '../http/request-target.ts';
+import { readJsonBody } from '../http/request.ts';
+import { ApiError, invalidRequest, sendJson } from '../http/response.ts';
+import type { Handler, RouteRegistrar } from '../http/router.ts';
 import type { BackfillSource, CollectionBackfiller } from './backfill.ts';
 import type { CollectionIndexStore } from './index-store.ts';
-import { sendJson, sendXrpcError } from './xrpc.ts';
 
 export const ADMIN_COLLECTIONS_PATH = '/admin/collections';
 /** Largest backfill source accepted (a long `collections` list fits). */
@@ -46,77 +47,79 @@ export interface CollectionsAdminOptions {
   backfiller: CollectionBackfiller;
 }
 
-/** Handles /admin/collections*; returns false for other paths. */
-export function createCollectionsAdminHandler(
-  opts: CollectionsAdminOptions,
-): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
+/** The cross-site rule, then `handler`. */
+function guarded(handler: Handler): Handler {
+  return (ctx) => {
+    const refusal = adminRequestRefusal(ctx.req);
+    if (refusal) throw new ApiError(refusal.status, refusal.error, refusal.message);
+    return handler(ctx);
+  };
+}
+
+/** A failure of the index itself, answered without its details. */
+function unavailable(): ApiError {
+  return new ApiError(500, 'InternalServerError', 'collection index unavailable');
+}
+
+/** Reads a backfill source; a bad body's error says so (same status, headers and name). */
+async function readSource(ctx: Parameters<Handler>[0]): Promise<Record<string, unknown>> {
+  try {
+    return await readJsonBody(ctx.req, MAX_BODY_BYTES);
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    throw new ApiError(err.status, err.error, `bad JSON body: ${err.message}`, err.headers);
+  }
+}
+
+/** Registers the /admin/collections routes (on the API's admin router). */
+export function collectionsAdminRoutes(opts: CollectionsAdminOptions): RouteRegistrar {
   const { store, backfiller } = opts;
-  return async (req, res) => {
-    const target = parseRequestTarget(req.url);
-    if (!target.ok) return false;
-    const { path, params } = target;
-    if (path !== ADMIN_COLLECTIONS_PATH && !path.startsWith(`${ADMIN_COLLECTIONS_PATH}/`)) return false;
-    const method = req.method ?? 'GET';
-    const refusal = adminRequestRefusal(req);
-    if (refusal) {
-      sendXrpcError(res, refusal.status, refusal.error, refusal.message);
-      return true;
-    }
-    try {
-      if (path === ADMIN_COLLECTIONS_PATH && method === 'GET') {
-        const raw = params.get('limit') ?? '1000';
+  return (router) => {
+    router.get(
+      ADMIN_COLLECTIONS_PATH,
+      guarded(async ({ query }) => {
+        const raw = query.optional('limit') ?? '1000';
         const limit = /^[0-9]{1,5}$/.test(raw) ? Number(raw) : 0;
-        if (limit < 1 || limit > 10_000) {
-          sendXrpcError(res, 400, 'InvalidRequest', 'limit must be 1..10000');
-          return true;
+        if (limit < 1 || limit > 10_000) throw invalidRequest('limit must be 1..10000');
+        const cursor = query.optional('cursor');
+        try {
+          const page = await store.listCollections(limit, cursor);
+          return {
+            collections: page.items,
+            ...(page.cursor ? { cursor: page.cursor } : {}),
+            totalPairs: await store.countPairs(),
+            pendingChecks: await store.countPendingChecks(),
+          };
+        } catch {
+          throw unavailable();
         }
-        const page = await store.listCollections(limit, params.get('cursor') ?? undefined);
-        sendJson(res, 200, {
-          collections: page.items,
-          ...(page.cursor ? { cursor: page.cursor } : {}),
-          totalPairs: await store.countPairs(),
-          pendingChecks: await store.countPendingChecks(),
-        });
-        return true;
-      }
-      if (path === `${ADMIN_COLLECTIONS_PATH}/backfill` && method === 'GET') {
-        sendJson(res, 200, backfiller.status());
-        return true;
-      }
-      if (path === `${ADMIN_COLLECTIONS_PATH}/backfill` && method === 'POST') {
-        const body = await readJsonBody(req, MAX_BODY_BYTES);
+      }),
+    );
+    router.get(
+      `${ADMIN_COLLECTIONS_PATH}/backfill`,
+      guarded(async () => backfiller.status()),
+    );
+    router.post(
+      `${ADMIN_COLLECTIONS_PATH}/backfill`,
+      guarded(async (ctx) => {
+        const body = await readSource(ctx);
         const bad = sourceRefusal(body);
-        if (bad) {
-          sendXrpcError(res, 400, 'InvalidRequest', bad);
-          return true;
-        }
+        if (bad) throw invalidRequest(bad);
         const r = backfiller.start(body as unknown as BackfillSource);
-        if (r.ok) sendJson(res, 202, { job: r.job, status: backfiller.status() });
-        else if (r.reason === 'running') sendXrpcError(res, 409, 'BackfillRunning', r.message);
-        else sendXrpcError(res, 400, 'InvalidRequest', r.message);
-        return true;
-      }
-      if (path === `${ADMIN_COLLECTIONS_PATH}/backfill/stop` && method === 'POST') {
-        await backfiller.stop();
-        sendJson(res, 200, backfiller.status());
-        return true;
-      }
-      sendXrpcError(res, 404, 'NotFound', `no ${method} ${path.slice(0, 200)}`);
-    } catch (err) {
-      if (err instanceof ApiError) {
-        // Bad JSON, wrong type, too large: the request's fault.
-        if (res.headersSent) {
-          res.destroy();
-        } else {
-          for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
-          sendXrpcError(res, err.status, err.error, `bad JSON body: ${err.message}`);
+        if (r.ok) {
+          sendJson(ctx.res, 202, { job: r.job, status: backfiller.status() });
+          return undefined;
         }
-      } else if (!res.headersSent) {
-        sendXrpcError(res, 500, 'InternalServerError', 'collection index unavailable');
-      } else {
-        res.destroy();
-      }
-    }
-    return true;
+        if (r.reason === 'running') throw new ApiError(409, 'BackfillRunning', r.message);
+        throw invalidRequest(r.message);
+      }),
+    );
+    router.post(
+      `${ADMIN_COLLECTIONS_PATH}/backfill/stop`,
+      guarded(async () => {
+        await backfiller.stop();
+        return backfiller.status();
+      }),
+    );
   };
 }

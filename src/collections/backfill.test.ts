@@ -11,12 +11,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SimPds } from '../../sim/pds.ts';
 import { SimPlc } from '../../sim/plc.ts';
+import { createRouteHandler } from '../http/dispatch.ts';
+import { Router } from '../http/router.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { CollectionBackfiller, parseNsidList } from './backfill.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { SqliteCollectionIndex } from './sqlite-index.ts';
 import { backends } from './test-stores.ts';
-import { createListReposByCollectionHandler } from './xrpc.ts';
+import { listReposByCollectionRoutes } from './xrpc.ts';
 
 const COLLS = [
   'app.bsky.feed.post',
@@ -82,7 +84,7 @@ describe('collection backfill: failures', () => {
     let up = false;
     const source = new SqliteCollectionIndex({ path: ':memory:' });
     await source.addPairs([{ did: 'did:plc:z', collection: 'a.b.c' }]);
-    const handler = createListReposByCollectionHandler(source);
+    const handler = createRouteHandler(new Router().use(listReposByCollectionRoutes(source)));
     const server = createServer((req, res) => {
       if (!up) {
         res.writeHead(502).end();
@@ -168,7 +170,7 @@ for (const [name, fresh] of backends) {
       const source = new SqliteCollectionIndex({ path: ':memory:' });
       const t = await fresh();
       const dir = mkdtempSync(join(tmpdir(), 'atrelay-bf-'));
-      const handler = createListReposByCollectionHandler(source);
+      const handler = createRouteHandler(new Router().use(listReposByCollectionRoutes(source)));
       let requests = 0;
       const server = createServer((req, res) => {
         requests++;

@@ -1,6 +1,6 @@
 // The collection index (com.atproto.sync.listReposByCollection): what the
 // relay wires in. See docs/collections.md.
-export { createCollectionsAdminHandler } from './admin.ts';
+export { collectionsAdminRoutes } from './admin.ts';
 export {
   type BackfillSource,
   type BackfillStatus,
@@ -41,4 +41,4 @@ export {
   type IndexedCommit,
   SYNC_PENDING,
 } from './upkeep.ts';
-export { createListReposByCollectionHandler, LIST_REPOS_BY_COLLECTION_PATH } from './xrpc.ts';
+export { LIST_REPOS_BY_COLLECTION_PATH, listReposByCollectionRoutes } from './xrpc.ts';

@@ -4,8 +4,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { createRouteHandler } from '../http/dispatch.ts';
+import { Router } from '../http/router.ts';
 import { backends } from './test-stores.ts';
-import { createListReposByCollectionHandler, parseListParams } from './xrpc.ts';
+import { listReposByCollectionRoutes, parseListParams } from './xrpc.ts';
 
 const POST = 'app.bsky.feed.post';
 
@@ -39,7 +41,7 @@ for (const [name, fresh] of backends) {
   describe(`listReposByCollection over HTTP: ${name}`, () => {
     it('serves pages, errors and passes other paths on', async () => {
       const t = await fresh();
-      const handler = createListReposByCollectionHandler(t.store);
+      const handler = createRouteHandler(new Router().use(listReposByCollectionRoutes(t.store)));
       const server: Server = createServer((req, res) => {
         void handler(req, res).then((handled) => {
           if (!handled) res.writeHead(418).end();

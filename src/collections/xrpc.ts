@@ -6,26 +6,16 @@
 // Parameters are checked as the lexicon says (collection: NSID, required;
 // limit: integer 1–2000, default 500; cursor: string — ours are DIDs) and bad
 // input gets the XRPC error shape `{error: 'InvalidRequest', message}`.
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// The route is registered on the API's XRPC router (`listReposByCollectionRoutes`,
+// wired in src/relay.ts), which answers errors, CORS, 405s and metrics.
+import { ApiError, invalidRequest } from '../http/response.ts';
+import type { RouteRegistrar } from '../http/router.ts';
 import { isValidDid, isValidNsid } from '../protocol/syntax.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 
 export const LIST_REPOS_BY_COLLECTION_PATH = '/xrpc/com.atproto.sync.listReposByCollection';
 export const DEFAULT_LIMIT = 500;
 export const MAX_LIMIT = 2000;
-
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-export function sendXrpcError(res: ServerResponse, status: number, error: string, message: string): void {
-  sendJson(res, status, { error, message });
-}
 
 export type ListParams = { collection: string; limit: number; cursor?: string } | { error: string };
 
@@ -48,33 +38,20 @@ export function parseListParams(params: URLSearchParams): ListParams {
   return { collection, limit, cursor };
 }
 
-/**
- * Handles the listReposByCollection path; returns false for any other path
- * (so the relay's router can try its other handlers).
- */
-export function createListReposByCollectionHandler(
-  store: CollectionIndexStore,
-): (req: IncomingMessage, res: ServerResponse) => Promise<boolean> {
-  return async (req, res) => {
-    const url = new URL(req.url ?? '/', 'http://relay.invalid');
-    if (url.pathname !== LIST_REPOS_BY_COLLECTION_PATH) return false;
-    if (req.method !== 'GET') {
-      res.setHeader('allow', 'GET');
-      sendXrpcError(res, 405, 'InvalidRequest', 'method not allowed');
-      return true;
-    }
-    const p = parseListParams(url.searchParams);
-    if ('error' in p) {
-      sendXrpcError(res, 400, 'InvalidRequest', p.error);
-      return true;
-    }
-    try {
-      const page = await store.listRepos(p.collection, p.limit, p.cursor);
+/** Registers GET listReposByCollection, answered from `store`. */
+export function listReposByCollectionRoutes(store: CollectionIndexStore): RouteRegistrar {
+  return (router) => {
+    router.get(LIST_REPOS_BY_COLLECTION_PATH, async ({ query }) => {
+      const p = parseListParams(query.params);
+      if ('error' in p) throw invalidRequest(p.error);
+      let page: Awaited<ReturnType<CollectionIndexStore['listRepos']>>;
+      try {
+        page = await store.listRepos(p.collection, p.limit, p.cursor);
+      } catch {
+        throw new ApiError(500, 'InternalServerError', 'collection index unavailable');
+      }
       const repos = page.items.map((did) => ({ did }));
-      sendJson(res, 200, page.cursor ? { cursor: page.cursor, repos } : { repos });
-    } catch {
-      sendXrpcError(res, 500, 'InternalServerError', 'collection index unavailable');
-    }
-    return true;
+      return page.cursor ? { cursor: page.cursor, repos } : { repos };
+    });
   };
 }

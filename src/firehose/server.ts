@@ -16,6 +16,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
 import { clientLimitKey, socketAddress } from '../http/client-address.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
+import { rawResponse } from '../http/response.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { encodeErrorFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { Consumer, type ConsumerHost, type ConsumerInfo } from './consumer.ts';
@@ -389,11 +390,7 @@ export function parseCursor(values: readonly string[]): ParsedCursor {
 }
 
 function refuse(socket: Duplex, status: number, error: string, message: string): void {
-  const body = JSON.stringify({ error, message });
   const reason = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
-  socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+  socket.end(rawResponse(status, reason, error, message));
   socket.on('error', () => socket.destroy());
 }

@@ -18,6 +18,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Duplex } from 'node:stream';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import { rawResponse, sendJson } from './response.ts';
 
 export interface HttpServerLimits {
   headersTimeoutMs: number;
@@ -95,15 +96,6 @@ function clientErrorReply(code: string | undefined): { reason: string; response?
   }
 }
 
-/** A complete HTTP/1.1 response with a JSON error body and `Connection: close`, for raw sockets. */
-export function rawResponse(status: number, statusText: string, error: string, message: string): string {
-  const body = JSON.stringify({ error, message });
-  return (
-    `HTTP/1.1 ${status} ${statusText}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
-    `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-  );
-}
-
 /**
  * A node:http server with the limits applied and every error path handled.
  * `handler` rejections become a 500 JSON answer (or a dropped connection if
@@ -137,9 +129,7 @@ export function createHttpServer(
           res.destroy();
           return;
         }
-        const body = JSON.stringify({ error: 'InternalServerError', message: 'internal error' });
-        res.writeHead(500, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-        res.end(body);
+        sendJson(res, 500, { error: 'InternalServerError', message: 'internal error' });
       });
     },
   );

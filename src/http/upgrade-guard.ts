@@ -19,7 +19,7 @@ import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
 import { parseRequestTarget } from './request-target.ts';
-import { rawResponse } from './server.ts';
+import { rawResponse } from './response.ts';
 
 /**
  * Takes the upgrade if it is for one of its paths: returns true and calls

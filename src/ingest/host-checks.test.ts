@@ -65,14 +65,14 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
     try {
       for (const name of ['internal.example.com', 'loop.example.com', 'meta.example.com', 'v6.example.com']) {
         await assert.rejects(
-          m.requestCrawl(name),
+          m.crawl(name),
           (e: CrawlRefusedError) =>
             e instanceof CrawlRefusedError && e.status === 400 && /address not allowed/.test(e.message),
           name,
         );
       }
       for (const raw of ['127.0.0.1:2583', 'localhost', '10.0.0.1', 'http://pds.example.com']) {
-        await assert.rejects(m.requestCrawl(raw), CrawlRefusedError, raw);
+        await assert.rejects(m.crawl(raw), CrawlRefusedError, raw);
       }
       assert.deepEqual(await db.store.listHosts({ limit: 10 }), []);
       assert.equal(m.list().length, 0);
@@ -98,10 +98,13 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
     await m.start();
     try {
       for (const name of ['pds.example.com', 'a.b.example.com', 'example.com', 'blocked.example.org']) {
-        await assert.rejects(m.requestCrawl(name), (e: CrawlRefusedError) => e.error === 'HostBanned', name);
+        await assert.rejects(m.crawl(name), (e: CrawlRefusedError) => e.error === 'HostBanned', name);
       }
       // an admin cannot add a banned domain either
-      await assert.rejects(m.addHost('pds.example.com'), (e: CrawlRefusedError) => e.error === 'HostBanned');
+      await assert.rejects(
+        m.crawl('pds.example.com', { admin: true }),
+        (e: CrawlRefusedError) => e.error === 'HostBanned',
+      );
       assert.deepEqual(fetcher.urls, []);
       assert.deepEqual(dns.calls, []);
     } finally {

@@ -11,12 +11,15 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
 import { waitFor } from '../../test/support/wait.ts';
+import { RateLimiter } from '../api/rate-limit.ts';
+import { registerXrpc, XRPC } from '../api/xrpc.ts';
+import { createRouteHandler } from '../http/dispatch.ts';
+import { Router } from '../http/router.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { openMetadataStore } from '../store/open-store.ts';
 import type { IngestConfig } from './host-manager.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { handleRequestCrawl, REQUEST_CRAWL_PATH } from './request-crawl.ts';
 import {
   RecordingSink,
   range,
@@ -65,7 +68,7 @@ describe('HostManager against the simulated network', () => {
     try {
       const hosts = net.hosts.slice(0, 10);
       const ids: number[] = [];
-      for (const h of hosts) ids.push((await r.manager.addHost(h.hostname)).host.id);
+      for (const h of hosts) ids.push((await r.manager.crawl(h.hostname, { admin: true })).host.id);
       await waitFor(() => r.manager.connectedCount === 10, 'connections');
       const start = hosts.map((h) => h.seq);
       net.step(300);
@@ -85,9 +88,21 @@ describe('HostManager against the simulated network', () => {
 
   it('requestCrawl over HTTP adds a new host; the daily limit refuses more; admin bypasses it', async () => {
     const r = await rig({ newHostsPerDay: 1 });
+    // The API's requestCrawl route (src/api/xrpc.ts) with this HostManager as its HostControl.
+    const routes = new Router().use((router) =>
+      registerXrpc(router, {
+        store: r.db.store,
+        hosts: r.manager,
+        crawlLimiter: new RateLimiter({ perMinute: 0 }),
+        requestCrawlDefault: true,
+        maxBodyBytes: 64 * 1024,
+      }),
+    );
+    const handle = createRouteHandler(routes);
     const server: Server = createServer((req, res) => {
-      if (req.url === REQUEST_CRAWL_PATH) void handleRequestCrawl(r.manager, req, res);
-      else res.writeHead(404).end();
+      void handle(req, res).then((handled) => {
+        if (!handled) res.writeHead(404).end();
+      });
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const relayUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -105,23 +120,25 @@ describe('HostManager against the simulated network', () => {
       assert.deepEqual(r.sink.seqs.get(host!.id), [before + 1]);
 
       assert.equal(await b.requestCrawl(relayUrl), 429);
-      const res = await fetch(new URL(REQUEST_CRAWL_PATH, relayUrl), {
+      const res = await fetch(new URL(XRPC.requestCrawl, relayUrl), {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ hostname: b.hostname }),
       });
       assert.deepEqual(await res.json(), {
         error: 'RateLimitExceeded',
         message: 'new host limit reached (1 per day)',
       });
-      const bad = await fetch(new URL(REQUEST_CRAWL_PATH, relayUrl), {
+      const bad = await fetch(new URL(XRPC.requestCrawl, relayUrl), {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: '{"hostname": "no_such host"}',
       });
       assert.equal(bad.status, 400);
       assert.equal(((await bad.json()) as { error: string }).error, 'InvalidRequest');
-      assert.equal((await fetch(new URL(REQUEST_CRAWL_PATH, relayUrl))).status, 405);
+      assert.equal((await fetch(new URL(XRPC.requestCrawl, relayUrl))).status, 405);
 
-      const added = await r.manager.addHost(c.hostname);
+      const added = await r.manager.crawl(c.hostname, { admin: true });
       assert.equal(added.created, true);
       await waitFor(() => r.manager.connectedCount === 2);
     } finally {
@@ -135,7 +152,7 @@ describe('HostManager against the simulated network', () => {
     const h = net.hosts[3];
     const dids = net.accounts.filter((x) => x.host === 3).map((x) => x.did);
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       const start = h.seq;
       for (let i = 0; i < 5; i++) h.writeRecord(dids[i % dids.length]);
@@ -158,7 +175,7 @@ describe('HostManager against the simulated network', () => {
     const r = await rig({ hostMaxFailures: 3, backoffBaseMs: 5, backoffMaxMs: 20 });
     const h = net.hosts[4];
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       await h.goOffline();
       await waitFor(async () => (await r.db.store.getHost(host.id))?.status === 'offline', 'offline');
@@ -166,9 +183,9 @@ describe('HostManager against the simulated network', () => {
       assert.equal(sub.state, 'inactive');
       assert.equal((await r.db.store.getHost(host.id))?.failures, 3);
       // still down: requestCrawl is refused (describeServer fails) and nothing is dialled
-      await assert.rejects(r.manager.requestCrawl(h.hostname), CrawlRefusedError);
+      await assert.rejects(r.manager.crawl(h.hostname), CrawlRefusedError);
       await h.goOnline();
-      await r.manager.requestCrawl(h.hostname);
+      await r.manager.crawl(h.hostname);
       await waitFor(() => sub.connected, 'revived');
       const after = await r.db.store.getHost(host.id);
       assert.equal(after?.status, 'active');
@@ -183,7 +200,7 @@ describe('HostManager against the simulated network', () => {
     const h = net.hosts[5];
     const dids = net.accounts.filter((x) => x.host === 5).map((x) => x.did);
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       const start = h.seq;
       const t0 = performance.now();
@@ -211,7 +228,7 @@ describe('HostManager against the simulated network', () => {
     let r = await rig({ hostMaxInFlight: 4 }, db, sink);
     const ids: number[] = [];
     try {
-      for (const h of hosts) ids.push((await r.manager.addHost(h.hostname)).host.id);
+      for (const h of hosts) ids.push((await r.manager.crawl(h.hostname, { admin: true })).host.id);
       await waitFor(() => r.manager.connectedCount === 3);
       const dids = hosts.map((_, i) => net.accounts.filter((x) => x.host === 6 + i).map((x) => x.did));
       for (let i = 0; i < 40; i++) for (const [j, h] of hosts.entries()) h.writeRecord(dids[j][i % 2]);
@@ -248,7 +265,7 @@ describe('HostManager against the simulated network', () => {
     const h = net.hosts[9];
     const did = net.accounts.find((x) => x.host === 9)!.did;
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       const start = h.seq;
       h.injectFault('malformedCbor');
@@ -278,13 +295,10 @@ describe('HostManager against the simulated network', () => {
       assert.equal(r.manager.subscriber(created.value.id)?.state, 'inactive');
       assert.ok((await dropped(r.manager, 'error-frame')) >= 1);
       await r.db.store.resetHostCursor(created.value.id, h.seq);
-      await r.manager.blockHost(created.value.id);
+      await r.manager.blockHostById(created.value.id);
       assert.equal((await r.db.store.getHost(created.value.id))?.status, 'blocked');
-      await assert.rejects(
-        r.manager.requestCrawl(h.hostname),
-        (e: CrawlRefusedError) => e.error === 'HostBanned',
-      );
-      await r.manager.unblockHost(created.value.id);
+      await assert.rejects(r.manager.crawl(h.hostname), (e: CrawlRefusedError) => e.error === 'HostBanned');
+      await r.manager.unblockHostById(created.value.id);
       await waitFor(() => r.manager.connectedCount === 1, 'unblocked');
     } finally {
       await teardown(r);
@@ -297,7 +311,7 @@ describe('HostManager against the simulated network', () => {
     const h = net.hosts[1];
     const did = net.accounts.find((x) => x.host === 1)!.did;
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       const n = h.seq;
       for (let i = 0; i < 6; i++) h.writeRecord(did);
@@ -310,7 +324,7 @@ describe('HostManager against the simulated network', () => {
       const old = r.manager.subscriber(host.id)!;
 
       const m = n + 2;
-      const reset = await r.manager.resetCursor(host.id, m);
+      const reset = await r.manager.resetCursorById(host.id, m);
       assert.equal(reset.cursor, m);
       assert.equal(reset.status, 'active');
       assert.equal(sink.inFlight, 0, 'in-flight frames finished before the reset');
@@ -327,7 +341,7 @@ describe('HostManager against the simulated network', () => {
       assert.equal((await r.db.store.getHost(host.id))?.cursor, n + 9);
 
       // null: no cursor, so nothing already written is read again; only new events arrive.
-      const live = await r.manager.resetCursor(host.id, null);
+      const live = await r.manager.resetCursorById(host.id, null);
       assert.equal(live.cursor, 0);
       assert.equal((await r.db.store.getHost(host.id))?.cursor, 0);
       await waitFor(() => r.manager.connectedCount === 1, 'live reconnect');
@@ -358,19 +372,19 @@ describe('HostManager against the simulated network', () => {
       await waitFor(async () => (await r.db.store.getHost(id))?.status === 'idle', 'idle');
 
       const back = h.seq - 2;
-      const reset = await r.manager.resetCursor(id, back);
+      const reset = await r.manager.resetCursorById(id, back);
       assert.equal(reset.status, 'active');
       assert.equal(reset.failures, 0);
       await waitFor(() => r.manager.subscriber(id)?.cursor === h.seq, 'revived from the new cursor');
       assert.deepEqual(sink.seqs.get(id), [back + 1, back + 2]);
       assert.equal((await r.db.store.getHost(id))?.status, 'active');
 
-      await assert.rejects(r.manager.resetCursor(id, -1), (e: CrawlRefusedError) => e.status === 400);
-      await assert.rejects(r.manager.resetCursor(id, 1.5), (e: CrawlRefusedError) => e.status === 400);
-      await assert.rejects(r.manager.resetCursor(999_999, 1), (e: CrawlRefusedError) => e.status === 404);
-      await r.manager.blockHost(id);
+      await assert.rejects(r.manager.resetCursorById(id, -1), (e: CrawlRefusedError) => e.status === 400);
+      await assert.rejects(r.manager.resetCursorById(id, 1.5), (e: CrawlRefusedError) => e.status === 400);
+      await assert.rejects(r.manager.resetCursorById(999_999, 1), (e: CrawlRefusedError) => e.status === 404);
+      await r.manager.blockHostById(id);
       await assert.rejects(
-        r.manager.resetCursor(id, 1),
+        r.manager.resetCursorById(id, 1),
         (e: CrawlRefusedError) => e.status === 409 && e.error === 'HostBlocked' && /blocked/.test(e.message),
       );
       assert.equal((await r.db.store.getHost(id))?.status, 'blocked');
@@ -411,7 +425,7 @@ describe('HostManager against the simulated network', () => {
     const h = net.hosts[2];
     const did = net.accounts.find((x) => x.host === 2)!.did;
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       const start = h.seq;
       let refusedOnce = false;
@@ -442,7 +456,7 @@ describe('HostManager against the simulated network', () => {
     const did = net.accounts.find((x) => x.host === 8)!.did;
     const durable = await openMetadataStore({ dataDir: db.dir, cursorFlushMs: 0 });
     try {
-      const { host } = await r.manager.addHost(h.hostname);
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
       await waitFor(() => r.manager.connectedCount === 1);
       const start = h.seq;
       h.writeRecord(did);

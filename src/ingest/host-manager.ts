@@ -2,7 +2,10 @@
 // decides which hosts may be added (requestCrawl, admin, bootstrap from a
 // seed relay), and keeps host state in the metadata store: status, failure
 // count and cursor (through the store's coalescer, so cursor writes are
-// batched every few seconds and at shutdown).
+// batched every few seconds and at shutdown). It is the admin API's
+// HostControl (host-control.ts) itself: those methods take hostnames and
+// answer results; the id-based ones below them (crawl, blockHostById, …)
+// throw CrawlRefusedError and are what the relay and tests call.
 //
 // Shape of the problem: thousands of mostly-quiet sockets in one process.
 // So per-host state is one small object; timers are shared (one Scheduler
@@ -10,9 +13,8 @@
 // every socket); saved hosts are dialled at a fixed rate at start so a
 // restart does not open thousands of TLS handshakes at once; and additions
 // are serialised per hostname so concurrent requestCrawls of one host do
-// one check and one subscription. Operator rate-limit overrides are kept in
-// one store setting (host id → override), read at start and rewritten under a
-// lock on each change, and pushed straight into the host's live limiter.
+// one check and one subscription. Per-host rate limiters and the operator's
+// overrides of their limits are host-limits.ts.
 //
 // An operator cursor reset (resetCursor) replaces the host's subscriber: the
 // old one is stopped and awaited (socket closed, every in-flight frame
@@ -23,9 +25,8 @@
 // host alone, so a concurrent requestCrawl/reconnect/unblock cannot dial from
 // the old cursor; the reset itself resubscribes at the end.
 //
-// Bounds (issue 12; what happens at each bound): `subs`, `limiters`,
-// `defaultLimits`, `rateOverrides`, `cursorResets` and `hookWrites` hold at
-// most one entry per host in the store (host additions are limited by
+// Bounds (issue 12; what happens at each bound): `subs`, `limits` (per
+// host), `cursorResets` and `hookWrites` hold at most one entry per host in the store (host additions are limited by
 // requestCrawl's daily limit and the admin); `pendingAdds` holds at most
 // `maxPendingAdds` host additions in progress (default 1,000; beyond it
 // requestCrawl answers 503 at once); all subscribers share one FrameBudget
@@ -46,6 +47,16 @@ import { FrameBudget } from './frame-budget.ts';
 import type { FrameSink } from './frame-sink.ts';
 import { checkDescribeServer, guardedLookup, type NodeLookup } from './host-checks.ts';
 import {
+  actOnHost,
+  type HostControl,
+  type HostControlResult,
+  type HostLiveState,
+  type HostSnapshot,
+  LiveStateSnapshot,
+  refusalResult,
+} from './host-control.ts';
+import { HostLimits } from './host-limits.ts';
+import {
   CrawlRefusedError,
   type CrawlTarget,
   hostAccountLimit,
@@ -56,23 +67,13 @@ import {
 import { HostSubscriber, type SubscriberHooks } from './host-subscriber.ts';
 import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
-import {
-  applyRateOverride,
-  computeHostLimits,
-  HostRateLimiter,
-  type HostRateLimits,
-  mergeRateOverride,
-  type RateBaseline,
-  type RateLimitOverride,
-} from './rate-limiter.ts';
+import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
 
 declare module '../store/metadata-store.ts' {
   interface RelaySettings {
     /** Epoch ms of hosts added by requestCrawl in the last 24 h (the new-hosts-per-day limit). */
     ingestNewHostTimes: number[];
-    /** Operator rate-limit overrides by host id (fields absent follow the computed limits). */
-    ingestHostRateOverrides: Record<string, RateLimitOverride>;
   }
 }
 
@@ -177,24 +178,7 @@ export interface CrawlResult {
   created: boolean;
 }
 
-export interface HostSnapshot {
-  hostId: number;
-  hostname: string;
-  state: string;
-  connected: boolean;
-  cursor: number;
-  failures: number;
-  inFlight: number;
-  queued: number;
-  paused: boolean;
-  /** Effective limits (the computed ones with any override applied). */
-  rateLimits: HostRateLimits;
-  /** What the limits would be without an override (account count, trust). */
-  defaultRateLimits: HostRateLimits;
-  /** The operator's override, when one is set. */
-  rateLimitOverride?: RateLimitOverride;
-  lastError?: string;
-}
+export type { HostSnapshot } from './host-control.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 
@@ -210,7 +194,7 @@ function refuseIfBlocked(host: Host): void {
   }
 }
 
-export class HostManager {
+export class HostManager implements HostControl {
   readonly metrics: IngestMetrics;
   /** The byte budget all subscribers share for the frames they hold. */
   readonly frameBudget: FrameBudget;
@@ -225,13 +209,9 @@ export class HostManager {
   private readonly random: () => number;
   private readonly lookup: NodeLookup;
   private readonly trusted: string[];
-  private readonly baseline: RateBaseline;
   private readonly scheduler: Scheduler;
   private readonly subs = new Map<number, HostSubscriber>();
-  private readonly limiters = new Map<number, HostRateLimiter>();
-  private readonly defaultLimits = new Map<number, HostRateLimits>();
-  private readonly rateOverrides = new Map<number, RateLimitOverride>();
-  private overrideLock: Promise<unknown> = Promise.resolve();
+  private readonly limits: HostLimits;
   private readonly pendingAdds = new Map<string, Promise<CrawlResult>>();
   /** Cursor resets by host id (queued ones chained), so revive() can stay out of their way. */
   private readonly cursorResets = new Map<number, Promise<Host>>();
@@ -246,6 +226,11 @@ export class HostManager {
   /** Recovered at start, handed to each host's first subscriber (see start()). */
   private relayedAtStart?: RelayedSinceCheckpoint;
   private stopping: Promise<void> | undefined;
+  /** What liveState() answers from: one list() per second at most. */
+  private readonly liveStates = new LiveStateSnapshot(
+    () => this.list(),
+    () => this.now(),
+  );
   /** Resolves when the start-up bootstrap from the seed relay has finished (or was skipped). */
   bootstrapDone: Promise<void> = Promise.resolve();
 
@@ -271,11 +256,17 @@ export class HostManager {
     this.random = opts.random ?? Math.random;
     this.lookup = guardedLookup(opts.lookup ?? defaultLookup, opts.config.allowInsecureHosts);
     this.trusted = parseTrustedDomains(opts.config.trustedDomains);
-    this.baseline = {
-      perSecond: opts.config.hostRatePerSecond,
-      perHour: opts.config.hostRatePerHour,
-      perDay: opts.config.hostRatePerDay,
-    };
+    this.limits = new HostLimits({
+      store: this.store,
+      baseline: {
+        perSecond: opts.config.hostRatePerSecond,
+        perHour: opts.config.hostRatePerHour,
+        perDay: opts.config.hostRatePerDay,
+      },
+      trusted: this.trusted,
+      now: this.now,
+      log: this.log,
+    });
     this.scheduler = new Scheduler(this.now);
     this.metrics = new IngestMetrics(opts.registry, () => this.store.countHostsByStatus());
     this.frameBudget = new FrameBudget(opts.config.ingestFrameBudgetMb * 1024 * 1024, {
@@ -313,7 +304,7 @@ export class HostManager {
     if (this.started) throw new Error('host manager already started');
     this.started = true;
     this.relayedAtStart = relayed;
-    await this.loadRateOverrides();
+    await this.limits.load();
     const hosts: Host[] = [];
     let after: number | undefined;
     for (;;) {
@@ -343,7 +334,7 @@ export class HostManager {
         fetcher: this.fetcher,
         allowInsecure: this.cfg.allowInsecureHosts,
         log: this.log,
-        add: (hostname) => this.requestCrawl(hostname, { bootstrap: true }),
+        add: (hostname) => this.crawl(hostname, { bootstrap: true }),
         isStopping: () => this.stopping !== undefined,
       }).then(
         () => {},
@@ -379,7 +370,7 @@ export class HostManager {
    * new-hosts-per-day limit to new non-admin hosts, then subscribes. An
    * existing idle/offline host is revived. Throws CrawlRefusedError.
    */
-  requestCrawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
+  crawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
     if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
     let target: CrawlTarget;
     try {
@@ -397,11 +388,6 @@ export class HostManager {
     const p = this.doCrawl(target, opts).finally(() => this.pendingAdds.delete(target.hostname));
     this.pendingAdds.set(target.hostname, p);
     return p;
-  }
-
-  /** Admin addition (no daily limit). */
-  addHost(hostname: string): Promise<CrawlResult> {
-    return this.requestCrawl(hostname, { admin: true });
   }
 
   private async doCrawl(target: CrawlTarget, opts: CrawlOptions): Promise<CrawlResult> {
@@ -465,22 +451,96 @@ export class HostManager {
     await this.store.setSetting('ingestNewHostTimes', times);
   }
 
-  // --- admin actions ---------------------------------------------------------
+  // --- HostControl: the admin API's actions, by hostname, refusals as results -
 
-  async blockHost(hostId: number): Promise<void> {
+  requestCrawl(hostname: string, opts: { admin: boolean }): Promise<HostControlResult> {
+    return this.crawlForApi(hostname, opts.admin);
+  }
+
+  addHost(hostname: string): Promise<HostControlResult> {
+    return this.crawlForApi(hostname, true);
+  }
+
+  blockHost(hostname: string): Promise<HostControlResult> {
+    return this.actOn(hostname, (id) => this.blockHostById(id));
+  }
+
+  unblockHost(hostname: string): Promise<HostControlResult> {
+    return this.actOn(hostname, (id) => this.unblockHostById(id));
+  }
+
+  reconnectHost(hostname: string): Promise<HostControlResult> {
+    return this.actOn(hostname, (id) => this.reconnect(id));
+  }
+
+  /** Account limit and trust live in the store: a store write, then the limits follow it. */
+  setAccountLimit(hostname: string, limit: number): Promise<HostControlResult> {
+    return this.actOn(hostname, async (id) => {
+      await this.store.setHostAccountLimit(id, limit);
+      await this.refreshLimits();
+    });
+  }
+
+  setTrusted(hostname: string, trusted: boolean): Promise<HostControlResult> {
+    return this.actOn(hostname, async (id) => {
+      await this.store.setHostTrusted(id, trusted);
+      await this.refreshLimits();
+    });
+  }
+
+  setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {
+    return this.actOn(hostname, async (id) => {
+      await this.setRateLimitsById(id, limits);
+    });
+  }
+
+  /** Answers with the host as the reset left it (a re-read could show the new subscriber's later cursor). */
+  async resetCursor(hostname: string, cursor: number | null): Promise<HostControlResult> {
+    let host: Host | undefined;
+    const r = await this.actOn(hostname, async (id) => {
+      host = await this.resetCursorById(id, cursor);
+    });
+    return r.ok ? { ok: true, host } : r;
+  }
+
+  liveState(hostId: number): HostLiveState | undefined {
+    return this.liveStates.get(hostId);
+  }
+
+  private async crawlForApi(hostname: string, admin: boolean): Promise<HostControlResult> {
+    try {
+      const { host } = await this.crawl(hostname, { admin });
+      this.liveStates.invalidate();
+      return { ok: true, host };
+    } catch (err) {
+      return refusalResult(err);
+    }
+  }
+
+  private async actOn(
+    hostname: string,
+    act: (hostId: number) => Promise<unknown>,
+  ): Promise<HostControlResult> {
+    const r = await actOnHost(this.store, hostname, act);
+    if (r.ok) this.liveStates.invalidate();
+    return r;
+  }
+
+  // --- admin actions by host id (throw CrawlRefusedError) ---------------------
+
+  async blockHostById(hostId: number): Promise<void> {
     await this.cursorResets.get(hostId)?.then(noop, noop); // else the reset could mark it active again
     await this.store.setHostStatus(hostId, 'blocked');
     const sub = this.subs.get(hostId);
     if (sub) {
       this.subs.delete(hostId);
-      this.limiters.delete(hostId);
-      this.defaultLimits.delete(hostId);
+      this.limits.forget(hostId);
       await sub.stop();
       this.metrics.forgetHost(sub.hostname);
     }
   }
 
-  async unblockHost(hostId: number): Promise<void> {
+  async unblockHostById(hostId: number): Promise<void> {
     await this.store.resetHostFailures(hostId);
     const host = await this.store.setHostStatus(hostId, 'active');
     if (host) {
@@ -518,7 +578,7 @@ export class HostManager {
    * Throws CrawlRefusedError: 400 bad cursor, 404 unknown host, 409 blocked or
    * banned host, 503 while stopping.
    */
-  resetCursor(hostId: number, cursor: number | null): Promise<Host> {
+  resetCursorById(hostId: number, cursor: number | null): Promise<Host> {
     if (cursor !== null && (!Number.isSafeInteger(cursor) || cursor < 0)) {
       return Promise.reject(
         new CrawlRefusedError(
@@ -645,9 +705,7 @@ export class HostManager {
       inFlight: s.inFlight,
       queued: s.queued,
       paused: s.paused,
-      rateLimits: this.limiters.get(s.hostId)!.current,
-      defaultRateLimits: this.defaultLimits.get(s.hostId)!,
-      ...(this.rateOverrides.has(s.hostId) ? { rateLimitOverride: this.rateOverrides.get(s.hostId) } : {}),
+      ...this.limits.view(s.hostId),
       lastError: s.lastError,
     }));
   }
@@ -657,31 +715,13 @@ export class HostManager {
    * the computed ones (0, or a value equal to the computed one, clears that field).
    * Persisted, applied to the live limiter at once. Returns the effective limits.
    */
-  setRateLimits(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {
-    const run = this.overrideLock.then(async () => {
-      const host = await this.store.getHost(hostId);
-      if (!host) throw new Error(`unknown host ${hostId}`);
-      const defaults = this.computedLimits(host);
-      const saved = (await this.store.getSetting('ingestHostRateOverrides')) ?? {};
-      const next = mergeRateOverride(defaults, saved[String(hostId)], change);
-      if (next) saved[String(hostId)] = next;
-      else delete saved[String(hostId)];
-      await this.store.setSetting('ingestHostRateOverrides', saved);
-      if (next) this.rateOverrides.set(hostId, next);
-      else this.rateOverrides.delete(hostId);
-      const effective = applyRateOverride(defaults, next);
-      if (this.limiters.has(hostId)) this.defaultLimits.set(hostId, defaults);
-      this.limiters.get(hostId)?.setLimits(effective, this.now());
-      this.log.info({ host: host.hostname, override: next ?? null, effective }, 'host rate limits set');
-      return effective;
-    });
-    this.overrideLock = run.catch(() => {});
-    return run;
+  setRateLimitsById(hostId: number, change: RateLimitOverride): Promise<HostRateLimits> {
+    return this.limits.setOverride(hostId, change);
   }
 
   /** The effective rate limits of a host (also for hosts without a subscription). */
   rateLimitsOf(host: Host): HostRateLimits {
-    return this.limitsFor(host);
+    return this.limits.effective(host);
   }
 
   subscriber(hostId: number): HostSubscriber | undefined {
@@ -695,23 +735,6 @@ export class HostManager {
   }
 
   // --- internals -------------------------------------------------------------
-
-  private computedLimits(host: Host): HostRateLimits {
-    const trusted = host.trusted || isTrustedHostname(host.hostname, this.trusted);
-    return computeHostLimits(host.accountCount, trusted, this.baseline);
-  }
-
-  private limitsFor(host: Host): HostRateLimits {
-    return applyRateOverride(this.computedLimits(host), this.rateOverrides.get(host.id));
-  }
-
-  private async loadRateOverrides(): Promise<void> {
-    const saved = (await this.store.getSetting('ingestHostRateOverrides')) ?? {};
-    this.rateOverrides.clear();
-    for (const [id, o] of Object.entries(saved)) {
-      if (/^\d+$/.test(id) && o && typeof o === 'object') this.rateOverrides.set(Number(id), o);
-    }
-  }
 
   /** Starts (or restarts) the subscriber of an active host. */
   private revive(host: Host): void {
@@ -728,11 +751,8 @@ export class HostManager {
 
   private subscribe(host: Host, delayMs: number): void {
     if (this.subs.has(host.id)) return;
-    const now = this.now();
     // A cursor reset replaces the subscriber but keeps the host's rate buckets.
-    const limiter = this.limiters.get(host.id) ?? new HostRateLimiter(this.limitsFor(host), now);
-    this.limiters.set(host.id, limiter);
-    this.defaultLimits.set(host.id, this.computedLimits(host));
+    const limiter = this.limits.limiterFor(host);
     // Recovered at start: handed to the host's first subscriber only.
     const relayedSeqs = this.relayedAtStart?.byHost.get(host.id);
     this.relayedAtStart?.byHost.delete(host.id);
@@ -811,18 +831,6 @@ export class HostManager {
 
   /** Re-reads account counts so rate limits keep scaling with each host's size. */
   async refreshLimits(): Promise<void> {
-    let after: number | undefined;
-    for (;;) {
-      const page = await this.store.listHosts({ after, limit: 1000 });
-      const now = this.now();
-      for (const h of page) {
-        const limiter = this.limiters.get(h.id);
-        if (!limiter) continue;
-        this.defaultLimits.set(h.id, this.computedLimits(h));
-        limiter.setLimits(this.limitsFor(h), now);
-      }
-      if (page.length < 1000) break;
-      after = page[page.length - 1].id;
-    }
+    await this.limits.refresh();
   }
 }

@@ -44,7 +44,7 @@ describe('HostSubscriber frame rules', () => {
     });
     await m.start();
     try {
-      const { host } = await m.addHost(pds.hostname);
+      const { host } = await m.crawl(pds.hostname, { admin: true });
       await waitFor(() => sink.seqs.get(host.id)?.length === 4, 'four events');
       assert.deepEqual(sink.seqs.get(host.id), [1, 2, 6, 7]);
       assert.deepEqual(pds.cursors, [null, '6']);

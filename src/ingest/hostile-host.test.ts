@@ -82,7 +82,7 @@ describe('hostile hosts: frames', () => {
     ]);
     const r = await rig();
     try {
-      const { host } = await r.m.addHost(pds.hostname);
+      const { host } = await r.m.crawl(pds.hostname, { admin: true });
       await waitFor(() => r.sink.count === 1, 'the valid event');
       assert.deepEqual(r.sink.seqs.get(host.id), [4]);
       assert.equal((await drops(r.m))['bad-did'], 3);
@@ -124,7 +124,7 @@ describe('hostile hosts: frames', () => {
     ]);
     const r = await rig();
     try {
-      const { host } = await r.m.addHost(pds.hostname);
+      const { host } = await r.m.crawl(pds.hostname, { admin: true });
       await waitFor(() => r.sink.count === 1, 'the valid event');
       assert.deepEqual(r.sink.seqs.get(host.id), [3]);
       const d = await drops(r.m);
@@ -147,7 +147,7 @@ describe('hostile hosts: frames', () => {
     const r = await rig({ hostRatePerSecond: 2 });
     try {
       const started = Date.now();
-      const { host } = await r.m.addHost(pds.hostname);
+      const { host } = await r.m.crawl(pds.hostname, { admin: true });
       await waitFor(() => r.sink.count === 1, 'the event behind the #info frames');
       assert.deepEqual(r.sink.seqs.get(host.id), [1]);
       assert.ok((await r.m.metrics.throttled.get()).values[0].value >= 1, 'the host was throttled');
@@ -175,7 +175,7 @@ describe('hostile hosts: disconnects', () => {
     ]);
     const r = await rig({ hostBadFramesPerMinute: 5 });
     try {
-      const { host } = await r.m.addHost(pds.hostname);
+      const { host } = await r.m.crawl(pds.hostname, { admin: true });
       await waitFor(() => r.sink.count === 2, 'both events on the second connection');
       assert.deepEqual(r.sink.seqs.get(host.id), [1, 2]);
       assert.equal((await disconnects(r.m))['bad-frames'], 1);
@@ -195,7 +195,7 @@ describe('hostile hosts: disconnects', () => {
     const pds = await scriptedPds(scripts);
     const r = await rig({ hostMaxFailures: 3 });
     try {
-      const { host } = await r.m.addHost(pds.hostname);
+      const { host } = await r.m.crawl(pds.hostname, { admin: true });
       await waitFor(async () => (await r.db.store.getHost(host.id))?.status === 'offline', 'host offline');
       assert.equal(pds.cursors.length, 3, 'three connections, each one a failure');
       assert.deepEqual(r.sink.seqs.get(host.id), [1, 2, 3], 'the valid events were all handed on');
@@ -222,8 +222,8 @@ describe('hostile hosts: disconnects', () => {
     ]);
     const r = await rig({ hostMaxFailures: 3, hostBadFramesPerMinute: 10 });
     try {
-      const b = await r.m.addHost(bad.hostname);
-      const g = await r.m.addHost(good.hostname);
+      const b = await r.m.crawl(bad.hostname, { admin: true });
+      const g = await r.m.crawl(good.hostname, { admin: true });
       await waitFor(() => r.sink.count === 200, 'every event of the good host');
       assert.deepEqual(r.sink.seqs.get(g.host.id), range(1, 200));
       await waitFor(
@@ -244,7 +244,7 @@ describe('hostile hosts: disconnects', () => {
     // one token a second: frame 1 is handed on, 2..5 queue up, 6 overflows the queue of 4
     const r = await rig({ hostRatePerSecond: 1, maxQueuedFrames: 4 });
     try {
-      const { host } = await r.m.addHost(pds.hostname);
+      const { host } = await r.m.crawl(pds.hostname, { admin: true });
       await waitFor(async () => ((await disconnects(r.m))['queue-full'] ?? 0) >= 1, 'queue-full disconnect');
       await waitFor(() => pds.cursors.length === 2, 'reconnected');
       assert.equal(pds.cursors[1], '1', 'the reconnect resumes after the one finished frame');
@@ -278,7 +278,7 @@ describe('hostile hosts: global frame budget', () => {
     const limit = 1024 * 1024;
     try {
       const ids: number[] = [];
-      for (const p of pdses) ids.push((await r.m.addHost(p.hostname)).host.id);
+      for (const p of pdses) ids.push((await r.m.crawl(p.hostname, { admin: true })).host.id);
       await waitFor(() => sink.count === hosts * perHost, 'every frame of every host');
       for (const id of ids) assert.deepEqual(sink.seqs.get(id), range(1, perHost));
       assert.equal(r.m.frameBudget.limitBytes, limit);
@@ -317,9 +317,9 @@ describe('hostile hosts: additions', () => {
     });
     await m.start();
     try {
-      const first = m.requestCrawl('a.example.com');
-      const second = m.requestCrawl('b.example.com');
-      await assert.rejects(m.requestCrawl('c.example.com'), (e: unknown) => {
+      const first = m.crawl('a.example.com');
+      const second = m.crawl('b.example.com');
+      await assert.rejects(m.crawl('c.example.com'), (e: unknown) => {
         return e instanceof CrawlRefusedError && e.status === 503;
       });
       release();
@@ -406,7 +406,7 @@ describe('hostile hosts: numeric host names', () => {
         for (const name of ['0x7f.0x1', '127.0.0.0x1', '2130706433', '0177.0.0.1', '127.1']) {
           for (const raw of [name, `${name}:${port}`, `https://${name}`]) {
             await assert.rejects(
-              m.requestCrawl(raw),
+              m.crawl(raw),
               (e: unknown) =>
                 e instanceof CrawlRefusedError && e.status === 400 && /hostname|numeric/.test(e.message),
               `${raw} (insecure ${allowInsecureHosts})`,

@@ -1,9 +1,17 @@
 // The ingest stage's public surface: HostManager (subscriptions, host
-// additions, admin actions), the requestCrawl HTTP handler, and the
-// FrameSink boundary with validation.
+// additions, admin actions; it is the admin API's HostControl), and the
+// FrameSink boundary with validation. requestCrawl's HTTP route is the API's
+// (src/api/xrpc.ts).
 export { type BootstrapStats, bootstrapFromUpstream } from './bootstrap.ts';
 export type { FrameSink, InboundFrame } from './frame-sink.ts';
 export { checkDescribeServer, guardedLookup } from './host-checks.ts';
+export type {
+  HostControl,
+  HostControlResult,
+  HostLiveState,
+  HostRateLimits,
+  RateLimitOverride,
+} from './host-control.ts';
 export {
   type CrawlOptions,
   type CrawlResult,
@@ -24,4 +32,3 @@ export {
 export { MAX_FRAME_BYTES } from './host-subscriber.ts';
 export { IngestMetrics } from './metrics.ts';
 export { computeHostLimits, HostRateLimiter } from './rate-limiter.ts';
-export { handleRequestCrawl, REQUEST_CRAWL_PATH, requestCrawlResponse } from './request-crawl.ts';

@@ -1,10 +1,15 @@
-// A tiny exact-path router for node:http. XRPC methods and admin routes are
-// fixed paths, so a Map from path to per-method handlers is all we need: no
-// patterns, no framework. A known path with the wrong method answers 405 with
-// an Allow header; an unknown path is left to the caller (the relay's other
-// handlers or its 404), which is why `match` can say "not mine".
+// A tiny exact-path router for node:http, the one every HTTP route of the
+// relay is registered on. XRPC methods and admin routes are fixed paths, so a
+// Map from path to per-method handlers is all we need: no patterns, no
+// framework. A known path with the wrong method answers 405 with an Allow
+// header; an unknown path is left to the caller (the relay's other handlers or
+// its 404), which is why `match` can say "not mine". Modules outside the API
+// (the collection index) export a RouteRegistrar and the API registers it on
+// its own routers, so their routes get the API's rules (authentication, CORS,
+// error shape, metrics) without repeating them. Serving is the dispatcher's
+// job (src/http/dispatch.ts; the API's rules in src/api/index.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Query } from './http.ts';
+import type { Query } from './request.ts';
 
 export type Method = 'GET' | 'POST';
 
@@ -22,8 +27,10 @@ export interface RequestContext {
 
 /**
  * A handler returns a JSON-serialisable body (sent with 200), or undefined
- * when it has written the response itself (redirects). It throws ApiError
- * for lexicon errors.
+ * when it has written the response itself through `ctx.res` (another status,
+ * a redirect, a non-JSON body, a stream such as server-sent events). It throws
+ * ApiError for lexicon errors; once it has started writing, a throw cuts the
+ * connection instead.
  */
 export type Handler = (ctx: RequestContext) => Promise<unknown>;
 
@@ -32,6 +39,9 @@ export interface Route {
   path: string;
   handler: Handler;
 }
+
+/** Registers one module's routes on a router that someone else serves. */
+export type RouteRegistrar = (router: Router) => void;
 
 export type RouteMatch =
   | { kind: 'found'; route: Route }
@@ -49,6 +59,12 @@ export class Router {
     }
     if (methods.has(method)) throw new Error(`duplicate route ${method} ${path}`);
     methods.set(method, { method, path, handler });
+    return this;
+  }
+
+  /** Registers another module's routes here. */
+  use(register: RouteRegistrar): this {
+    register(this);
     return this;
   }
 

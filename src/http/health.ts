@@ -1,4 +1,5 @@
-// Health probes and the metrics endpoint. zlay serves probes on both ports and
+// Health probes and the metrics endpoint (the relay's server calls them
+// before the API; src/relay.ts). zlay serves probes on both ports and
 // metrics only on the internal one; we do the same, so that a load balancer
 // can probe the public port while Prometheus scrapes the private one.
 // `/_healthz` is liveness (the process answers), `/_readyz` readiness (start-up
@@ -9,6 +10,7 @@
 // flood of probes costs the database one check at a time, not one per request.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { sendJson } from './response.ts';
 
 export interface HealthCheck {
   name: string;
@@ -29,16 +31,6 @@ export interface HealthState {
   stats?: () => Promise<unknown>;
   /** Time limit per check in ms (default 2,000). */
   checkTimeoutMs?: number;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    server: 'atrelay (atproto-relay)',
-  });
-  res.end(text);
 }
 
 type CheckResults = { ok: boolean; checks: Record<string, string> };
@@ -130,8 +122,4 @@ export async function handleMetrics(
   res.writeHead(200, { 'content-type': registry.contentType });
   res.end(body);
   return true;
-}
-
-export function notFound(res: ServerResponse): void {
-  sendJson(res, 404, { error: 'NotFound', message: 'no such endpoint' });
 }

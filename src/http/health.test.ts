@@ -4,7 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Counter, Registry } from 'prom-client';
 import { waitFor } from '../../test/support/wait.ts';
-import { type HealthState, handleMetrics, handleProbe, notFound } from './health.ts';
+import { type HealthState, handleMetrics, handleProbe } from './health.ts';
+import { notFound } from './response.ts';
 
 describe('health probes and metrics', () => {
   const state: HealthState = { ready: false, checks: [], checkTimeoutMs: 100 };

@@ -1,54 +1,16 @@
-// HTTP plumbing shared by the XRPC and admin handlers: JSON responses, the
-// lexicon error shape `{error, message}` thrown as ApiError, strict query
-// parameter parsing (each bad parameter becomes a 400 InvalidRequest, never a
-// stack trace), and a JSON body reader with a hard size cap so a client cannot
-// make the relay buffer an unbounded request.
-import type { IncomingMessage, ServerResponse } from 'node:http';
-
-/** A lexicon-shaped error: the handler throws it, the dispatcher answers `{error, message}`. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly error: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = 'ApiError';
-  }
-}
-
-export const invalidRequest = (message: string): ApiError => new ApiError(400, 'InvalidRequest', message);
-
-export const SERVER_HEADER = 'atrelay (atproto-relay)';
-
-export function sendJson(
-  res: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    ...headers,
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': String(Buffer.byteLength(text)),
-    server: SERVER_HEADER,
-  });
-  res.end(text);
-}
-
-export function sendError(
-  res: ServerResponse,
-  err: ApiError,
-  extraHeaders: Record<string, string> = {},
-): void {
-  sendJson(res, err.status, { error: err.error, message: err.message }, { ...extraHeaders, ...err.headers });
-}
+// Request readers shared by every route (API, collection index, and whatever
+// else mounts on src/http/router.ts): strict query parameter parsing (each bad
+// parameter becomes a 400 InvalidRequest, never a stack trace), opaque page
+// cursors, and a JSON body reader with a hard size cap so a client cannot make
+// the relay buffer an unbounded request. Errors are ApiErrors
+// (src/http/response.ts), answered by the dispatcher.
+import type { IncomingMessage } from 'node:http';
+import { ApiError, invalidRequest } from './response.ts';
 
 /** Query parameters of one request, with typed, validating getters. */
 export class Query {
-  constructor(private readonly params: URLSearchParams) {}
+  /** `params`: the raw parameters, for parsers with rules of their own. */
+  constructor(readonly params: URLSearchParams) {}
 
   /** The single value of `name`, or undefined; given twice is an error. */
   optional(name: string): string | undefined {
