@@ -355,7 +355,6 @@ export function createDashboardHandler(deps: DashboardDeps): DashboardHandler {
         return true;
       }
       if (password) req.headers.authorization = `Bearer ${password}`;
-      if (path.startsWith('/admin/hosts/') && !read) deps.hostsTable.invalidate();
     }
     return false;
   };
