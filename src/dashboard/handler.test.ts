@@ -209,6 +209,12 @@ describe('dashboard handler', () => {
     assert.equal(js.status, 200);
     assert.match(js.headers.get('content-type') ?? '', /javascript/);
     assert.match(await js.text(), /uPlot/);
+    const etag = js.headers.get('etag') ?? '';
+    assert.ok(etag);
+    const again = await fetch(`${base}/admin/dashboard/static/uPlot.min.js`, {
+      headers: { 'if-none-match': etag },
+    });
+    assert.equal(again.status, 304, 'unchanged: not sent again');
     assert.equal((await fetch(`${base}/admin/dashboard/static/app.css`)).status, 200);
     const other = await json(fetch(`${base}/admin/dashboard/static/..%2F..%2Fpackage.json`));
     assert.equal(other.authorized, false, 'not served here: left to the API (its 404)');

@@ -24,6 +24,7 @@
 // password. The cookie is SameSite=Strict, so no other site can make the
 // browser send it; HTML answers carry a Content-Security-Policy that allows
 // only the relay's own scripts.
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -150,7 +151,7 @@ export function createDashboardHandler(deps: DashboardDeps): DashboardHandler {
   const failures = new RateLimiter({ perMinute: deps.loginFailuresPerMinute ?? 10 });
   const clientAddress = deps.clientAddress ?? socketAddress;
   const uptime = deps.uptimeSeconds ?? (() => process.uptime());
-  const staticCache = new Map<string, Buffer>();
+  const staticCache = new Map<string, { body: Buffer; etag: string }>();
   const page = (name: string): string => readFileSync(join(STATIC_DIR, name), 'utf8');
   const pages = { app: page('index.html'), login: page('login.html') };
 
@@ -267,18 +268,24 @@ export function createDashboardHandler(deps: DashboardDeps): DashboardHandler {
     if (path.startsWith(STATIC_PREFIX) && read) {
       const entry = STATIC_FILES[path.slice(STATIC_PREFIX.length)];
       if (!entry) return false; // the API's 404
-      let body = staticCache.get(entry.file);
-      if (!body) {
-        body = readFileSync(entry.file);
-        staticCache.set(entry.file, body);
+      let file = staticCache.get(entry.file);
+      if (!file) {
+        const body = readFileSync(entry.file);
+        file = { body, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 22)}"` };
+        staticCache.set(entry.file, file);
+      }
+      // Revalidated on each load (no-cache), answered 304 while unchanged.
+      const headers = { etag: file.etag, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' };
+      if (req.headers['if-none-match'] === file.etag) {
+        res.writeHead(304, headers).end();
+        return true;
       }
       res.writeHead(200, {
+        ...headers,
         'content-type': `${entry.type}; charset=utf-8`,
-        'content-length': String(body.length),
-        'cache-control': 'no-cache',
-        'x-content-type-options': 'nosniff',
+        'content-length': String(file.body.length),
       });
-      res.end(method === 'HEAD' ? undefined : body);
+      res.end(method === 'HEAD' ? undefined : file.body);
       return true;
     }
 
