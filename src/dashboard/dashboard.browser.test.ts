@@ -183,6 +183,33 @@ describe('dashboard in a browser', { skip }, () => {
     assert.match((await page.textContent('#flash')) ?? '', /InvalidRequest/);
   });
 
+  it('sets rate limits, trusts, reconnects and bans a domain from the Hosts page', async () => {
+    const host = net.hosts[1];
+    const row = `tr[data-host="${host.hostname}"]`;
+    await open('hosts');
+    await page.fill('#host-search', host.hostname);
+    await until('the search applied', async () => (await rowCount('#host-table tbody tr')) === 1);
+    const live = () => (relay.hosts?.list() ?? []).find((h) => h.hostname === host.hostname);
+    promptAnswer = '7,700,7000';
+    await page.click(`button[data-action=limits][data-host="${host.hostname}"]`);
+    await until('limits applied', async () => live()?.rateLimits.perSecond === 7);
+    await page.waitForSelector(`${row} >> text=7/700/7000 (set)`);
+    await page.click(`button[data-action=trust][data-host="${host.hostname}"]`);
+    await until(
+      'host trusted',
+      async () => (await relay.store?.getHostByHostname(host.hostname))?.trusted === true,
+    );
+    await page.click(`button[data-action=reconnect][data-host="${host.hostname}"]`);
+    await page.waitForSelector('#flash.ok');
+    await until('host connected again', async () => live()?.connected === true);
+    await page.fill('#domain-ban-name', 'spam.example');
+    await page.click('#domain-ban');
+    await until(
+      'domain banned',
+      async () => (await relay.store?.isDomainBanned('pds.spam.example')) === true,
+    );
+  });
+
   it('takes down an account looked up by handle, and the firehose says so', async () => {
     const did = net.accounts.find((a) => a.host === 1)?.did as string;
     const handle = net.hostOf(did).account(did).handle;
