@@ -240,6 +240,24 @@ describe('dashboard in a browser', { skip }, () => {
     assert.match((await page.textContent('#backfill-state')) ?? '', /Backfill: idle/);
     await until('collections listed', async () => (await rowCount('#collection-table tbody tr')) > 0);
     await shot('collections');
+    // The API's refusal is shown: a backfill needs a source URL.
+    await page.click('#backfill-start');
+    await page.waitForSelector('#flash.error');
+    assert.match((await page.textContent('#flash')) ?? '', /InvalidRequest/);
+  });
+
+  it('disconnects a consumer from the Consumers page', async () => {
+    const extra = await subscribe(`ws://127.0.0.1:${relay.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      const newest = Math.max(...(relay.firehose?.listConsumers() ?? []).map((c) => c.id));
+      await open('consumers');
+      await page.click(`tr[data-consumer="${newest}"] button[data-action=disconnect]`);
+      await extra.waitClosed(WAIT_DEADLINE_MS);
+      await until('its row gone', async () => (await rowCount(`tr[data-consumer="${newest}"]`)) === 0);
+      assert.equal(consumer.closed, false, 'the other consumer stays');
+    } finally {
+      await extra.close();
+    }
   });
 
   it('keeps the Hosts page to one server page with 3,000 hosts', async () => {
