@@ -1,5 +1,5 @@
 // The relay process: wires the stages together and owns the two HTTP servers
-// (public: XRPC + firehose + admin + probes; internal: metrics + probes,
+// (public: XRPC + firehose + admin API + dashboard + probes; internal: metrics + probes,
 // bound to loopback unless RELAY_METRICS_BIND says otherwise). Both servers
 // get the connection, timeout and header limits of src/http/server.ts; every
 // upgrade socket goes through the UpgradeGuard (error listener first, bounded
@@ -52,6 +52,7 @@ import {
   SyncRecomputeQueue,
 } from './collections/index.ts';
 import type { RelayConfig } from './config/config.ts';
+import { createRelayDashboard } from './dashboard/index.ts';
 import { CommittedStream } from './eventlog/committed.ts';
 import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
 import { FirehoseServer } from './firehose/index.ts';
@@ -83,6 +84,9 @@ import {
   validationSettingsFromConfig,
 } from './validate/index.ts';
 
+/** The relay's version, as /health and the page at `/` report it. */
+const RELAY_VERSION = '0.1.0';
+
 /** Injection points for tests and embedding; production uses the defaults. */
 export interface RelayDeps {
   /** DNS for every outbound connection (SSRF-checked afterwards). */
@@ -111,6 +115,7 @@ export class Relay {
   collectionBackfiller?: CollectionBackfiller;
   collectionCleaner?: CollectionCleaner;
   private api?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+  private dashboard?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
   private publicServer?: Server;
   private metricsServer?: Server;
   private upgrades?: UpgradeGuard;
@@ -281,6 +286,16 @@ export class Relay {
     // HTTP surface.
     const stats = createStatsProvider({ store, eventLog, firehose, identity });
     this.health.stats = stats;
+    // `/` and the web UI under /admin/ (src/dashboard); other /admin/ paths are the API's.
+    this.dashboard = createRelayDashboard({
+      registry: this.registry,
+      store,
+      hosts,
+      resolveHandle: (handle) => handleResolver.resolve(handle),
+      adminPassword: cfg.adminPassword,
+      clientAddress,
+      version: RELAY_VERSION,
+    });
     this.api = createApiHandler({
       store,
       eventLog,
@@ -438,6 +453,7 @@ export class Relay {
 
   private async handlePublic(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (await handleProbe(req, res, this.health)) return;
+    if (this.dashboard && (await this.dashboard(req, res))) return;
     if (this.api && (await this.api(req, res))) return;
     notFound(res);
   }
