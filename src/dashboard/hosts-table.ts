@@ -5,7 +5,12 @@
 // `maxHosts` rows), joins each row with ingest's live state (connected,
 // in-memory cursor, queue, last error, effective rate limits) and the current
 // frame rate from the Overview sampler, and answers a filtered, sorted slice.
-import type { HostControl, HostLiveState, HostRateLimits, RateLimitOverride } from '../ingest/host-control.ts';
+import type {
+  HostControl,
+  HostLiveState,
+  HostRateLimits,
+  RateLimitOverride,
+} from '../ingest/host-control.ts';
 import type { Host, MetadataStore } from '../store/metadata-store.ts';
 
 export interface HostRow {
