@@ -9,6 +9,7 @@
 //   ingest (HostManager: one subscriber per host)
 //     → validate (Validator: workers + per-repo order + account state)
 //     → event log (relay seq, durable) → firehose (fan-out to consumers)
+//     and the Jetstream-compatible JSON stream (GET /subscribe, src/jetstream)
 //   side: metadata store, identity cache, HTTP API, collection index
 //   (listReposByCollection: fed by the validator's observer after each
 //   durable append, repaired by a periodic cleaner, filled by backfills)
@@ -58,6 +59,7 @@ import {
 import { UpgradeGuard } from './http/upgrade-guard.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
+import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
@@ -94,6 +96,7 @@ export class Relay {
   eventLog?: EventLog;
   committed?: CommittedStream;
   firehose?: FirehoseServer;
+  jetstream?: JetstreamServer;
   identity?: IdentityCache;
   validator?: Validator;
   hosts?: HostManager;
@@ -225,6 +228,19 @@ export class Relay {
       logger: log,
     });
     this.firehose = firehose;
+    // The JSON stream: its own subscriber and outbox limits, the same sizes as the firehose's.
+    const jetstream = new JetstreamServer({
+      log: eventLog,
+      events: committed,
+      maxSubscribers: cfg.maxConsumers,
+      maxSubscribersPerIp: cfg.maxConsumersPerIp,
+      outboxMaxBytes: Math.floor(cfg.consumerOutboxMb * 1024 * 1024),
+      outboxMaxEvents: cfg.consumerOutboxEvents,
+      clientAddress,
+      registry: this.registry,
+      logger: log,
+    });
+    this.jetstream = jetstream;
     // after the firehose: consumers first, derived state second
     committed.subscribe('collection-index', upkeep.onCommitted);
     const hosts = new HostManager({
@@ -356,7 +372,9 @@ export class Relay {
     );
     this.publicServer = publicServer;
     const upgrades = new UpgradeGuard({
-      handler: (req, socket, head, opened) => firehose.handleUpgrade(req, socket, head, opened),
+      handler: (req, socket, head, opened) =>
+        firehose.handleUpgrade(req, socket, head, opened) ||
+        jetstream.handleUpgrade(req, socket, head, opened),
       maxPending: cfg.maxPendingUpgrades,
       timeoutMs: cfg.upgradeTimeoutMs,
       log: httpLog,
@@ -449,7 +467,7 @@ export class Relay {
       await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);
       await this.repos?.close();
       this.upgrades?.close();
-      await this.firehose?.close();
+      await Promise.all([this.firehose?.close(), this.jetstream?.close()]);
       await Promise.all([closeServer(this.publicServer), closeServer(this.metricsServer)]);
       await this.collectionUpkeep?.drain();
       await this.collectionIndex?.close();
