@@ -286,6 +286,7 @@ export class JetstreamServer {
       return;
     try {
       s.filter = parseOptionsUpdate((msg as { payload?: unknown }).payload);
+      s.optionsUpdates++;
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
       this.metrics?.drops.inc({ reason: 'bad_options' });

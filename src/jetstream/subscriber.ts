@@ -44,6 +44,8 @@ export interface SubscriberInfo {
   connectedAt: string;
   state: SubscriberState;
   lastSeq: number;
+  /** options_update messages applied. */
+  optionsUpdates: number;
   messagesSent: number;
   bytesSent: number;
 }
@@ -55,6 +57,7 @@ export class Subscriber {
   /** Absolute index into the live window of the next event to consider (cutover/live). */
   pos = 0;
   lastSeq = 0;
+  optionsUpdates = 0;
   messagesSent = 0;
   bytesSent = 0;
   alive = true;
@@ -92,6 +95,7 @@ export class Subscriber {
       connectedAt: this.connectedAt.toISOString(),
       state: this.state,
       lastSeq: this.lastSeq,
+      optionsUpdates: this.optionsUpdates,
       messagesSent: this.messagesSent,
       bytesSent: this.bytesSent,
     };
