@@ -14,31 +14,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { SimNetwork } from '../../sim/network.ts';
-import type { RepoWrite } from '../../sim/repo.ts';
 import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/relay-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
+import { type JetCommitEvent, perDid, WriteRecorder, type Written, writtenOf } from './test-writes.ts';
 
-interface JetEvent {
-  did: string;
-  time_us: number;
+interface JetEvent extends JetCommitEvent {
   kind: 'commit' | 'identity' | 'account';
-  commit?: {
-    rev: string;
-    operation: string;
-    collection: string;
-    rkey: string;
-    record?: Record<string, unknown>;
-    cid?: string;
-  };
-}
-
-interface Written {
-  did: string;
-  operation: string;
-  collection: string;
-  rkey: string;
-  record?: Record<string, unknown>;
 }
 
 class TestSubscriber {
@@ -65,93 +47,30 @@ class TestSubscriber {
     });
   }
   commits(): Written[] {
-    return this.events
-      .filter((e) => e.kind === 'commit')
-      .map((e) => {
-        const c = e.commit!;
-        return {
-          did: e.did,
-          operation: c.operation,
-          collection: c.collection,
-          rkey: c.rkey,
-          ...(c.record ? { record: c.record } : {}),
-        };
-      });
+    return this.events.filter((e) => e.kind === 'commit').map(writtenOf);
   }
   close(): void {
     this.ws.close();
   }
 }
 
-/**
- * Per account, in order: hosts stream concurrently, so the relay's order
- * interleaves accounts of different hosts freely but keeps each account's.
- */
-function perDid(list: readonly Written[]): Record<string, Written[]> {
-  const out: Record<string, Written[]> = {};
-  for (const w of list) {
-    out[w.did] ??= [];
-    out[w.did].push(w);
-  }
-  return out;
-}
-
 describe('Jetstream /subscribe end to end', () => {
   let net: SimNetwork;
   let dataDir: string;
   let relay: Relay;
-  const written: Written[] = [];
+  let recorder: WriteRecorder;
+  let written: Written[];
   let dids: string[];
-  let rk = 0;
+  const writeSome = (rounds: number) => recorder.writeSome(rounds);
 
   const url = (q = '') => `ws://127.0.0.1:${relay.port}/subscribe${q ? `?${q}` : ''}`;
-
-  /** Writes a few records per account through the hosts, remembering each write. */
-  function writeSome(rounds: number): void {
-    for (let i = 0; i < rounds; i++) {
-      for (const did of dids) {
-        const host = net.hostOf(did);
-        const rkey = `3k${String(rk++).padStart(11, 'a')}`.slice(0, 13);
-        const text = `post ${rk} by ${did}`;
-        const writes: RepoWrite[] = [
-          {
-            action: 'create',
-            collection: 'app.bsky.feed.post',
-            rkey,
-            record: { $type: 'app.bsky.feed.post', text, createdAt: new Date(0).toISOString() },
-          },
-          {
-            action: 'create',
-            collection: 'app.bsky.graph.follow',
-            rkey: `${rkey}f`,
-            record: {
-              $type: 'app.bsky.graph.follow',
-              subject: dids[0],
-              createdAt: new Date(0).toISOString(),
-            },
-          },
-        ];
-        if (i > 0)
-          writes.push({ action: 'delete', collection: 'app.bsky.feed.post', rkey: lastPost.get(did)! });
-        lastPost.set(did, rkey);
-        host.writeRecords(did, writes);
-        for (const w of writes)
-          written.push({
-            did,
-            operation: w.action,
-            collection: w.collection,
-            rkey: w.rkey,
-            ...(w.record ? { record: w.record } : {}),
-          });
-      }
-    }
-  }
-  const lastPost = new Map<string, string>();
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'atrelay-jetstream-'));
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
     dids = net.accounts.map((a) => a.did);
+    recorder = new WriteRecorder(net, dids);
+    written = recorder.written;
     relay = await startTestRelay(net, dataDir);
     await crawlAll(relay, net);
   });
