@@ -100,7 +100,7 @@ export interface SubscribeQuery {
   /** time_us cursor (undefined: live only). */
   cursor?: number;
   requireHello: boolean;
-  /** compress=true or Socket-Encoding: zstd was asked (not supported: sent uncompressed). */
+  /** compress=true was asked (not supported: the server refuses the connection). */
   compressionAsked: boolean;
 }
 

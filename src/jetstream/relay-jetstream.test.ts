@@ -216,5 +216,6 @@ describe('Jetstream /subscribe end to end', () => {
   it('refuses a bad query before the upgrade', async () => {
     await assert.rejects(TestSubscriber.open(url('wantedCollections=not..valid')), /HTTP 400/);
     await assert.rejects(TestSubscriber.open(url('wantedDids=nope')), /HTTP 400/);
+    await assert.rejects(TestSubscriber.open(url('compress=true')), /HTTP 400/, 'zstd is not offered');
   });
 });

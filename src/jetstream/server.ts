@@ -14,6 +14,10 @@
 // window what its filter wants. A subscriber whose backlog passes its limits
 // is closed with 1008 "ConsumerTooSlow".
 //
+// Compression (compress=true, Socket-Encoding: zstd) is refused with a 400
+// rather than ignored: a client asking for it would try to decompress plain
+// text (docs/jetstream.md says why it is not offered).
+//
 // From the subscriber the server accepts Jetstream's `options_update`
 // messages (a new filter; with `requireHello=true` nothing is sent before
 // the first one); other message types are ignored, a bad update closes the
@@ -222,6 +226,18 @@ export class JetstreamServer {
       if (!(err instanceof FilterError)) throw err;
       this.metrics?.rejected.inc({ reason: 'bad_request' });
       refuse(socket, 400, 'InvalidRequest', err.message);
+      return true;
+    }
+    const encoding = req.headers['socket-encoding'];
+    if (query.compressionAsked || (typeof encoding === 'string' && /zstd/i.test(encoding))) {
+      // Jetstream's zstd needs its dictionary and zstd in node:zlib (not on Node 20): docs/jetstream.md
+      this.metrics?.rejected.inc({ reason: 'compression' });
+      refuse(
+        socket,
+        400,
+        'CompressionNotSupported',
+        'zstd compression is not supported here; connect without compress=true',
+      );
       return true;
     }
     this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
