@@ -140,6 +140,8 @@ describe('event log time index', () => {
     assert.ok(log.timeIndex.size < sizeBefore);
     const first = log.timeIndex.first()!;
     assert.equal(first.afterSeq + 1, log.oldest(), 'the oldest kept record is a checkpoint');
+    const oldestRecord = seen.find((r) => r.seq === log.oldest())!;
+    assert.equal(log.timeIndex.checkpointAt(log.oldest()), oldestRecord.timeUs);
     await log.close();
   });
 });

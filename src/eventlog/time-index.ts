@@ -180,6 +180,20 @@ export class TimeIndex {
     return { afterSeq: this.seqs[found] - 1, prevTimeUs: this.times[found] - 1 };
   }
 
+  /** The time_us of the record `seq` if it is a checkpoint (e.g. the first record of a segment). */
+  checkpointAt(seq: number): number | undefined {
+    let lo = 0;
+    let hi = this.seqs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const s = this.seqs[mid];
+      if (s === seq) return this.times[mid];
+      if (s < seq) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return undefined;
+  }
+
   /** The chain position of the first indexed record (undefined when nothing is indexed). */
   first(): TimeChainPosition | undefined {
     return this.seqs.length === 0 ? undefined : { afterSeq: this.seqs[0] - 1, prevTimeUs: this.times[0] - 1 };

@@ -114,6 +114,8 @@ export interface TimeIndexReader {
   seek(timeUs: number): TimeChainPosition | undefined;
   /** The first indexed record's position (undefined when nothing is indexed). */
   first(): TimeChainPosition | undefined;
+  /** The time_us of record `seq` if it is a checkpoint (every segment's first record is). */
+  checkpointAt(seq: number): number | undefined;
   /** The newest record's time_us (0 before any). */
   readonly headTimeUs: number;
 }

@@ -258,7 +258,8 @@ describe('Jetstream subscriber filter', () => {
     const dids = Array.from({ length: 10_001 }, (_, i) => `did:plc:${String(i).padStart(24, 'a')}`);
     assert.throws(() => parseOptionsUpdate({ wantedDids: dids }), /too many wanted DIDs/);
     assert.throws(() => parseOptionsUpdate({ wantedDids: 'x' }), FilterError);
-    assert.throws(() => parseOptionsUpdate(null), FilterError);
+    assert.throws(() => parseOptionsUpdate(42), FilterError);
+    assert.ok(parseOptionsUpdate(null).selectsAll, 'no payload: no filter (as Jetstream)');
   });
 
   it('options_update replaces the whole filter (absent lists: no filter)', () => {

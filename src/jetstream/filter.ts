@@ -130,6 +130,8 @@ export function parseSubscribeQuery(params: URLSearchParams): SubscribeQuery {
 
 /** Parses an options_update payload (Jetstream's UpdatePayload). */
 export function parseOptionsUpdate(payload: unknown): SubscriberFilter {
+  // Jetstream decodes a missing or null payload into an empty one: no filter
+  if (payload === undefined || payload === null) return SubscriberFilter.all;
   if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
     throw new FilterError('options_update payload must be an object');
   const p = payload as Record<string, unknown>;

@@ -126,6 +126,12 @@ export class Subscriber {
       const out: EncodedEvent[] = [];
       for (const r of recs) {
         if (r.seq <= this.lastSeq) continue;
+        if (r.seq !== this.lastSeq + 1) {
+          // Retention removed what we were reading: the chain resumes at the
+          // oldest kept record, the first of its segment and so a checkpoint.
+          const t = log.timeIndex?.checkpointAt(r.seq);
+          if (t !== undefined) prevTimeUs = t - 1;
+        }
         prevTimeUs = nextTimeUs(prevTimeUs, r.time);
         if (prevTimeUs >= cursorTimeUs && !log.isTakenDown(r.uid, r.seq)) {
           out.push(encodeEvent(r.seq, prevTimeUs, r.frame, (why) => this.host.onSkip(why)));
