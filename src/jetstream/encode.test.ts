@@ -177,6 +177,28 @@ describe('Jetstream JSON encoding', () => {
     assert.deepEqual(skips, ['bad_frame', 'missing_block']);
   });
 
+  it('builds only what a prefilter (a replaying subscriber) wants', () => {
+    const { frame } = commitFrame([
+      { action: 'create', path: 'app.bsky.feed.post/a', record: { text: 'x' } },
+      { action: 'create', path: 'app.bsky.graph.follow/b', record: { subject: DID } },
+    ]);
+    const byCollection = parseOptionsUpdate({ wantedCollections: ['app.bsky.graph.*'] }).prefilter;
+    assert.deepEqual(
+      encodeEvent(1, 1, frame, undefined, byCollection).messages.map((m) => m.collection),
+      ['app.bsky.graph.follow'],
+    );
+    const otherDid = parseOptionsUpdate({ wantedDids: [OTHER] }).prefilter;
+    assert.equal(encodeEvent(1, 1, frame, undefined, otherDid).messages.length, 0);
+    const id = identityFrame(DID, 't', 'a.test')(2);
+    assert.equal(encodeEvent(2, 2, id, undefined, otherDid).messages.length, 0);
+    assert.equal(
+      encodeEvent(2, 2, id, undefined, byCollection).messages.length,
+      1,
+      'identity passes collections',
+    );
+    assert.equal(parseOptionsUpdate({}).prefilter, undefined);
+  });
+
   it('walks a CAR without trusting its lengths', () => {
     const b = encodeCbor({ a: 1 });
     const car = writeCar([cidForCbor(b)], [[cidForCbor(b), b]]);

@@ -50,6 +50,13 @@ export type EncodeSkip = 'bad_frame' | 'missing_block' | 'bad_record';
 const EMPTY = Buffer.alloc(0);
 
 /**
+ * Which messages to build at all (a replaying subscriber's filter, so that
+ * it does not decode records it will not send); absent: every message (the
+ * shared live encode).
+ */
+export type MessagePrefilter = (kind: JetstreamKind, did: string, collection?: string) => boolean;
+
+/**
  * The Jetstream messages of one event (frame = the relay's CBOR frame).
  * `onSkip` hears about what could not be encoded.
  */
@@ -58,6 +65,7 @@ export function encodeEvent(
   timeUs: number,
   frame: Uint8Array,
   onSkip?: (reason: EncodeSkip) => void,
+  prefilter?: MessagePrefilter,
 ): EncodedEvent {
   const texts: string[] = [];
   const messages: JetstreamMessage[] = [];
@@ -66,12 +74,15 @@ export function encodeEvent(
     if (header.op === 1) {
       switch (header.t) {
         case '#commit':
-          encodeCommit(body, timeUs, texts, messages, onSkip);
+          encodeCommit(body, timeUs, texts, messages, onSkip, prefilter);
           break;
         case '#identity':
-        case '#account':
-          encodeRepoEvent(header.t === '#identity' ? 'identity' : 'account', body, timeUs, texts, messages);
+        case '#account': {
+          const kind = header.t === '#identity' ? 'identity' : 'account';
+          if (!prefilter || (typeof body.did === 'string' && prefilter(kind, body.did)))
+            encodeRepoEvent(kind, body, timeUs, texts, messages);
           break;
+        }
       }
     }
   } catch {
@@ -131,13 +142,15 @@ function encodeCommit(
   texts: string[],
   messages: JetstreamMessage[],
   onSkip?: (reason: EncodeSkip) => void,
+  prefilter?: MessagePrefilter,
 ): void {
   const did = body.repo;
   const rev = body.rev;
   const ops = body.ops;
   if (typeof did !== 'string' || typeof rev !== 'string' || !Array.isArray(ops))
     throw new Error('bad commit');
-  const blocks = body.blocks instanceof Uint8Array ? carBlocks(body.blocks) : new Map<string, Uint8Array>();
+  if (prefilter && !prefilter('commit', did)) return; // cheap: before the CAR is walked
+  let blocks: Map<string, Uint8Array> | undefined;
   const head = `{"did":${JSON.stringify(did)},"time_us":${timeUs},"kind":"commit","commit":{"rev":${JSON.stringify(rev)},"operation":"`;
   for (const op of ops as unknown[]) {
     if (typeof op !== 'object' || op === null) continue;
@@ -147,9 +160,11 @@ function encodeCommit(
     if (slash <= 0) continue;
     const collection = path.slice(0, slash);
     const rkey = path.slice(slash + 1);
+    if (prefilter && !prefilter('commit', did, collection)) continue;
     let text = `${head}${action}","collection":${JSON.stringify(collection)},"rkey":${JSON.stringify(rkey)}`;
     if (action === 'create' || action === 'update') {
       if (!isCid(cid)) continue;
+      blocks ??= body.blocks instanceof Uint8Array ? carBlocks(body.blocks) : new Map<string, Uint8Array>();
       const block = blocks.get(cidKey(cid));
       if (!block) {
         // tooBig commits and partial diffs: Jetstream has no record to show either

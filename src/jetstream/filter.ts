@@ -10,7 +10,7 @@
 // - requireHello: exactly the string "true".
 // A hostile list is refused before any large structure is built from it.
 import { isValidDid, isValidNsid } from '../protocol/syntax.ts';
-import type { JetstreamMessage } from './encode.ts';
+import type { JetstreamKind, JetstreamMessage } from './encode.ts';
 
 export const MAX_WANTED_COLLECTIONS = 100;
 export const MAX_WANTED_DIDS = 10_000;
@@ -42,6 +42,22 @@ export class SubscriberFilter {
   /** True when the filter selects everything (no per-message test needed). */
   get selectsAll(): boolean {
     return this.dids === null && this.collections === null && this.maxMessageSizeBytes === 0;
+  }
+
+  /**
+   * The filter without the size limit, before a message is built: what a
+   * replaying subscriber passes to encodeEvent so it skips the records it
+   * would not send (undefined when it wants everything).
+   */
+  get prefilter(): ((kind: JetstreamKind, did: string, collection?: string) => boolean) | undefined {
+    if (this.dids === null && this.collections === null) return undefined;
+    return (kind, did, collection) => {
+      if (this.dids !== null && !this.dids.has(did)) return false;
+      if (this.collections === null || kind !== 'commit' || collection === undefined) return true;
+      if (this.collections.has(collection)) return true;
+      for (const p of this.prefixes) if (collection.startsWith(p)) return true;
+      return false;
+    };
   }
 
   wants(m: JetstreamMessage): boolean {

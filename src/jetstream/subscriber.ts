@@ -6,8 +6,9 @@
 // Replay reads the log from a time index checkpoint at or before the cursor
 // (time-index.ts), recomputing each record's time_us on the way (so it reads
 // taken-down records too and skips them afterwards: the chain needs every
-// record), skips those before the cursor, and encodes the rest itself (a
-// replaying subscriber's encodes are its own; live ones share). Near the
+// record), skips those before the cursor, and encodes the rest itself,
+// building only the messages its filter wants (a replaying subscriber's
+// encodes are its own; live ones share). Near the
 // head it takes the live window's end and the log's head in one synchronous
 // step, enters the live set, reads the log up to that head, and goes live:
 // from then on it only selects from the shared window (window.ts).
@@ -124,6 +125,8 @@ export class Subscriber {
     let prevTimeUs = start?.prevTimeUs ?? 0;
     const sendRecords = (recs: readonly LogRecord[]): void => {
       const out: EncodedEvent[] = [];
+      // replayed events are this subscriber's alone: build only what its filter wants
+      const prefilter = this.filter.prefilter;
       for (const r of recs) {
         if (r.seq <= this.lastSeq) continue;
         if (r.seq !== this.lastSeq + 1) {
@@ -134,7 +137,7 @@ export class Subscriber {
         }
         prevTimeUs = nextTimeUs(prevTimeUs, r.time);
         if (prevTimeUs >= cursorTimeUs && !log.isTakenDown(r.uid, r.seq)) {
-          out.push(encodeEvent(r.seq, prevTimeUs, r.frame, (why) => this.host.onSkip(why)));
+          out.push(encodeEvent(r.seq, prevTimeUs, r.frame, (why) => this.host.onSkip(why), prefilter));
         }
         this.lastSeq = r.seq;
       }
