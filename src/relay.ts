@@ -16,7 +16,8 @@
 //     → CommittedStream (the one fan-out point, with what validation learned)
 //     → FirehoseServer (live window, per-consumer outbox) → consumer socket
 //
-// Beside the firehose, the collection index subscribes to the same stream;
+// Beside the firehose, the Jetstream-compatible JSON stream (GET /subscribe,
+// src/jetstream) and the collection index subscribe to the same stream;
 // a later stage never calls an earlier one (ingest learns its cursor can
 // move from the promise Validator.submit returns). Side: the metadata store
 // (hosts, accounts, heads, cursors), the identity cache, the HTTP API, the
@@ -69,6 +70,7 @@ import {
 import { UpgradeGuard } from './http/upgrade-guard.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
+import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
@@ -107,6 +109,7 @@ export class Relay {
   eventLog?: EventLog;
   committed?: CommittedStream;
   firehose?: FirehoseServer;
+  jetstream?: JetstreamServer;
   identity?: IdentityCache;
   validator?: Validator;
   hosts?: HostManager;
@@ -239,6 +242,19 @@ export class Relay {
       logger: log,
     });
     this.firehose = firehose;
+    // The JSON stream: its own subscriber and outbox limits, the same sizes as the firehose's.
+    const jetstream = new JetstreamServer({
+      log: eventLog,
+      events: committed,
+      maxSubscribers: cfg.maxConsumers,
+      maxSubscribersPerIp: cfg.maxConsumersPerIp,
+      outboxMaxBytes: Math.floor(cfg.consumerOutboxMb * 1024 * 1024),
+      outboxMaxEvents: cfg.consumerOutboxEvents,
+      clientAddress,
+      registry: this.registry,
+      logger: log,
+    });
+    this.jetstream = jetstream;
     // after the firehose: consumers first, derived state second
     committed.subscribe('collection-index', upkeep.onCommitted);
     const hosts = new HostManager({
@@ -380,7 +396,9 @@ export class Relay {
     );
     this.publicServer = publicServer;
     const upgrades = new UpgradeGuard({
-      handler: (req, socket, head, opened) => firehose.handleUpgrade(req, socket, head, opened),
+      handler: (req, socket, head, opened) =>
+        firehose.handleUpgrade(req, socket, head, opened) ||
+        jetstream.handleUpgrade(req, socket, head, opened),
       maxPending: cfg.maxPendingUpgrades,
       timeoutMs: cfg.upgradeTimeoutMs,
       log: httpLog,
@@ -474,7 +492,7 @@ export class Relay {
       await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);
       await this.repos?.close();
       this.upgrades?.close();
-      await this.firehose?.close();
+      await Promise.all([this.firehose?.close(), this.jetstream?.close()]);
       await Promise.all([closeServer(this.publicServer), closeServer(this.metricsServer)]);
       await this.collectionUpkeep?.drain();
       await this.collectionIndex?.close();

@@ -411,14 +411,15 @@ export const SETTINGS = {
     env: 'RELAY_MAX_CONSUMERS',
     flag: '--max-consumers',
     default: 1000,
-    describe: 'firehose consumers allowed at once',
+    describe: 'firehose consumers allowed at once (and, counted apart, Jetstream /subscribe subscribers)',
     parse: int(1, 1_000_000),
   }),
   maxConsumersPerIp: setting({
     env: 'RELAY_MAX_CONSUMERS_PER_IP',
     flag: '--max-consumers-per-ip',
     default: 20,
-    describe: 'firehose consumers allowed per client network (IPv4 address or IPv6 /64)',
+    describe:
+      'firehose consumers allowed per client network (IPv4 address or IPv6 /64); /subscribe subscribers counted apart',
     parse: int(1, 1_000_000),
   }),
   consumerOutboxMb: setting({

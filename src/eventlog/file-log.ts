@@ -15,6 +15,10 @@
 // time / file mtime, then total size). Takedowns are a uid → seq map persisted
 // beside the segments: events of that uid up to that seq are skipped by reads,
 // events appended after the takedown (e.g. the #account event) are not.
+//
+// Each record also gets a microsecond time, unique and increasing with the
+// seq, assigned as it becomes durable; the time index (time-index.ts) keeps
+// checkpoints of it beside the segments so a time cursor finds its seq.
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,6 +26,7 @@ import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
 import { CURRENT_FORMAT, HEADER_BYTES, MAX_RECORD_BYTES, readHeader, writeHeader } from './record.ts';
 import { parseSegmentFileName, Segment, scanSegment } from './segment.ts';
+import { TimeIndex } from './time-index.ts';
 import type {
   AppendEvent,
   DurableListener,
@@ -66,6 +71,9 @@ export interface FileEventLogOptions {
   maxWriteFailureMs?: number;
   /** First retry after a failed write, doubling to 5 s (default 100 ms). */
   writeRetryMs?: number;
+  /** Time index checkpoint spacing (time-index.ts; defaults 1,000 records / 1 s). */
+  timeIndexEveryEvents?: number;
+  timeIndexEveryMs?: number;
   /**
    * Tests only: consulted before every file write, sync and segment creation;
    * an error it returns is thrown there (e.g. ENOSPC), as the file system would.
@@ -82,6 +90,7 @@ interface Pending {
   frame: Uint8Array;
   origin?: EventOrigin;
   meta?: EventMeta;
+  timeUs?: number;
 }
 
 /** Header bytes of every record written from now on. */
@@ -95,6 +104,7 @@ interface Waiter {
 }
 
 const TAKEDOWNS_FILE = 'takedowns.json';
+const TIME_INDEX_FILE = 'time-index.bin';
 const DEFAULT_READ_BYTES = 1024 * 1024;
 const MAX_CACHED_INDEXES = 256;
 const MAX_POSITION_HINTS = 4096;
@@ -146,6 +156,7 @@ export class FileEventLog implements EventLog {
   /** seq of the next record to read → where it starts; lets sequential readers skip the index. */
   private hints = new Map<number, { seg: Segment; offset: number }>();
   private indexedLru: Segment[] = [];
+  private times!: TimeIndex;
   private readonly metrics?: {
     appended: Counter;
     flushSeconds: Histogram;
@@ -278,6 +289,7 @@ export class FileEventLog implements EventLog {
     this.durableHead = this.nextSeq - 1;
     this.totalBytes = this.segments.reduce((n, s) => n + s.size, 0);
     await this.loadTakedowns();
+    await this.openTimeIndex();
     const gcEvery = this.opts.gcIntervalMs ?? 60_000;
     if (gcEvery > 0) {
       this.gcTimer = setInterval(() => {
@@ -293,6 +305,49 @@ export class FileEventLog implements EventLog {
 
   head(): number {
     return this.durableHead;
+  }
+
+  /** seq ↔ time_us (time-index.ts). */
+  get timeIndex(): TimeIndex {
+    return this.times;
+  }
+
+  /**
+   * Loads the time index and brings it up to the head: checkpoints past the
+   * head (a torn tail was cut) or below the oldest record go, and the chain
+   * is walked from the last checkpoint kept over the records after it,
+   * re-adding lost checkpoints. With no usable checkpoint a fresh chain
+   * starts at the active segment (older records stay unindexed).
+   */
+  private async openTimeIndex(): Promise<void> {
+    const idx = await TimeIndex.load({
+      path: join(this.dir, TIME_INDEX_FILE),
+      everyEvents: this.opts.timeIndexEveryEvents,
+      everyMs: this.opts.timeIndexEveryMs,
+      fsync: this.fsync,
+      onError: (err) => this.log.warn({ err }, 'time index write failed (rebuilt on the next open)'),
+    });
+    this.times = idx;
+    if (idx.dropAfter(this.durableHead)) await idx.rewrite();
+    const oldest = this.oldest();
+    await idx.trimBefore(oldest);
+    if (this.durableHead === 0) return;
+    const cp = idx.lastCheckpoint();
+    let after: number;
+    if (cp) {
+      idx.resumeAt(cp.seq, cp.timeUs);
+      after = cp.seq;
+    } else {
+      after = Math.max(this.active.firstSeq, oldest) - 1;
+    }
+    const starts = new Set(this.segments.map((s) => s.firstSeq));
+    while (after < this.durableHead) {
+      const recs = await this.readFrom(after, { includeTakenDown: true, maxBytes: 4 * 1024 * 1024 });
+      if (recs.length === 0) break;
+      for (const r of recs) idx.assign(r.seq, r.time, starts.has(r.seq));
+      after = recs[recs.length - 1].seq;
+    }
+    await idx.flush();
   }
 
   oldest(): number {
@@ -532,19 +587,25 @@ export class FileEventLog implements EventLog {
         pos += WRITE_HEADER_BYTES + batch[k].frame.byteLength;
       }
       seg.size += bytes;
+      const startsSegment = seg.count === 0;
       seg.count += end - i;
       seg.lastTime = batch[end - 1].time;
       this.totalBytes += bytes;
       // durable: publish this part now, so a failure later in the batch keeps it
       this.metrics?.appended.inc(end - i);
-      this.publish(i === 0 && end === batch.length ? batch : batch.slice(i, end));
+      this.publish(i === 0 && end === batch.length ? batch : batch.slice(i, end), startsSegment);
       i = end;
     }
     this.metrics?.flushSeconds.observe((performance.now() - started) / 1000);
   }
 
   /** Advances the durable head and notifies, in one synchronous step (see types.ts). */
-  private publish(batch: Pending[]): void {
+  private publish(batch: Pending[], startsSegment: boolean): void {
+    for (let k = 0; k < batch.length; k++) {
+      const p = batch[k];
+      p.timeUs = this.times.assign(p.seq, p.time, startsSegment && k === 0);
+    }
+    this.times.persist().catch(() => {}); // failures are logged by the index
     this.durableHead = batch[batch.length - 1].seq;
     const records: LogRecord[] = batch;
     for (const listener of this.listeners) {
@@ -769,8 +830,10 @@ export class FileEventLog implements EventLog {
       }
       removed++;
     }
-    if (removed > 0)
+    if (removed > 0) {
       this.log.info({ removed, oldest: this.oldest() }, 'event log retention removed segments');
+      await this.times.trimBefore(this.oldest());
+    }
     return removed;
   }
 
@@ -797,6 +860,7 @@ export class FileEventLog implements EventLog {
       this.pendingBytes = 0;
     }
     await this.takedownWrite.catch(() => {});
+    await this.times?.flush();
     await this.activeFh?.close();
     this.activeFh = undefined;
     this.listeners.clear();

@@ -11,6 +11,7 @@
 // cut over from replay to live with no gap and no duplicate (see firehose).
 
 import type { CommitCollections } from '../protocol/commit-collections.ts';
+import type { TimeChainPosition } from './time-index.ts';
 
 /** Event kinds as stored in the record header; opaque to the log itself. */
 export const EventKind = {
@@ -73,6 +74,12 @@ export interface LogRecord {
   flags: number;
   /** Milliseconds since the epoch when the record was appended. */
   time: number;
+  /**
+   * The record's time in microseconds, unique and increasing with the seq
+   * (time-index.ts; Jetstream's time_us). Set on records handed to durable
+   * listeners; readers of the log recompute it from a checkpoint.
+   */
+  timeUs?: number;
   /** The complete wire frame (header + body), seq already set. */
   frame: Uint8Array;
   /** The upstream event it relays, if any (see AppendEvent.origin). */
@@ -101,7 +108,21 @@ export interface WriteState {
   since?: number;
 }
 
+/** The part of the time index (time-index.ts) readers use to place a time cursor. */
+export interface TimeIndexReader {
+  /** Where to start reading for the first record with time_us ≥ timeUs; undefined: past the head, or nothing indexed. */
+  seek(timeUs: number): TimeChainPosition | undefined;
+  /** The first indexed record's position (undefined when nothing is indexed). */
+  first(): TimeChainPosition | undefined;
+  /** The time_us of record `seq` if it is a checkpoint (every segment's first record is). */
+  checkpointAt(seq: number): number | undefined;
+  /** The newest record's time_us (0 before any). */
+  readonly headTimeUs: number;
+}
+
 export interface EventLog {
+  /** seq ↔ time_us (time-index.ts); absent in logs that keep none. */
+  readonly timeIndex?: TimeIndexReader;
   /**
    * Assigns seqs (strictly increasing, never reused) and resolves with them once
    * the events are durable. Rejects if the log is closed or the write fails.
