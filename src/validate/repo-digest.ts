@@ -21,8 +21,9 @@
 // a deadline per job (counted from the worker's ready message, so its
 // start-up does not count; the download's own deadline plus `timeoutMs` for
 // the read); a job past it ends its worker. Either way the job fails with a
-// RepoWorkerError — and so do the other jobs that worker held ('worker-failed',
-// not permanent: they are retried like any download failure) — and a fresh
+// RepoWorkerError — and so do the other jobs that worker held (after a
+// crash or a deadline the jobs still downloading fail 'interrupted', not
+// permanent: retried like any download failure) — and a fresh
 // worker takes the next jobs. Workers start on first use and exit after
 // `idleMs` without work, and are unref'd while idle, so an idle pool costs
 // nothing and holds no process open. The queue is bounded by the callers
@@ -83,9 +84,15 @@ export const REPO_WORKER_READY = 'ready';
 export type RepoWorkerOutbound =
   | typeof REPO_WORKER_READY
   | RepoDigestResponse
-  | { type: 'resolve'; rid: number; id: number; host: string };
+  | { type: 'resolve'; rid: number; id: number; host: string }
+  /** The job's download is done and its CAR is being read (a crash now is this job's). */
+  | { type: 'reading'; id: number };
 
-export type RepoWorkerFailure = 'worker-failed' | 'timeout' | 'closed' | 'busy';
+/**
+ * worker-failed: the job's own worker died (its heap cap, a crash); interrupted:
+ * another job's failure ended the worker this job shared (not this repo's fault).
+ */
+export type RepoWorkerFailure = 'worker-failed' | 'interrupted' | 'timeout' | 'closed' | 'busy';
 
 /** The job did not get an answer: the worker died (e.g. its heap cap), ran past the deadline, or the pool closed. */
 export class RepoWorkerError extends Error {
@@ -139,6 +146,8 @@ interface Job {
   resolve: (d: RepoDigest) => void;
   reject: (e: Error) => void;
   deadline: NodeJS.Timeout | null;
+  /** Its CAR is being read (digest jobs from the start, fetch jobs once downloaded). */
+  reading: boolean;
   /** Removes the abort listener (fetch jobs with a signal). */
   unlisten?: () => void;
 }
@@ -230,7 +239,16 @@ export class RepoDigestPool {
     if (this.queue.length >= (this.opts.maxQueued ?? 1000))
       return Promise.reject(new RepoWorkerError('busy', 'repo digest queue full'));
     return new Promise((resolve, reject) => {
-      const job: Job = { req: make(this.nextId++), budgetMs, rules, resolve, reject, deadline: null };
+      const req = make(this.nextId++);
+      const job: Job = {
+        req,
+        budgetMs,
+        rules,
+        resolve,
+        reject,
+        deadline: null,
+        reading: req.type === 'digest',
+      };
       if (signal) {
         const onAbort = () => this.abort(job, signal);
         signal.addEventListener('abort', onAbort, { once: true });
@@ -330,6 +348,11 @@ export class RepoDigestPool {
         this.resolveFor(slot, worker, res);
         return;
       }
+      if (res.type === 'reading') {
+        const reading = slot.jobs.get(res.id);
+        if (reading) reading.reading = true;
+        return;
+      }
       const job = slot.jobs.get(res.id);
       if (!job) return;
       slot.jobs.delete(res.id);
@@ -344,7 +367,12 @@ export class RepoDigestPool {
     const failed = (why: string) => {
       if (slot.worker !== worker) return;
       slot.worker = null;
-      this.failAll(slot, () => new RepoWorkerError('worker-failed', why));
+      // the job being read brought it down (reads take turns); downloads beside it were only interrupted
+      this.failAll(slot, (job) =>
+        job.reading
+          ? new RepoWorkerError('worker-failed', why)
+          : new RepoWorkerError('interrupted', `repo worker ended while downloading: ${why}`),
+      );
       this.pump();
     };
     // An exhausted heap arrives here (ERR_WORKER_OUT_OF_MEMORY), then 'exit'.
@@ -384,8 +412,11 @@ export class RepoDigestPool {
   private expire(slot: Slot, worker: Worker, expired: Job): void {
     if (slot.worker !== worker) return;
     slot.worker = null;
+    // a read that does not end blocks the worker, so the job being read is the one to blame
+    let culprit = expired;
+    for (const job of slot.jobs.values()) if (job.reading) culprit = job;
     this.failAll(slot, (job) =>
-      job === expired
+      job === culprit
         ? new RepoWorkerError('timeout', `repo not read within ${job.budgetMs} ms`)
         : new RepoWorkerError(
             'worker-failed',

@@ -52,7 +52,7 @@ export type RepoFetchPurpose = 'resync' | 'sync-recompute' | 'cleaner' | 'backfi
 export type RepoFetchFailure = RepoCarErrorReason | RepoWorkerFailure | 'fetch-failed';
 
 /** Failures that fetching the same repo again cannot cure (it is too big or broken as served). */
-const TRANSIENT: ReadonlySet<RepoFetchFailure> = new Set(['fetch-failed', 'closed', 'busy']);
+const TRANSIENT: ReadonlySet<RepoFetchFailure> = new Set(['fetch-failed', 'closed', 'busy', 'interrupted']);
 
 export class RepoFetchError extends Error {
   constructor(

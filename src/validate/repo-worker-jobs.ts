@@ -94,7 +94,8 @@ export function serveRepoJobs(port: MessagePort, hooks: RepoJobHooks = {}): void
   const aborts = new Map<number, AbortController>();
   let nextRid = 1;
 
-  const digest = (req: { id: number; car: Uint8Array; opts: RepoDigestOptions }) => {
+  const digest = (req: { id: number; car: Uint8Array; opts: RepoDigestOptions }, downloaded = false) => {
+    if (downloaded) post({ type: 'reading', id: req.id });
     if (hooks.beforeDigest?.(req.opts) === 'hold') return;
     post(answerRepoDigest(req));
   };
@@ -119,7 +120,7 @@ export function serveRepoJobs(port: MessagePort, hooks: RepoJobHooks = {}): void
     } finally {
       aborts.delete(req.id);
     }
-    digest({ id: req.id, car: body, opts: req.opts });
+    digest({ id: req.id, car: body, opts: req.opts }, true);
   };
 
   port.on('message', (m: RepoWorkerInbound) => {
