@@ -366,8 +366,17 @@ export class AttackRig {
 
   /** The relay's Prometheus text (metrics port). */
   async metricsText(): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${this.relay.metricsPort}/metrics`);
-    return res.text();
+    // A kept-alive connection the relay closes as idle just as it is reused
+    // fails the fetch ("other side closed"); on a loaded machine, with the
+    // polls seconds apart, that race is common. Retried while the relay lives.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.relay.metricsPort}/metrics`);
+        return await res.text();
+      } catch (err) {
+        if (attempt >= 3 || !this.relayAlive()) throw err;
+      }
+    }
   }
 
   /** One sample's value from the metrics text (0 when absent); `labels` exactly as printed, e.g. `reason="bad-did"`. */
