@@ -106,7 +106,7 @@ describe('the relay under attack by a host: repo CARs', () => {
     runRepoAttack(t, ENDLESS_BURST));
 
   it("sustained endless CAR bodies from 40 accounts: the good host's events still flow", (t) =>
-    runRepoAttack(t, { kind: 'endless', accounts: 40, result: 'too-large', bombs: 3, ceilingMiB: 1300 }));
+    runRepoAttack(t, { kind: 'endless', accounts: 40, result: 'too-large', bombs: 2, ceilingMiB: 1300 }));
 
   it("sustained million-block CAR bombs from 40 accounts: the good host's events still flow", (t) =>
     runRepoAttack(t, {
