@@ -113,7 +113,7 @@ describe('the relay under attack by a host: repo CARs', () => {
       kind: 'blocks',
       accounts: 40,
       result: 'too-many-blocks',
-      bombs: 4,
+      bombs: 2,
       ceilingMiB: 1300,
     }));
 });
