@@ -107,9 +107,11 @@ export interface MeasureOptions {
   /**
    * Once `events` are written, keep writing at the same rate until this holds
    * (the attack has done what the test is about, e.g. a number of CAR bombs
-   * read), checked between writes; at most `events` × 10 in all.
+   * read), checked between writes; at most `events` × `continueFactor` in all.
    */
   continueUntil?: () => boolean | Promise<boolean>;
+  /** The most events continueUntil may take, as a multiple of `events` (default 10). */
+  continueFactor?: number;
 }
 
 export interface LatencyReport {
@@ -263,7 +265,7 @@ export class AttackRig {
     const dids = this.goodDids;
     const emittedAt = new Map<string, number>();
     const attackAfter = Math.max(1, Math.floor(opts.events * (opts.attackAt ?? 0.1)));
-    const maxEvents = opts.continueUntil ? opts.events * 10 : opts.events;
+    const maxEvents = opts.continueUntil ? opts.events * (opts.continueFactor ?? 10) : opts.events;
     let attacked: Promise<void> | undefined;
     let written = 0;
     // Set by a poller of continueUntil once `events` are written.
