@@ -77,12 +77,12 @@ export interface PortableFetchSettings {
 
 /**
  * A fetcher's rules for another thread: make a fetcher there with
- * `createSafeFetcher({ ...settings, resolveHost })`, where that
+ * `createWorkerSafeFetcher(settings, resolveHost)`, where that
  * `resolveHost` asks this one (over a message port).
  */
 export interface WorkerFetchRules {
   settings: PortableFetchSettings;
-  /** Resolves `host` and applies the address policy, on the owner's thread. */
+  /** Resolves `host` and applies the address policy, on the owner's thread (rejects when the lookup fails). */
   resolveHost(host: string): Promise<HostResolution>;
 }
 
@@ -228,22 +228,15 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
   const httpsAgent = opts.keepAlive ? new https.Agent({ keepAlive: true }) : undefined;
   const sensitiveHeaders = ['authorization', 'cookie', 'proxy-authorization'];
 
-  /** Resolves a hop's host (a literal address is itself) and applies the address policy. */
+  /** Resolves a hop's host (a literal address is itself) and applies the address policy; a failed lookup throws. */
   async function resolveLocally(host: string): Promise<HostResolution> {
     let addresses: { address: string; family: number }[];
     const literalFamily = isIP(host);
     if (literalFamily !== 0) {
       addresses = [{ address: host, family: literalFamily }];
     } else {
-      try {
-        addresses = (await lookup(host)).map((a) => ({ address: a.address, family: a.family }));
-      } catch (err) {
-        return {
-          ok: false,
-          refused: false,
-          message: `DNS lookup of ${host} failed: ${(err as Error)?.message}`,
-        };
-      }
+      // a failed lookup throws as it did (checkHop wraps it, the error as its cause)
+      addresses = (await lookup(host)).map((a) => ({ address: a.address, family: a.family }));
       if (addresses.length === 0)
         return { ok: false, refused: false, message: `DNS lookup of ${host} returned no addresses` };
     }
