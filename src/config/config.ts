@@ -309,6 +309,30 @@ export const SETTINGS = {
     describe: 'repo resyncs running at once',
     parse: int(1, 1024),
   }),
+  resyncHostConcurrency: setting({
+    env: 'RELAY_RESYNC_HOST_CONCURRENCY',
+    flag: '--resync-host-concurrency',
+    default: 1,
+    describe:
+      "repo resyncs of one host's accounts running at once (so one host's accounts cannot take every resync slot)",
+    parse: int(1, 1024),
+  }),
+  resyncHostPerSecond: setting({
+    env: 'RELAY_RESYNC_HOST_PER_SECOND',
+    flag: '--resync-host-per-second',
+    default: 1,
+    describe:
+      "repo resyncs of one host's accounts started per second at most (on top of RELAY_RESYNC_PER_SECOND)",
+    parse: num(0.001, 10000),
+  }),
+  resyncHostMaxQueued: setting({
+    env: 'RELAY_RESYNC_HOST_MAX_QUEUED',
+    flag: '--resync-host-max-queued',
+    default: 1000,
+    describe:
+      "one host's resyncs waiting before more of its are refused (out of RELAY_RESYNC_MAX_QUEUED; the account is retried later)",
+    parse: int(1, 10_000_000),
+  }),
   resyncMaxQueued: setting({
     env: 'RELAY_RESYNC_MAX_QUEUED',
     flag: '--resync-max-queued',
@@ -346,6 +370,14 @@ export const SETTINGS = {
     default: 1,
     describe: 'worker threads reading fetched repo CARs (started on demand, stopped when idle)',
     parse: int(1, 64),
+  }),
+  repoWorkerNice: setting({
+    env: 'RELAY_REPO_WORKER_NICE',
+    flag: '--repo-worker-nice',
+    default: 10,
+    describe:
+      'nice value (0–19) of the repo worker threads (Linux): repo downloads and reads take the CPU the event loop and validation leave',
+    parse: int(0, 19),
   }),
   repoWorkerHeapMb: setting({
     env: 'RELAY_REPO_WORKER_HEAP_MB',

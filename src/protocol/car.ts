@@ -270,7 +270,8 @@ function sameCid(a: Uint8Array, pa: number, b: Uint8Array, pb: number): boolean 
 
 /**
  * Reads a CAR v1 file like readCar (same profile, every block hash-checked,
- * both limits enforced while reading) into a CarIndex instead of a BlockMap:
+ * both limits enforced — the block count by a first pass that only reads the
+ * section lengths, so a CAR over it costs no hashing) into a CarIndex instead of a BlockMap:
  * for whole repositories, where the block count can be large. The index
  * refers to `bytes`, which must not change while it is used.
  */
@@ -285,6 +286,20 @@ export function indexCar(bytes: Uint8Array, opts: IndexCarOptions): CarIndex {
   const headerStart = pos[0];
   if (headerLength > end - headerStart) throw new CarError('truncated', 'input ends inside the header');
   const roots = readHeader(bytes.subarray(headerStart, headerStart + headerLength));
+
+  // Count the sections first (a varint read each, no hashing): a CAR over
+  // the block limit is refused before any block is hashed or indexed. A
+  // malformed section ends the count; the reading below reports it.
+  let counted = 0;
+  for (let q = headerStart + headerLength; q < end; ) {
+    pos[0] = q;
+    const sectionLength = readVarint(bytes, pos, end);
+    q = pos[0];
+    if (sectionLength > end - q) break; // the reading below says what is wrong
+    if (++counted > opts.maxBlocks)
+      throw new CarError('too-many-blocks', `more than ${opts.maxBlocks} blocks`);
+    q += sectionLength;
+  }
 
   let starts = new Uint32Array(1024);
   let ends = new Uint32Array(1024);

@@ -32,6 +32,9 @@ export function validationSettingsFromConfig(cfg: RelayConfig): ValidationSettin
     resyncPerSecond: cfg.resyncPerSecond,
     resyncConcurrency: cfg.resyncConcurrency,
     resyncMaxQueued: cfg.resyncMaxQueued,
+    resyncHostConcurrency: cfg.resyncHostConcurrency,
+    resyncHostPerSecond: cfg.resyncHostPerSecond,
+    resyncHostMaxQueued: cfg.resyncHostMaxQueued,
     resyncTimeoutMs: 60_000,
     resyncRetryMs: 60_000,
     identityRetryMaxMs: cfg.identityRetryMaxSeconds * 1000,
@@ -47,6 +50,7 @@ export function repoLimitsFromConfig(cfg: RelayConfig): RepoLimits {
     maxBlocks: cfg.maxRepoBlocks,
     concurrency: cfg.repoFetchConcurrency,
     workers: cfg.repoWorkers,
+    workerNice: cfg.repoWorkerNice,
     workerHeapMb: cfg.repoWorkerHeapMb,
   };
 }

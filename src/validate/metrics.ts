@@ -34,6 +34,9 @@ export class ValidationMetrics {
   private readonly byHostCounter: Counter<'host' | 'result'>;
   private readonly chainCounter: Counter<'check' | 'mode'>;
   private readonly resyncCounter: Counter<'result'>;
+  private readonly resyncHostCounter: Counter<'result'>;
+  /** Resyncs that waited for their host's budget / were refused for it (resync.ts). */
+  resyncHostLimits = { deferred: 0, refused: 0 };
   private readonly miscCounter: Counter<'event'>;
   private readonly identityCounter: Counter<'result'>;
   readonly resyncQueue: Gauge;
@@ -72,6 +75,12 @@ export class ValidationMetrics {
     this.resyncCounter = new Counter({
       name: 'relay_validation_resyncs_total',
       help: 'Repo resyncs (getRepo from the PDS after a chain break), by result',
+      labelNames: ['result'],
+      registers,
+    });
+    this.resyncHostCounter = new Counter({
+      name: 'relay_validation_resync_host_limited_total',
+      help: "Resyncs held by their host's own budget (RELAY_RESYNC_HOST_*): deferred (waited for it) or refused (the host's queue was full)",
       labelNames: ['result'],
       registers,
     });
@@ -169,6 +178,11 @@ export class ValidationMetrics {
     if (ok) this.resyncs.ok++;
     else this.resyncs.failed++;
     this.resyncCounter.inc({ result: ok ? 'ok' : 'failed' });
+  }
+
+  resyncHostLimited(result: 'deferred' | 'refused'): void {
+    this.resyncHostLimits[result]++;
+    this.resyncHostCounter.inc({ result });
   }
 
   event(name: 'migration' | 'throttled' | 'missing-prev-data' | 'unverified-handle' | 're-resolve'): void {

@@ -2,6 +2,7 @@
 // RepoFetcher on top of it (getRepo with byte/block limits, a concurrency
 // bound, counted outcomes), against a simulated PDS on loopback.
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { inflateRepoCar, malformRepoCar, padRepoCar } from '../../sim/hostile-repo.ts';
@@ -52,6 +53,33 @@ describe('RepoDigestPool', () => {
         return true;
       });
       assert.equal(pool.started, 1, 'one worker served all three');
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('runs its workers at the configured nice value (Linux), the rest of the process as it was', async (t) => {
+    if (process.platform !== 'linux') return t.skip('thread nice values are read from /proc');
+    const niceOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    const threadNices = () =>
+      readdirSync('/proc/self/task').map((tid) =>
+        niceOf(readFileSync(`/proc/self/task/${tid}/stat`, 'latin1')),
+      );
+    const before = threadNices();
+    const pool = new RepoDigestPool({ workers: 1, heapMb: 64, nice: 7 });
+    try {
+      await pool.digest(carOf('did:plc:n', ['a.b.c']), opts('did:plc:n'));
+      const after = threadNices();
+      assert.equal(
+        after.filter((n) => n === 7).length - before.filter((n) => n === 7).length,
+        1,
+        'one thread at nice 7',
+      );
+      assert.equal(
+        niceOf(readFileSync('/proc/thread-self/stat', 'latin1')),
+        before[0],
+        'the main thread unchanged',
+      );
     } finally {
       await pool.close();
     }
@@ -199,6 +227,66 @@ describe('RepoFetcher', () => {
       );
     } finally {
       await repos.close();
+    }
+  });
+
+  it('downloads in the worker: the main thread only resolves and checks each host, and a refused address is never dialed', async () => {
+    const port = Number(new URL(pds.url).port);
+    const lookups: string[] = [];
+    const ruled = createSafeFetcher({
+      allowInsecure: true,
+      allowedPorts: [port],
+      lookup: async (host) => {
+        lookups.push(host);
+        return [{ address: host === 'pds.test' ? '127.0.0.1' : '10.1.2.3', family: 4 }];
+      },
+      // loopback is the simulated PDS here; everything else private is refused as usual
+      addressPolicy: (a) => (a === '127.0.0.1' ? undefined : 'private'),
+    });
+    const mainThreadOnly = (): never => {
+      throw new Error('a getRepo body was requested on the main thread');
+    };
+    const guarded: SafeFetcher = {
+      request: mainThreadOnly,
+      getJson: mainThreadOnly,
+      getText: mainThreadOnly,
+      close: () => ruled.close(),
+      workerRules: () =>
+        ruled.workerRules?.() as NonNullable<ReturnType<NonNullable<SafeFetcher['workerRules']>>>,
+    };
+    const repos = new RepoFetcher({ fetcher: guarded });
+    try {
+      const repo = await repos.fetchRepo(did, `http://pds.test:${port}`, { purpose: 'resync', key });
+      assert.deepEqual(repo?.collections, ['app.bsky.feed.post']);
+      assert.deepEqual(lookups, ['pds.test']);
+      await assert.rejects(
+        repos.fetchRepo(did, `http://internal.test:${port}`, { purpose: 'resync' }),
+        (err: Error) => {
+          assert.ok(err instanceof RepoFetchError && err.reason === 'fetch-failed', String(err));
+          assert.match(err.message, /refused .*address is private \(10\.1\.2\.3\)/);
+          return true;
+        },
+      );
+      await assert.rejects(
+        repos.fetchRepo(did, 'http://pds.test:80', { purpose: 'resync' }),
+        /port 80 not allowed/,
+      );
+      const aborted = new AbortController();
+      pds.xrpcHolds.hold('com.atproto.sync.getRepo');
+      const held = repos.fetchRepo(did, `http://pds.test:${port}`, {
+        purpose: 'backfill',
+        signal: aborted.signal,
+      });
+      await waitFor(() => pds.xrpcHolds.waiting('com.atproto.sync.getRepo') === 1, 'the download started');
+      aborted.abort();
+      await assert.rejects(
+        held,
+        (err: Error) => err instanceof RepoFetchError && /aborted/.test(err.message),
+      );
+    } finally {
+      pds.xrpcHolds.release('com.atproto.sync.getRepo');
+      await repos.close();
+      ruled.close();
     }
   });
 

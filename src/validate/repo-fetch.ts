@@ -10,9 +10,13 @@
 // cap (a declared Content-Length over it is refused before the body, a body
 // that grows past it is cut off) and a deadline; at most `concurrency`
 // fetches at a time, so at most concurrency × maxBytes of CAR bytes are held
-// (callers beyond it wait their turn, in order); the reading in a worker
-// thread (repo-digest.ts) under a block-count limit, a heap cap and a
-// deadline. When the caller passes the account's signing key, the commit
+// (callers beyond it wait their turn, in order); the download and the
+// reading both in a worker thread (repo-digest.ts: the fetcher lends the
+// worker its rules, and each hop's host is still resolved and checked on
+// this thread, so the main thread spends nothing per byte), under a
+// block-count limit, a heap cap and a deadline. A fetcher that cannot lend
+// its rules (test doubles without `workerRules`) downloads here and only
+// the reading goes to the worker. When the caller passes the account's signing key, the commit
 // signature is verified in the worker too. Every outcome is counted in
 // `relay_repo_fetches_total{purpose,result}`; a failure is a RepoFetchError
 // whose `reason` says which limit or check it was, and `permanent` whether
@@ -32,8 +36,9 @@ import {
   type SafeFetcher,
 } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
-import { RepoCarError, type RepoCarErrorReason } from '../protocol/repo-car.ts';
+import { RepoCarError, type RepoCarErrorReason, type RepoDigest } from '../protocol/repo-car.ts';
 import {
+  DEFAULT_REPO_WORKER_NICE,
   RepoDigestPool,
   type RepoDigestPoolOptions,
   RepoWorkerError,
@@ -47,7 +52,7 @@ export type RepoFetchPurpose = 'resync' | 'sync-recompute' | 'cleaner' | 'backfi
 export type RepoFetchFailure = RepoCarErrorReason | RepoWorkerFailure | 'fetch-failed';
 
 /** Failures that fetching the same repo again cannot cure (it is too big or broken as served). */
-const TRANSIENT: ReadonlySet<RepoFetchFailure> = new Set(['fetch-failed', 'closed', 'busy']);
+const TRANSIENT: ReadonlySet<RepoFetchFailure> = new Set(['fetch-failed', 'closed', 'busy', 'interrupted']);
 
 export class RepoFetchError extends Error {
   constructor(
@@ -112,8 +117,10 @@ export interface RepoLimits {
   maxBlocks: number;
   /** Repo fetches (download + read) at once; more wait. */
   concurrency: number;
-  /** Worker threads reading repo CARs. */
+  /** Worker threads downloading and reading repo CARs. */
   workers: number;
+  /** Nice value of those threads (0: the relay's priority). */
+  workerNice: number;
   /** Heap cap of each of those workers, MiB. */
   workerHeapMb: number;
 }
@@ -123,6 +130,7 @@ export const DEFAULT_REPO_LIMITS: RepoLimits = {
   maxBlocks: 1_000_000,
   concurrency: 4,
   workers: 1,
+  workerNice: DEFAULT_REPO_WORKER_NICE,
   workerHeapMb: 256,
 };
 
@@ -158,10 +166,14 @@ export class RepoFetcher implements SafeFetcher {
       maxBlocks: opts.maxBlocks ?? DEFAULT_REPO_LIMITS.maxBlocks,
       concurrency: opts.concurrency ?? DEFAULT_REPO_LIMITS.concurrency,
       workers: opts.workers ?? DEFAULT_REPO_LIMITS.workers,
+      workerNice: opts.workerNice ?? DEFAULT_REPO_LIMITS.workerNice,
       workerHeapMb: opts.workerHeapMb ?? DEFAULT_REPO_LIMITS.workerHeapMb,
     };
     this.pool = new RepoDigestPool({
       workers: this.limits.workers,
+      // every fetch admitted (`concurrency`) downloads at once, spread over the workers
+      jobsPerWorker: Math.ceil(this.limits.concurrency / Math.max(1, this.limits.workers)),
+      nice: this.limits.workerNice,
       heapMb: this.limits.workerHeapMb,
       timeoutMs: opts.digestTimeoutMs,
       logger: opts.logger,
@@ -176,7 +188,7 @@ export class RepoFetcher implements SafeFetcher {
     });
     this.digestSeconds = new Histogram({
       name: 'relay_repo_digest_seconds',
-      help: 'Time to read a fetched repo CAR in a worker (queue wait included)',
+      help: 'Time to download and read a repo CAR in a worker (queue wait included); only fetches that reached the read',
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
@@ -200,7 +212,6 @@ export class RepoFetcher implements SafeFetcher {
   /**
    * The repo of `did` from `pdsEndpoint`, read in a worker; null when the PDS
    * says it has no such repo (404, or 400 RepoNotFound). Throws RepoFetchError.
-   * With a free slot the download starts synchronously, before this returns.
    */
   async fetchRepo(did: string, pdsEndpoint: string, opts: RepoFetchOptions): Promise<FetchedRepo | null> {
     if (this.active >= this.limits.concurrency) {
@@ -232,38 +243,36 @@ export class RepoFetcher implements SafeFetcher {
   ): Promise<FetchedRepo | null> {
     const maxBytes = Math.min(opts.maxBytes ?? this.limits.maxBytes, this.limits.maxBytes);
     const url = `${pdsEndpoint}/xrpc/com.atproto.sync.getRepo?did=${encodeURIComponent(did)}`;
-    let body: Uint8Array;
-    try {
-      const res = await this.fetcher.request(url, {
-        timeoutMs: opts.timeoutMs ?? this.opts.timeoutMs ?? 60_000,
-        maxResponseBytes: maxBytes,
-        headers: { accept: 'application/vnd.ipld.car' },
-        signal: opts.signal,
-      });
-      body = res.body;
-    } catch (err) {
-      if (err instanceof HttpStatusError) {
-        if (err.status === 404 || (err.status === 400 && err.bodyPreview.includes('RepoNotFound')))
-          return null;
-        throw new RepoFetchError('fetch-failed', `getRepo failed: ${err.message}`, err.status, {
-          cause: err,
-        });
-      }
-      if (err instanceof ResponseTooLargeError)
-        throw new RepoFetchError('too-large', `repo CAR exceeds ${maxBytes} bytes`, 0, { cause: err });
-      throw new RepoFetchError('fetch-failed', `getRepo failed: ${(err as Error).message}`, 0, {
-        cause: err,
-      });
-    }
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 60_000;
+    const headers = { accept: 'application/vnd.ipld.car' };
+    const digestOpts = {
+      did,
+      key: opts.key,
+      maxBytes,
+      maxBlocks: this.limits.maxBlocks,
+      maxCollections: this.opts.maxCollections,
+    };
+    const rules = this.fetcher.workerRules?.();
     const started = performance.now();
+    let digested = false;
     try {
-      const d = await this.pool.digest(body, {
-        did,
-        key: opts.key,
-        maxBytes,
-        maxBlocks: this.limits.maxBlocks,
-        maxCollections: this.opts.maxCollections,
-      });
+      let d: RepoDigest;
+      if (rules) {
+        // downloaded and read in a worker: this thread only checks the hosts
+        d = await this.pool.fetchAndDigest(
+          { url, timeoutMs, maxResponseBytes: maxBytes, headers, rules, signal: opts.signal },
+          digestOpts,
+        );
+      } else {
+        const res = await this.fetcher.request(url, {
+          timeoutMs,
+          maxResponseBytes: maxBytes,
+          headers,
+          signal: opts.signal,
+        });
+        d = await this.pool.digest(res.body, digestOpts);
+      }
+      digested = true;
       return {
         did: d.did,
         rev: d.rev,
@@ -276,11 +285,24 @@ export class RepoFetcher implements SafeFetcher {
         bytes: d.bytes,
       };
     } catch (err) {
-      if (err instanceof RepoCarError || err instanceof RepoWorkerError)
+      if (err instanceof HttpStatusError) {
+        if (err.status === 404 || (err.status === 400 && err.bodyPreview.includes('RepoNotFound')))
+          return null;
+        throw new RepoFetchError('fetch-failed', `getRepo failed: ${err.message}`, err.status, {
+          cause: err,
+        });
+      }
+      if (err instanceof ResponseTooLargeError)
+        throw new RepoFetchError('too-large', `repo CAR exceeds ${maxBytes} bytes`, 0, { cause: err });
+      if (err instanceof RepoCarError || err instanceof RepoWorkerError) {
+        digested = true;
         throw new RepoFetchError(err.reason, err.message, 0, { cause: err });
-      throw err;
+      }
+      throw new RepoFetchError('fetch-failed', `getRepo failed: ${(err as Error).message}`, 0, {
+        cause: err,
+      });
     } finally {
-      this.digestSeconds.observe((performance.now() - started) / 1000);
+      if (digested) this.digestSeconds.observe((performance.now() - started) / 1000);
     }
   }
 

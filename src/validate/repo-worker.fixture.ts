@@ -1,5 +1,6 @@
 // Test-only worker entries for the repo digest pool (repo-digest.ts), chosen by
-// workerData:
+// workerData (each serves jobs like repo-worker.ts, through repo-worker-jobs.ts,
+// with a hook before a CAR is read):
 // - mode 'hostile': answers like repo-worker.ts, except for the DIDs named in
 //   `oom` (allocates until the heap cap ends the thread, as a CAR built to
 //   exhaust memory would) and `hang` (never answers: the pool's deadline must
@@ -9,7 +10,7 @@
 //   a repo read "in progress" in the worker for as long as it needs — without
 //   blocking the main thread, which is what such a test checks.
 import { parentPort, workerData } from 'node:worker_threads';
-import { answerRepoDigest, REPO_WORKER_READY, type RepoDigestRequest } from './repo-digest.ts';
+import { serveRepoJobs } from './repo-worker-jobs.ts';
 
 export type RepoWorkerFixtureData =
   | { mode: 'hostile'; oom?: string[]; hang?: string[] }
@@ -21,16 +22,17 @@ const port = parentPort;
 if (port) {
   const data = workerData as RepoWorkerFixtureData;
   const kept: unknown[] = [];
-  port.on('message', (req: RepoDigestRequest) => {
-    if (data.mode === 'hostile') {
-      if (data.oom?.includes(req.opts.did)) for (;;) kept.push(new Array(1e5).fill({ id: req.id }));
-      if (data.hang?.includes(req.opts.did)) return;
-    } else {
-      const g = new Int32Array(data.gate);
-      Atomics.add(g, 1, 1);
-      while (Atomics.load(g, 0) === 0) Atomics.wait(g, 0, 0, 1000);
-    }
-    port.postMessage(answerRepoDigest(req));
+  serveRepoJobs(port, {
+    beforeDigest: (opts) => {
+      if (data.mode === 'hostile') {
+        if (data.oom?.includes(opts.did)) for (;;) kept.push(new Array(1e5).fill({ did: opts.did }));
+        if (data.hang?.includes(opts.did)) return 'hold';
+      } else {
+        const g = new Int32Array(data.gate);
+        Atomics.add(g, 1, 1);
+        while (Atomics.load(g, 0) === 0) Atomics.wait(g, 0, 0, 1000);
+      }
+      return undefined;
+    },
   });
-  port.postMessage(REPO_WORKER_READY);
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitFor } from '../../test/support/wait.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { Keypair } from '../protocol/keys.ts';
 import { ResyncError, Resyncer } from './resync.ts';
@@ -121,6 +122,108 @@ describe('Resyncer', () => {
     assert.equal(starts.length, 22);
     assert.ok(starts[21] - t0 >= 80, `then one per 50 ms (${(starts[21] - t0).toFixed(0)} ms)`);
     r.close();
+  });
+});
+
+describe('Resyncer budget per host', () => {
+  const key = Keypair.generate('k256').publicKey;
+
+  /** A fetcher whose getRepo requests wait until released (then fail), noting each request's host. */
+  function heldFetcher() {
+    const started: string[] = [];
+    const waiting: (() => void)[] = [];
+    const fetcher: SafeFetcher = {
+      request: (url) => {
+        started.push(new URL(url).host);
+        return new Promise((_resolve, reject) => waiting.push(() => reject(new Error('refused'))));
+      },
+      getJson: async () => {
+        throw new Error('unused');
+      },
+      getText: async () => {
+        throw new Error('unused');
+      },
+      close: () => {},
+    };
+    const releaseAll = () => {
+      for (const release of waiting.splice(0)) release();
+    };
+    return { fetcher, started, releaseAll };
+  }
+
+  it("one host's accounts take at most its slots and queue: another host's resync starts at once", async () => {
+    const { fetcher, started, releaseAll } = heldFetcher();
+    const limited = { deferred: 0, refused: 0 };
+    const r = new Resyncer({
+      fetcher,
+      perSecond: 1000,
+      concurrency: 4,
+      maxQueued: 100,
+      hostConcurrency: 1,
+      hostPerSecond: 1000,
+      hostMaxQueued: 2,
+      onHostLimit: (result) => limited[result]++,
+      timeoutMs: 1000,
+      maxRepoBytes: 1 << 20,
+    });
+    try {
+      // each settles as its request is released; caught now, checked at the end
+      const hostile = [1, 2, 3].map((i) =>
+        r.fetchHead(`did:plc:h${i}`, 'http://bad.test:1', key).catch((err: unknown) => err),
+      );
+      await assert.rejects(
+        r.fetchHead('did:plc:h4', 'http://bad.test:1', key),
+        /host bad\.test:1 full \(2\)/,
+      );
+      const good = r.fetchHead('did:plc:g', 'http://good.test:1', key).catch((err: unknown) => err);
+      await waitFor(() => started.length === 2, 'the good host started beside the bad one');
+      assert.deepEqual(started.sort(), ['bad.test:1', 'good.test:1']);
+      assert.equal(r.queued, 2, "the bad host's two others wait for its one slot");
+      assert.deepEqual(limited, { deferred: 2, refused: 1 });
+      for (let n = 3; n <= 4; n++) {
+        releaseAll();
+        await waitFor(() => started.length === n, `bad host's resync ${n - 1} started after the one before`);
+      }
+      releaseAll();
+      for (const p of [...hostile, good]) assert.ok((await p) instanceof ResyncError);
+      await waitFor(() => r.hostsTracked === 0, 'idle hosts with full budgets are forgotten');
+    } finally {
+      r.close();
+    }
+  });
+
+  it("rate-limits each host's starts on its own", async () => {
+    const { fetcher, started, releaseAll } = heldFetcher();
+    let now = 1_000_000; // the buckets' clock: only the test moves it
+    const r = new Resyncer({
+      fetcher,
+      perSecond: 1000,
+      concurrency: 10,
+      maxQueued: 100,
+      hostConcurrency: 10,
+      hostPerSecond: 4,
+      timeoutMs: 1000,
+      maxRepoBytes: 1 << 20,
+      now: () => now,
+    });
+    try {
+      const all = Array.from({ length: 6 }, (_, i) =>
+        r.fetchHead(`did:plc:r${i}`, 'http://bad.test:1', key).catch((err: unknown) => err),
+      );
+      all.push(r.fetchHead('did:plc:other', 'http://good.test:1', key).catch((err: unknown) => err));
+      await waitFor(() => started.length === 5, 'a burst of 4 from the bad host and the good one');
+      assert.equal(started.filter((h) => h === 'bad.test:1').length, 4, 'the bad host gets its burst only');
+      assert.equal(r.queued, 2);
+      now += 250; // one token
+      await waitFor(() => started.length === 6, 'one more a quarter second later');
+      assert.equal(r.queued, 1);
+      now += 250;
+      await waitFor(() => started.length === 7, 'and the last');
+      releaseAll();
+      for (const p of all) assert.ok((await p) instanceof ResyncError);
+    } finally {
+      r.close();
+    }
   });
 });
 

@@ -98,6 +98,10 @@ export interface ValidationSettings {
   resyncPerSecond: number;
   resyncConcurrency: number;
   resyncMaxQueued: number;
+  /** Resyncs of one host's accounts at once, started per second, waiting (resync.ts: per-host budget). */
+  resyncHostConcurrency: number;
+  resyncHostPerSecond: number;
+  resyncHostMaxQueued: number;
   resyncTimeoutMs: number;
   /** Least time between two resync attempts of one account. */
   resyncRetryMs: number;
@@ -120,6 +124,9 @@ export const DEFAULT_VALIDATION_SETTINGS: ValidationSettings = {
   resyncPerSecond: 10,
   resyncConcurrency: 4,
   resyncMaxQueued: 10_000,
+  resyncHostConcurrency: 1,
+  resyncHostPerSecond: 1,
+  resyncHostMaxQueued: 1000,
   resyncTimeoutMs: 60_000,
   resyncRetryMs: 60_000,
   identityRetryMaxMs: 600_000,
@@ -327,6 +334,10 @@ export class Validator implements FrameSink {
       perSecond: this.settings.resyncPerSecond,
       concurrency: this.settings.resyncConcurrency,
       maxQueued: this.settings.resyncMaxQueued,
+      hostConcurrency: this.settings.resyncHostConcurrency,
+      hostPerSecond: this.settings.resyncHostPerSecond,
+      hostMaxQueued: this.settings.resyncHostMaxQueued,
+      onHostLimit: (result) => this.metrics.resyncHostLimited(result),
       timeoutMs: this.settings.resyncTimeoutMs,
       maxRepoBytes: this.settings.maxRepoBytes,
       now: this.now,

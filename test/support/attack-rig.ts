@@ -107,9 +107,11 @@ export interface MeasureOptions {
   /**
    * Once `events` are written, keep writing at the same rate until this holds
    * (the attack has done what the test is about, e.g. a number of CAR bombs
-   * read), checked between writes; at most `events` × 10 in all.
+   * read), checked between writes; at most `events` × `continueFactor` in all.
    */
   continueUntil?: () => boolean | Promise<boolean>;
+  /** The most events continueUntil may take, as a multiple of `events` (default 10). */
+  continueFactor?: number;
 }
 
 export interface LatencyReport {
@@ -263,7 +265,7 @@ export class AttackRig {
     const dids = this.goodDids;
     const emittedAt = new Map<string, number>();
     const attackAfter = Math.max(1, Math.floor(opts.events * (opts.attackAt ?? 0.1)));
-    const maxEvents = opts.continueUntil ? opts.events * 10 : opts.events;
+    const maxEvents = opts.continueUntil ? opts.events * (opts.continueFactor ?? 10) : opts.events;
     let attacked: Promise<void> | undefined;
     let written = 0;
     // Set by a poller of continueUntil once `events` are written.
@@ -366,8 +368,17 @@ export class AttackRig {
 
   /** The relay's Prometheus text (metrics port). */
   async metricsText(): Promise<string> {
-    const res = await fetch(`http://127.0.0.1:${this.relay.metricsPort}/metrics`);
-    return res.text();
+    // A kept-alive connection the relay closes as idle just as it is reused
+    // fails the fetch ("other side closed"); on a loaded machine, with the
+    // polls seconds apart, that race is common. Retried while the relay lives.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${this.relay.metricsPort}/metrics`);
+        return await res.text();
+      } catch (err) {
+        if (attempt >= 3 || !this.relayAlive()) throw err;
+      }
+    }
   }
 
   /** One sample's value from the metrics text (0 when absent); `labels` exactly as printed, e.g. `reason="bad-did"`. */

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { addressRefusalReason, parseIpv6 } from './ip-policy.ts';
 import {
   createSafeFetcher,
+  createWorkerSafeFetcher,
   FetchNetworkError,
   FetchTimeoutError,
   HttpStatusError,
@@ -191,6 +192,39 @@ describe('safe-fetch refusals (no connection attempted)', () => {
       createSafeFetcher({ lookup: fixedLookup({}) }).request('https://nx.example/'),
       FetchNetworkError,
     );
+  });
+});
+
+describe('safe-fetch rules lent to another thread (workerRules)', () => {
+  it("a fetcher made from them asks the owner's resolveHost for every hop and refuses before connecting", async () => {
+    const lookup = fixedLookup({ 'pds.example': ['169.254.169.254'], 'ok.example': ['93.184.216.34'] });
+    const owner = createSafeFetcher({ lookup });
+    const rules = owner.workerRules?.();
+    assert.ok(rules);
+    assert.deepEqual(rules.settings.allowedPorts, [80, 443]);
+    // structured-clonable: what travels to the worker is plain data
+    assert.deepEqual(structuredClone(rules.settings), rules.settings);
+    const asked: string[] = [];
+    const lent = createWorkerSafeFetcher(rules.settings, (host) => {
+      asked.push(host);
+      return rules.resolveHost(host);
+    });
+    const before = socketsCreated;
+    await assert.rejects(lent.request('https://pds.example/xrpc/x'), (err: unknown) => {
+      assert.ok(err instanceof SsrfRefusedError);
+      assert.equal(err.address, '169.254.169.254');
+      return true;
+    });
+    await assert.rejects(lent.request('https://ok.example:8443/x'), /port 8443 not allowed/);
+    await assert.rejects(lent.request('http://ok.example/x'), /scheme http: not allowed/);
+    await assert.rejects(lent.request('https://missing.example/x'), (err: unknown) => {
+      assert.ok(err instanceof FetchNetworkError);
+      assert.match(String((err as Error).cause), /ENOTFOUND/);
+      return true;
+    });
+    assert.deepEqual(asked, ['pds.example', 'missing.example']);
+    assert.deepEqual(lookup.calls, ['pds.example', 'missing.example'], 'the lookups ran on the owner');
+    assert.equal(socketsCreated, before);
   });
 });
 

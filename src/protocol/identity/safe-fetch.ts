@@ -12,6 +12,15 @@
 // Redirects are followed by hand so every hop gets the same checks, and the
 // body is read with a byte cap and an overall deadline so a slow or huge
 // response cannot tie the relay up.
+//
+// A fetcher can also lend its rules to a worker thread (`workerRules`): the
+// plain settings travel to the worker, which makes the requests (and reads
+// the bodies) itself, while each hop's hostname resolution and address
+// check still run on the owner's thread through `resolveHost` (the injected
+// lookup and policy are functions and stay where they are). The worker pins
+// the addresses it is given exactly as above, so the refusal happens before
+// any connection either way. The repo fetcher uses this to keep getRepo
+// downloads off the main thread (src/validate/repo-digest.ts).
 import { promises as dns, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
@@ -42,6 +51,39 @@ export interface SafeFetcherOptions {
   ca?: string | readonly string[];
   /** Reuse connections (then call close() when done). Off by default. */
   keepAlive?: boolean;
+  /**
+   * Resolves and checks each hop's host instead of `lookup` + the address
+   * policy (a worker's fetcher asking its owner's `resolveHost`).
+   */
+  resolveHost?: (host: string) => Promise<HostResolution>;
+}
+
+/** What resolving and checking one hop's host came to: the addresses to pin, or why not. */
+export type HostResolution =
+  | { ok: true; addresses: { address: string; family: number }[] }
+  | { ok: false; refused: true; reason: string; address?: string }
+  | { ok: false; refused: false; message: string };
+
+/** The settings of a fetcher that can be sent to another thread (structured-clonable). */
+export interface PortableFetchSettings {
+  allowInsecure: boolean;
+  /** undefined: any port. */
+  allowedPorts?: number[];
+  connectTimeoutMs: number;
+  maxRedirects: number;
+  userAgent: string;
+  ca?: string | string[];
+}
+
+/**
+ * A fetcher's rules for another thread: make a fetcher there with
+ * `createWorkerSafeFetcher(settings, resolveHost)`, where that
+ * `resolveHost` asks this one (over a message port).
+ */
+export interface WorkerFetchRules {
+  settings: PortableFetchSettings;
+  /** Resolves `host` and applies the address policy, on the owner's thread (rejects when the lookup fails). */
+  resolveHost(host: string): Promise<HostResolution>;
 }
 
 export interface RequestOptions {
@@ -83,6 +125,8 @@ export interface SafeFetcher {
   getText(url: string, opts?: RequestOptions): Promise<SafeTextResponse>;
   /** Destroys pooled connections (only matters with keepAlive). */
   close(): void;
+  /** The rules for a worker thread that makes these requests itself (absent: requests stay here). */
+  workerRules?(): WorkerFetchRules;
 }
 
 export class SafeFetchError extends Error {
@@ -184,6 +228,27 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
   const httpsAgent = opts.keepAlive ? new https.Agent({ keepAlive: true }) : undefined;
   const sensitiveHeaders = ['authorization', 'cookie', 'proxy-authorization'];
 
+  /** Resolves a hop's host (a literal address is itself) and applies the address policy; a failed lookup throws. */
+  async function resolveLocally(host: string): Promise<HostResolution> {
+    let addresses: { address: string; family: number }[];
+    const literalFamily = isIP(host);
+    if (literalFamily !== 0) {
+      addresses = [{ address: host, family: literalFamily }];
+    } else {
+      // a failed lookup throws as it did (checkHop wraps it, the error as its cause)
+      addresses = (await lookup(host)).map((a) => ({ address: a.address, family: a.family }));
+      if (addresses.length === 0)
+        return { ok: false, refused: false, message: `DNS lookup of ${host} returned no addresses` };
+    }
+    for (const a of addresses) {
+      const reason = policy(a.address);
+      if (reason !== undefined)
+        return { ok: false, refused: true, reason: `address is ${reason}`, address: a.address };
+    }
+    return { ok: true, addresses };
+  }
+  const resolveHost = opts.resolveHost ?? resolveLocally;
+
   /** Scheme, port and address checks for one hop; returns the address to pin. */
   async function checkHop(url: URL, deadline: Deadline): Promise<{ address: string; family: number }> {
     const href = url.href;
@@ -196,25 +261,16 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
       throw new SsrfRefusedError(href, `port ${port} not allowed`);
     const host = bareHost(url.hostname);
     if (host === '') throw new SsrfRefusedError(href, 'empty hostname');
-    let addresses: ReadonlyArray<{ address: string; family: number }>;
-    const literalFamily = isIP(host);
-    if (literalFamily !== 0) {
-      addresses = [{ address: host, family: literalFamily }];
-    } else {
-      try {
-        addresses = await deadline.race(lookup(host), connectTimeoutMs);
-      } catch (err) {
-        if (err instanceof SafeFetchError) throw err;
-        throw new FetchNetworkError(href, `DNS lookup of ${host} failed`, err);
-      }
-      if (addresses.length === 0)
-        throw new FetchNetworkError(href, `DNS lookup of ${host} returned no addresses`);
+    let resolved: HostResolution;
+    try {
+      resolved = await deadline.race(resolveHost(host), connectTimeoutMs);
+    } catch (err) {
+      if (err instanceof SafeFetchError) throw err;
+      throw new FetchNetworkError(href, `DNS lookup of ${host} failed`, err);
     }
-    for (const a of addresses) {
-      const reason = policy(a.address);
-      if (reason !== undefined) throw new SsrfRefusedError(href, `address is ${reason}`, a.address);
-    }
-    return addresses[0];
+    if (resolved.ok) return resolved.addresses[0];
+    if (resolved.refused) throw new SsrfRefusedError(href, resolved.reason, resolved.address);
+    throw new FetchNetworkError(href, resolved.message);
   }
 
   function once(
@@ -398,11 +454,44 @@ export function createSafeFetcher(opts: SafeFetcherOptions = {}): SafeFetcher {
     request,
     getJson,
     getText,
+    workerRules: () => ({
+      settings: {
+        allowInsecure,
+        allowedPorts: allowedPorts ? [...allowedPorts] : undefined,
+        connectTimeoutMs,
+        maxRedirects,
+        userAgent,
+        ca: typeof opts.ca === 'string' || opts.ca === undefined ? opts.ca : [...opts.ca],
+      },
+      resolveHost,
+    }),
     close() {
       httpAgent?.destroy();
       httpsAgent?.destroy();
     },
   };
+}
+
+/**
+ * The fetcher a worker thread makes from another fetcher's `workerRules()`:
+ * the same scheme, port, redirect and size rules, every hop's host resolved
+ * and checked by `resolveHost` (the owner's, asked over a message port).
+ */
+export function createWorkerSafeFetcher(
+  settings: PortableFetchSettings,
+  resolveHost: (host: string) => Promise<HostResolution>,
+): SafeFetcher {
+  return createSafeFetcher({
+    // allowPrivate only lifts the port allow-list here (no policy runs: resolveHost checks addresses)
+    allowPrivate: settings.allowedPorts === undefined,
+    allowInsecure: settings.allowInsecure,
+    allowedPorts: settings.allowedPorts,
+    connectTimeoutMs: settings.connectTimeoutMs,
+    maxRedirects: settings.maxRedirects,
+    userAgent: settings.userAgent,
+    ca: settings.ca,
+    resolveHost,
+  });
 }
 
 /** The overall deadline of one request across DNS, redirects and body. */
