@@ -25,10 +25,14 @@
 // duplicate keys, CID contents, UTF-8 validity of strings it skips. The full
 // decoder (cbor.ts) still checks those where a value is decoded.
 //
-// General API (a later redesign is to make this the only head reader):
-// head() reads one head; skip() passes one whole value; forEachMapEntry()
-// visits a map's keys with the scanner positioned at each value; readText /
-// readTextPrefix / readUint / readBytes read a value at the position.
+// This is the relay's only CBOR head reader: ingest's frame check, the
+// validator's DID peek, rewriteSeq (frames.ts) and the MST node decoder
+// (mst-node.ts) all walk bytes with it; full decodes go through cbor.ts.
+// API: head() reads one head; skip() passes one whole value; forEachMapEntry()
+// visits a map's keys with the scanner positioned at each value; findMapKey()
+// walks to one key's value; readText / readTextPrefix / readTextIs /
+// readUint / readBytes / readBytesStart / readCidLinkStart / readNull read a
+// value at the position.
 
 export const MAJOR_UINT = 0;
 export const MAJOR_NEGINT = 1;
@@ -41,6 +45,8 @@ export const MAJOR_SIMPLE = 7;
 
 /** DAG-CBOR's only tag: a CID link. */
 const CID_TAG = 42;
+/** The one-byte encoding of null. */
+const SIMPLE_NULL = 0xf6;
 
 export type CborScanErrorReason =
   /** A head or a string runs past the end of the scanned range. */
@@ -306,6 +312,95 @@ export class CborScanner {
       this.depth--;
     }
     return entries;
+  }
+
+  /**
+   * Walks the map at the position to the entry whose key is the ASCII
+   * `name` and returns true with the scanner at that entry's value, still
+   * inside the map (`depth` counts it, so skipping the value is bounded as
+   * part of the map). Returns false when the map has no such key; the
+   * position is then unspecified. With `canonicalOrder` the walk stops at
+   * the first key that sorts after `name` in DAG-CBOR order (shorter keys
+   * first, then bytewise), which is only right for canonical input.
+   */
+  findMapKey(name: string, canonicalOrder = false, maxKeyBytes = 256): boolean {
+    const entries = this.readMapHead();
+    if (this.depth + 1 > this.limits.maxDepth)
+      this.fail('too-deep', `nested deeper than ${this.limits.maxDepth}`);
+    this.depth++;
+    for (let i = 0; i < entries; i++) {
+      if (this.head() !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
+      this.keyStart = this.pos;
+      this.keyLength = this.arg;
+      this.stringBody(this.arg, Math.min(maxKeyBytes, this.limits.maxStringBytes));
+      const order = canonicalOrder ? this.compareKey(name) : this.keyIs(name) ? 0 : -1;
+      if (order === 0) return true;
+      if (order > 0) break;
+      this.skip();
+    }
+    this.depth--;
+    return false;
+  }
+
+  /** DAG-CBOR order of the current map key against the ASCII `name`: <0 before, 0 equal, >0 after. */
+  private compareKey(name: string): number {
+    if (this.keyLength !== name.length) return this.keyLength - name.length;
+    const b = this.buf;
+    const s = this.keyStart;
+    for (let i = 0; i < name.length; i++) {
+      const d = b[s + i] - name.charCodeAt(i);
+      if (d !== 0) return d;
+    }
+    return 0;
+  }
+
+  /**
+   * Reads a text string and tells whether it is exactly the ASCII `name`
+   * (for fixed-shape maps whose keys are known in advance).
+   */
+  readTextIs(name: string): boolean {
+    if (this.head() !== MAJOR_TEXT) this.fail('unexpected-type', 'expected a text string');
+    const start = this.pos;
+    this.stringBody(this.arg, this.limits.maxStringBytes);
+    if (this.pos - start !== name.length) return false;
+    const b = this.buf;
+    for (let i = 0; i < name.length; i++) if (b[start + i] !== name.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /**
+   * Reads a byte string of at most `maxBytes` and returns the offset where
+   * its content starts (it ends at `pos`), building no view.
+   */
+  readBytesStart(maxBytes = this.limits.maxStringBytes): number {
+    if (this.head() !== MAJOR_BYTES) this.fail('unexpected-type', 'expected a byte string');
+    const start = this.pos;
+    this.stringBody(this.arg, Math.min(maxBytes, this.limits.maxStringBytes));
+    return start;
+  }
+
+  /**
+   * Reads a CID link (tag 42 around a byte string whose first byte is the
+   * 0x00 identity multibase prefix) and returns the offset of the CID's
+   * binary bytes, which end at `pos`. The CID bytes themselves are not
+   * parsed (the caller checks the version, codec and hash it accepts).
+   */
+  readCidLinkStart(): number {
+    if (this.head() !== MAJOR_TAG) this.fail('unexpected-type', 'expected a CID link');
+    if (this.head() !== MAJOR_BYTES) this.fail('not-dag-cbor', 'tag 42 content is not a byte string');
+    const start = this.pos;
+    this.stringBody(this.arg, this.limits.maxStringBytes);
+    if (this.pos === start || this.buf[start] !== 0)
+      this.fail('not-dag-cbor', 'CID link without the 0x00 prefix');
+    return start + 1;
+  }
+
+  /** If the next head is null, reads it and returns true; otherwise reads nothing. */
+  readNull(): boolean {
+    if (this.pos >= this.end) this.fail('truncated', 'unexpected end of input');
+    if (this.buf[this.pos] !== SIMPLE_NULL) return false;
+    this.head();
+    return true;
   }
 
   /** True when the current map key (forEachMapEntry) is exactly the ASCII `name`. */
