@@ -209,7 +209,8 @@ export class CborScanner {
     remaining[0] = 1;
     isMap[0] = 0;
     for (;;) {
-      const keyPosition = isMap[top] === 1 && remaining[top] % 2 === 0;
+      // (x & 1) is the parity of any safe integer x: ToInt32 keeps the low bits exactly.
+      const keyPosition = isMap[top] === 1 && (remaining[top] & 1) === 0;
       remaining[top]--;
       const major = this.head();
       if (keyPosition && major !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
@@ -359,12 +360,25 @@ export class CborScanner {
    * (for fixed-shape maps whose keys are known in advance).
    */
   readTextIs(name: string): boolean {
+    const b = this.buf;
+    const len = name.length;
+    let p = this.pos;
+    // A short string's head is its one byte, which is always minimal: compare in place.
+    if (len < 24 && p + 1 + len <= this.end && b[p] === (0x60 | len)) {
+      if (++this.items > this.limits.maxItems)
+        this.fail('too-many-items', `more than ${this.limits.maxItems} items`);
+      p++;
+      this.pos = p + len;
+      this.major = MAJOR_TEXT;
+      this.arg = len;
+      for (let i = 0; i < len; i++) if (b[p + i] !== name.charCodeAt(i)) return false;
+      return true;
+    }
     if (this.head() !== MAJOR_TEXT) this.fail('unexpected-type', 'expected a text string');
     const start = this.pos;
     this.stringBody(this.arg, this.limits.maxStringBytes);
-    if (this.pos - start !== name.length) return false;
-    const b = this.buf;
-    for (let i = 0; i < name.length; i++) if (b[start + i] !== name.charCodeAt(i)) return false;
+    if (this.pos - start !== len) return false;
+    for (let i = 0; i < len; i++) if (b[start + i] !== name.charCodeAt(i)) return false;
     return true;
   }
 
@@ -386,6 +400,21 @@ export class CborScanner {
    * parsed (the caller checks the version, codec and hash it accepts).
    */
   readCidLinkStart(): number {
+    const b = this.buf;
+    const p = this.pos;
+    // The usual shape, d8 2a 58 <24..255> 00 …: both heads minimal, checked in place.
+    if (p + 5 <= this.end && b[p] === 0xd8 && b[p + 1] === CID_TAG && b[p + 2] === 0x58 && b[p + 4] === 0) {
+      const len = b[p + 3];
+      if (len >= 24 && len <= this.limits.maxStringBytes && len <= this.end - p - 4) {
+        this.items += 2;
+        if (this.items > this.limits.maxItems)
+          this.fail('too-many-items', `more than ${this.limits.maxItems} items`);
+        this.pos = p + 4 + len;
+        this.major = MAJOR_BYTES;
+        this.arg = len;
+        return p + 5;
+      }
+    }
     if (this.head() !== MAJOR_TAG) this.fail('unexpected-type', 'expected a CID link');
     if (this.head() !== MAJOR_BYTES) this.fail('not-dag-cbor', 'tag 42 content is not a byte string');
     const start = this.pos;

@@ -111,6 +111,11 @@ const BODY_LIMITS: ScanLimits = {
   maxStringBytes: MAX_FRAME_BYTES,
 };
 
+// Module-local copies: under tsx an imported binding is read through a getter
+// on every access, and this runs for every event the relay forwards.
+const Scanner = CborScanner;
+const UINT = MAJOR_UINT;
+
 interface SeqLocation {
   /** Start and end of the seq value's encoding. */
   start: number;
@@ -125,19 +130,13 @@ interface SeqLocation {
  * walk (truncated, not DAG-CBOR, over the limits, body not a map).
  */
 function locateSeq(frame: Uint8Array): SeqLocation | undefined {
-  const bodyStart = new CborScanner(
-    frame,
-    HEADER_LIMITS,
-    0,
-    Math.min(frame.length, MAX_FRAME_HEADER_BYTES),
-  ).skip();
-  const body = new CborScanner(frame, BODY_LIMITS, bodyStart);
+  const header = new Scanner(frame, HEADER_LIMITS, 0, Math.min(frame.length, MAX_FRAME_HEADER_BYTES));
+  const body = new Scanner(frame, BODY_LIMITS, header.skip());
   // Canonical key order sorts by length first, so the walk stops at the first key longer than "seq".
   if (!body.findMapKey('seq', true)) return undefined;
   const start = body.pos;
-  const value = body.peekMajor() === MAJOR_UINT ? body.readUint() : undefined;
-  if (value === undefined) body.skip();
-  return { start, end: body.pos, value };
+  if (body.peekMajor() === UINT) return { start, value: body.readUint(), end: body.pos };
+  return { start, end: body.skip(), value: undefined };
 }
 
 function encodeUint(n: number): Uint8Array {

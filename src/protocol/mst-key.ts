@@ -43,9 +43,13 @@ export function keyHeight(key: string | Uint8Array): number {
   return sha256LeadingZeroBits(typeof key === 'string' ? utf8Encode(key) : key) >> 1;
 }
 
+// A module-local copy: under tsx an imported binding is read through a getter
+// on every access, and this runs for every key of every node a proof loads.
+const asciiLeadingZeroBits = asciiSha256LeadingZeroBits;
+
 /** keyHeight of a key already checked by isValidMstKey (ASCII, so its characters are its bytes). */
 export function validKeyHeight(key: string): number {
-  return asciiSha256LeadingZeroBits(key) >> 1;
+  return asciiLeadingZeroBits(key) >> 1;
 }
 
 /** Length of the shared byte prefix (the `p` of a node entry). */

@@ -47,6 +47,10 @@ export class MissingBlockError extends Error {
 
 type MstEntry = NodeEntry<MstNode>;
 
+// A module-local copy of the per-key hot import (under tsx an imported
+// binding is read through a getter on every access).
+const heightOfValidKey = validKeyHeight;
+
 /** One tree node. A stub (`loaded` false) only knows its CID until an operation reaches it. */
 class MstNode {
   left: MstNode | null = null;
@@ -175,7 +179,7 @@ export class Mst {
   /** Inserts or replaces `key`; returns the previous value (null if it was absent). */
   put(key: string, value: Cid): Cid | null {
     checkKey(key);
-    const h = validKeyHeight(key);
+    const h = heightOfValidKey(key);
     const root = this.root;
     this.ensure(root);
     if (root.isEmpty()) {
@@ -410,7 +414,7 @@ export class Mst {
     const { l, entries, rights, linkAt } = decodeNode<MstNode>(bytes, cid, n.lo, n.hi);
 
     const heights = new Array<number>(entries.length);
-    for (let i = 0; i < entries.length; i++) heights[i] = validKeyHeight(entries[i].key);
+    for (let i = 0; i < entries.length; i++) heights[i] = heightOfValidKey(entries[i].key);
     if (n.layer === -1) {
       if (entries.length > 0) n.layer = heights[0];
       else if (l === null) n.layer = 0;
