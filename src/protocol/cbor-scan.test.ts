@@ -301,6 +301,32 @@ describe('CborScanner.findMapKey and fixed-shape readers', () => {
     assert.throws(() => new CborScanner(encodeCbor(1), OPEN).readCidLinkStart(), /unexpected-type/);
     assert.throws(() => new CborScanner(new Uint8Array(0), OPEN).readNull(), /truncated/);
   });
+
+  it('counts items and checks lengths on the in-place paths too (short keys, 37-byte CID links)', () => {
+    const link = encodeCbor(cidForCbor(new Uint8Array([1]))); // d8 2a 58 25 00 …
+    assert.equal(link[2], 0x58);
+    const one = { ...OPEN, maxItems: 1 };
+    assert.throws(() => new CborScanner(link, one).readCidLinkStart(), /too-many-items/);
+    assert.throws(
+      () => new CborScanner(encodeCbor('k'), { ...OPEN, maxItems: 0 }).readTextIs('k'),
+      /too-many-items/,
+    );
+    assert.throws(
+      () => new CborScanner(link, { ...OPEN, maxStringBytes: 36 }).readCidLinkStart(),
+      /too-long/,
+    );
+    assert.throws(
+      () => new CborScanner(link.subarray(0, link.length - 1), OPEN).readCidLinkStart(),
+      /truncated/,
+    );
+    assert.throws(() => new CborScanner(encodeCbor('k').subarray(0, 1), OPEN).readTextIs('k'), /truncated/);
+    const s = new CborScanner(concatBytes([link, encodeCbor('abc')]), OPEN);
+    s.readCidLinkStart();
+    assert.equal(s.items, 2);
+    assert.equal(s.readTextIs('abd'), false);
+    assert.equal(s.items, 3);
+    assert.ok(s.atEnd());
+  });
 });
 
 describe('CborScanner against mutated input', () => {
