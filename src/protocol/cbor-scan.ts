@@ -208,10 +208,32 @@ export class CborScanner {
     let top = 0;
     remaining[0] = 1;
     isMap[0] = 0;
+    const b = this.buf;
+    const end = this.end;
+    const maxItems = this.limits.maxItems;
     for (;;) {
       // (x & 1) is the parity of any safe integer x: ToInt32 keeps the low bits exactly.
       const keyPosition = isMap[top] === 1 && (remaining[top] & 1) === 0;
       remaining[top]--;
+      // Fast path, same checks as head() + stringBody(): a one-byte head
+      // (always minimal) of an integer or a short string. Most heads of an
+      // event are these (map keys, small integers, short strings).
+      const p = this.pos;
+      const initial = p < end ? b[p] : 0xff;
+      if ((initial & 0x1f) < 24 && initial < 0x80) {
+        if (++this.items > maxItems) this.fail('too-many-items', `more than ${maxItems} items`);
+        const major = initial >> 5;
+        if (keyPosition && major !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
+        this.major = major;
+        this.arg = initial & 0x1f;
+        this.pos = p + 1;
+        if (major >= MAJOR_BYTES) this.stringBody(initial & 0x1f, maxString);
+        while (remaining[top] === 0) {
+          if (top === 0) return this.pos;
+          top--;
+        }
+        continue;
+      }
       const major = this.head();
       if (keyPosition && major !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
       const arg = this.arg;
