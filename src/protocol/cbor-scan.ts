@@ -4,10 +4,8 @@
 // `{op, t}`, the body's `seq` and DID) before it decides whether the frame is
 // worth a full decode; a recursive decoder spends time and stack in
 // proportion to nesting depth, and a 5 MB frame of nested one-byte arrays
-// once cost seconds of main-thread time. This scanner is the one place that
-// reads CBOR heads for that purpose (ingest's frame check and validation's
-// DID peek use it), and every walk it does is bounded by the ScanLimits given
-// at construction:
+// once cost seconds of main-thread time. Every walk this scanner does is
+// bounded by the ScanLimits given at construction:
 //
 // - maxDepth: nesting of arrays, maps and tags (a scalar alone is depth 0, a
 //   flat map 1, a map holding an array of maps 3). Checked when a container

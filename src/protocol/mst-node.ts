@@ -185,11 +185,13 @@ function hasExactKeys(obj: Record<string, unknown>, keys: readonly string[]): bo
  * Limits for the fast path: a node is at most 3 deep (map, array, map; the
  * scanner's head reads do not nest further), and no string it accepts is
  * longer than a key. maxItems cannot bind before the end of the block (a
- * head is at least one byte; blocks are bounded by the CAR reader).
+ * head is at least one byte, and blocks are far below 2^30 bytes: the CAR
+ * reader bounds them); it is a small integer like every other limit so that
+ * all ScanLimits objects keep one shape for the scanner's property loads.
  */
 const NODE_SCAN_LIMITS: ScanLimits = {
   maxDepth: 3,
-  maxItems: Number.MAX_SAFE_INTEGER,
+  maxItems: 2 ** 30,
   maxStringBytes: MAX_MST_KEY_LENGTH,
 };
 
