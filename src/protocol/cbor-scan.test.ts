@@ -231,6 +231,104 @@ describe('CborScanner readers', () => {
   });
 });
 
+describe('CborScanner.findMapKey and fixed-shape readers', () => {
+  const body = encodeCbor({ ops: [{ a: [1, 2] }], rev: 'r', seq: 9, time: 't', blocks: new Uint8Array(3) });
+
+  it('walks to a key and leaves the scanner at its value, inside the map', () => {
+    const s = new CborScanner(body, OPEN);
+    assert.ok(s.findMapKey('seq'));
+    assert.equal(s.readUint(), 9);
+    assert.equal(s.depth, 1);
+    assert.ok(new CborScanner(body, OPEN).findMapKey('blocks'));
+    assert.equal(new CborScanner(body, OPEN).findMapKey('nope'), false);
+  });
+
+  it('with canonical order, stops at the first key sorting after the name', () => {
+    // keys in order: ops rev seq time blocks; "sez" sorts after "seq", before "time"
+    const s = new CborScanner(body, OPEN);
+    assert.equal(s.findMapKey('sez', true), false);
+    assert.ok(s.pos < body.length, 'stopped before the end');
+    // map, ops + its value (6 heads), rev + value, seq + value, then the key time
+    assert.equal(s.items, 1 + 1 + 6 + 2 + 2 + 1, 'read heads up to the key "time" only');
+    const found = new CborScanner(body, OPEN);
+    assert.ok(found.findMapKey('seq', true));
+    assert.equal(found.readUint(), 9);
+  });
+
+  it('counts the map in the depth limit and refuses non-text keys', () => {
+    const nested = encodeCbor({ a: [[1]], z: 1 });
+    assert.throws(
+      () => new CborScanner(nested, { ...OPEN, maxDepth: 2 }).findMapKey('z'),
+      (e: unknown) => e instanceof CborScanError && e.reason === 'too-deep',
+    );
+    assert.ok(new CborScanner(nested, { ...OPEN, maxDepth: 3 }).findMapKey('z'));
+    // {1: 2}: a map with an integer key
+    assert.throws(
+      () => new CborScanner(Uint8Array.of(0xa1, 0x01, 0x02), OPEN).findMapKey('z'),
+      /not-dag-cbor/,
+    );
+  });
+
+  it('reads fixed keys, byte strings, CID links and nulls', () => {
+    const cid = cidForCbor(new Uint8Array([1]));
+    const bytes = concatBytes([
+      encodeCbor('k'),
+      encodeCbor(new Uint8Array([7, 8])),
+      encodeCbor(cid),
+      encodeCbor(null),
+      encodeCbor(1),
+    ]);
+    const s = new CborScanner(bytes, OPEN);
+    assert.equal(s.readTextIs('k'), true);
+    const start = s.readBytesStart(2);
+    assert.deepEqual(bytes.subarray(start, s.pos), Uint8Array.of(7, 8));
+    const cidStart = s.readCidLinkStart();
+    assert.deepEqual(bytes.subarray(cidStart, s.pos), cid.bytes);
+    assert.equal(s.readNull(), true);
+    assert.equal(s.readNull(), false, 'not null: nothing read');
+    assert.equal(s.readUint(), 1);
+    assert.equal(new CborScanner(encodeCbor('kk'), OPEN).readTextIs('k'), false);
+    assert.throws(() => new CborScanner(encodeCbor(new Uint8Array(3)), OPEN).readBytesStart(2), /too-long/);
+    // tag 42 around bytes lacking the 0x00 prefix, and around a text string
+    assert.throws(
+      () => new CborScanner(Uint8Array.of(0xd8, 42, 0x41, 0x01), OPEN).readCidLinkStart(),
+      /not-dag-cbor/,
+    );
+    assert.throws(
+      () => new CborScanner(Uint8Array.of(0xd8, 42, 0x61, 0x61), OPEN).readCidLinkStart(),
+      /not-dag-cbor/,
+    );
+    assert.throws(() => new CborScanner(encodeCbor(1), OPEN).readCidLinkStart(), /unexpected-type/);
+    assert.throws(() => new CborScanner(new Uint8Array(0), OPEN).readNull(), /truncated/);
+  });
+
+  it('counts items and checks lengths on the in-place paths too (short keys, 37-byte CID links)', () => {
+    const link = encodeCbor(cidForCbor(new Uint8Array([1]))); // d8 2a 58 25 00 …
+    assert.equal(link[2], 0x58);
+    const one = { ...OPEN, maxItems: 1 };
+    assert.throws(() => new CborScanner(link, one).readCidLinkStart(), /too-many-items/);
+    assert.throws(
+      () => new CborScanner(encodeCbor('k'), { ...OPEN, maxItems: 0 }).readTextIs('k'),
+      /too-many-items/,
+    );
+    assert.throws(
+      () => new CborScanner(link, { ...OPEN, maxStringBytes: 36 }).readCidLinkStart(),
+      /too-long/,
+    );
+    assert.throws(
+      () => new CborScanner(link.subarray(0, link.length - 1), OPEN).readCidLinkStart(),
+      /truncated/,
+    );
+    assert.throws(() => new CborScanner(encodeCbor('k').subarray(0, 1), OPEN).readTextIs('k'), /truncated/);
+    const s = new CborScanner(concatBytes([link, encodeCbor('abc')]), OPEN);
+    s.readCidLinkStart();
+    assert.equal(s.items, 2);
+    assert.equal(s.readTextIs('abd'), false);
+    assert.equal(s.items, 3);
+    assert.ok(s.atEnd());
+  });
+});
+
 describe('CborScanner against mutated input', () => {
   it('throws nothing but CborScanError, and accepts whatever the strict decoder accepts', () => {
     const rand = mulberry32(99);

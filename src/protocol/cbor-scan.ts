@@ -4,10 +4,8 @@
 // `{op, t}`, the body's `seq` and DID) before it decides whether the frame is
 // worth a full decode; a recursive decoder spends time and stack in
 // proportion to nesting depth, and a 5 MB frame of nested one-byte arrays
-// once cost seconds of main-thread time. This scanner is the one place that
-// reads CBOR heads for that purpose (ingest's frame check and validation's
-// DID peek use it), and every walk it does is bounded by the ScanLimits given
-// at construction:
+// once cost seconds of main-thread time. Every walk this scanner does is
+// bounded by the ScanLimits given at construction:
 //
 // - maxDepth: nesting of arrays, maps and tags (a scalar alone is depth 0, a
 //   flat map 1, a map holding an array of maps 3). Checked when a container
@@ -25,10 +23,14 @@
 // duplicate keys, CID contents, UTF-8 validity of strings it skips. The full
 // decoder (cbor.ts) still checks those where a value is decoded.
 //
-// General API (a later redesign is to make this the only head reader):
-// head() reads one head; skip() passes one whole value; forEachMapEntry()
-// visits a map's keys with the scanner positioned at each value; readText /
-// readTextPrefix / readUint / readBytes read a value at the position.
+// This is the relay's only CBOR head reader: ingest's frame check, the
+// validator's DID peek, rewriteSeq (frames.ts) and the MST node decoder
+// (mst-node.ts) all walk bytes with it; full decodes go through cbor.ts.
+// API: head() reads one head; skip() passes one whole value; forEachMapEntry()
+// visits a map's keys with the scanner positioned at each value; findMapKey()
+// walks to one key's value; readText / readTextPrefix / readTextIs /
+// readUint / readBytes / readBytesStart / readCidLinkStart / readNull read a
+// value at the position.
 
 export const MAJOR_UINT = 0;
 export const MAJOR_NEGINT = 1;
@@ -41,6 +43,8 @@ export const MAJOR_SIMPLE = 7;
 
 /** DAG-CBOR's only tag: a CID link. */
 const CID_TAG = 42;
+/** The one-byte encoding of null. */
+const SIMPLE_NULL = 0xf6;
 
 export type CborScanErrorReason =
   /** A head or a string runs past the end of the scanned range. */
@@ -202,9 +206,32 @@ export class CborScanner {
     let top = 0;
     remaining[0] = 1;
     isMap[0] = 0;
+    const b = this.buf;
+    const end = this.end;
+    const maxItems = this.limits.maxItems;
     for (;;) {
-      const keyPosition = isMap[top] === 1 && remaining[top] % 2 === 0;
+      // (x & 1) is the parity of any safe integer x: ToInt32 keeps the low bits exactly.
+      const keyPosition = isMap[top] === 1 && (remaining[top] & 1) === 0;
       remaining[top]--;
+      // Fast path, same checks as head() + stringBody(): a one-byte head
+      // (always minimal) of an integer or a short string. Most heads of an
+      // event are these (map keys, small integers, short strings).
+      const p = this.pos;
+      const initial = p < end ? b[p] : 0xff;
+      if ((initial & 0x1f) < 24 && initial < 0x80) {
+        if (++this.items > maxItems) this.fail('too-many-items', `more than ${maxItems} items`);
+        const major = initial >> 5;
+        if (keyPosition && major !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
+        this.major = major;
+        this.arg = initial & 0x1f;
+        this.pos = p + 1;
+        if (major >= MAJOR_BYTES) this.stringBody(initial & 0x1f, maxString);
+        while (remaining[top] === 0) {
+          if (top === 0) return this.pos;
+          top--;
+        }
+        continue;
+      }
       const major = this.head();
       if (keyPosition && major !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
       const arg = this.arg;
@@ -306,6 +333,123 @@ export class CborScanner {
       this.depth--;
     }
     return entries;
+  }
+
+  /**
+   * Walks the map at the position to the entry whose key is the ASCII
+   * `name` and returns true with the scanner at that entry's value, still
+   * inside the map (`depth` counts it, so skipping the value is bounded as
+   * part of the map). Returns false when the map has no such key; the
+   * position is then unspecified. With `canonicalOrder` the walk stops at
+   * the first key that sorts after `name` in DAG-CBOR order (shorter keys
+   * first, then bytewise), which is only right for canonical input.
+   */
+  findMapKey(name: string, canonicalOrder = false, maxKeyBytes = 256): boolean {
+    const entries = this.readMapHead();
+    if (this.depth + 1 > this.limits.maxDepth)
+      this.fail('too-deep', `nested deeper than ${this.limits.maxDepth}`);
+    this.depth++;
+    for (let i = 0; i < entries; i++) {
+      if (this.head() !== MAJOR_TEXT) this.fail('not-dag-cbor', 'map key is not a text string');
+      this.keyStart = this.pos;
+      this.keyLength = this.arg;
+      this.stringBody(this.arg, Math.min(maxKeyBytes, this.limits.maxStringBytes));
+      const order = canonicalOrder ? this.compareKey(name) : this.keyIs(name) ? 0 : -1;
+      if (order === 0) return true;
+      if (order > 0) break;
+      this.skip();
+    }
+    this.depth--;
+    return false;
+  }
+
+  /** DAG-CBOR order of the current map key against the ASCII `name`: <0 before, 0 equal, >0 after. */
+  private compareKey(name: string): number {
+    if (this.keyLength !== name.length) return this.keyLength - name.length;
+    const b = this.buf;
+    const s = this.keyStart;
+    for (let i = 0; i < name.length; i++) {
+      const d = b[s + i] - name.charCodeAt(i);
+      if (d !== 0) return d;
+    }
+    return 0;
+  }
+
+  /**
+   * Reads a text string and tells whether it is exactly the ASCII `name`
+   * (for fixed-shape maps whose keys are known in advance).
+   */
+  readTextIs(name: string): boolean {
+    const b = this.buf;
+    const len = name.length;
+    let p = this.pos;
+    // A short string's head is its one byte, which is always minimal: compare in place.
+    if (len < 24 && p + 1 + len <= this.end && b[p] === (0x60 | len)) {
+      if (++this.items > this.limits.maxItems)
+        this.fail('too-many-items', `more than ${this.limits.maxItems} items`);
+      p++;
+      this.pos = p + len;
+      this.major = MAJOR_TEXT;
+      this.arg = len;
+      for (let i = 0; i < len; i++) if (b[p + i] !== name.charCodeAt(i)) return false;
+      return true;
+    }
+    if (this.head() !== MAJOR_TEXT) this.fail('unexpected-type', 'expected a text string');
+    const start = this.pos;
+    this.stringBody(this.arg, this.limits.maxStringBytes);
+    if (this.pos - start !== len) return false;
+    for (let i = 0; i < len; i++) if (b[start + i] !== name.charCodeAt(i)) return false;
+    return true;
+  }
+
+  /**
+   * Reads a byte string of at most `maxBytes` and returns the offset where
+   * its content starts (it ends at `pos`), building no view.
+   */
+  readBytesStart(maxBytes = this.limits.maxStringBytes): number {
+    if (this.head() !== MAJOR_BYTES) this.fail('unexpected-type', 'expected a byte string');
+    const start = this.pos;
+    this.stringBody(this.arg, Math.min(maxBytes, this.limits.maxStringBytes));
+    return start;
+  }
+
+  /**
+   * Reads a CID link (tag 42 around a byte string whose first byte is the
+   * 0x00 identity multibase prefix) and returns the offset of the CID's
+   * binary bytes, which end at `pos`. The CID bytes themselves are not
+   * parsed (the caller checks the version, codec and hash it accepts).
+   */
+  readCidLinkStart(): number {
+    const b = this.buf;
+    const p = this.pos;
+    // The usual shape, d8 2a 58 <24..255> 00 …: both heads minimal, checked in place.
+    if (p + 5 <= this.end && b[p] === 0xd8 && b[p + 1] === CID_TAG && b[p + 2] === 0x58 && b[p + 4] === 0) {
+      const len = b[p + 3];
+      if (len >= 24 && len <= this.limits.maxStringBytes && len <= this.end - p - 4) {
+        this.items += 2;
+        if (this.items > this.limits.maxItems)
+          this.fail('too-many-items', `more than ${this.limits.maxItems} items`);
+        this.pos = p + 4 + len;
+        this.major = MAJOR_BYTES;
+        this.arg = len;
+        return p + 5;
+      }
+    }
+    if (this.head() !== MAJOR_TAG) this.fail('unexpected-type', 'expected a CID link');
+    if (this.head() !== MAJOR_BYTES) this.fail('not-dag-cbor', 'tag 42 content is not a byte string');
+    const start = this.pos;
+    this.stringBody(this.arg, this.limits.maxStringBytes);
+    if (this.pos === start || this.buf[start] !== 0)
+      this.fail('not-dag-cbor', 'CID link without the 0x00 prefix');
+    return start + 1;
+  }
+
+  /** If the next head is null, reads it and returns true; otherwise reads nothing. */
+  readNull(): boolean {
+    if (this.pos >= this.end) this.fail('truncated', 'unexpected end of input');
+    if (this.buf[this.pos] !== SIMPLE_NULL) return false;
+    this.head();
+    return true;
   }
 
   /** True when the current map key (forEachMapEntry) is exactly the ASCII `name`. */

@@ -4,6 +4,7 @@ import { mulberry32 as rng } from '../../test/prng.ts';
 import { concatBytes } from './bytes.ts';
 import { encodeCbor } from './cbor.ts';
 import { cidForCbor } from './cid.ts';
+import { MAX_EVENT_DEPTH } from './events.ts';
 import {
   decodeFrame,
   encodeErrorFrame,
@@ -226,6 +227,23 @@ describe('rewriteSeq / readFrameSeq', () => {
         assert.deepEqual(rewriteSeq(bad, 77), concatBytes([encodeCbor(d.header), encodeCbor(d.body)]));
       }
     }
+  });
+
+  it('walks within the event limits: a body nested past MAX_EVENT_DEPTH before seq is a FrameError', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < MAX_EVENT_DEPTH; i++) deep = [deep]; // with the body map: one level too many
+    const frame = encodeFrame('#commit', { ops: deep, seq: 3 });
+    assert.throws(
+      () => rewriteSeq(frame, 4),
+      (e: unknown) => e instanceof FrameError && /too-deep/.test(e.message),
+    );
+    assert.equal(readFrameSeq(frame), undefined);
+    let shallow: unknown = 1;
+    for (let i = 0; i < MAX_EVENT_DEPTH - 1; i++) shallow = [shallow];
+    assert.equal(readFrameSeq(rewriteSeq(encodeFrame('#commit', { ops: shallow, seq: 3 }), 4)), 4);
+    // a string that announces more bytes than the frame holds
+    const cut = encodeFrame('#commit', { ops: 'x'.repeat(100), seq: 3 }).subarray(0, 40);
+    assert.throws(() => rewriteSeq(cut, 4), FrameError);
   });
 
   it('rejects invalid seq values', () => {

@@ -5,12 +5,16 @@
 //
 // The relay re-sequences every event it forwards. Decoding and re-encoding a
 // 3 KB commit just to change one integer would dominate the fan-out path, so
-// rewriteSeq walks the CBOR structure without building values (skipValue),
+// rewriteSeq walks the CBOR structure without building values,
 // finds the top-level `seq` entry of the body and splices in the new
 // canonical integer. Since keys stay in place and the input is canonical, the
-// result is byte-identical to a full re-encode (property-tested).
+// result is byte-identical to a full re-encode (property-tested). The walk is
+// the bounded, non-recursive scanner of cbor-scan.ts, the one CBOR head
+// reader of the relay.
 import { concatBytes } from './bytes.ts';
 import { decodeCborFirst, encodeCbor } from './cbor.ts';
+import { CborScanError, CborScanner, MAJOR_UINT, type ScanLimits } from './cbor-scan.ts';
+import { MAX_EVENT_DEPTH, MAX_EVENT_ITEMS, MAX_FRAME_BYTES, MAX_FRAME_HEADER_BYTES } from './events.ts';
 
 export type FrameErrorReason = 'bad-header' | 'bad-body' | 'trailing-bytes';
 
@@ -97,74 +101,20 @@ export function encodeInfoFrame(name: string, message?: string): Uint8Array {
 
 // --- structural walking, no values built ---
 
-function truncated(): never {
-  throw new FrameError('bad-body', 'truncated CBOR');
-}
+// Limits for walking a frame the relay already holds (decoded once, or
+// checked by ingest): the event limits, so a frame that passed those checks
+// is never refused here, and a frame that did not costs a bounded walk.
+const HEADER_LIMITS: ScanLimits = { maxDepth: 1, maxItems: 5, maxStringBytes: MAX_FRAME_HEADER_BYTES };
+const BODY_LIMITS: ScanLimits = {
+  maxDepth: MAX_EVENT_DEPTH,
+  maxItems: MAX_EVENT_ITEMS,
+  maxStringBytes: MAX_FRAME_BYTES,
+};
 
-// Reads a CBOR head at pos[0]; returns its argument and leaves the position
-// after the head in pos[0]. Callers read the major type from the first byte.
-function readHead(buf: Uint8Array, pos: number[]): number {
-  let p = pos[0];
-  if (p >= buf.length) truncated();
-  const initial = buf[p++];
-  const major = initial >> 5;
-  const info = initial & 0x1f;
-  let arg: number;
-  if (info < 24) arg = info;
-  else if (info === 24) {
-    if (p + 1 > buf.length) truncated();
-    arg = buf[p];
-    p += 1;
-  } else if (info === 25) {
-    if (p + 2 > buf.length) truncated();
-    arg = (buf[p] << 8) | buf[p + 1];
-    p += 2;
-  } else if (info === 26) {
-    if (p + 4 > buf.length) truncated();
-    arg = ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-    p += 4;
-  } else if (info === 27) {
-    if (p + 8 > buf.length) truncated();
-    const hi = ((buf[p] << 24) | (buf[p + 1] << 16) | (buf[p + 2] << 8) | buf[p + 3]) >>> 0;
-    const lo = ((buf[p + 4] << 24) | (buf[p + 5] << 16) | (buf[p + 6] << 8) | buf[p + 7]) >>> 0;
-    // float64 (major 7) carries raw bits; only integers must stay in range.
-    arg = major === 7 ? 0 : hi * 2 ** 32 + lo;
-    if (major !== 7 && hi > 0x1fffff) throw new FrameError('bad-body', 'integer beyond safe range');
-    p += 8;
-  } else {
-    throw new FrameError('bad-body', 'indefinite length or reserved encoding');
-  }
-  pos[0] = p;
-  return arg;
-}
-
-/** Skips one complete CBOR value starting at `start`; returns the end position. */
-function skipValue(buf: Uint8Array, start: number): number {
-  const pos = [start];
-  let remaining = 1;
-  while (remaining > 0) {
-    remaining--;
-    const major = buf[pos[0]] >> 5;
-    const arg = readHead(buf, pos);
-    switch (major) {
-      case 2:
-      case 3:
-        if (arg > buf.length - pos[0]) truncated();
-        pos[0] += arg;
-        break;
-      case 4:
-        remaining += arg;
-        break;
-      case 5:
-        remaining += arg * 2;
-        break;
-      case 6:
-        remaining += 1;
-        break;
-    }
-  }
-  return pos[0];
-}
+// Module-local copies: under tsx an imported binding is read through a getter
+// on every access, and this runs for every event the relay forwards.
+const Scanner = CborScanner;
+const UINT = MAJOR_UINT;
 
 interface SeqLocation {
   /** Start and end of the seq value's encoding. */
@@ -174,37 +124,19 @@ interface SeqLocation {
   value: number | undefined;
 }
 
-// Finds the top-level `seq` entry of the body; undefined if the body has none.
+/**
+ * Finds the top-level `seq` entry of the body with the bounded scanner;
+ * undefined if the body has none. Throws CborScanError on a frame it cannot
+ * walk (truncated, not DAG-CBOR, over the limits, body not a map).
+ */
 function locateSeq(frame: Uint8Array): SeqLocation | undefined {
-  const bodyStart = skipValue(frame, 0);
-  const pos = [bodyStart];
-  const entries = readHead(frame, pos);
-  if (frame[bodyStart] >> 5 !== 5) throw new FrameError('bad-body', 'body is not a map');
-  for (let i = 0; i < entries; i++) {
-    const keyStart = pos[0];
-    const keyLength = readHead(frame, pos);
-    const p = pos[0];
-    if (frame[keyStart] >> 5 !== 3) throw new FrameError('bad-body', 'map key is not a string');
-    if (p + keyLength > frame.length) truncated();
-    pos[0] = p + keyLength;
-    const isSeq =
-      keyLength === 3 &&
-      frame[keyStart] === 0x63 &&
-      frame[p] === 0x73 &&
-      frame[p + 1] === 0x65 &&
-      frame[p + 2] === 0x71;
-    if (isSeq) {
-      const start = pos[0];
-      const isUint = frame[start] >> 5 === 0;
-      const value = readHead(frame, pos);
-      const end = isUint ? pos[0] : skipValue(frame, start);
-      return { start, end, value: isUint ? value : undefined };
-    }
-    // Canonical order: keys sort by length first, so past length 3 there is no seq.
-    if (keyLength > 3) return undefined;
-    pos[0] = skipValue(frame, pos[0]);
-  }
-  return undefined;
+  const header = new Scanner(frame, HEADER_LIMITS, 0, Math.min(frame.length, MAX_FRAME_HEADER_BYTES));
+  const body = new Scanner(frame, BODY_LIMITS, header.skip());
+  // Canonical key order sorts by length first, so the walk stops at the first key longer than "seq".
+  if (!body.findMapKey('seq', true)) return undefined;
+  const start = body.pos;
+  if (body.peekMajor() === UINT) return { start, value: body.readUint(), end: body.pos };
+  return { start, end: body.skip(), value: undefined };
 }
 
 function encodeUint(n: number): Uint8Array {
@@ -234,7 +166,13 @@ function encodeUint(n: number): Uint8Array {
  */
 export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
   if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`invalid seq ${seq}`);
-  const loc = locateSeq(frame);
+  let loc: SeqLocation | undefined;
+  try {
+    loc = locateSeq(frame);
+  } catch (err) {
+    if (err instanceof CborScanError) throw new FrameError('bad-body', err.message);
+    throw err;
+  }
   if (!loc) {
     const { header, body } = decodeFrame(frame);
     body.seq = seq;

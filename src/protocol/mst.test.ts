@@ -6,17 +6,16 @@ import { utf8Encode } from './bytes.ts';
 import { encodeCbor } from './cbor.ts';
 import { type Cid, cidForCbor, parseCid } from './cid.ts';
 import {
-  commonPrefixLength,
   InvalidMstError,
   InvalidMstKeyError,
   isValidMstKey,
-  keyHashForTests,
   keyHeight,
   MissingBlockError,
   Mst,
-  mstNodeData,
-  nodeDecodersForTests,
 } from './mst.ts';
+import { commonPrefixLength } from './mst-key.ts';
+import { mstNodeData, nodeDecodersForTests } from './mst-node.ts';
+import { smallSha256 as keyHashForTests } from './sha256-small.ts';
 
 const CID1 = parseCid('bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454');
 const EMPTY_ROOT = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';

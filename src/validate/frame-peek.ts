@@ -33,16 +33,10 @@ export function peekEventDid(frame: Uint8Array, type: string): string | undefine
   try {
     const header = new CborScanner(frame, HEADER_LIMITS, 0, Math.min(frame.length, MAX_FRAME_HEADER_BYTES));
     const bodyStart = header.skip();
-    let did: string | undefined;
-    new CborScanner(frame, BODY_LIMITS, bodyStart).forEachMapEntry((v) => {
-      if (!v.keyIs(field)) return true;
-      if (v.peekMajor() === MAJOR_TEXT) {
-        const { text, truncated } = v.readTextPrefix(MAX_DID_LENGTH);
-        if (!truncated && isValidDid(text)) did = text;
-      }
-      return false;
-    });
-    return did;
+    const body = new CborScanner(frame, BODY_LIMITS, bodyStart);
+    if (!body.findMapKey(field) || body.peekMajor() !== MAJOR_TEXT) return undefined;
+    const { text, truncated } = body.readTextPrefix(MAX_DID_LENGTH);
+    return !truncated && isValidDid(text) ? text : undefined;
   } catch {
     return undefined;
   }
