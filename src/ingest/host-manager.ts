@@ -707,6 +707,9 @@ export class HostManager implements HostControl {
       paused: s.paused,
       ...this.limits.view(s.hostId),
       lastError: s.lastError,
+      seenSeq: s.seenSeq,
+      lastEventAt: s.lastEventAt,
+      eventsSeen: s.eventsSeen,
     }));
   }
 
