@@ -129,6 +129,63 @@ describe('self-healing hosts and coverage', () => {
     }
   });
 
+  it("a throttled account's writes arrive (#sync, then later commits) after its host's limit is raised", async () => {
+    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 3, seed: 'heal-throttle' });
+    relay = await startTestRelay(net, dataDir, { RELAY_COVERAGE_READY_THRESHOLD: '0' });
+    const r = relay;
+    const n = net;
+    const store = r.store!;
+    const host = n.hosts[0];
+    await crawlAll(r, n);
+    const limited = await r.hosts!.setAccountLimit(host.hostname, 1);
+    assert.ok(limited.ok);
+    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      // the first account is admitted before the others are seen (accounts
+      // created at once are each checked against the count before any of them)
+      const [first, ...rest] = n.accounts;
+      host.writeRecord(first.did);
+      await waitRelayCaughtUp(r, n, consumer);
+      for (const a of rest) host.writeRecord(a.did);
+      await waitRelayCaughtUp(r, n, consumer);
+      const hostRow = (await store.getHostByHostname(host.hostname))!;
+      const throttled = await store.listThrottledAccounts(hostRow.id, { limit: 10 });
+      assert.equal(throttled.length, 2, 'two of three accounts over the limit of 1');
+      const did = throttled[0].did;
+      // written while throttled: dropped, to be recovered by the resync
+      const meanwhile = [host.writeRecord(did), host.writeRecord(did)];
+      await waitRelayCaughtUp(r, n, consumer);
+      assert.ok(
+        !commitCids(consumer.frames).has(cidToString(meanwhile[1].commit!)),
+        'dropped while throttled',
+      );
+
+      const raised = await r.hosts!.setAccountLimit(host.hostname, 10);
+      assert.ok(raised.ok);
+      assert.equal((await store.listThrottledAccounts(hostRow.id, { limit: 10 })).length, 0);
+      assert.equal((await store.getAccountByDid(did))?.status, 'desynchronized');
+      const released = await r.registry.getSingleMetric('relay_throttle_released_accounts_total')?.get();
+      assert.equal(released?.values[0]?.value, 2);
+
+      // its next event queues the resync: #sync at the host's current rev, then commits flow
+      const next = host.writeRecord(did);
+      const isSync = (f: ReceivedFrame) =>
+        f.frame?.header.op === 1 &&
+        't' in f.frame.header &&
+        f.frame.header.t === '#sync' &&
+        f.frame.body.did === did;
+      await waitFor(() => consumer.frames.some(isSync), '#sync of the released account');
+      const sync = consumer.frames.find(isSync)!;
+      assert.equal(sync.frame?.body.rev, next.rev, 'the #sync carries the writes made meanwhile');
+      await waitFor(async () => (await store.getAccountByDid(did))?.status === 'active', 'account active');
+      const later = host.writeRecord(did);
+      await waitRelayCaughtUp(r, n, consumer);
+      assert.ok(commitCids(consumer.frames).has(cidToString(later.commit!)), 'later commit relayed');
+    } finally {
+      await consumer.close();
+    }
+  });
+
   it('a silent partial outage drops the coverage figure and fails readiness', async () => {
     net = await SimNetwork.start({ hosts: 4, accountsPerHost: 2, seed: 'heal-coverage' });
     relay = await startTestRelay(net, dataDir, {

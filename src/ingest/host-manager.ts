@@ -69,6 +69,7 @@ import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
 import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
+import { releaseThrottledAccounts } from './throttle-recovery.ts';
 
 declare module '../store/metadata-store.ts' {
   interface RelaySettings {
@@ -478,6 +479,7 @@ export class HostManager implements HostControl {
     return this.actOn(hostname, async (id) => {
       await this.store.setHostAccountLimit(id, limit);
       await this.refreshLimits();
+      await this.releaseThrottled(id);
     });
   }
 
@@ -485,7 +487,25 @@ export class HostManager implements HostControl {
     return this.actOn(hostname, async (id) => {
       await this.store.setHostTrusted(id, trusted);
       await this.refreshLimits();
+      await this.releaseThrottled(id);
     });
+  }
+
+  /** Throttled accounts that fit under the host's limit now resync on their next event (throttle-recovery.ts). */
+  private async releaseThrottled(hostId: number): Promise<void> {
+    const host = await this.store.getHost(hostId);
+    if (!host) return;
+    const { released, stillThrottled } = await releaseThrottledAccounts(
+      this.store,
+      host,
+      this.accountLimit(host),
+    );
+    if (released.length === 0) return;
+    this.metrics.throttleReleased.inc(released.length);
+    this.log.info(
+      { host: host.hostname, released: released.length, stillThrottled },
+      'throttled accounts released: each resyncs on its next event',
+    );
   }
 
   setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {
@@ -558,6 +578,8 @@ export class HostManager implements HostControl {
     if (host.status !== 'active') {
       await this.store.resetHostFailures(hostId);
       await this.store.setHostStatus(hostId, 'active');
+      this.metrics.statusChanges.labels('active').inc();
+      this.log.info({ host: host.hostname, was: host.status }, 'host active again');
       host.failures = 0;
       this.revive(host);
       return;
@@ -822,6 +844,7 @@ export class HostManager implements HostControl {
   private async setStatus(hostId: number, status: HostStatus): Promise<void> {
     try {
       await this.store.setHostStatus(hostId, status);
+      this.metrics.statusChanges.labels(status).inc();
     } catch (err) {
       this.log.warn({ err, hostId, status }, 'could not set host status');
     }
