@@ -507,7 +507,7 @@ export const SETTINGS = {
     flag: '--coverage-ready-threshold',
     default: 0.5,
     describe:
-      '/_readyz answers 503 while coverage (share of active hosts current, weighted by accounts) is below this; 0 turns the check off',
+      '/_readyz answers 503 while coverage (share of carried hosts, i.e. active, idle or offline, that are current, weighted by accounts) is below this; 0 turns the check off',
     parse: num(0, 1),
   }),
   hostReprobeBaseSeconds: setting({
