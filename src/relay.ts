@@ -292,6 +292,7 @@ export class Relay {
       live: () => hosts.list(),
       fetcher,
       reconnect: (hostId) => hosts.reconnect(hostId),
+      ingestPaused: () => hosts.pausedFor.length > 0,
       settings: {
         currentWithinMs: cfg.coverageCurrentWithinSeconds * 1000,
         sampleIntervalMs: cfg.coverageSampleSeconds * 1000,

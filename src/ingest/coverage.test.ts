@@ -90,6 +90,7 @@ describe('CoverageMonitor', () => {
   it('a write sampled but missing past the period makes the host behind, and a silent one is reconnected once', async () => {
     let now = 10_000;
     let ourRev = 'aaa';
+    let paused = false;
     const reconnects: number[] = [];
     const urls: string[] = [];
     const fetcher = {
@@ -114,7 +115,7 @@ describe('CoverageMonitor', () => {
         listHosts: async () => [host(1, 1)],
         getAccountByDid: async (did) => (did === 'did:plc:a' ? account(did, 1, ourRev) : undefined),
       },
-      live: () => [live(1, true, 10_000)],
+      live: () => [{ ...live(1, true, 10_000), paused }],
       fetcher,
       reconnect: async (id) => {
         reconnects.push(id);
@@ -129,8 +130,12 @@ describe('CoverageMonitor', () => {
     await m.tick(); // sees the sample's result: one repo missing since 10,000
     assert.equal(m.report().coverage, 1, 'missing for less than the period');
     now = 11_000;
+    paused = true;
     await m.tick();
     assert.equal(m.report().coverage, 0);
+    assert.deepEqual(reconnects, [], 'no stall declared while the relay holds the host back');
+    paused = false;
+    await m.tick();
     assert.equal(m.report().behind[0].missingRepos, 1, 'unknown and inactive repos are not counted');
     assert.equal(m.report().behind[0].missingForMs, 1000);
     assert.deepEqual(reconnects, [1], 'silent for the period with a write missing: reconnected');

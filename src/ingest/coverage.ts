@@ -22,7 +22,9 @@
 // `readyThreshold`). The stall watchdog: a connected host whose last event is
 // older than `currentWithinMs` while a sampled write has been missing that
 // long is reconnected (from its cursor, so the backlog is read again), at
-// most once per `currentWithinMs`.
+// most once per `currentWithinMs`, unless the relay itself is holding it back
+// (socket paused for a rate limit or back-pressure, frames waiting, ingest
+// paused): then the silence is ours, not the host's.
 //
 // Bounds: per host one sample in flight and one per interval; at most
 // MAX_SAMPLES_IN_FLIGHT samples at once relay-wide; each answer at most
@@ -54,6 +56,8 @@ export interface CoverageDeps {
   fetcher: SafeFetcher;
   /** Reconnects a stalled host from its cursor (HostManager.reconnect). */
   reconnect: (hostId: number) => Promise<void>;
+  /** true while the relay itself holds ingest (e.g. the event log cannot write): no stall is declared. */
+  ingestPaused?: () => boolean;
   settings: CoverageSettings;
   now?: () => number;
   log?: Logger;
@@ -280,8 +284,16 @@ export class CoverageMonitor {
       views.push(view);
       // The stall watchdog: connected, silent for `within`, and a write it has
       // had for `within` has not reached us.
+      // Not while the relay itself holds the host back (its socket paused for
+      // a rate limit or back-pressure, frames waiting, ingest paused).
       const quietSince = Math.max(lastEventAt, st.lastStallReconnectAt);
-      if (connected && missingForMs >= within && now - quietSince >= within) {
+      const heldHere =
+        sub === undefined ||
+        sub.paused ||
+        sub.queued > 0 ||
+        sub.inFlight > 0 ||
+        this.deps.ingestPaused?.() === true;
+      if (connected && !heldHere && missingForMs >= within && now - quietSince >= within) {
         this.reconnectStalled(host, st, now, missingForMs);
       }
     }
