@@ -31,6 +31,12 @@
 // `maxPendingAdds` host additions in progress (default 1,000; beyond it
 // requestCrawl answers 503 at once); all subscribers share one FrameBudget
 // for the bytes of frames they hold (frame-budget.ts).
+//
+// Self-healing (issue 18) lives beside it and acts through its public
+// methods: reprobe.ts revives offline/idle hosts and coverage.ts reconnects
+// stalled ones (both with reconnect()); a raised account limit or trust
+// releases the throttled accounts that now fit (throttle-recovery.ts); the
+// status changes ingest makes are counted (relay_host_status_changes_total).
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';

@@ -29,7 +29,7 @@ const PAGE = 1000;
  * account of the host, throttled ones included.
  */
 export async function releaseThrottledAccounts(
-  store: Pick<MetadataStore, 'listThrottledAccounts' | 'setAccountStatus'>,
+  store: Pick<MetadataStore, 'listThrottledAccounts' | 'setAccountStatus' | 'getAccountByUid'>,
   host: Pick<Host, 'id' | 'accountCount'>,
   limit: number,
   maxPerRun = 10_000,
@@ -47,6 +47,8 @@ export async function releaseThrottledAccounts(
   const room = limit === Number.POSITIVE_INFINITY ? throttled.length : Math.max(0, limit - admitted);
   const released: string[] = [];
   for (const a of throttled.slice(0, Math.min(room, maxPerRun))) {
+    // re-read: a takedown made since the listing must not be overwritten
+    if ((await store.getAccountByUid(a.uid))?.status !== 'throttled') continue;
     const updated = await store.setAccountStatus(a.uid, 'desynchronized');
     if (updated) released.push(a.did);
   }
