@@ -16,6 +16,8 @@ interface Subscriber {
   ws: WebSocket;
   next: number;
   retry: NodeJS.Timeout | null;
+  /** stallAll(): the socket stays open (pings answered) but nothing more is sent on it */
+  stalled?: boolean;
 }
 
 export interface SequencedEvent {
@@ -131,6 +133,7 @@ export class Firehose {
 
   private pump(sub: Subscriber): void {
     const ws = sub.ws;
+    if (sub.stalled) return;
     while (sub.next <= this.headSeq) {
       if (ws.readyState !== ws.OPEN) return;
       if (sub.next < this.oldest) {
@@ -162,6 +165,16 @@ export class Firehose {
       sub.ws.terminate();
     }
     return n;
+  }
+
+  /**
+   * Stalls every current subscriber: its socket stays open and answers pings,
+   * but no further event is sent on it (a PDS whose outbox wedged). Later
+   * subscriptions are served normally, so a reconnect from the cursor heals it.
+   */
+  stallAll(): number {
+    for (const sub of this.subscribers) sub.stalled = true;
+    return this.subscribers.size;
   }
 
   /** Closes every subscriber cleanly (server shutdown). */

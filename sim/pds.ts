@@ -401,6 +401,15 @@ export class SimPds {
     return this.firehose.terminateAll();
   }
 
+  /**
+   * Wedges every open subscribeRepos stream: sockets stay open and answer
+   * pings, but no more events are sent on them while the host keeps writing.
+   * A new subscription (a reconnect from the cursor) is served normally.
+   */
+  stallStreams(): number {
+    return this.firehose.stallAll();
+  }
+
   // --- queued (pre-generated) events --------------------------------------
 
   get queued(): number {

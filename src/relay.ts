@@ -68,8 +68,10 @@ import {
   listen,
 } from './http/server.ts';
 import { UpgradeGuard } from './http/upgrade-guard.ts';
+import { CoverageMonitor } from './ingest/coverage.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
+import { HostReprober } from './ingest/reprobe.ts';
 import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
@@ -113,6 +115,10 @@ export class Relay {
   identity?: IdentityCache;
   validator?: Validator;
   hosts?: HostManager;
+  /** Coverage figure and stall watchdog (src/ingest/coverage.ts). */
+  coverage?: CoverageMonitor;
+  /** Re-probes offline and idle hosts (src/ingest/reprobe.ts). */
+  reprober?: HostReprober;
   collectionIndex?: CollectionIndexStore;
   collectionUpkeep?: CollectionIndexUpkeep;
   collectionBackfiller?: CollectionBackfiller;
@@ -299,8 +305,43 @@ export class Relay {
       knownPairs: collectionIndex,
     });
 
+    // Self-healing (issue 18): how much of the network is carried (and a
+    // reconnect for streams that stalled while their host writes), and
+    // offline/idle hosts probed back on a back-off schedule.
+    const coverage = new CoverageMonitor({
+      store,
+      live: () => hosts.list(),
+      fetcher,
+      reconnect: (hostId) => hosts.reconnect(hostId),
+      ingestPaused: () => hosts.pausedFor.length > 0,
+      settings: {
+        currentWithinMs: cfg.coverageCurrentWithinSeconds * 1000,
+        sampleIntervalMs: cfg.coverageSampleSeconds * 1000,
+        sampleRepos: cfg.coverageSampleRepos,
+        readyThreshold: cfg.coverageReadyThreshold,
+      },
+      log,
+      registry: this.registry,
+    });
+    this.coverage = coverage;
+    const reprober = new HostReprober({
+      store,
+      fetcher,
+      revive: (hostId) => hosts.reconnect(hostId),
+      settings: { baseMs: cfg.hostReprobeBaseSeconds * 1000, maxMs: cfg.hostReprobeMaxSeconds * 1000 },
+      log,
+      registry: this.registry,
+    });
+    this.reprober = reprober;
+
     // HTTP surface.
-    const stats = createStatsProvider({ store, eventLog, firehose, identity });
+    const stats = createStatsProvider({
+      store,
+      eventLog,
+      firehose,
+      identity,
+      extra: () => ({ coverage: coverage.report(), reprobes: reprober.schedule().slice(0, 20) }),
+    });
     this.health.stats = stats;
     // `/` and the web UI under /admin/ (src/dashboard); other /admin/ paths are the API's.
     this.dashboard = createRelayDashboard({
@@ -357,6 +398,7 @@ export class Relay {
       const w = eventLog.getWriteState();
       return w.failing ? `event log writes failing: ${w.error?.message ?? 'unknown error'}` : undefined;
     });
+    this.health.notReady.push(() => coverage.notReadyReason());
     new Gauge({
       name: 'relay_up_since_seconds',
       help: 'Unix time the relay finished starting',
@@ -421,6 +463,8 @@ export class Relay {
     // resubscribe saved hosts, then bootstrap from the seed relay.
     const recovered = await recoverFromLog({ log: eventLog, store, logger: log.child({ module: 'ingest' }) });
     await hosts.start(recovered);
+    coverage.start();
+    reprober.start();
     if (cfg.collectionsCleanerIntervalSeconds > 0) cleaner.start();
     this.health.ready = true;
     log.info(
@@ -487,6 +531,7 @@ export class Relay {
     this.stopping ??= (async () => {
       this.health.ready = false;
       this.log.info('relay stopping');
+      await Promise.all([this.coverage?.stop(), this.reprober?.stop()]);
       await this.hosts?.stop();
       await this.validator?.close();
       await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);

@@ -512,6 +512,52 @@ export const SETTINGS = {
       'bad frames (malformed, oversized, too deep, bad DID, unknown type, repeated #info, …) a host may send per minute; the one that empties this allowance disconnects it, and the reconnect backs off as a failure',
     parse: int(1, 1_000_000),
   }),
+  coverageCurrentWithinSeconds: setting({
+    env: 'RELAY_COVERAGE_CURRENT_WITHIN_SECONDS',
+    flag: '--coverage-current-within-seconds',
+    default: 900,
+    describe:
+      'a host counts as current (coverage, /_readyz) while it is connected, or was within this long, and no write sampled from its listRepos has been missing here for this long; a connected host silent this long whose sampled writes are missing is reconnected (stall watchdog)',
+    parse: num(0.05, 7 * 24 * 3600),
+  }),
+  coverageSampleSeconds: setting({
+    env: 'RELAY_COVERAGE_SAMPLE_SECONDS',
+    flag: '--coverage-sample-seconds',
+    default: 300,
+    describe:
+      "how often each active host is sampled with one listRepos page (its repos' revs against the heads stored here); 0 turns sampling and the stall watchdog off",
+    parse: num(0, 7 * 24 * 3600),
+  }),
+  coverageSampleRepos: setting({
+    env: 'RELAY_COVERAGE_SAMPLE_REPOS',
+    flag: '--coverage-sample-repos',
+    default: 200,
+    describe: 'repos asked for in each host sample (one listRepos page)',
+    parse: int(1, 1000),
+  }),
+  coverageReadyThreshold: setting({
+    env: 'RELAY_COVERAGE_READY_THRESHOLD',
+    flag: '--coverage-ready-threshold',
+    default: 0.5,
+    describe:
+      '/_readyz answers 503 while coverage (share of carried hosts, i.e. active, idle or offline, that are current, weighted by accounts) is below this; 0 turns the check off',
+    parse: num(0, 1),
+  }),
+  hostReprobeBaseSeconds: setting({
+    env: 'RELAY_HOST_REPROBE_BASE_SECONDS',
+    flag: '--host-reprobe-base-seconds',
+    default: 300,
+    describe:
+      'first re-probe of an offline or idle host (describeServer, then a subscription from its stored cursor); the delay doubles per failed probe up to the maximum, jittered',
+    parse: num(0.05, 7 * 24 * 3600),
+  }),
+  hostReprobeMaxSeconds: setting({
+    env: 'RELAY_HOST_REPROBE_MAX_SECONDS',
+    flag: '--host-reprobe-max-seconds',
+    default: 86_400,
+    describe: 'longest delay between re-probes of an offline or idle host; 0 turns re-probing off',
+    parse: num(0, 30 * 24 * 3600),
+  }),
   ingestFrameBudgetMb: setting({
     env: 'RELAY_INGEST_FRAME_BUDGET_MB',
     flag: '--ingest-frame-budget-mb',

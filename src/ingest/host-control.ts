@@ -130,6 +130,12 @@ export interface HostSnapshot {
   /** The operator's override, when one is set. */
   rateLimitOverride?: RateLimitOverride;
   lastError?: string;
+  /** Highest upstream seq seen on the socket (0: none yet). */
+  seenSeq?: number;
+  /** Epoch ms of the last sequenced event read (0: none yet). */
+  lastEventAt?: number;
+  /** Sequenced events read since the subscriber was made. */
+  eventsSeen?: number;
 }
 
 const SNAPSHOT_MS = 1000;

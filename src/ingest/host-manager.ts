@@ -31,6 +31,12 @@
 // `maxPendingAdds` host additions in progress (default 1,000; beyond it
 // requestCrawl answers 503 at once); all subscribers share one FrameBudget
 // for the bytes of frames they hold (frame-budget.ts).
+//
+// Self-healing (issue 18) lives beside it and acts through its public
+// methods: reprobe.ts revives offline/idle hosts and coverage.ts reconnects
+// stalled ones (both with reconnect()); a raised account limit or trust
+// releases the throttled accounts that now fit (throttle-recovery.ts); the
+// status changes ingest makes are counted (relay_host_status_changes_total).
 import type { Registry } from 'prom-client';
 import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';
@@ -69,6 +75,7 @@ import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
 import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
+import { releaseThrottledAccounts } from './throttle-recovery.ts';
 
 declare module '../store/metadata-store.ts' {
   interface RelaySettings {
@@ -478,6 +485,7 @@ export class HostManager implements HostControl {
     return this.actOn(hostname, async (id) => {
       await this.store.setHostAccountLimit(id, limit);
       await this.refreshLimits();
+      await this.releaseThrottled(id);
     });
   }
 
@@ -485,7 +493,25 @@ export class HostManager implements HostControl {
     return this.actOn(hostname, async (id) => {
       await this.store.setHostTrusted(id, trusted);
       await this.refreshLimits();
+      await this.releaseThrottled(id);
     });
+  }
+
+  /** Throttled accounts that fit under the host's limit now resync on their next event (throttle-recovery.ts). */
+  private async releaseThrottled(hostId: number): Promise<void> {
+    const host = await this.store.getHost(hostId);
+    if (!host) return;
+    const { released, stillThrottled } = await releaseThrottledAccounts(
+      this.store,
+      host,
+      this.accountLimit(host),
+    );
+    if (released.length === 0) return;
+    this.metrics.throttleReleased.inc(released.length);
+    this.log.info(
+      { host: host.hostname, released: released.length, stillThrottled },
+      'throttled accounts released: each resyncs on its next event',
+    );
   }
 
   setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {
@@ -558,6 +584,8 @@ export class HostManager implements HostControl {
     if (host.status !== 'active') {
       await this.store.resetHostFailures(hostId);
       await this.store.setHostStatus(hostId, 'active');
+      this.metrics.statusChanges.labels('active').inc();
+      this.log.info({ host: host.hostname, was: host.status }, 'host active again');
       host.failures = 0;
       this.revive(host);
       return;
@@ -707,6 +735,9 @@ export class HostManager implements HostControl {
       paused: s.paused,
       ...this.limits.view(s.hostId),
       lastError: s.lastError,
+      seenSeq: s.seenSeq,
+      lastEventAt: s.lastEventAt,
+      eventsSeen: s.eventsSeen,
     }));
   }
 
@@ -819,6 +850,7 @@ export class HostManager implements HostControl {
   private async setStatus(hostId: number, status: HostStatus): Promise<void> {
     try {
       await this.store.setHostStatus(hostId, status);
+      this.metrics.statusChanges.labels(status).inc();
     } catch (err) {
       this.log.warn({ err, hostId, status }, 'could not set host status');
     }

@@ -127,6 +127,12 @@ export class HostSubscriber implements BudgetClient {
   openedAt = 0;
   lastError: string | undefined;
   framesHandedOn = 0;
+  /** Highest upstream seq seen on any socket of this host (coverage.ts compares it with the cursor). */
+  seenSeq = 0;
+  /** Time of the last sequenced event read from the socket (0: none yet); coverage and the stall watchdog read it. */
+  lastEventAt = 0;
+  /** Sequenced events read from the socket since this subscriber was made (events/s in coverage.ts). */
+  eventsSeen = 0;
 
   private ws: WebSocket | null = null;
   private tracker: CursorTracker;
@@ -469,6 +475,9 @@ export class HostSubscriber implements BudgetClient {
       this.enqueue(ws, { info: verdict.info, bytes: 0 });
     } else {
       this.lastSeq = verdict.seq;
+      this.lastEventAt = now;
+      this.eventsSeen++;
+      if (verdict.seq > this.seenSeq) this.seenSeq = verdict.seq;
       if (!this.healthy && !this.probation) this.markHealthy();
       if (this.cursor === 0 && !this.firstCursorStored) {
         // the first frame of a host subscribed live (a seq of 1 leaves nothing before it to store)

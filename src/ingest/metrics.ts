@@ -60,6 +60,10 @@ export class IngestMetrics {
   readonly frameBytesInFlight: Gauge;
   readonly frameBudgetFills: Counter;
   readonly reconnects: Counter;
+  /** Throttled accounts released for a resync after a limit raise or trust (throttle-recovery.ts). */
+  readonly throttleReleased: Counter;
+  /** Host status changes made by ingest (offline, idle, active again), by new status. */
+  readonly statusChanges: Counter<'status'>;
   readonly throttled: Counter;
   readonly connected: Gauge;
   readonly hosts: Gauge<'status'>;
@@ -110,6 +114,17 @@ export class IngestMetrics {
     this.frameBudgetFills = new Counter({
       name: 'relay_ingest_frame_budget_fills_total',
       help: 'Times the frame byte budget filled up and every host socket paused',
+      registers,
+    });
+    this.throttleReleased = new Counter({
+      name: 'relay_throttle_released_accounts_total',
+      help: 'Throttled accounts let back in (desynchronized, resynced on their next event) after a host limit raise or trust',
+      registers,
+    });
+    this.statusChanges = new Counter({
+      name: 'relay_host_status_changes_total',
+      help: 'Host status changes made by ingest (offline after failures, idle on FutureCursor, active on revival), by new status',
+      labelNames: ['status'],
       registers,
     });
     this.reconnects = new Counter({

@@ -1,0 +1,56 @@
+// Throttle recovery (issue 18): when a host's account limit is raised or the
+// host becomes trusted, the accounts that were throttled for being over the
+// limit are let back in, and the writes they made meanwhile reach consumers.
+//
+// A throttled account's events are dropped (its status is not active), so
+// simply marking it active again would leave a gap: its next commit's
+// `since` would not follow the head stored here. Instead each released
+// account becomes `desynchronized`, the state the validator already heals:
+// its next event queues a resync (fetch the repo, verify, emit `#sync` and
+// `#account`, back to active), rate-limited and queued like every other
+// resync (src/validate/resync.ts). Released accounts are the oldest throttled
+// ones (by uid), as many as the new limit leaves room for (all of them for a
+// trusted host). Bounded: at most `maxPerRun` accounts per call; the rest
+// stay throttled until the next limit change or the next call.
+import type { Host, MetadataStore } from '../store/metadata-store.ts';
+
+export interface ThrottleRecoveryResult {
+  /** Accounts moved from throttled to desynchronized (they resync on their next event). */
+  released: string[];
+  /** Accounts still throttled afterwards (not counted beyond the bound walked). */
+  stillThrottled: number;
+}
+
+const PAGE = 1000;
+
+/**
+ * Releases throttled accounts of `host` that now fit under `limit`
+ * (Infinity: a trusted host, all of them). `host.accountCount` counts every
+ * account of the host, throttled ones included.
+ */
+export async function releaseThrottledAccounts(
+  store: Pick<MetadataStore, 'listThrottledAccounts' | 'setAccountStatus' | 'getAccountByUid'>,
+  host: Pick<Host, 'id' | 'accountCount'>,
+  limit: number,
+  maxPerRun = 10_000,
+): Promise<ThrottleRecoveryResult> {
+  const throttled: { uid: number; did: string }[] = [];
+  let after: number | undefined;
+  // walk at most what may be released plus one page, to know how many are throttled
+  while (throttled.length <= maxPerRun + PAGE) {
+    const page = await store.listThrottledAccounts(host.id, { after, limit: PAGE });
+    for (const a of page) throttled.push({ uid: a.uid, did: a.did });
+    if (page.length < PAGE) break;
+    after = page[page.length - 1].uid;
+  }
+  const admitted = Math.max(0, host.accountCount - throttled.length);
+  const room = limit === Number.POSITIVE_INFINITY ? throttled.length : Math.max(0, limit - admitted);
+  const released: string[] = [];
+  for (const a of throttled.slice(0, Math.min(room, maxPerRun))) {
+    // re-read: a takedown made since the listing must not be overwritten
+    if ((await store.getAccountByUid(a.uid))?.status !== 'throttled') continue;
+    const updated = await store.setAccountStatus(a.uid, 'desynchronized');
+    if (updated) released.push(a.did);
+  }
+  return { released, stillThrottled: throttled.length - released.length };
+}

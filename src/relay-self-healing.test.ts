@@ -1,0 +1,233 @@
+// Self-healing on the simulated network (issue 18): a host that was down
+// comes back with no admin action and its backlog is relayed (re-probe,
+// src/ingest/reprobe.ts); a stream that stalls while its host keeps writing is
+// noticed and reconnected (stall watchdog, src/ingest/coverage.ts); a silent
+// partial outage drops the coverage figure and fails /_readyz. Every schedule
+// is configured small and every wait is on a condition.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { type ReceivedFrame, subscribe } from '../sim/consumer.ts';
+import { SimNetwork } from '../sim/network.ts';
+import type { EmittedEvent } from '../sim/pds.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/relay-harness.ts';
+import { waitFor } from '../test/support/wait.ts';
+import { cidToString } from './protocol/cid.ts';
+import type { Relay } from './relay.ts';
+
+/** One write per account of every host, so the relay knows each account and its head. */
+function writeEveryAccount(net: SimNetwork, hostIndex?: number): EmittedEvent[] {
+  return net.accounts
+    .filter((a) => hostIndex === undefined || a.host === hostIndex)
+    .map((a) => net.hostOf(a.did).writeRecord(a.did));
+}
+
+function commitCids(frames: readonly ReceivedFrame[]): Set<string> {
+  const out = new Set<string>();
+  for (const f of frames) {
+    const b = f.frame?.body;
+    if (b?.commit && b.ops) out.add(cidToString(b.commit as never));
+  }
+  return out;
+}
+
+async function readyz(
+  relay: Relay,
+): Promise<{ status: number; body: { status: string; reasons?: string[] } }> {
+  const res = await fetch(`http://127.0.0.1:${relay.port}/_readyz`);
+  return { status: res.status, body: (await res.json()) as { status: string; reasons?: string[] } };
+}
+
+describe('self-healing hosts and coverage', () => {
+  let net: SimNetwork | undefined;
+  let relay: Relay | undefined;
+  let dataDir: string;
+
+  beforeEach(() => {
+    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-heal-'));
+  });
+
+  afterEach(async () => {
+    await relay?.stop();
+    await net?.stop();
+    relay = undefined;
+    net = undefined;
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('a host that was down comes back with no admin action, and its backlog is relayed', async () => {
+    net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 'heal-reprobe' });
+    relay = await startTestRelay(net, dataDir, {
+      RELAY_HOST_MAX_FAILURES: '1',
+      RELAY_HOST_REPROBE_BASE_SECONDS: '0.1',
+      RELAY_HOST_REPROBE_MAX_SECONDS: '0.4',
+      RELAY_COVERAGE_READY_THRESHOLD: '0',
+    });
+    const r = relay;
+    const store = r.store!;
+    await crawlAll(r, net);
+    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      writeEveryAccount(net);
+      await waitRelayCaughtUp(r, net, consumer);
+
+      const down = net.hosts[1];
+      await down.goOffline();
+      await waitFor(
+        async () => (await store.getHostByHostname(down.hostname))?.status === 'offline',
+        'the host marked offline',
+      );
+      // written while the host is unreachable: its backlog
+      const backlog = writeEveryAccount(net, 1);
+      await waitFor(
+        () =>
+          r.reprober!.schedule().some((e) => e.hostname === down.hostname && e.lastResult === 'unreachable'),
+        'a re-probe that found the host still down',
+      );
+      await down.goOnline();
+      await waitFor(
+        async () => (await store.getHostByHostname(down.hostname))?.status === 'active',
+        'the host active again by itself',
+      );
+      await waitRelayCaughtUp(r, net, consumer);
+      const seen = commitCids(consumer.frames);
+      for (const e of backlog) assert.ok(seen.has(cidToString(e.commit!)), `backlog commit ${e.rev} relayed`);
+      const revived = r.reprober!.schedule().find((e) => e.hostname === down.hostname);
+      assert.ok(revived === undefined || revived.lastResult === 'revived', JSON.stringify(revived));
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  it('a stream that stalls while its host keeps writing is detected and reconnected', async () => {
+    net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 'heal-stall' });
+    relay = await startTestRelay(net, dataDir, {
+      RELAY_COVERAGE_CURRENT_WITHIN_SECONDS: '1',
+      RELAY_COVERAGE_SAMPLE_SECONDS: '0.2',
+      RELAY_COVERAGE_READY_THRESHOLD: '0',
+    });
+    const r = relay;
+    await crawlAll(r, net);
+    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      writeEveryAccount(net);
+      await waitRelayCaughtUp(r, net, consumer);
+
+      const stalled = net.hosts[0];
+      assert.equal(stalled.stallStreams(), 1, 'the relay had one stream open');
+      const written = writeEveryAccount(net, 0);
+      // nothing arrives on the stalled socket; only a reconnect from the cursor brings these
+      await waitRelayCaughtUp(r, net, consumer);
+      const seen = commitCids(consumer.frames);
+      for (const e of written) assert.ok(seen.has(cidToString(e.commit!)), `commit ${e.rev} relayed`);
+      const metric = await r.registry.getSingleMetric('relay_host_stall_reconnects_total')?.get();
+      assert.ok((metric?.values[0]?.value ?? 0) >= 1, 'counted as a stall reconnect');
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  it("a throttled account's writes arrive (#sync, then later commits) after its host's limit is raised", async () => {
+    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 3, seed: 'heal-throttle' });
+    relay = await startTestRelay(net, dataDir, { RELAY_COVERAGE_READY_THRESHOLD: '0' });
+    const r = relay;
+    const n = net;
+    const store = r.store!;
+    const host = n.hosts[0];
+    await crawlAll(r, n);
+    const limited = await r.hosts!.setAccountLimit(host.hostname, 1);
+    assert.ok(limited.ok);
+    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      // the first account is admitted before the others are seen (accounts
+      // created at once are each checked against the count before any of them)
+      const [first, ...rest] = n.accounts;
+      host.writeRecord(first.did);
+      await waitRelayCaughtUp(r, n, consumer);
+      for (const a of rest) host.writeRecord(a.did);
+      await waitRelayCaughtUp(r, n, consumer);
+      const hostRow = (await store.getHostByHostname(host.hostname))!;
+      const throttled = await store.listThrottledAccounts(hostRow.id, { limit: 10 });
+      assert.equal(throttled.length, 2, 'two of three accounts over the limit of 1');
+      const did = throttled[0].did;
+      // written while throttled: dropped, to be recovered by the resync
+      const meanwhile = [host.writeRecord(did), host.writeRecord(did)];
+      await waitRelayCaughtUp(r, n, consumer);
+      assert.ok(
+        !commitCids(consumer.frames).has(cidToString(meanwhile[1].commit!)),
+        'dropped while throttled',
+      );
+
+      const raised = await r.hosts!.setAccountLimit(host.hostname, 10);
+      assert.ok(raised.ok);
+      assert.equal((await store.listThrottledAccounts(hostRow.id, { limit: 10 })).length, 0);
+      assert.equal((await store.getAccountByDid(did))?.status, 'desynchronized');
+      const released = await r.registry.getSingleMetric('relay_throttle_released_accounts_total')?.get();
+      assert.equal(released?.values[0]?.value, 2);
+
+      // its next event queues the resync: #sync at the host's current rev, then commits flow
+      const next = host.writeRecord(did);
+      const isSync = (f: ReceivedFrame) =>
+        f.frame?.header.op === 1 &&
+        't' in f.frame.header &&
+        f.frame.header.t === '#sync' &&
+        f.frame.body.did === did;
+      await waitFor(() => consumer.frames.some(isSync), '#sync of the released account');
+      const sync = consumer.frames.find(isSync)!;
+      assert.equal(sync.frame?.body.rev, next.rev, 'the #sync carries the writes made meanwhile');
+      await waitFor(async () => (await store.getAccountByDid(did))?.status === 'active', 'account active');
+      const later = host.writeRecord(did);
+      await waitRelayCaughtUp(r, n, consumer);
+      assert.ok(commitCids(consumer.frames).has(cidToString(later.commit!)), 'later commit relayed');
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  it('a silent partial outage drops the coverage figure and fails readiness', async () => {
+    net = await SimNetwork.start({ hosts: 4, accountsPerHost: 2, seed: 'heal-coverage' });
+    relay = await startTestRelay(net, dataDir, {
+      // the hosts stay `active`: the relay keeps dialling, nothing marks them down
+      RELAY_HOST_MAX_FAILURES: '10000',
+      RELAY_COVERAGE_CURRENT_WITHIN_SECONDS: '1',
+      RELAY_COVERAGE_SAMPLE_SECONDS: '0.2',
+      RELAY_COVERAGE_READY_THRESHOLD: '0.75',
+    });
+    const r = relay;
+    const n = net;
+    await crawlAll(r, n);
+    writeEveryAccount(n);
+    await waitRelayCaughtUp(r, n);
+    const coverage = r.coverage!;
+    await waitFor(
+      () => coverage.report().coverage === 1 && coverage.report().accounts.carried === 8,
+      'full coverage with every account known',
+      { describe: () => JSON.stringify(coverage.report()) },
+    );
+    assert.equal((await readyz(r)).status, 200);
+
+    await Promise.all([n.hosts[2].goOffline(), n.hosts[3].goOffline()]);
+    await waitFor(() => coverage.report().coverage === 0.5, 'coverage at one half', {
+      describe: () => JSON.stringify(coverage.report()),
+    });
+    const ready = await readyz(r);
+    assert.equal(ready.status, 503);
+    assert.match(ready.body.reasons?.join(' ') ?? '', /coverage 0\.500 below 0\.75/);
+    const stats = (await (await fetch(`http://127.0.0.1:${r.port}/_stats`)).json()) as {
+      coverage: { coverage: number; behind: { hostname: string }[] };
+    };
+    assert.equal(stats.coverage.coverage, 0.5);
+    assert.deepEqual(
+      stats.coverage.behind.map((h) => h.hostname).sort(),
+      [n.hosts[2].hostname, n.hosts[3].hostname].sort(),
+    );
+    const gauge = await r.registry.getSingleMetric('relay_coverage_ratio')?.get();
+    assert.equal(gauge?.values[0]?.value, 0.5);
+
+    await Promise.all([n.hosts[2].goOnline(), n.hosts[3].goOnline()]);
+    await waitFor(() => coverage.report().coverage === 1, 'coverage back to whole');
+    await waitFor(async () => (await readyz(r)).status === 200, 'ready again');
+  });
+});
