@@ -20,6 +20,7 @@
 // fetches at a time); `maxQueued` is only a backstop.
 import type { Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
+import { siblingModuleUrl } from '../module-url.ts';
 import {
   digestRepoCar,
   RepoCarError,
@@ -97,7 +98,7 @@ interface Slot {
   idle: NodeJS.Timeout | null;
 }
 
-const REPO_WORKER_URL = new URL('./repo-worker.ts', import.meta.url);
+const REPO_WORKER_URL = siblingModuleUrl('./repo-worker.ts', import.meta.url);
 
 export class RepoDigestPool {
   private readonly slots: Slot[];
