@@ -450,8 +450,24 @@ export const SETTINGS = {
     flag: '--bootstrap-hosts',
     default: true,
     describe:
-      "at start, add the hosts listed by the upstream relay's listHosts (same checks as requestCrawl)",
+      "at start, add the hosts listed by the upstream relay's listHosts (same checks as requestCrawl); a failed bootstrap is retried with back-off until it succeeds, then repeated every RELAY_BOOTSTRAP_INTERVAL_MINUTES",
     parse: bool,
+  }),
+  bootstrapIntervalMinutes: setting({
+    env: 'RELAY_BOOTSTRAP_INTERVAL_MINUTES',
+    flag: '--bootstrap-interval-minutes',
+    default: 360,
+    describe:
+      'how often the bootstrap from the upstream relay runs again after a success, to pick up new hosts (0: only until the first success)',
+    parse: int(0, 7 * 24 * 60),
+  }),
+  bootstrapRetryMaxSeconds: setting({
+    env: 'RELAY_BOOTSTRAP_RETRY_MAX_SECONDS',
+    flag: '--bootstrap-retry-max-seconds',
+    default: 600,
+    describe:
+      'longest wait between retries of a failed bootstrap (the wait starts at 5 s and doubles, with jitter)',
+    parse: int(1, 24 * 3600),
   }),
   newHostsPerDay: setting({
     env: 'RELAY_NEW_HOSTS_PER_DAY',
