@@ -79,8 +79,13 @@ function printJson(json: unknown, out: (s: string) => void): void {
 
 function printHostResult(verb: string): Request['print'] {
   return (json, out) => {
-    const r = json as { hostname?: unknown; status?: unknown; cursor?: unknown };
-    const cursor = 'cursor' in r ? ` cursor=${r.cursor === null ? 'none' : String(r.cursor)}` : '';
+    // host actions answer {success, host: {...}}; reset-cursor answers {success, hostname, cursor, status}
+    const top = json as { host?: Record<string, unknown> } & Record<string, unknown>;
+    const r = top.host ?? top;
+    const cursor =
+      'cursor' in r
+        ? ` cursor=${r.cursor === null || r.cursor === undefined ? 'none' : String(r.cursor)}`
+        : '';
     out(`${verb} ${String(r.hostname)}: status=${String(r.status)}${cursor}\n`);
   };
 }
