@@ -207,7 +207,10 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
     await stop();
     return 0;
   } catch (err) {
-    console.error(`atrelay demo: ${(err as Error).message}`);
+    const msg = (err as Error).message;
+    console.error(
+      `atrelay demo: ${msg}${/EADDRINUSE/.test(msg) ? ' (the port is taken: try --port 0)' : ''}`,
+    );
     await stop();
     return 1;
   }
