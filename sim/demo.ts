@@ -179,6 +179,11 @@ export async function runDemo(argv: readonly string[]): Promise<number> {
         if (typeof frame.body.seq === 'number') lastSeq = frame.body.seq;
         const did = frame.body.repo ?? frame.body.did;
         if (typeof did === 'string') lastDid = did;
+        if (total === 1) {
+          console.log(
+            `first event ${((firstAt - started) / 1000).toFixed(1)} s after start: ${frame.header.t} seq ${lastSeq} ${lastDid}`,
+          );
+        }
       } catch {
         counts.set('undecodable', (counts.get('undecodable') ?? 0) + 1);
       }
