@@ -12,7 +12,7 @@
 // formatter here, not pino-pretty: it needs no worker thread or extra
 // dependency, and it writes synchronously like the JSON form.
 import { Writable } from 'node:stream';
-import { type DestinationStream, type Logger, pino, destination as pinoDestination } from 'pino';
+import { type DestinationStream, type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger };
 
@@ -78,27 +78,25 @@ export function createLogger(levelSpec: string, opts: CreateLoggerOptions = {}):
   const format = opts.format ?? 'auto';
   const pretty = format === 'pretty' || (format === 'auto' && dest.isTTY === true);
   const colors = opts.colors ?? (dest.isTTY === true && !process.env.NO_COLOR);
-  const stream: DestinationStream = pretty
+  // JSON to stdout: pino's own choice of stream (fd 1 directly, or
+  // process.stdout when something has wrapped its write, as a test fixture does)
+  const stream: DestinationStream | undefined = pretty
     ? prettyStream(dest, colors)
-    : opts.destination
-      ? (opts.destination as unknown as DestinationStream)
-      : pinoDestination({ fd: 1, sync: true });
+    : (opts.destination as DestinationStream | undefined);
   // pino skips a call below the logger's own level before formatting; a module
   // set lower than the base gets its own level on its child (onChild below).
-  return pino(
-    {
-      level: levels.base,
-      base: { service: 'atrelay' },
-      onChild: (child) => {
-        if (levels.modules.size === 0) return;
-        const module = (child.bindings() as { module?: unknown }).module;
-        if (typeof module !== 'string') return;
-        const level = levels.modules.get(module);
-        if (level !== undefined && child.level !== level) child.level = level;
-      },
+  const options: LoggerOptions = {
+    level: levels.base,
+    base: { service: 'atrelay' },
+    onChild: (child) => {
+      if (levels.modules.size === 0) return;
+      const module = (child.bindings() as { module?: unknown }).module;
+      if (typeof module !== 'string') return;
+      const level = levels.modules.get(module);
+      if (level !== undefined && child.level !== level) child.level = level;
     },
-    stream,
-  );
+  };
+  return stream ? pino(options, stream) : pino(options);
 }
 
 const LEVEL_NAMES: Record<number, string> = {
