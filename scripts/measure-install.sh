@@ -27,7 +27,7 @@ run_until() {
 }
 check() {
   run_until "start-$1" 'relay started' TERM env RELAY_PORT=0 RELAY_METRICS_PORT=0 RELAY_DATA_DIR="$F/data-$1" npm start
-  run_until "demo-$1" '^first event' INT npx atrelay demo --port 0
+  run_until "demo-$1" '^first event' TERM npx atrelay demo --port 0
 }
 timed npm ci --no-audit --no-fund
 [ -e interop/node_modules ] && echo "UNEXPECTED: interop/node_modules installed"
