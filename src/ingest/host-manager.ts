@@ -49,6 +49,7 @@ import {
 } from '../protocol/identity/safe-fetch.ts';
 import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { bootstrapFromUpstream } from './bootstrap.ts';
+import { BootstrapLoop } from './bootstrap-loop.ts';
 import { FrameBudget } from './frame-budget.ts';
 import type { FrameSink } from './frame-sink.ts';
 import { checkDescribeServer, guardedLookup, type NodeLookup } from './host-checks.ts';
@@ -101,6 +102,7 @@ export type IngestConfig = Pick<
   | 'hostRatePerDay'
   | 'trustedDomains'
 > &
+  Partial<Pick<RelayConfig, 'bootstrapIntervalMinutes' | 'bootstrapRetryMaxSeconds'>> &
   Partial<IngestTuning>;
 
 export interface IngestTuning {
@@ -129,6 +131,8 @@ export interface IngestTuning {
   maxQueuedFrames: number;
   /** Host additions (requestCrawl, admin, bootstrap) in progress at once (default 1,000); beyond: 503. */
   maxPendingAdds: number;
+  /** First retry of a failed bootstrap; doubles up to RELAY_BOOTSTRAP_RETRY_MAX_SECONDS (default 5 s). */
+  bootstrapRetryBaseMs: number;
 }
 
 const DEFAULT_TUNING: IngestTuning = {
@@ -143,6 +147,7 @@ const DEFAULT_TUNING: IngestTuning = {
   describeTimeoutMs: 10_000,
   maxQueuedFrames: 1024,
   maxPendingAdds: 1000,
+  bootstrapRetryBaseMs: 5_000,
 };
 
 export interface HostManagerOptions {
@@ -238,8 +243,11 @@ export class HostManager implements HostControl {
     () => this.list(),
     () => this.now(),
   );
-  /** Resolves when the start-up bootstrap from the seed relay has finished (or was skipped). */
+  /** Resolves when the first successful bootstrap from the seed relay has finished (or it was skipped or stopped). */
   bootstrapDone: Promise<void> = Promise.resolve();
+  /** The bootstrap from the seed relay: retried until it succeeds, then repeated (bootstrap-loop.ts). */
+  bootstrap: BootstrapLoop | undefined;
+  private readonly registry: Registry | undefined;
 
   constructor(opts: HostManagerOptions) {
     this.store = opts.store;
@@ -275,6 +283,7 @@ export class HostManager implements HostControl {
       log: this.log,
     });
     this.scheduler = new Scheduler(this.now);
+    this.registry = opts.registry;
     this.metrics = new IngestMetrics(opts.registry, () => this.store.countHostsByStatus());
     this.frameBudget = new FrameBudget(opts.config.ingestFrameBudgetMb * 1024 * 1024, {
       bytesInFlight: this.metrics.frameBytesInFlight,
@@ -336,19 +345,26 @@ export class HostManager implements HostControl {
     this.limitsTimer.unref();
     if (this.cfg.bootstrapHosts && this.cfg.upstream) {
       const upstream = this.cfg.upstream;
-      this.bootstrapDone = bootstrapFromUpstream({
+      this.bootstrap = new BootstrapLoop({
         upstream,
-        fetcher: this.fetcher,
-        allowInsecure: this.cfg.allowInsecureHosts,
         log: this.log,
-        add: (hostname) => this.crawl(hostname, { bootstrap: true }),
-        isStopping: () => this.stopping !== undefined,
-      }).then(
-        () => {},
-        (err: unknown) => {
-          this.log.warn({ err, upstream }, 'bootstrap from upstream relay failed');
-        },
-      );
+        registry: this.registry,
+        random: this.random,
+        retryBaseMs: this.tuning.bootstrapRetryBaseMs,
+        retryMaxMs: (this.cfg.bootstrapRetryMaxSeconds ?? 600) * 1000,
+        intervalMs: (this.cfg.bootstrapIntervalMinutes ?? 360) * 60_000,
+        run: () =>
+          bootstrapFromUpstream({
+            upstream,
+            fetcher: this.fetcher,
+            allowInsecure: this.cfg.allowInsecureHosts,
+            log: this.log,
+            add: (hostname) => this.crawl(hostname, { bootstrap: true }),
+            isStopping: () => this.stopping !== undefined,
+          }),
+      });
+      this.bootstrapDone = this.bootstrap.firstSuccess;
+      this.bootstrap.start();
     }
   }
 
@@ -360,7 +376,7 @@ export class HostManager implements HostControl {
       await Promise.all([...this.subs.values()].map((s) => s.stop()));
       await Promise.allSettled([...this.cursorResets.values()]);
       this.scheduler.stop();
-      await this.bootstrapDone;
+      await this.bootstrap?.stop();
       await Promise.allSettled([...this.pendingAdds.values()]);
       await this.store.flushCursors();
       if (this.ownFetcher) this.fetcher.close();

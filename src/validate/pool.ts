@@ -8,7 +8,9 @@
 // in any order, and the validator restores order itself (see validator.ts).
 //
 // Size 0 runs the same function inline on the main thread (tests, and the
-// one-core baseline of the benchmark). Workers are plain .ts modules: under
+// one-core baseline of the benchmark). In the compiled build (dist/) workers
+// are plain .js modules started directly (module-url.ts picks the file); from
+// the sources they are .ts modules: under
 // tsx (how the project runs) a worker does not inherit the parent's
 // `--import tsx` on Node 20, so the worker is started from a tiny ESM
 // bootstrap that registers tsx's loader and then imports worker.ts
@@ -16,6 +18,7 @@
 // keeps whole-repo CARs off these workers: see there).
 import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
+import { siblingModuleUrl } from '../module-url.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 
 export interface WorkerRequest {
@@ -47,7 +50,7 @@ interface PoolWorker {
   batches: Map<number, Waiter[]>;
 }
 
-const WORKER_URL = new URL('./worker.ts', import.meta.url);
+const WORKER_URL = siblingModuleUrl('./worker.ts', import.meta.url);
 
 /**
  * Starts a worker thread on a module (a .ts module through tsx's loader, see

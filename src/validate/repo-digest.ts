@@ -31,6 +31,7 @@
 // backstop.
 import type { Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
+import { siblingModuleUrl } from '../module-url.ts';
 import {
   FetchNetworkError,
   type HostResolution,
@@ -160,7 +161,7 @@ interface Slot {
   idle: NodeJS.Timeout | null;
 }
 
-const REPO_WORKER_URL = new URL('./repo-worker.ts', import.meta.url);
+const REPO_WORKER_URL = siblingModuleUrl('./repo-worker.ts', import.meta.url);
 
 export class RepoDigestPool {
   private readonly slots: Slot[];
