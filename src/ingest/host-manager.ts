@@ -137,6 +137,15 @@ const DEFAULT_TUNING: IngestTuning = {
   maxPendingAdds: 1000,
 };
 
+/**
+ * Scale-out (host-leases.ts): which hosts this process may read. When set, a
+ * host is only subscribed while its lease is held; the lease balancer adopts
+ * and releases hosts as leases come and go.
+ */
+export interface HostLeaseGate {
+  isHeld(hostId: number): boolean;
+}
+
 export interface HostManagerOptions {
   store: MetadataStore;
   sink: FrameSink;
@@ -154,6 +163,8 @@ export interface HostManagerOptions {
   random?: () => number;
   /** The event log's durable head, for the log checkpoint (default: always 0). */
   logHead?: () => number;
+  /** Set in the ingest role: only hosts whose lease this process holds are read. */
+  leases?: HostLeaseGate;
 }
 
 /** What the event log's tail says about upstream events already relayed (log-recovery.ts). */
@@ -243,6 +254,7 @@ export class HostManager {
   private limitsTimer: NodeJS.Timeout | undefined;
   private started = false;
   private readonly logHead: () => number;
+  private readonly leases?: HostLeaseGate;
   /** Recovered at start, handed to each host's first subscriber (see start()). */
   private relayedAtStart?: RelayedSinceCheckpoint;
   private stopping: Promise<void> | undefined;
@@ -299,6 +311,7 @@ export class HostManager {
       },
     };
     this.logHead = opts.logHead ?? (() => 0);
+    this.leases = opts.leases;
   }
 
   // --- lifecycle -------------------------------------------------------------
@@ -352,6 +365,31 @@ export class HostManager {
         },
       );
     }
+  }
+
+  /** Scale-out: starts reading a host whose lease was just acquired (from its stored cursor). */
+  adopt(host: Host): void {
+    if (!this.started || this.stopping || host.status !== 'active') return;
+    if (this.cursorResets.has(host.id)) return;
+    this.subscribe(host, 0);
+  }
+
+  /**
+   * Scale-out: stops reading a host whose lease was lost or given up; its
+   * in-flight frames finish and its cursor is flushed, so the next owner
+   * resumes from there (what overlaps is deduplicated by message id).
+   */
+  async release(hostId: number): Promise<void> {
+    const sub = this.subs.get(hostId);
+    if (!sub) return;
+    this.subs.delete(hostId);
+    await sub.stop();
+    await this.store.flushCursors();
+  }
+
+  /** Ids of the hosts this process is reading now. */
+  readingHostIds(): number[] {
+    return [...this.subs.keys()];
   }
 
   /** Graceful shutdown: stop reading every socket, let in-flight frames finish, flush cursors. */
@@ -728,6 +766,7 @@ export class HostManager {
 
   private subscribe(host: Host, delayMs: number): void {
     if (this.subs.has(host.id)) return;
+    if (this.leases && !this.leases.isHeld(host.id)) return; // the lease balancer adopts it once held
     const now = this.now();
     // A cursor reset replaces the subscriber but keeps the host's rate buckets.
     const limiter = this.limiters.get(host.id) ?? new HostRateLimiter(this.limitsFor(host), now);
