@@ -119,7 +119,10 @@ describe('scale-out settings', () => {
     assert.throws(() => loadConfig({ env: { RELAY_NATS_URL: 'http://x' } }), /RELAY_NATS_URL/);
     assert.throws(() => loadConfig({ env: { RELAY_ROLE: 'fanout' } }), /RELAY_ROLE.*RELAY_EVENTLOG=nats/);
     assert.throws(
-      () => loadConfig({ env: { RELAY_ROLE: 'ingest', RELAY_EVENTLOG: 'nats', RELAY_NATS_URL: 'nats://n:4222' } }),
+      () =>
+        loadConfig({
+          env: { RELAY_ROLE: 'ingest', RELAY_EVENTLOG: 'nats', RELAY_NATS_URL: 'nats://n:4222' },
+        }),
       /RELAY_ROLE.*DATABASE_URL/,
     );
     const cfg = loadConfig({
