@@ -191,7 +191,6 @@ async function partFanout(): Promise<void> {
       RELAY_NATS_URL: NATS_URL,
       RELAY_NATS_STREAM: stream,
       RELAY_ROLE: role,
-      RELAY_LOG_LEVEL: 'warn',
     });
     const ingest = await spawnRelay(env('ingest', 1));
     procs.push(ingest);

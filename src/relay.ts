@@ -137,6 +137,9 @@ export class Relay {
     const store = await openMetadataStore({
       databaseUrl: cfg.databaseUrl,
       dataDir: cfg.dataDir,
+      // a fan-out node writes no account: cached rows would go stale as the
+      // ingest processes write, so its read-only endpoints read PostgreSQL
+      ...(cfg.role === 'fanout' ? { cacheSize: 0 } : {}),
       log: log.child({ module: 'store' }),
     });
     this.store = store;
