@@ -52,7 +52,7 @@ import {
 } from './collections/index.ts';
 import type { RelayConfig } from './config/config.ts';
 import { CommittedStream } from './eventlog/committed.ts';
-import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
+import { EventKind, type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
 import { openNatsEventLog } from './eventlog/nats-log.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
@@ -68,6 +68,7 @@ import { HostLeases } from './ingest/host-leases.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
 import type { Logger } from './log.ts';
+import { decodeFrame } from './protocol/frames.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
 import { IdentityCache } from './protocol/identity/identity-cache.ts';
@@ -261,6 +262,17 @@ export class Relay {
     this.firehose = firehose;
     // after the firehose: consumers first, derived state second
     committed.subscribe('collection-index', upkeep.onCommitted);
+    if (cfg.eventLog === 'nats') {
+      // The shared log is also the broadcast of account changes: another
+      // process's #account/#identity event (no meta: not ours) drops our cached row.
+      committed.subscribe('account-cache', (events) => {
+        for (const e of events) {
+          if (e.meta || (e.kind !== EventKind.account && e.kind !== EventKind.identity)) continue;
+          const did = didOfFrame(e.frame);
+          if (did) store.forgetCachedAccount?.(did);
+        }
+      });
+    }
     const leases =
       role === 'ingest'
         ? await HostLeases.open({
@@ -544,5 +556,15 @@ async function listActiveHosts(store: MetadataStore): Promise<Host[]> {
     out.push(...page);
     if (page.length < 1000) return out;
     after = page[page.length - 1].id;
+  }
+}
+
+/** The `did` of an #account/#identity frame (undefined if it has none or does not decode). */
+function didOfFrame(frame: Uint8Array): string | undefined {
+  try {
+    const did = decodeFrame(frame).body.did;
+    return typeof did === 'string' ? did : undefined;
+  } catch {
+    return undefined;
   }
 }
