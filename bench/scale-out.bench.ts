@@ -186,6 +186,9 @@ async function partFanout(): Promise<void> {
       RELAY_HOST_RATE_PER_DAY: '1000000000',
       RELAY_MAX_CONSUMERS_PER_IP: String(consumers + 10),
       RELAY_MAX_CONSUMERS: String(consumers + 10),
+      // 1,000 handshakes at once on a busy machine: let them all queue and finish
+      RELAY_MAX_PENDING_UPGRADES: String(consumers + 10),
+      RELAY_UPGRADE_TIMEOUT_MS: '60000',
       DATABASE_URL: `${PG_URL}?options=-c%20search_path%3D${schema}`,
       RELAY_EVENTLOG: 'nats',
       RELAY_NATS_URL: NATS_URL,

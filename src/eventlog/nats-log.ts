@@ -268,8 +268,12 @@ export class NatsEventLog implements EventLog {
         if (this.closed) break;
         this.onTailMessage(m);
       }
-    })().catch((err) => {
-      if (!this.closed) this.log.error({ err }, 'event log tail stopped');
+      if (!this.closed) throw new Error('the stream consumer ended');
+    })().catch((err: Error) => {
+      if (this.closed) return;
+      // without the tail, head() and the listeners stop: give up (the process restarts)
+      this.log.error({ err }, 'event log tail stopped');
+      for (const l of this.fatalListeners) l(err);
     });
     const every = this.opts.infoIntervalMs ?? 10_000;
     if (every > 0) {

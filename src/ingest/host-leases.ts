@@ -8,10 +8,10 @@
 //                            (fails if someone holds it), renewed with a
 //                            compare-and-set update on the revision we wrote
 //   m.<owner>   → ""         this process is alive (re-put every renewal)
-// Every lease/3 the balancer renews what it holds (a failed renewal means the
-// lease is gone: stop reading that host at once), then, if it holds fewer
-// than its share (ceil(active hosts / live members)), tries to take unowned
-// hosts. A process that dies stops renewing; after the lease time its keys
+// Every lease/3 a timer renews what it holds (a failed renewal means the
+// lease is gone: stop reading that host at once); on another timer, if it
+// holds fewer than its share (ceil(active hosts / live members)), it tries
+// to take unowned hosts. Releases never block a renewal. A process that dies stops renewing; after the lease time its keys
 // expire and the others take its hosts, resuming from the stored cursors.
 // The overlap (frames the dead process relayed above its last stored cursor,
 // or a paused process still publishing a moment after losing a lease) is
@@ -52,7 +52,9 @@ export class HostLeases implements HostLeaseGate {
   private readonly held = new Map<number, number>(); // hostId → revision we wrote
   private memberRevision = 0;
   private timer?: NodeJS.Timeout;
+  private balanceTimer?: NodeJS.Timeout;
   private round?: Promise<void>;
+  private renewing?: Promise<void>;
   private closed = false;
   private readonly log: Logger;
   private readonly moves?: Counter<'event'>;
@@ -121,20 +123,23 @@ export class HostLeases implements HostLeaseGate {
     }
   }
 
-  /** Renews every lease held; returns the hosts whose lease was lost. */
+  /** Renews every lease held (in parallel); returns the hosts whose lease was lost. */
   async renew(): Promise<number[]> {
     await this.heartbeat();
     const lost: number[] = [];
-    for (const [hostId, rev] of [...this.held]) {
-      try {
-        this.held.set(hostId, await this.kv.update(`h.${hostId}`, this.owner, rev));
-      } catch (err) {
-        this.held.delete(hostId);
-        this.moves?.inc({ event: 'lost' });
-        this.log.warn({ err, hostId }, 'host lease lost; stopping that host');
-        lost.push(hostId);
-      }
-    }
+    await Promise.all(
+      [...this.held].map(async ([hostId, rev]) => {
+        try {
+          const next = await this.kv.update(`h.${hostId}`, this.owner, rev);
+          if (this.held.get(hostId) === rev) this.held.set(hostId, next);
+        } catch (err) {
+          this.held.delete(hostId);
+          this.moves?.inc({ event: 'lost' });
+          this.log.warn({ err, hostId }, 'host lease lost; stopping that host');
+          lost.push(hostId);
+        }
+      }),
+    );
     return lost;
   }
 
@@ -149,25 +154,51 @@ export class HostLeases implements HostLeaseGate {
     this.memberRevision = await this.kv.put(`m.${this.owner}`, '');
   }
 
-  /** Runs a balancing round now and then every ttl/3 until close(). */
+  /**
+   * Renews every ttl/3 and balances every ttl/3 until close(), on separate
+   * timers: a slow balancing round (a host release waits for its in-flight
+   * frames) never delays a renewal past the lease time.
+   */
   start(targets: LeaseTargets): void {
     const every = Math.max(200, Math.floor(this.opts.ttlMs / 3));
-    const tick = () => {
+    const renewTick = () => {
+      if (this.closed || this.renewing) return;
+      this.renewing = this.renew()
+        .then((lost) => {
+          for (const id of lost) this.releaseLater(id, targets);
+        })
+        .catch((err) => this.log.warn({ err }, 'host lease renewal failed'))
+        .finally(() => {
+          this.renewing = undefined;
+        });
+    };
+    const balanceTick = () => {
       if (this.closed || this.round) return;
-      this.round = this.balance(targets)
+      this.round = this.acquire(targets)
         .catch((err) => this.log.warn({ err }, 'host lease round failed'))
         .finally(() => {
           this.round = undefined;
         });
     };
-    tick();
-    this.timer = setInterval(tick, every);
+    balanceTick();
+    this.timer = setInterval(renewTick, every);
     this.timer.unref();
+    this.balanceTimer = setInterval(balanceTick, every);
+    this.balanceTimer.unref();
   }
 
-  /** One round: renew, drop what was lost, take unowned hosts up to this process's share. */
+  private releaseLater(hostId: number, targets: LeaseTargets): void {
+    targets.release(hostId).catch((err) => this.log.warn({ err, hostId }, 'host release failed'));
+  }
+
+  /** One round by hand (tests): renew, drop what was lost, take unowned hosts up to this process's share. */
   async balance(targets: LeaseTargets): Promise<void> {
     for (const hostId of await this.renew()) await targets.release(hostId);
+    await this.acquire(targets);
+  }
+
+  /** Gives up leases of hosts no longer active; takes unowned hosts up to this process's share. */
+  private async acquire(targets: LeaseTargets): Promise<void> {
     const hosts = await targets.listActiveHosts();
     const share = Math.ceil(hosts.length / (await this.members()));
     const active = new Set(hosts.map((h) => h.id));
@@ -182,7 +213,7 @@ export class HostLeases implements HostLeaseGate {
   }
 
   private async giveUp(hostId: number, targets: LeaseTargets): Promise<void> {
-    await targets.release(hostId);
+    this.releaseLater(hostId, targets);
     const rev = this.held.get(hostId);
     this.held.delete(hostId);
     this.moves?.inc({ event: 'released' });
@@ -193,7 +224,8 @@ export class HostLeases implements HostLeaseGate {
   async close(releaseAll = true): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    await this.round;
+    if (this.balanceTimer) clearInterval(this.balanceTimer);
+    await Promise.all([this.round, this.renewing]);
     if (releaseAll) {
       for (const [hostId, rev] of this.held) {
         await this.kv.delete(`h.${hostId}`, { previousSeq: rev }).catch(() => {});
