@@ -35,10 +35,7 @@
 //   process: a hide made by an ingest process applies to every fan-out node's
 //   replays. Applied locally at once; the promise resolves once stored.
 //
-// Stored payload: a 36-byte little-endian prefix, then the wire frame.
-//   0 u8 version (1) · 1 u8 0 · 2 u16 kind · 4 u16 flags · 6 u16 0 ·
-//   8 u64 uid · 16 u32 origin host · 20 u64 origin seq · 28 u32 writer id ·
-//   32 u32 writer counter
+// Stored payload: a 36-byte prefix, then the wire frame (nats-record.ts).
 import { randomInt } from 'node:crypto';
 import {
   type Consumer,
@@ -56,12 +53,11 @@ import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
-import { rewriteSeq } from '../protocol/frames.ts';
+import { decodeRecord, encodePayload, messageId, readU32 } from './nats-record.ts';
 import type {
   AppendEvent,
   DurableListener,
   EventLog,
-  EventMeta,
   EventOrigin,
   LogRecord,
   ReadOptions,
@@ -69,9 +65,9 @@ import type {
 } from './types.ts';
 
 /** Provisional seqs handed to frame functions are at or above this (never a real stream seq in practice). */
+export { messageId } from './nats-record.ts';
+
 export const PROVISIONAL_BASE = 2 ** 50;
-const PREFIX_BYTES = 36;
-const PREFIX_VERSION = 1;
 const NANOS_PER_MS = 1_000_000;
 
 export interface NatsEventLogOptions {
@@ -99,15 +95,6 @@ export interface NatsEventLogOptions {
   infoIntervalMs?: number;
   registry?: Registry;
   logger?: Logger;
-}
-
-/** The message id that makes a publish idempotent (see the file comment). */
-export function messageId(event: AppendEvent, indexInOrigin: number): string | undefined {
-  const m = event.meta;
-  if (m && (m.type === '#commit' || m.type === '#sync') && m.rev) return `${m.type}:${m.did}:${m.rev}`;
-  const o = event.origin;
-  if (o) return `o:${o.hostId}:${o.seq}:${indexInOrigin}`;
-  return undefined;
 }
 
 interface Pending {
@@ -648,45 +635,3 @@ function lowerBound(recs: readonly LogRecord[], start: number, seq: number): num
   }
   return lo;
 }
-
-function readU32(b: Uint8Array, at: number): number {
-  return (b[at] | (b[at + 1] << 8) | (b[at + 2] << 16)) + b[at + 3] * 0x1000000;
-}
-
-function encodePayload(event: AppendEvent, frame: Uint8Array, writerId: number, counter: number): Uint8Array {
-  const out = Buffer.allocUnsafe(PREFIX_BYTES + frame.byteLength);
-  out.fill(0, 0, PREFIX_BYTES);
-  out.writeUInt8(PREFIX_VERSION, 0);
-  out.writeUInt16LE(event.kind, 2);
-  out.writeUInt16LE(event.flags ?? 0, 4);
-  out.writeBigUInt64LE(BigInt(event.uid), 8);
-  if (event.origin) {
-    out.writeUInt32LE(event.origin.hostId, 16);
-    out.writeBigUInt64LE(BigInt(event.origin.seq), 20);
-  }
-  out.writeUInt32LE(writerId, 28);
-  out.writeUInt32LE(counter, 32);
-  out.set(frame, PREFIX_BYTES);
-  return out;
-}
-
-/** The log record of a stream message, its frame's seq set to the stream sequence; undefined if malformed. */
-export function decodeRecord(data: Uint8Array, seq: number, time: number): LogRecord | undefined {
-  if (data.byteLength <= PREFIX_BYTES || data[0] !== PREFIX_VERSION) return undefined;
-  const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  const uid = Number(b.readBigUInt64LE(8));
-  const originHost = b.readUInt32LE(16);
-  const originSeq = Number(b.readBigUInt64LE(20));
-  let frame: Uint8Array;
-  try {
-    frame = rewriteSeq(data.subarray(PREFIX_BYTES), seq);
-  } catch {
-    // not a frame with a seq (tests store opaque bytes): kept as written
-    frame = data.slice(PREFIX_BYTES);
-  }
-  const rec: LogRecord = { seq, kind: b.readUInt16LE(2), uid, flags: b.readUInt16LE(4), time, frame };
-  if (originHost > 0) rec.origin = { hostId: originHost, seq: originSeq };
-  return rec;
-}
-
-export type { EventMeta };
