@@ -30,10 +30,9 @@
 //   (live consumers and short replays never touch the server); older reads
 //   fetch from the stream through a short-lived ordered consumer.
 // - Retention. max_age and max_bytes on the stream; the server applies them.
-// - Takedowns. A JetStream KV bucket beside the stream (`<stream>-takedowns`,
-//   key = account uid, value = the highest hidden seq), watched by every
-//   process: a hide made by an ingest process applies to every fan-out node's
-//   replays. Applied locally at once; the promise resolves once stored.
+// - Takedowns. A JetStream KV bucket beside the stream, watched by every
+//   process (nats-takedowns.ts): a hide made anywhere applies to every
+//   fan-out node's replays.
 //
 // Stored payload: a 36-byte prefix, then the wire frame (nats-record.ts).
 import { randomInt } from 'node:crypto';
@@ -49,11 +48,12 @@ import {
   RetentionPolicy,
   StorageType,
 } from '@nats-io/jetstream';
-import { type KV, Kvm } from '@nats-io/kv';
+import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
 import { decodeRecord, encodePayload, messageId, readU32 } from './nats-record.ts';
+import { SharedTakedowns } from './nats-takedowns.ts';
 import type {
   AppendEvent,
   DurableListener,
@@ -153,7 +153,7 @@ export async function openNatsEventLog(opts: NatsEventLogOptions): Promise<NatsE
       replicas: opts.replicas ?? 1,
       storage: opts.memoryStorage ? StorageType.Memory : StorageType.File,
     });
-    const log = new NatsEventLog(nc, js, jsm, kv, subject, opts);
+    const log = new NatsEventLog(nc, js, jsm, new SharedTakedowns(kv, opts.logger), subject, opts);
     await log.init();
     return log;
   } catch (err) {
@@ -187,14 +187,11 @@ export class NatsEventLog implements EventLog {
   private readonly recent: LogRecord[] = [];
   private recentStart = 0;
   private recentBytes = 0;
-  private readonly takedowns = new Map<number, number>();
   private writeState: WriteState = { failing: false };
   private readonly writeStateListeners = new Set<(s: WriteState) => void>();
   private readonly fatalListeners = new Set<(err: Error) => void>();
   private infoTimer?: NodeJS.Timeout;
   private tailDone?: Promise<void>;
-  private watchDone?: Promise<void>;
-  private stopWatch?: () => void;
   private readonly duplicates?: Counter;
   private readonly published?: Counter;
   private readonly publishErrors?: Counter;
@@ -203,7 +200,7 @@ export class NatsEventLog implements EventLog {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
-    private readonly kv: KV,
+    private readonly takedowns: SharedTakedowns,
     private readonly subject: string,
     private readonly opts: NatsEventLogOptions,
   ) {
@@ -243,7 +240,7 @@ export class NatsEventLog implements EventLog {
     this.headSeq = info.state.last_seq;
     this.firstSeq = info.state.messages > 0 ? info.state.first_seq : this.headSeq + 1;
     this.bytes = info.state.bytes;
-    await this.loadTakedowns();
+    await this.takedowns.load();
     this.tailConsumer = await this.js.consumers.get(this.opts.stream, {
       deliver_policy: DeliverPolicy.StartSequence,
       opt_start_seq: this.headSeq + 1,
@@ -266,33 +263,6 @@ export class NatsEventLog implements EventLog {
     if (every > 0) {
       this.infoTimer = setInterval(() => void this.refreshInfo().catch(() => {}), every);
       this.infoTimer.unref();
-    }
-  }
-
-  private async loadTakedowns(): Promise<void> {
-    const watcher = await this.kv.watch({ include: 'updates' as never });
-    this.stopWatch = () => watcher.stop();
-    this.watchDone = (async () => {
-      for await (const e of watcher) {
-        const uid = Number(e.key);
-        if (!Number.isSafeInteger(uid)) continue;
-        if (e.operation === 'PUT') {
-          const upTo = Number(new TextDecoder().decode(e.value));
-          if (Number.isSafeInteger(upTo)) this.takedowns.set(uid, upTo);
-        } else {
-          this.takedowns.delete(uid);
-        }
-      }
-    })().catch((err) => {
-      if (!this.closed) this.log.warn({ err }, 'takedown watch stopped');
-    });
-    const keys = await this.kv.keys();
-    for await (const k of keys) {
-      const e = await this.kv.get(k);
-      const uid = Number(k);
-      if (e?.operation !== 'PUT' || !Number.isSafeInteger(uid)) continue;
-      const upTo = Number(e.string());
-      if (Number.isSafeInteger(upTo)) this.takedowns.set(uid, upTo);
     }
   }
 
@@ -548,10 +518,8 @@ export class NatsEventLog implements EventLog {
   // ---- takedowns ----
 
   async setTakedown(uid: number, on: boolean, upToSeq?: number): Promise<void> {
-    const key = String(uid);
     if (!on) {
-      this.takedowns.delete(uid);
-      await this.kv.delete(key);
+      await this.takedowns.show(uid);
       return;
     }
     let upTo = upToSeq ?? Math.max(this.headSeq, this.lastAckedSeq);
@@ -559,12 +527,11 @@ export class NatsEventLog implements EventLog {
     if (pending) {
       // the hide is "up to just before this (not yet stored) event": hide what is
       // out now, then the exact bound once the stream sequence is known
-      this.takedowns.set(uid, this.headSeq);
+      this.takedowns.hideLocally(uid, this.headSeq);
       const item = this.byProvisional.get(upToSeq + 1);
       upTo = item ? (await this.seqOf(item)) - 1 : this.headSeq;
     }
-    this.takedowns.set(uid, upTo);
-    await this.kv.put(key, String(upTo));
+    await this.takedowns.hide(uid, upTo);
   }
 
   private async seqOf(item: Pending): Promise<number> {
@@ -576,8 +543,7 @@ export class NatsEventLog implements EventLog {
   }
 
   isTakenDown(uid: number, seq: number): boolean {
-    const upTo = this.takedowns.get(uid);
-    return upTo !== undefined && seq <= upTo;
+    return this.takedowns.hides(uid, seq);
   }
 
   // ---- the rest of the contract ----
@@ -618,10 +584,10 @@ export class NatsEventLog implements EventLog {
     this.closed = true;
     this.tailStarted = false;
     if (this.infoTimer) clearInterval(this.infoTimer);
-    this.stopWatch?.();
+    this.takedowns.stop();
     for (const w of this.headWaiters.splice(0)) w.resolve();
     await this.nc.drain().catch(() => this.nc.close());
-    await Promise.all([this.tailDone, this.watchDone]);
+    await Promise.all([this.tailDone, this.takedowns.done()]);
   }
 }
 
