@@ -1,7 +1,7 @@
 // Consumer process for the end-to-end benchmark (e2e.bench.ts): opens N
 // subscribeRepos consumers on raw TCP sockets and only counts messages by
 // walking the WebSocket frame headers (no decode, no per-message
-// allocation), so the measuring side costs little CPU and the relay is what
+// allocation; pings get an empty pong), so the measuring side costs little CPU and the relay is what
 // limits the numbers. Talks to the parent over IPC: {type:'ready'} once all
 // are connected; on {type:'report'} it answers {type:'stats', messages,
 // bytes, perConsumerMin, closed}.
@@ -21,6 +21,8 @@ interface Conn {
 }
 
 const conns: Conn[] = [];
+/** A client pong frame: FIN + opcode 10, masked, empty payload. */
+const PONG = Buffer.from([0x8a, 0x80, 0, 0, 0, 0]);
 let messages = 0;
 let bytes = 0;
 let closed = 0;
@@ -67,6 +69,8 @@ function onData(c: Conn, chunk: Buffer): void {
       c.messages++;
       messages++;
     }
+    // answer pings (masked, empty pong) so a long run is not dropped as dead
+    if (opcode === 9) c.sock.write(PONG);
     p += h;
     c.skip = len;
   }

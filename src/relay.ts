@@ -55,7 +55,8 @@ import {
 import type { RelayConfig } from './config/config.ts';
 import { createRelayDashboard } from './dashboard/index.ts';
 import { CommittedStream } from './eventlog/committed.ts';
-import { type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
+import { EventKind, type EventLog, type FileEventLogOptions, openEventLog } from './eventlog/index.ts';
+import { openNatsEventLog } from './eventlog/nats-log.ts';
 import { FirehoseServer } from './firehose/index.ts';
 import { ClientAddressResolver, parseAddressBlocks } from './http/client-address.ts';
 import { type HealthState, handleMetrics, handleProbe } from './http/health.ts';
@@ -69,16 +70,18 @@ import {
 } from './http/server.ts';
 import { UpgradeGuard } from './http/upgrade-guard.ts';
 import { CoverageMonitor } from './ingest/coverage.ts';
+import { HostLeases } from './ingest/host-leases.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
 import { HostReprober } from './ingest/reprobe.ts';
 import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
+import { decodeFrame } from './protocol/frames.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
 import { IdentityCache } from './protocol/identity/identity-cache.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/identity/safe-fetch.ts';
-import type { MetadataStore } from './store/metadata-store.ts';
+import type { Host, MetadataStore } from './store/metadata-store.ts';
 import { openMetadataStore } from './store/open-store.ts';
 import {
   type HandleLookup,
@@ -119,6 +122,8 @@ export class Relay {
   coverage?: CoverageMonitor;
   /** Re-probes offline and idle hosts (src/ingest/reprobe.ts). */
   reprober?: HostReprober;
+  /** Ingest role only: the host leases this process holds (ingest/host-leases.ts). */
+  leases?: HostLeases;
   collectionIndex?: CollectionIndexStore;
   collectionUpkeep?: CollectionIndexUpkeep;
   collectionBackfiller?: CollectionBackfiller;
@@ -149,19 +154,41 @@ export class Relay {
     const store = await openMetadataStore({
       databaseUrl: cfg.databaseUrl,
       dataDir: cfg.dataDir,
+      // a fan-out node writes no account: cached rows would go stale as the
+      // ingest processes write, so its read-only endpoints read PostgreSQL
+      ...(cfg.role === 'fanout' ? { cacheSize: 0 } : {}),
       log: log.child({ module: 'store' }),
     });
     this.store = store;
-    const eventLog = await openEventLog({
-      dir: join(cfg.dataDir, 'events'),
-      retentionMs: cfg.retentionHours * 3600_000,
-      retentionBytes: cfg.maxEventsGb > 0 ? Math.floor(cfg.maxEventsGb * 1024 ** 3) : undefined,
-      fsync: cfg.eventLogFsync,
-      maxWriteFailureMs: cfg.eventLogMaxWriteFailureSeconds * 1000,
-      writeFault: this.deps.eventLogWriteFault,
-      registry: this.registry,
-      logger: log,
-    });
+    // Roles (docs/scale-out.md): "all" does everything; "ingest" reads the
+    // hosts it holds leases for and publishes to the shared log, serving no
+    // firehose; "fanout" reads the shared log and serves consumers, reading no host.
+    const role = cfg.role;
+    const retentionMs = cfg.retentionHours * 3600_000;
+    const retentionBytes = cfg.maxEventsGb > 0 ? Math.floor(cfg.maxEventsGb * 1024 ** 3) : undefined;
+    const eventLog: EventLog =
+      cfg.eventLog === 'nats'
+        ? await openNatsEventLog({
+            url: cfg.natsUrl as string,
+            stream: cfg.natsStream,
+            retentionMs,
+            retentionBytes,
+            replicas: cfg.natsReplicas,
+            duplicateWindowMs: cfg.natsDuplicateWindowSeconds * 1000,
+            maxWriteFailureMs: cfg.eventLogMaxWriteFailureSeconds * 1000,
+            registry: this.registry,
+            logger: log,
+          })
+        : await openEventLog({
+            dir: join(cfg.dataDir, 'events'),
+            retentionMs,
+            retentionBytes,
+            fsync: cfg.eventLogFsync,
+            maxWriteFailureMs: cfg.eventLogMaxWriteFailureSeconds * 1000,
+            writeFault: this.deps.eventLogWriteFault,
+            registry: this.registry,
+            logger: log,
+          });
     this.eventLog = eventLog;
     // A log that cannot write at all any more ends the relay (main exits non-zero).
     eventLog.onFatal((err) => this.fatal('the event log cannot write', err));
@@ -222,9 +249,10 @@ export class Relay {
     });
     const upkeep = new CollectionIndexUpkeep(indexer, collectionsLog, syncRecompute);
     this.collectionUpkeep = upkeep;
-    syncRecompute
-      .resume()
-      .catch((err) => collectionsLog.warn({ err }, 'collection index #sync resume failed'));
+    if (role !== 'fanout')
+      syncRecompute
+        .resume()
+        .catch((err) => collectionsLog.warn({ err }, 'collection index #sync resume failed'));
     const validator = new Validator({
       store,
       log: eventLog,
@@ -263,7 +291,31 @@ export class Relay {
     this.jetstream = jetstream;
     // after the firehose: consumers first, derived state second
     committed.subscribe('collection-index', upkeep.onCommitted);
+    if (cfg.eventLog === 'nats') {
+      // The shared log is also the broadcast of account changes: another
+      // process's #account/#identity event (no meta: not ours) drops our cached row.
+      committed.subscribe('account-cache', (events) => {
+        for (const e of events) {
+          if (e.meta || (e.kind !== EventKind.account && e.kind !== EventKind.identity)) continue;
+          const did = didOfFrame(e.frame);
+          if (did) store.forgetCachedAccount?.(did);
+        }
+      });
+    }
+    const leases =
+      role === 'ingest'
+        ? await HostLeases.open({
+            url: cfg.natsUrl as string,
+            bucket: `${cfg.natsStream}-leases`,
+            ttlMs: cfg.hostLeaseSeconds * 1000,
+            replicas: cfg.natsReplicas,
+            logger: log,
+            registry: this.registry,
+          })
+        : undefined;
+    this.leases = leases;
     const hosts = new HostManager({
+      leases,
       store,
       sink: validator,
       fetcher,
@@ -438,9 +490,11 @@ export class Relay {
     );
     this.publicServer = publicServer;
     const upgrades = new UpgradeGuard({
+      // an ingest process serves no firehose: consumers go to the fan-out nodes
       handler: (req, socket, head, opened) =>
-        firehose.handleUpgrade(req, socket, head, opened) ||
-        jetstream.handleUpgrade(req, socket, head, opened),
+        role !== 'ingest' &&
+        (firehose.handleUpgrade(req, socket, head, opened) ||
+          jetstream.handleUpgrade(req, socket, head, opened)),
       maxPending: cfg.maxPendingUpgrades,
       timeoutMs: cfg.upgradeTimeoutMs,
       log: httpLog,
@@ -461,11 +515,35 @@ export class Relay {
 
     // Network last: learn from the log's tail what a crash left half done,
     // resubscribe saved hosts, then bootstrap from the seed relay.
-    const recovered = await recoverFromLog({ log: eventLog, store, logger: log.child({ module: 'ingest' }) });
-    await hosts.start(recovered);
-    coverage.start();
-    reprober.start();
-    if (cfg.collectionsCleanerIntervalSeconds > 0) cleaner.start();
+    // A fan-out node reads no host. An ingest process shares the log with
+    // others: its exactly-once rests on the message-id dedupe (a scan of the
+    // shared tail would repair heads under another process's feet).
+    if (role === 'all') {
+      const recovered = await recoverFromLog({
+        log: eventLog,
+        store,
+        logger: log.child({ module: 'ingest' }),
+      });
+      await hosts.start(recovered);
+      // Coverage and re-probes judge every host against this process's
+      // subscribers: meaningful only where one process reads them all.
+      coverage.start();
+      reprober.start();
+    } else if (role === 'ingest' && leases) {
+      await hosts.start();
+      leases.start({
+        listActiveHosts: () => listActiveHosts(store),
+        adopt: (h) => hosts.adopt(h),
+        release: (id) => hosts.release(id),
+      });
+    }
+    if (role !== 'fanout' && cfg.collectionsCleanerIntervalSeconds > 0) cleaner.start();
+    new Gauge({
+      name: 'relay_role_info',
+      help: 'The role of this process (RELAY_ROLE) and its event log backend, as labels',
+      labelNames: ['role', 'eventlog'],
+      registers: [this.registry],
+    }).set({ role, eventlog: cfg.eventLog }, 1);
     this.health.ready = true;
     log.info(
       {
@@ -475,6 +553,8 @@ export class Relay {
         metricsBind: cfg.metricsHost,
         trustedProxies: cfg.trustedProxies ?? null,
         dataDir: cfg.dataDir,
+        role,
+        eventLog: cfg.eventLog,
       },
       'relay started',
     );
@@ -533,6 +613,7 @@ export class Relay {
       this.log.info('relay stopping');
       await Promise.all([this.coverage?.stop(), this.reprober?.stop()]);
       await this.hosts?.stop();
+      await this.leases?.close(); // after ingest stopped: the hosts move to the others at once
       await this.validator?.close();
       await Promise.all([this.collectionBackfiller?.stop(), this.collectionCleaner?.stop()]);
       await this.repos?.close();
@@ -547,5 +628,26 @@ export class Relay {
       this.log.info('relay stopped');
     })();
     return this.stopping;
+  }
+}
+
+/** Every active host in the store (the lease balancer's candidates). */
+async function listActiveHosts(store: MetadataStore): Promise<Host[]> {
+  const out = [];
+  for (let after: number | undefined; ; ) {
+    const page = await store.listHosts({ status: 'active', after, limit: 1000 });
+    out.push(...page);
+    if (page.length < 1000) return out;
+    after = page[page.length - 1].id;
+  }
+}
+
+/** The `did` of an #account/#identity frame (undefined if it has none or does not decode). */
+function didOfFrame(frame: Uint8Array): string | undefined {
+  try {
+    const did = decodeFrame(frame).body.did;
+    return typeof did === 'string' ? did : undefined;
+  } catch {
+    return undefined;
   }
 }

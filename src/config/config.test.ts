@@ -113,3 +113,29 @@ describe('docs/configuration.md', () => {
     }
   });
 });
+
+describe('scale-out settings', () => {
+  it('name the setting when the shared log or store is missing', () => {
+    assert.throws(() => loadConfig({ env: { RELAY_EVENTLOG: 'nats' } }), /RELAY_NATS_URL/);
+    assert.throws(() => loadConfig({ env: { RELAY_EVENTLOG: 'kafka' } }), /RELAY_EVENTLOG/);
+    assert.throws(() => loadConfig({ env: { RELAY_NATS_URL: 'http://x' } }), /RELAY_NATS_URL/);
+    assert.throws(() => loadConfig({ env: { RELAY_ROLE: 'fanout' } }), /RELAY_ROLE.*RELAY_EVENTLOG=nats/);
+    assert.throws(
+      () =>
+        loadConfig({
+          env: { RELAY_ROLE: 'ingest', RELAY_EVENTLOG: 'nats', RELAY_NATS_URL: 'nats://n:4222' },
+        }),
+      /RELAY_ROLE.*DATABASE_URL/,
+    );
+    const cfg = loadConfig({
+      env: {
+        RELAY_ROLE: 'fanout',
+        RELAY_EVENTLOG: 'nats',
+        RELAY_NATS_URL: 'nats://a:4222,nats://b:4222',
+        DATABASE_URL: 'postgres://p/db',
+      },
+    });
+    assert.equal(cfg.role, 'fanout');
+    assert.equal(cfg.natsStream, 'atrelay');
+  });
+});

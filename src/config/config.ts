@@ -129,6 +129,42 @@ function setting<T>(s: Setting<T>): Setting<T> {
   return s;
 }
 
+/** Which event log backend: the embedded file log or the shared JetStream stream (issue 17). */
+export type EventLogBackend = 'file' | 'nats';
+const eventLogBackend: Parser<EventLogBackend> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (v !== 'file' && v !== 'nats') throw new ConfigError(name, `expected "file" or "nats", got "${raw}"`);
+  return v;
+};
+
+/** What this process does in a scale-out deployment (docs/scale-out.md). */
+export type RelayRole = 'all' | 'ingest' | 'fanout';
+const relayRole: Parser<RelayRole> = (raw, name) => {
+  const v = raw.trim().toLowerCase();
+  if (v !== 'all' && v !== 'ingest' && v !== 'fanout') {
+    throw new ConfigError(name, `expected "all", "ingest" or "fanout", got "${raw}"`);
+  }
+  return v;
+};
+
+const natsUrls: Parser<string | undefined> = (raw, name) => {
+  const v = raw.trim();
+  if (v === '') return undefined;
+  for (const u of v.split(',')) {
+    if (!/^(nats|tls):\/\/[A-Za-z0-9.[\]:-]+(:\d{1,5})?$/.test(u.trim())) {
+      throw new ConfigError(name, `expected nats://host:port (comma-separated for several), got "${u}"`);
+    }
+  }
+  return v;
+};
+
+const natsStream: Parser<string> = (raw, name) => {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) {
+    throw new ConfigError(name, `expected 1-64 letters, digits, "-" or "_", got "${raw}"`);
+  }
+  return raw;
+};
+
 /** Every setting the relay reads. Keep docs/configuration.md in step with this table. */
 export const SETTINGS = {
   port: setting({
@@ -668,6 +704,62 @@ export const SETTINGS = {
     describe: 'how long graceful shutdown may take before the process exits anyway',
     parse: int(0, 600000),
   }),
+  // Scale-out (issue 17, docs/scale-out.md): shared log on JetStream, roles, host leases.
+  eventLog: setting<EventLogBackend>({
+    env: 'RELAY_EVENTLOG',
+    flag: '--eventlog',
+    default: 'file',
+    describe:
+      'event log backend: "file" (embedded, in the data directory) or "nats" (a JetStream stream shared by every process; needs RELAY_NATS_URL)',
+    parse: eventLogBackend,
+  }),
+  natsUrl: setting<string | undefined>({
+    env: 'RELAY_NATS_URL',
+    flag: '--nats-url',
+    default: undefined,
+    describe: 'NATS server(s) for RELAY_EVENTLOG=nats, nats://host:port, comma-separated',
+    parse: natsUrls,
+  }),
+  natsStream: setting({
+    env: 'RELAY_NATS_STREAM',
+    flag: '--nats-stream',
+    default: 'atrelay',
+    describe:
+      'JetStream stream holding the event log (subject <stream>.events; takedowns in KV bucket <stream>-takedowns)',
+    parse: natsStream,
+  }),
+  natsReplicas: setting({
+    env: 'RELAY_NATS_REPLICAS',
+    flag: '--nats-replicas',
+    default: 1,
+    describe:
+      'replicas of the stream and the takedown bucket when they are created (1 for one NATS server, 3 for a cluster)',
+    parse: int(1, 5),
+  }),
+  natsDuplicateWindowSeconds: setting({
+    env: 'RELAY_NATS_DUPLICATE_WINDOW_SECONDS',
+    flag: '--nats-duplicate-window-seconds',
+    default: 300,
+    describe:
+      'how long JetStream remembers a message id: a re-published event inside it is stored once (must exceed the host lease time plus a restart)',
+    parse: int(10, 86_400),
+  }),
+  role: setting<RelayRole>({
+    env: 'RELAY_ROLE',
+    flag: '--role',
+    default: 'all',
+    describe:
+      '"all": one process does everything; "ingest": crawl, validate, publish (no firehose); "fanout": serve the firehose and read-only sync endpoints from the shared log and PostgreSQL (ingest/fanout need RELAY_EVENTLOG=nats and DATABASE_URL)',
+    parse: relayRole,
+  }),
+  hostLeaseSeconds: setting({
+    env: 'RELAY_HOST_LEASE_SECONDS',
+    flag: '--host-lease-seconds',
+    default: 15,
+    describe:
+      "with RELAY_ROLE=ingest: how long an ingest process owns a host without renewing; a dead process's hosts move after this",
+    parse: int(2, 3600),
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -697,6 +789,21 @@ export function loadConfig(input: LoadConfigInput = {}): RelayConfig {
   const cfg = out as RelayConfig;
   if (cfg.port !== 0 && cfg.port === cfg.metricsPort) {
     throw new ConfigError('RELAY_METRICS_PORT', `must differ from RELAY_PORT (${cfg.port})`);
+  }
+  if (cfg.eventLog === 'nats' && !cfg.natsUrl) {
+    throw new ConfigError('RELAY_NATS_URL', 'required when RELAY_EVENTLOG=nats');
+  }
+  if (cfg.role !== 'all' && cfg.eventLog !== 'nats') {
+    throw new ConfigError('RELAY_ROLE', `"${cfg.role}" needs the shared log: set RELAY_EVENTLOG=nats`);
+  }
+  if (cfg.role !== 'all' && !cfg.databaseUrl) {
+    throw new ConfigError('RELAY_ROLE', `"${cfg.role}" needs the shared metadata store: set DATABASE_URL`);
+  }
+  if (cfg.natsDuplicateWindowSeconds <= cfg.hostLeaseSeconds) {
+    throw new ConfigError(
+      'RELAY_NATS_DUPLICATE_WINDOW_SECONDS',
+      `must exceed RELAY_HOST_LEASE_SECONDS (${cfg.hostLeaseSeconds}) so a moved host's re-sent events are deduplicated`,
+    );
   }
   if (cfg.httpRequestTimeoutMs < cfg.httpHeadersTimeoutMs) {
     throw new ConfigError(

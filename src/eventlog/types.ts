@@ -1,7 +1,8 @@
 // The event log contract: what the relay pipeline (writer) and the firehose
 // (readers) need from durable storage of the outbound stream. The embedded
-// file log (file-log.ts) implements it; a distributed log can replace it later
-// without touching the firehose, because the firehose only uses this interface.
+// file log (file-log.ts) and the shared JetStream log (nats-log.ts, for
+// several processes: docs/scale-out.md) implement it; both pass the same
+// contract suite (eventlog.suite.ts). The firehose only uses this interface.
 //
 // Ordering model: the log is the relay's sequencer. `append` assigns each event
 // the next relay seq synchronously, in call order; the returned promise resolves

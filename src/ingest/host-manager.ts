@@ -150,6 +150,15 @@ const DEFAULT_TUNING: IngestTuning = {
   bootstrapRetryBaseMs: 5_000,
 };
 
+/**
+ * Scale-out (host-leases.ts): which hosts this process may read. When set, a
+ * host is only subscribed while its lease is held; the lease balancer adopts
+ * and releases hosts as leases come and go.
+ */
+export interface HostLeaseGate {
+  isHeld(hostId: number): boolean;
+}
+
 export interface HostManagerOptions {
   store: MetadataStore;
   sink: FrameSink;
@@ -167,6 +176,8 @@ export interface HostManagerOptions {
   random?: () => number;
   /** The event log's durable head, for the log checkpoint (default: always 0). */
   logHead?: () => number;
+  /** Set in the ingest role: only hosts whose lease this process holds are read. */
+  leases?: HostLeaseGate;
 }
 
 /** What the event log's tail says about upstream events already relayed (log-recovery.ts). */
@@ -235,6 +246,7 @@ export class HostManager implements HostControl {
   private limitsTimer: NodeJS.Timeout | undefined;
   private started = false;
   private readonly logHead: () => number;
+  private readonly leases?: HostLeaseGate;
   /** Recovered at start, handed to each host's first subscriber (see start()). */
   private relayedAtStart?: RelayedSinceCheckpoint;
   private stopping: Promise<void> | undefined;
@@ -306,6 +318,7 @@ export class HostManager implements HostControl {
       },
     };
     this.logHead = opts.logHead ?? (() => 0);
+    this.leases = opts.leases;
   }
 
   // --- lifecycle -------------------------------------------------------------
@@ -366,6 +379,31 @@ export class HostManager implements HostControl {
       this.bootstrapDone = this.bootstrap.firstSuccess;
       this.bootstrap.start();
     }
+  }
+
+  /** Scale-out: starts reading a host whose lease was just acquired (from its stored cursor). */
+  adopt(host: Host): void {
+    if (!this.started || this.stopping || host.status !== 'active') return;
+    if (this.cursorResets.has(host.id)) return;
+    this.subscribe(host, 0);
+  }
+
+  /**
+   * Scale-out: stops reading a host whose lease was lost or given up; its
+   * in-flight frames finish and its cursor is flushed, so the next owner
+   * resumes from there (what overlaps is deduplicated by message id).
+   */
+  async release(hostId: number): Promise<void> {
+    const sub = this.subs.get(hostId);
+    if (!sub) return;
+    this.subs.delete(hostId);
+    await sub.stop();
+    await this.store.flushCursors();
+  }
+
+  /** Ids of the hosts this process is reading now. */
+  readingHostIds(): number[] {
+    return [...this.subs.keys()];
   }
 
   /** Graceful shutdown: stop reading every socket, let in-flight frames finish, flush cursors. */
@@ -798,6 +836,7 @@ export class HostManager implements HostControl {
 
   private subscribe(host: Host, delayMs: number): void {
     if (this.subs.has(host.id)) return;
+    if (this.leases && !this.leases.isHeld(host.id)) return; // the lease balancer adopts it once held
     // A cursor reset replaces the subscriber but keeps the host's rate buckets.
     const limiter = this.limits.limiterFor(host);
     // Recovered at start: handed to the host's first subscriber only.

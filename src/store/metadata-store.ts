@@ -273,6 +273,11 @@ export interface MetadataStore {
   cacheStats(): { size: number; capacity: number; hits: number; misses: number };
   cursorStats(): { flushes: number; rowsWritten: number; pending: number };
 
+  /**
+   * Drops the cached row of an account that another process changed (scale-out:
+   * every process sees the others' #account/#identity events on the shared log).
+   */
+  forgetCachedAccount?(did: string): void;
   healthCheck(): Promise<void>;
   /** Flushes pending cursors, then closes the backend. */
   close(): Promise<void>;

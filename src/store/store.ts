@@ -324,6 +324,10 @@ export class RelayMetadataStore implements MetadataStore {
     };
   }
 
+  forgetCachedAccount(did: string): void {
+    this.cache.invalidate(did);
+  }
+
   healthCheck(): Promise<void> {
     return this.db.healthCheck();
   }
