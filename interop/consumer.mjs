@@ -10,6 +10,7 @@
 //       drops because they fail verification show up as missing events);
 //   {"type":"event", "event":"create"|"update"|"delete"|"identity"|"account"|"sync", "seq", "did", ...}
 //       every event the library handed to its handler, i.e. verified;
+//   {"type":"done", "seq"}  after each message was processed to the end (its events printed);
 //   {"type":"error", "name", "message", "cause"}  any error the library reported;
 //   {"type":"connect", "cursor"}  each (re)connection, with the cursor it resumes from.
 // Usage:
@@ -148,6 +149,18 @@ firehose.parseEvt = async (evt) => {
   const parsed = await parseEvt(evt);
   if (typeof evt.seq === 'number') lastSeq = evt.seq;
   return parsed;
+};
+
+// Each message is processed to the end (verified, every write handed to the
+// handler) before the library reads the next one (no runner): a `done` line
+// after it lets a test wait until everything received so far is through.
+const processEvt = firehose.processEvt.bind(firehose);
+firehose.processEvt = async (evt) => {
+  try {
+    await processEvt(evt);
+  } finally {
+    print({ type: 'done', seq: evt.seq ?? null });
+  }
 };
 
 let stopping = false;

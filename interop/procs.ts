@@ -151,7 +151,7 @@ export class Harness {
 
 /** A line the consumer printed (see consumer.mjs). */
 export interface ConsumerLine {
-  type: 'started' | 'connect' | 'frame' | 'event' | 'error';
+  type: 'started' | 'connect' | 'frame' | 'event' | 'done' | 'error';
   cursor?: number | null;
   kind?: string;
   event?: string;
@@ -233,19 +233,23 @@ export class Consumer {
     );
   }
 
-  /** Waits for a frame with seq >= `seq`, then a short quiet period so any trailing event shows. */
+  /** Waits for a frame with seq >= `seq`, then until every frame received so far is processed. */
   async waitForSeq(seq: number, timeoutMs = WAIT_DEADLINE_MS): Promise<void> {
     await this.waitFor((c) => c.frames().some((f) => (f.seq ?? -1) >= seq), timeoutMs, `seq ${seq}`);
-    await this.settle();
+    await this.settle(timeoutMs);
   }
 
-  /** Waits until nothing new has arrived for `quietMs`. */
-  async settle(quietMs = 500): Promise<void> {
-    for (;;) {
-      const n = this.lines.length;
-      await new Promise((r) => setTimeout(r, quietMs));
-      if (this.lines.length === n) return;
-    }
+  /**
+   * Waits until the library has processed every message received so far (a
+   * `done` line per `frame` line: consumer.mjs processes one message at a
+   * time), so the events a frame yields, or the errors it raised, are all in.
+   */
+  async settle(timeoutMs = WAIT_DEADLINE_MS): Promise<void> {
+    await this.waitFor(
+      (c) => c.lines.filter((l) => l.type === 'done').length >= c.frames().length,
+      timeoutMs,
+      'every frame received to be processed',
+    );
   }
 
   async stop(): Promise<void> {

@@ -12,14 +12,25 @@
 // tsconfigs), so an edit, a `git pull` or a branch switch rebuilds, and a
 // touched-but-unchanged file does not. The build goes to a staging folder that
 // replaces dist/ in one rename: a failed build leaves the old dist/ in place,
-// and no deleted source leaves a stale .js behind.
+// and no deleted source leaves a stale .js behind. Files under a `static/`
+// folder (the dashboard's HTML, CSS and browser JavaScript) are copied as they
+// are, beside the compiled modules that serve them.
 //
 //   node scripts/build.mjs [--force] [--quiet]
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
-import { join, relative } from 'node:path';
+import { dirname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -40,8 +51,14 @@ function walk(dir, out) {
     const full = join(dir, e.name);
     if (e.isDirectory()) walk(full, out);
     else if (/\.(ts|mjs)$/.test(e.name) && !e.name.endsWith('.test.ts')) out.push(full);
+    else if (isStaticAsset(full)) out.push(full);
   }
   return out;
+}
+
+/** A file served as it is (under a `static/` folder), copied to dist/ unchanged. */
+function isStaticAsset(path) {
+  return relative(root, path).split(sep).includes('static');
 }
 
 /** Hash of every build input: what dist/.build-hash must equal for dist/ to be current. */
@@ -102,6 +119,11 @@ export function ensureBuilt({ force = false, quiet = false } = {}) {
   if (res.status !== 0) {
     rmSync(staging, { recursive: true, force: true });
     throw new Error(`tsc exited with ${res.status ?? res.signal}`);
+  }
+  for (const asset of inputDirs.flatMap((d) => walk(join(root, d), [])).filter(isStaticAsset)) {
+    const to = join(staging, relative(root, asset));
+    mkdirSync(dirname(to), { recursive: true });
+    copyFileSync(asset, to);
   }
   // package.json with "type": "module" is at the root; dist/ inherits it.
   writeFileSync(join(staging, '.build-hash'), `${hash}\n`);
