@@ -7,8 +7,11 @@
 // 3 KB commit just to change one integer would dominate the fan-out path, so
 // rewriteSeq walks the CBOR structure without building values (skipValue),
 // finds the top-level `seq` entry of the body and splices in the new
-// canonical integer. Since keys stay in place and the input is canonical, the
-// result is byte-identical to a full re-encode (property-tested).
+// canonical integer; a body without `seq` gets the entry spliced in where
+// canonical key order puts it (the firehose needs a seq on every event, and
+// a re-encode would not be faithful to floats). Since keys stay in place and
+// the input is canonical, the result is byte-identical to a full re-encode
+// (property-tested, and fuzzed by test/fuzz).
 import { concatBytes } from './bytes.ts';
 import { decodeCborFirst, encodeCbor } from './cbor.ts';
 
@@ -167,19 +170,38 @@ function skipValue(buf: Uint8Array, start: number): number {
 }
 
 interface SeqLocation {
-  /** Start and end of the seq value's encoding. */
+  /** Start and end of the seq value's encoding (equal when the body has no seq). */
   start: number;
   end: number;
   /** The value if it is an unsigned integer. */
   value: number | undefined;
+  /**
+   * Set when the body has no seq: `start` is where a `seq` entry belongs in
+   * canonical key order, and the body's map head (bodyStart..headEnd) counts
+   * `entries`.
+   */
+  missing?: { bodyStart: number; headEnd: number; entries: number };
 }
 
-// Finds the top-level `seq` entry of the body; undefined if the body has none.
-function locateSeq(frame: Uint8Array): SeqLocation | undefined {
+// 'seq' sorts after this key in canonical order (length first, then bytes).
+function sortsBeforeSeq(frame: Uint8Array, p: number, keyLength: number): boolean {
+  if (keyLength !== 3) return keyLength < 3;
+  for (let i = 0; i < 3; i++) {
+    const d = frame[p + i] - SEQ_KEY[i + 1];
+    if (d !== 0) return d < 0;
+  }
+  return false;
+}
+
+const SEQ_KEY = Uint8Array.of(0x63, 0x73, 0x65, 0x71); // text(3) "seq"
+
+// Finds the top-level `seq` entry of the body, or where it belongs if the body has none.
+function locateSeq(frame: Uint8Array): SeqLocation {
   const bodyStart = skipValue(frame, 0);
   const pos = [bodyStart];
   const entries = readHead(frame, pos);
   if (frame[bodyStart] >> 5 !== 5) throw new FrameError('bad-body', 'body is not a map');
+  const headEnd = pos[0];
   for (let i = 0; i < entries; i++) {
     const keyStart = pos[0];
     const keyLength = readHead(frame, pos);
@@ -200,11 +222,13 @@ function locateSeq(frame: Uint8Array): SeqLocation | undefined {
       const end = isUint ? pos[0] : skipValue(frame, start);
       return { start, end, value: isUint ? value : undefined };
     }
-    // Canonical order: keys sort by length first, so past length 3 there is no seq.
-    if (keyLength > 3) return undefined;
+    // Canonical order: past a key that sorts after 'seq' there is no seq.
+    if (!sortsBeforeSeq(frame, p, keyLength)) {
+      return { start: keyStart, end: keyStart, value: undefined, missing: { bodyStart, headEnd, entries } };
+    }
     pos[0] = skipValue(frame, pos[0]);
   }
-  return undefined;
+  return { start: pos[0], end: pos[0], value: undefined, missing: { bodyStart, headEnd, entries } };
 }
 
 function encodeUint(n: number): Uint8Array {
@@ -230,15 +254,29 @@ function encodeUint(n: number): Uint8Array {
 /**
  * Returns a copy of `frame` whose body `seq` is `seq`, byte-identical to
  * decoding, setting seq and re-encoding. The input must be a canonical frame
- * (e.g. one that passed decodeFrame); a body without `seq` is re-encoded.
+ * (e.g. one that passed decodeFrame). A body without `seq` gets one inserted
+ * in canonical key order (the map head's count grows by one), after a full
+ * decode that refuses a frame that is not whole and canonical (FrameError);
+ * the other entries are copied, never re-encoded: a re-encode would write a
+ * float64 such as 1.0 back as an integer, and throw (RangeError, not
+ * FrameError) on one such as 1e300 (found by the fuzz suite, issue 12).
  */
 export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
   if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`invalid seq ${seq}`);
   const loc = locateSeq(frame);
-  if (!loc) {
-    const { header, body } = decodeFrame(frame);
-    body.seq = seq;
-    return header.op === 1 ? encodeFrame(header.t, body) : concatBytes([ERROR_HEADER, encodeCbor(body)]);
+  if (loc.missing) {
+    decodeFrame(frame);
+    const { bodyStart, headEnd, entries } = loc.missing;
+    const mapHead = encodeUint(entries + 1);
+    mapHead[0] |= 0xa0; // major type 5 (map), same argument encoding
+    return concatBytes([
+      frame.subarray(0, bodyStart),
+      mapHead,
+      frame.subarray(headEnd, loc.start),
+      SEQ_KEY,
+      encodeUint(seq),
+      frame.subarray(loc.start),
+    ]);
   }
   const value = encodeUint(seq);
   const out = new Uint8Array(frame.length - (loc.end - loc.start) + value.length);
@@ -251,7 +289,7 @@ export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
 /** The body's top-level `seq` if it is an unsigned integer; undefined otherwise or on malformed input. */
 export function readFrameSeq(frame: Uint8Array): number | undefined {
   try {
-    return locateSeq(frame)?.value;
+    return locateSeq(frame).value;
   } catch {
     return undefined;
   }
