@@ -8,7 +8,10 @@
 // that reports no progress for --stall-s seconds (default 120) is stopped
 // and its chunk reported as a hang. --max-s S stops handing out chunks after
 // S seconds (and SIGINT/SIGTERM stop at once); either way the summary counts
-// the inputs really tried. Exit status 1 when anything failed.
+// the inputs really tried. --validator N also submits N mutated frames to a
+// real Validator (test/fuzz/validator-fuzz.ts) on this thread, in runs of
+// 1,000 (each run a fresh validator, seeded `<seed>-<run>`); `--inputs 0
+// --validator N` runs only that. Exit status 1 when anything failed.
 // `npm test` runs a bounded slice of the same targets (test/fuzz/fuzz.test.ts).
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
@@ -16,6 +19,7 @@ import { Worker } from 'node:worker_threads';
 import { type FuzzFailure, type FuzzStats, formatFailure, fuzzInput } from '../test/fuzz/runner.ts';
 import { buildSeedCorpus } from '../test/fuzz/seeds.ts';
 import { TARGETS, targetByName } from '../test/fuzz/targets.ts';
+import { fuzzValidator } from '../test/fuzz/validator-fuzz.ts';
 import type { FuzzChunk, FuzzWorkerData, FuzzWorkerMessage } from '../test/fuzz/worker.ts';
 
 const { values } = parseArgs({
@@ -29,6 +33,7 @@ const { values } = parseArgs({
     'stall-s': { type: 'string', default: '120' },
     chunk: { type: 'string', default: '20000' },
     'max-s': { type: 'string' },
+    validator: { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -187,6 +192,8 @@ function summary(): void {
       `  ${t.target.padEnd(14)} ${String(t.inputs).padStart(10)} inputs, ${t.accepted} accepted, ${t.refused} refused, slowest ${t.slowestMs.toFixed(1)} ms, heap growth ${(t.heapGrowthBytes / 2 ** 20).toFixed(1)} MiB`,
     );
   }
+  if (validatorInputs > 0)
+    console.log(`  ${'validator'.padEnd(14)} ${String(validatorInputs).padStart(10)} mutated frames`);
   console.log(failures.length === 0 ? 'fuzz: no failures' : `fuzz: ${failures.length} FAILURES`);
 }
 
@@ -198,6 +205,39 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-await Promise.all(Array.from({ length: workerCount }, () => runWorker()));
+let validatorInputs = 0;
+async function runValidator(total: number): Promise<void> {
+  for (let run = 0; validatorInputs < total && Date.now() - started < maxMs; run++) {
+    const count = Math.min(1_000, total - validatorInputs);
+    let found: string[];
+    try {
+      const stats = await fuzzValidator({ seed: `${seed}-${run}`, count });
+      validatorInputs += stats.mutated;
+      found = stats.failures;
+    } catch (err) {
+      validatorInputs += count;
+      found = [`run ${run} ended with ${err instanceof Error ? err.stack : String(err)}`];
+    }
+    for (const f of found) {
+      console.log(`fuzz validator failure: ${f}`);
+      failures.push({
+        target: 'validator',
+        seed: `${seed}-${run}`,
+        index: -1,
+        kind: 'unexpected-error',
+        detail: f,
+        inputHex: '',
+        inputLength: 0,
+      });
+    }
+    if (run % 10 === 9)
+      console.log(`fuzz: validator ${validatorInputs} mutated frames, ${failures.length} failures`);
+  }
+}
+
+await Promise.all([
+  ...Array.from({ length: total > 0 ? workerCount : 0 }, () => runWorker()),
+  runValidator(Number(values.validator)),
+]);
 summary();
 process.exit(failures.length === 0 ? 0 : 1);

@@ -58,14 +58,13 @@ const LOOSE_LIMITS = {
   maxStringBytes: Number.POSITIVE_INFINITY,
 };
 
-/** True when a decoded value holds a number a DAG-CBOR encoder cannot write back as it was read (a float). */
-function hasFloat(v: unknown, depth = 0): boolean {
-  if (typeof v === 'number') return !Number.isSafeInteger(v);
-  if (v === null || typeof v !== 'object' || v instanceof Uint8Array || depth > 200) return false;
-  if (Array.isArray(v)) return v.some((x) => hasFloat(x, depth + 1));
-  if (Object.getPrototypeOf(v) !== Object.prototype) return false; // a CID
-  return Object.values(v).some((x) => hasFloat(x, depth + 1));
-}
+/**
+ * True when the bytes may hold a float64 (head 0xfb anywhere): a decoded
+ * float cannot be told from an integer when its value is integral, and the
+ * encoder writes it back as one (or throws past 2^53), so byte-exact round
+ * trips are checked only on inputs without that byte.
+ */
+const mayHoldFloat = (bytes: Uint8Array): boolean => bytes.includes(0xfb);
 
 const cborDecode: FuzzTarget = {
   name: 'cbor-decode',
@@ -90,7 +89,7 @@ const cborDecode: FuzzTarget = {
     const value = decodeCbor(input);
     // strict decoding means canonical input: encoding the value gives the input back
     // (floats excepted: integral floats are written back as integers)
-    if (!hasFloat(value))
+    if (!mayHoldFloat(input))
       assert.deepEqual(Buffer.from(encodeCbor(value)), Buffer.from(input), 'not canonical');
   },
 };
@@ -139,7 +138,7 @@ const frames: FuzzTarget = {
     assert.ok(rewrittenAnyway.length > 0);
     if (typeof body.seq === 'number' && Number.isSafeInteger(body.seq) && body.seq >= 0)
       assert.equal(peekedSeq, body.seq, 'readFrameSeq disagrees with the decoded body');
-    const floats = hasFloat(body);
+    const floats = mayHoldFloat(input);
     for (const seq of [0, 23, 24, 255, 256, 65_536, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
       const rewritten = rewriteSeq(input, seq);
       const again = decodeFrame(rewritten);
