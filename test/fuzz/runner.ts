@@ -42,7 +42,7 @@ export interface FuzzFailure {
   index: number;
   kind: 'unexpected-error' | 'too-slow' | 'heap-growth';
   detail: string;
-  /** The input, hex, at most the first 512 bytes. */
+  /** The input, hex, at most the first 16 KiB. */
   inputHex: string;
   inputLength: number;
 }
@@ -89,7 +89,7 @@ function describeError(err: unknown): string {
 }
 
 function hex(input: Uint8Array): string {
-  return Buffer.from(input.subarray(0, 512)).toString('hex');
+  return Buffer.from(input.subarray(0, 16_384)).toString('hex');
 }
 
 export function runTarget(target: FuzzTarget, corpus: SeedCorpus, opts: FuzzOptions): FuzzStats {
@@ -169,6 +169,6 @@ export function formatFailure(f: FuzzFailure): string {
     `fuzz ${f.kind} in ${f.target} (seed ${f.seed}, input ${f.index}, ${f.inputLength} bytes)`,
     `  reproduce: npm run fuzz -- --target ${f.target} --seed ${f.seed} --index ${f.index}`,
     `  ${f.detail.split('\n').join('\n  ')}`,
-    `  input (hex, first 512 bytes): ${f.inputHex}`,
+    `  input (hex, first 16 KiB): ${f.inputHex}`,
   ].join('\n');
 }

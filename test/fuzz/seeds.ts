@@ -36,8 +36,42 @@ function isMstNode(v: unknown): boolean {
   return typeof v === 'object' && v !== null && 'e' in v && 'l' in v;
 }
 
-/** Builds the corpus: a few accounts on one offline PDS, each with a handful of events of every kind. */
+/**
+ * Builds the corpus: a few accounts on one offline PDS, each with a handful
+ * of events of every kind. The same seed gives the same bytes on every run
+ * (the simulator reads the wall clock for revs and times, so the clock is
+ * fixed while it works), which is what makes `--index` reproduce an input.
+ */
 export function buildSeedCorpus(seed: number | string = 1): SeedCorpus {
+  return withFixedClock(CORPUS_EPOCH_MS, () => build(seed));
+}
+
+/** 2025-01-01T00:00:00Z: revs and times of the corpus start here. */
+const CORPUS_EPOCH_MS = Date.UTC(2025, 0, 1);
+
+// Replaces the global Date while `fn` runs: `Date.now()` and `new Date()`
+// read a clock that starts at `startMs` and advances 1 ms per read.
+function withFixedClock<T>(startMs: number, fn: () => T): T {
+  const RealDate = Date;
+  let t = startMs;
+  class FixedDate extends RealDate {
+    constructor(...args: unknown[]) {
+      if (args.length === 0) super(t++);
+      else super(...(args as [number]));
+    }
+    static override now(): number {
+      return t++;
+    }
+  }
+  globalThis.Date = FixedDate as DateConstructor;
+  try {
+    return fn();
+  } finally {
+    globalThis.Date = RealDate;
+  }
+}
+
+function build(seed: number | string): SeedCorpus {
   const plc = new SimPlc(`fuzz-plc:${seed}`);
   const pds = new SimPds({ plc, name: 'fuzz', seed: `fuzz:${seed}` });
   const dids: string[] = [];
@@ -52,6 +86,10 @@ export function buildSeedCorpus(seed: number | string = 1): SeedCorpus {
   pds.deactivate(dids[2]);
   pds.activate(dids[2]);
   pds.emitIdentity(dids[0]);
+  // a P-256 account for its DID document (its frames are left out: P-256
+  // signatures are randomised, and the corpus must be the same on every run)
+  const p256 = new SimPds({ plc, name: 'fuzzp', seed: `fuzz-p256:${seed}`, keyAlg: 'p256' });
+  const p256Did = p256.createAccount().did;
 
   const frames: SeedFrame[] = [];
   for (let s = 1; s <= pds.firehose.head; s++) {
@@ -86,8 +124,47 @@ export function buildSeedCorpus(seed: number | string = 1): SeedCorpus {
   }
   cborValues.push(encodeCbor({ a: [1, -2, 3.5, null, true, false, 'x'], b: new Uint8Array([1, 2, 3]) }));
 
-  const didDocuments = dids.map((did) => ({ did, json: JSON.stringify(plc.document(did)) }));
+  const didDocuments = [...dids, p256Did].map((did) => ({ did, json: JSON.stringify(plc.document(did)) }));
+  didDocuments.push(...documentVariants(plc.document(dids[0]) as unknown as Record<string, unknown>));
   return { frames, cars, mstNodes: dedupe(mstNodes), didDocuments, cborValues: dedupe(cborValues) };
+}
+
+// Shapes the simulated PLC never makes but DID documents in the wild have:
+// relative fragment ids, a did:web document, several handles and services,
+// a legacy key type, fields of the wrong type.
+function documentVariants(doc: Record<string, unknown>): { did: string; json: string }[] {
+  const did = doc.id as string;
+  const vm = (doc.verificationMethod as Record<string, unknown>[])[0];
+  const web = 'did:web:pds.fuzz.example';
+  const variants: Record<string, unknown>[] = [
+    {
+      ...doc,
+      verificationMethod: [{ ...vm, id: '#atproto' }],
+      alsoKnownAs: ['at://not a handle', 'https://x.example', 'at://second.fuzz.test'],
+      service: [
+        { id: '#other', type: 'Other', serviceEndpoint: 'https://other.example' },
+        {
+          id: `${did}#atproto_pds`,
+          type: 'AtprotoPersonalDataServer',
+          serviceEndpoint: 'https://pds.example/',
+        },
+      ],
+    },
+    {
+      ...doc,
+      verificationMethod: [
+        {
+          ...vm,
+          type: 'EcdsaSecp256k1VerificationKey2019',
+          publicKeyMultibase: 'zQ3shXjHeiBuRCKmM36cuYnm7YEMzhGnCmCyW92sRJ9pribSF',
+        },
+      ],
+      service: { id: '#atproto_pds' },
+      alsoKnownAs: 'at://x.test',
+    },
+    { ...doc, id: web, verificationMethod: [{ ...vm, id: `${web}#atproto`, controller: web }] },
+  ];
+  return variants.map((v) => ({ did: v.id as string, json: JSON.stringify(v) }));
 }
 
 function splitFrame(frame: Uint8Array): [Uint8Array, Uint8Array] {
