@@ -9,9 +9,9 @@ import { SimNetwork } from '../../sim/network.ts';
 import { concatBytes } from '../protocol/bytes.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
 import { CborScanner } from '../protocol/cbor-scan.ts';
-import { MAX_EVENT_DEPTH, MAX_EVENT_ITEMS } from '../protocol/events.ts';
+import { MAX_EVENT_DEPTH, MAX_EVENT_ITEMS, MAX_FRAME_KEY_BYTES } from '../protocol/events.ts';
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
-import { checkFrame, readControlBody } from './frame-check.ts';
+import { checkFrame, classifyFrame, readControlBody } from './frame-check.ts';
 
 const commit = encodeFrame('#commit', {
   seq: 123456789,
@@ -114,6 +114,22 @@ describe('checkFrame reasons and fields', () => {
     assert.equal(
       reasonOf(encodeFrame('#commit', { seq: 1, repo: 'did:plc:a', blocks: new Uint8Array(4_000_000) })),
       'ok',
+    );
+  });
+
+  it('refuses a top-level key over MAX_FRAME_KEY_BYTES as key-too-long (not malformed), naming the length', () => {
+    const withKey = (length: number) =>
+      encodeFrame('#commit', { seq: 9, repo: 'did:plc:a', ['k'.repeat(length)]: 1 });
+    const atLimit = checkFrame(withKey(MAX_FRAME_KEY_BYTES));
+    assert.ok(atLimit.ok && atLimit.op === 1 && atLimit.seq === 9);
+    const over = checkFrame(withKey(MAX_FRAME_KEY_BYTES + 1));
+    assert.ok(!over.ok);
+    assert.equal(over.reason, 'key-too-long');
+    assert.match(over.detail, new RegExp(`key of ${MAX_FRAME_KEY_BYTES + 1} bytes .*${MAX_FRAME_KEY_BYTES}`));
+    assert.deepEqual(classifyFrame(withKey(300), true, 0), { kind: 'bad', reason: 'key-too-long' });
+    // a key that long nested inside a value is not a top-level field: only the item and depth limits apply
+    assert.ok(
+      checkFrame(encodeFrame('#commit', { seq: 9, repo: 'did:plc:a', x: { ['k'.repeat(300)]: 1 } })).ok,
     );
   });
 

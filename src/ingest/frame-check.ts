@@ -12,9 +12,14 @@
 // 3. Body: exactly one map of strict DAG-CBOR heads, nothing after it,
 //    nested at most MAX_EVENT_DEPTH deep and at most MAX_EVENT_ITEMS items
 //    (the scan stops at either limit, so a hostile body costs at most that
-//    many heads whatever its size). On the way it reads the top-level `seq`
-//    and, for the four event types, the account DID (`repo` of #commit,
-//    `did` otherwise), which must be DID syntax of at most 2 KB.
+//    many heads whatever its size), every top-level key at most
+//    MAX_FRAME_KEY_BYTES (256) bytes. A body with a longer top-level key is
+//    valid DAG-CBOR but is dropped here (`key-too-long`): no lexicon field
+//    comes near that length, and the limit keeps key comparison and logging
+//    bounded. Keys inside nested values are bounded only by the item and
+//    depth limits. On the way it reads the top-level `seq` and, for the four
+//    event types, the account DID (`repo` of #commit, `did` otherwise), which
+//    must be DID syntax of at most 2 KB.
 //
 // Only frames that pass reach the worker pool or the main-thread decode of
 // #identity/#account, so both decode bounded input. The check matters for
@@ -34,6 +39,7 @@ import {
   MAX_EVENT_ITEMS,
   MAX_FRAME_BYTES,
   MAX_FRAME_HEADER_BYTES,
+  MAX_FRAME_KEY_BYTES,
   MAX_FRAME_TYPE_BYTES,
   MAX_INFO_MESSAGE_LENGTH,
   MAX_INFO_NAME_LENGTH,
@@ -47,7 +53,14 @@ export const CURRENT_TYPES: ReadonlySet<string> = new Set(['#commit', '#sync', '
 export const DEPRECATED_TYPES: ReadonlySet<string> = new Set(['#handle', '#migrate', '#tombstone']);
 
 /** Why a frame failed the check (each is a drop reason in the ingest metrics). */
-export type FrameCheckFailure = 'bad-header' | 'too-large' | 'malformed' | 'too-deep' | 'too-many-items';
+export type FrameCheckFailure =
+  | 'bad-header'
+  | 'too-large'
+  | 'malformed'
+  | 'too-deep'
+  | 'too-many-items'
+  /** A top-level body key longer than MAX_FRAME_KEY_BYTES (valid CBOR, over the relay's limit). */
+  | 'key-too-long';
 
 export type FrameCheck =
   | {
@@ -132,9 +145,15 @@ export function checkFrame(frame: Uint8Array): FrameCheck {
   const didField = op === 1 ? DID_FIELD.get(t!) : undefined;
   let seq: number | undefined;
   let did: string | undefined;
+  let longKey = 0;
   try {
     const s = new CborScanner(frame, BODY_LIMITS, bodyStart);
+    // keys of any length are read (within the frame), then refused here by name
     s.forEachMapEntry((v) => {
+      if (v.keyLength > MAX_FRAME_KEY_BYTES) {
+        longKey = v.keyLength;
+        return false;
+      }
       if (v.keyIs('seq')) {
         if (v.peekMajor() === MAJOR_UINT) seq = v.readUint();
       } else if (didField !== undefined && v.keyIs(didField)) {
@@ -142,7 +161,14 @@ export function checkFrame(frame: Uint8Array): FrameCheck {
         const { text, truncated } = v.readTextPrefix(MAX_DID_LENGTH);
         if (!truncated && isValidDid(text)) did = text;
       }
-    });
+    }, MAX_FRAME_BYTES);
+    if (longKey > 0) {
+      return {
+        ok: false,
+        reason: 'key-too-long',
+        detail: `top-level key of ${longKey} bytes is longer than ${MAX_FRAME_KEY_BYTES}`,
+      };
+    }
     if (!s.atEnd()) return { ok: false, reason: 'malformed', detail: 'bytes after the body' };
   } catch (err) {
     return failure(err, 'body');

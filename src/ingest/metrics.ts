@@ -12,6 +12,7 @@ export type DropReason =
   | 'bad-header'
   | 'too-deep'
   | 'too-many-items'
+  | 'key-too-long'
   | 'bad-did'
   | 'no-seq'
   | 'seq-not-increasing'

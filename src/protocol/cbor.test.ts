@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { fromBase64, toBase64 } from './bytes.ts';
-import { decodeCbor, decodeCborFirst, encodeCbor } from './cbor.ts';
+import { CborError, decodeCbor, decodeCborFirst, encodeCbor, MAX_CBOR_DEPTH } from './cbor.ts';
 import { cidForCbor, cidForRaw, isCid } from './cid.ts';
 
 const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
@@ -129,5 +129,43 @@ describe('CBOR round trips', () => {
     // A CBOR map that merely has such a key among others is ordinary data.
     const other = { $link: 'x', other: 1 };
     assert.deepEqual(decodeCbor(encodeCbor(other)), other);
+  });
+});
+
+describe('decodeCbor nesting and error type (issue 12 fuzzing)', () => {
+  const nested = (depth: number, open: number[]): Uint8Array => {
+    const out: number[] = [];
+    for (let i = 0; i < depth; i++) out.push(...open);
+    out.push(0xf6);
+    return new Uint8Array(out);
+  };
+
+  it(`accepts nesting up to MAX_CBOR_DEPTH (${MAX_CBOR_DEPTH}) and refuses one deeper with a clear CborError`, () => {
+    for (const open of [[0x81], [0xa1, 0x61, 0x61]]) {
+      assert.doesNotThrow(() => decodeCbor(nested(MAX_CBOR_DEPTH, open)));
+      assert.throws(
+        () => decodeCbor(nested(MAX_CBOR_DEPTH + 1, open)),
+        (err) =>
+          err instanceof CborError && err.reason === 'too-deep' && /nested deeper than 128/.test(err.message),
+      );
+      assert.throws(() => decodeCborFirst(nested(MAX_CBOR_DEPTH + 1, open)), CborError);
+    }
+  });
+
+  it('refuses 100,000 levels of nesting with a CborError, not a stack overflow', () => {
+    for (const open of [[0x81], [0xa1, 0x60]]) {
+      assert.throws(
+        () => decodeCbor(nested(100_000, open)),
+        (err) => err instanceof CborError && err.reason === 'too-deep',
+      );
+    }
+  });
+
+  it('throws CborError (reason malformed) for every other defect, keeping the decoder message', () => {
+    assert.throws(
+      () => decodeCbor(hex('a2 6162 01 6161 02')),
+      (err) => err instanceof CborError && err.reason === 'malformed' && /canonical order/.test(err.message),
+    );
+    assert.throws(() => decodeCborFirst(hex('63 6162')), CborError);
   });
 });

@@ -33,6 +33,12 @@ export const MAX_FRAME_HEADER_BYTES = 1024;
 /** Longest message type name `t` in a header. */
 export const MAX_FRAME_TYPE_BYTES = 64;
 /**
+ * Longest top-level key of an event body (the lexicon's are at most 8 bytes;
+ * unknown fields are allowed, so there is room for the lexicon to grow).
+ * Keys of nested values are bounded only by the item and depth limits.
+ */
+export const MAX_FRAME_KEY_BYTES = 256;
+/**
  * Largest frame of the types that are small by nature: #identity, #account,
  * #sync (blocks at most 10,000 bytes), #info and error frames. Only #commit
  * may use the whole MAX_FRAME_BYTES (its blocks may be 2 MB).

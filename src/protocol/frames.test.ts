@@ -260,3 +260,48 @@ describe('rewriteSeq / readFrameSeq', () => {
     assert.deepEqual(frame, copy);
   });
 });
+
+describe('rewriteSeq on a body without seq (issue 12 fuzzing)', () => {
+  const hex = (s: string): Uint8Array => new Uint8Array(Buffer.from(s.replace(/\s+/g, ''), 'hex'));
+  const header = encodeCbor({ op: 1, t: '#commit' });
+  const seq5 = '63736571 05'; // "seq": 5
+
+  it('inserts seq in canonical key order without re-encoding the rest (floats stay floats)', () => {
+    // {a: 1.0 as float64} decodes to the number 1, which a re-encode would write as the integer 1
+    const floatBody = hex('a1 6161 fb3ff0000000000000');
+    const out = rewriteSeq(concatBytes([header, floatBody]), 5);
+    assert.deepEqual(out, concatBytes([header, hex(`a2 6161 fb3ff0000000000000 ${seq5}`)]));
+    assert.equal(readFrameSeq(out), 5);
+  });
+
+  it('does not throw on a float no encoder can write back as an integer (1e300)', () => {
+    const body = hex('a1 6161 fb7e37e43c8800759c');
+    const out = rewriteSeq(concatBytes([header, body]), 5);
+    assert.deepEqual(out, concatBytes([header, hex(`a2 6161 fb7e37e43c8800759c ${seq5}`)]));
+  });
+
+  it('puts seq before a longer key and before a same-length key that sorts after it, and grows the map head', () => {
+    assert.deepEqual(
+      rewriteSeq(concatBytes([header, hex('a2 6173 01 63736967 02')]), 5), // {s: 1, sig: 2}
+      concatBytes([header, hex(`a3 6173 01 ${seq5} 63736967 02`)]),
+    );
+    assert.deepEqual(
+      rewriteSeq(concatBytes([header, hex('a1 6474696d65 01')]), 5), // {time: 1}
+      concatBytes([header, hex(`a2 ${seq5} 6474696d65 01`)]),
+    );
+    assert.deepEqual(
+      rewriteSeq(concatBytes([header, hex('a0')]), 5),
+      concatBytes([header, hex(`a1 ${seq5}`)]),
+    );
+    // 23 entries → 24: the map head becomes two bytes
+    const body: Record<string, number> = {};
+    for (let i = 0; i < 23; i++) body[`k${String(i).padStart(3, '0')}`] = i;
+    const frame = encodeFrame('#commit', body);
+    assert.deepEqual(rewriteSeq(frame, 300), encodeFrame('#commit', { ...body, seq: 300 }));
+  });
+
+  it('still refuses a frame that does not decode', () => {
+    assert.throws(() => rewriteSeq(concatBytes([header, hex('a2 6161 01 6161 02')]), 5), FrameError);
+    assert.throws(() => rewriteSeq(concatBytes([header, hex('a1 6161')]), 5), FrameError);
+  });
+});

@@ -7,10 +7,13 @@
 // 3 KB commit just to change one integer would dominate the fan-out path, so
 // rewriteSeq walks the CBOR structure without building values,
 // finds the top-level `seq` entry of the body and splices in the new
-// canonical integer. Since keys stay in place and the input is canonical, the
-// result is byte-identical to a full re-encode (property-tested). The walk is
-// the bounded, non-recursive scanner of cbor-scan.ts, the one CBOR head
-// reader of the relay.
+// canonical integer; a body without `seq` gets the entry spliced in where
+// canonical key order puts it (the firehose needs a seq on every event, and
+// a re-encode would not be faithful to floats). Since keys stay in place and
+// the input is canonical, the result is byte-identical to a full re-encode
+// (property-tested, and fuzzed by test/fuzz). The walk is the bounded,
+// non-recursive scanner of cbor-scan.ts, the one CBOR head reader of the
+// relay.
 import { concatBytes } from './bytes.ts';
 import { decodeCborFirst, encodeCbor } from './cbor.ts';
 import { CborScanError, CborScanner, MAJOR_UINT, type ScanLimits } from './cbor-scan.ts';
@@ -117,26 +120,55 @@ const Scanner = CborScanner;
 const UINT = MAJOR_UINT;
 
 interface SeqLocation {
-  /** Start and end of the seq value's encoding. */
+  /** Start and end of the seq value's encoding (equal when the body has no seq). */
   start: number;
   end: number;
   /** The value if it is an unsigned integer. */
   value: number | undefined;
+  /**
+   * Set when the body has no seq: `start` is where a `seq` entry belongs in
+   * canonical key order, and the body's map head (bodyStart..headEnd) counts
+   * `entries`.
+   */
+  missing?: { bodyStart: number; headEnd: number; entries: number };
+}
+
+const SEQ_KEY = Uint8Array.of(0x63, 0x73, 0x65, 0x71); // text(3) "seq"
+
+/** Bytes of a canonical text-string head for a key of `length` bytes (keys are at most 256 here). */
+function keyHeadBytes(length: number): number {
+  return length < 24 ? 1 : length < 0x100 ? 2 : 3;
 }
 
 /**
- * Finds the top-level `seq` entry of the body with the bounded scanner;
- * undefined if the body has none. Throws CborScanError on a frame it cannot
- * walk (truncated, not DAG-CBOR, over the limits, body not a map).
+ * Finds the top-level `seq` entry of the body with the bounded scanner, or
+ * where one belongs in canonical key order when the body has none. Throws
+ * CborScanError on a frame it cannot walk (truncated, not DAG-CBOR, over the
+ * limits, body not a map).
  */
-function locateSeq(frame: Uint8Array): SeqLocation | undefined {
+function locateSeq(frame: Uint8Array): SeqLocation {
   const header = new Scanner(frame, HEADER_LIMITS, 0, Math.min(frame.length, MAX_FRAME_HEADER_BYTES));
-  const body = new Scanner(frame, BODY_LIMITS, header.skip());
-  // Canonical key order sorts by length first, so the walk stops at the first key longer than "seq".
-  if (!body.findMapKey('seq', true)) return undefined;
-  const start = body.pos;
-  if (body.peekMajor() === UINT) return { start, value: body.readUint(), end: body.pos };
-  return { start, end: body.skip(), value: undefined };
+  const bodyStart = header.skip();
+  const body = new Scanner(frame, BODY_LIMITS, bodyStart);
+  // Canonical key order sorts by length first, so the walk stops at the first key that sorts after "seq".
+  if (body.findMapKey('seq', true)) {
+    const start = body.pos;
+    if (body.peekMajor() === UINT) return { start, value: body.readUint(), end: body.pos };
+    return { start, end: body.skip(), value: undefined };
+  }
+  // No seq. findMapKey stopped either just after a key that sorts after
+  // "seq" (the scanner sits at the end of that key's bytes: the entry goes
+  // before the key's head) or at the end of the map (after a value).
+  const stoppedAtKey = body.keyLength > 0 && body.pos === body.keyStart + body.keyLength;
+  const insertAt = stoppedAtKey ? body.keyStart - keyHeadBytes(body.keyLength) : body.pos;
+  const head = new Scanner(frame, BODY_LIMITS, bodyStart);
+  const entries = head.readMapHead();
+  return {
+    start: insertAt,
+    end: insertAt,
+    value: undefined,
+    missing: { bodyStart, headEnd: head.pos, entries },
+  };
 }
 
 function encodeUint(n: number): Uint8Array {
@@ -162,21 +194,35 @@ function encodeUint(n: number): Uint8Array {
 /**
  * Returns a copy of `frame` whose body `seq` is `seq`, byte-identical to
  * decoding, setting seq and re-encoding. The input must be a canonical frame
- * (e.g. one that passed decodeFrame); a body without `seq` is re-encoded.
+ * (e.g. one that passed decodeFrame). A body without `seq` gets one inserted
+ * in canonical key order (the map head's count grows by one), after a full
+ * decode that refuses a frame that is not whole and canonical (FrameError);
+ * the other entries are copied, never re-encoded: a re-encode would write a
+ * float64 such as 1.0 back as an integer, and throw (RangeError, not
+ * FrameError) on one such as 1e300 (found by the fuzz suite, issue 12).
  */
 export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
   if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`invalid seq ${seq}`);
-  let loc: SeqLocation | undefined;
+  let loc: SeqLocation;
   try {
     loc = locateSeq(frame);
   } catch (err) {
     if (err instanceof CborScanError) throw new FrameError('bad-body', err.message);
     throw err;
   }
-  if (!loc) {
-    const { header, body } = decodeFrame(frame);
-    body.seq = seq;
-    return header.op === 1 ? encodeFrame(header.t, body) : concatBytes([ERROR_HEADER, encodeCbor(body)]);
+  if (loc.missing) {
+    decodeFrame(frame); // refuses a frame that is not whole and canonical
+    const { bodyStart, headEnd, entries } = loc.missing;
+    const mapHead = encodeUint(entries + 1);
+    mapHead[0] |= 0xa0; // major type 5 (map), same argument encoding
+    return concatBytes([
+      frame.subarray(0, bodyStart),
+      mapHead,
+      frame.subarray(headEnd, loc.start),
+      SEQ_KEY,
+      encodeUint(seq),
+      frame.subarray(loc.start),
+    ]);
   }
   const value = encodeUint(seq);
   const out = new Uint8Array(frame.length - (loc.end - loc.start) + value.length);
@@ -189,7 +235,7 @@ export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
 /** The body's top-level `seq` if it is an unsigned integer; undefined otherwise or on malformed input. */
 export function readFrameSeq(frame: Uint8Array): number | undefined {
   try {
-    return locateSeq(frame)?.value;
+    return locateSeq(frame).value;
   } catch {
     return undefined;
   }
