@@ -324,6 +324,7 @@ export class Relay {
       registry: this.registry,
       lookup: this.deps.lookup,
       logHead: () => eventLog.head(),
+      resyncNow: (did) => validator.requestResync(did),
     });
     this.hosts = hosts;
     // Exactly once through crashes (src/ingest/log-recovery.ts): the stored
