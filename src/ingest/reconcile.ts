@@ -315,8 +315,6 @@ export class AccountReconciler {
     if (limit <= 0 || this.stopped) return;
     const cursor = st.cursor === undefined ? '' : `&cursor=${encodeURIComponent(st.cursor)}`;
     const url = `${httpBase({ hostname: host.hostname, tls: host.tls })}/xrpc/com.atproto.sync.listRepos?limit=${limit}${cursor}`;
-    // counted before the answer: a host that fails still spends its hour
-    st.examined += limit;
     const res = await this.deps.fetcher.getJson(url, {
       timeoutMs: FETCH_TIMEOUT_MS,
       maxResponseBytes: 16 * 1024 + limit * BYTES_PER_REPO,
@@ -327,6 +325,8 @@ export class AccountReconciler {
     if (!Array.isArray(repos)) throw new Error('listRepos answer has no repos array');
     this.pagesCounter?.labels('ok').inc();
     st.lastError = undefined;
+    // what the answer holds counts (at least one: an empty page still spent a request)
+    st.examined += Math.max(1, Math.min(repos.length, limit));
     const next = body?.cursor;
     if (typeof next === 'string' && next.length > 0 && next.length <= 2048 && repos.length > 0) {
       st.cursor = next;
