@@ -159,6 +159,9 @@ export interface HostLeaseGate {
   isHeld(hostId: number): boolean;
 }
 
+/** Released throttled accounts resynced at once per release (see releaseThrottled). */
+const RESYNC_NOW_PER_RELEASE = 500;
+
 export interface HostManagerOptions {
   store: MetadataStore;
   sink: FrameSink;
@@ -583,8 +586,11 @@ export class HostManager implements HostControl {
     );
     if (!resyncNow) return;
     // not awaited: the resync queue paces them; a failure leaves the account
-    // desynchronized, healed on its next event like any failed resync
-    for (const did of released) {
+    // desynchronized, healed on its next event like any failed resync. At
+    // most RESYNC_NOW_PER_RELEASE at once (the host's resync queue is bounded
+    // too); the rest stay desynchronized until their next event or the
+    // reconciliation sweep (reconcile.ts) resyncs them.
+    for (const did of released.slice(0, RESYNC_NOW_PER_RELEASE)) {
       resyncNow(did).catch((err: unknown) =>
         this.log.warn({ did, err }, 'resync of a released account not queued'),
       );
