@@ -231,9 +231,12 @@ export class AccountReconciler {
       if (st.sweeping || now - st.lastStepAt < this.settings.intervalMs) continue;
       due.push(host);
     }
-    for (let i = 0; i < due.length && !this.stopped; i += MAX_HOSTS_IN_FLIGHT) {
-      await Promise.all(due.slice(i, i + MAX_HOSTS_IN_FLIGHT).map((h) => this.step(h)));
-    }
+    // a small pool: one slow host holds one slot, not the others
+    let next = 0;
+    const worker = async () => {
+      while (next < due.length && !this.stopped) await this.step(due[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(MAX_HOSTS_IN_FLIGHT, due.length) }, worker));
   }
 
   private async activeHosts(): Promise<Host[]> {
