@@ -362,6 +362,15 @@ export class SimPds {
     return this.publishNow(this.accountFrame(a));
   }
 
+  /**
+   * Changes the account's status without emitting #account: the event a
+   * relay missed (for reconciliation tests). getRepoStatus and listRepos
+   * answer with the new status.
+   */
+  setStatusSilently(did: string, status: Exclude<AccountStatus, 'deleted'>): void {
+    this.account(did).status = status;
+  }
+
   /** Emits #sync with the account's current commit (what a PDS does after a repo import or to reset a relay). */
   emitSync(did: string): EmittedEvent {
     this.emitQueued();

@@ -2,8 +2,11 @@
 // comes back with no admin action and its backlog is relayed (re-probe,
 // src/ingest/reprobe.ts); a stream that stalls while its host keeps writing is
 // noticed and reconnected (stall watchdog, src/ingest/coverage.ts); a silent
-// partial outage drops the coverage figure and fails /_readyz. Every schedule
-// is configured small and every wait is on a condition.
+// partial outage drops the coverage figure and fails /_readyz; account drift
+// a lost event left (a status changed without #account, a commit never
+// announced) is found by the reconciliation sweep and repaired
+// (src/ingest/reconcile.ts). Every schedule is configured small and every
+// wait is on a condition.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -163,12 +166,14 @@ describe('self-healing hosts and coverage', () => {
       const raised = await r.hosts!.setAccountLimit(host.hostname, 10);
       assert.ok(raised.ok);
       assert.equal((await store.listThrottledAccounts(hostRow.id, { limit: 10 })).length, 0);
-      assert.equal((await store.getAccountByDid(did))?.status, 'desynchronized');
+      assert.ok(
+        ['desynchronized', 'active'].includes((await store.getAccountByDid(did))?.status ?? ''),
+        'released: desynchronized until its resync',
+      );
       const released = await r.registry.getSingleMetric('relay_throttle_released_accounts_total')?.get();
       assert.equal(released?.values[0]?.value, 2);
 
-      // its next event queues the resync: #sync at the host's current rev, then commits flow
-      const next = host.writeRecord(did);
+      // resynced at once, with no further write: #sync at the host's current rev
       const isSync = (f: ReceivedFrame) =>
         f.frame?.header.op === 1 &&
         't' in f.frame.header &&
@@ -176,7 +181,7 @@ describe('self-healing hosts and coverage', () => {
         f.frame.body.did === did;
       await waitFor(() => consumer.frames.some(isSync), '#sync of the released account');
       const sync = consumer.frames.find(isSync)!;
-      assert.equal(sync.frame?.body.rev, next.rev, 'the #sync carries the writes made meanwhile');
+      assert.equal(sync.frame?.body.rev, meanwhile[1].rev, 'the #sync carries the writes made meanwhile');
       await waitFor(async () => (await store.getAccountByDid(did))?.status === 'active', 'account active');
       const later = host.writeRecord(did);
       await waitRelayCaughtUp(r, n, consumer);
@@ -229,5 +234,103 @@ describe('self-healing hosts and coverage', () => {
     await Promise.all([n.hosts[2].goOnline(), n.hosts[3].goOnline()]);
     await waitFor(() => coverage.report().coverage === 1, 'coverage back to whole');
     await waitFor(async () => (await readyz(r)).status === 200, 'ready again');
+  });
+
+  it('an account whose status changed upstream unseen is reconciled, and its #account reaches consumers', async () => {
+    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 2, seed: 'heal-reconcile-status' });
+    relay = await startTestRelay(net, dataDir, {
+      RELAY_COVERAGE_SAMPLE_SECONDS: '0',
+      RELAY_COVERAGE_READY_THRESHOLD: '0',
+      RELAY_RECONCILE_INTERVAL_SECONDS: '0.1',
+      RELAY_RECONCILE_GRACE_SECONDS: '0.2',
+    });
+    const r = relay;
+    const n = net;
+    const store = r.store!;
+    await crawlAll(r, n);
+    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      writeEveryAccount(n);
+      await waitRelayCaughtUp(r, n, consumer);
+      const host = n.hosts[0];
+      const did = n.accounts[0].did;
+      const accountFrames = (status: string) => (f: ReceivedFrame) =>
+        f.frame?.header.op === 1 &&
+        't' in f.frame.header &&
+        f.frame.header.t === '#account' &&
+        f.frame.body.did === did &&
+        (status === 'active' ? f.frame.body.active === true : f.frame.body.status === status);
+
+      // a missed #account: the host deactivates the account and says nothing
+      host.setStatusSilently(did, 'deactivated');
+      await waitFor(
+        () => consumer.frames.some(accountFrames('deactivated')),
+        '#account deactivated relayed',
+        {
+          describe: () => JSON.stringify(r.reconciler?.report()),
+        },
+      );
+      assert.equal((await store.getAccountByDid(did))?.upstreamStatus, 'deactivated');
+
+      // a stale inactive: back to active upstream, again unannounced
+      host.setStatusSilently(did, 'active');
+      await waitFor(() => consumer.frames.some(accountFrames('active')), '#account active relayed');
+      assert.equal((await store.getAccountByDid(did))?.upstreamStatus, 'active');
+      const repairs = await r.registry.getSingleMetric('relay_reconcile_repairs_total')?.get();
+      assert.equal(repairs?.values.find((v) => v.labels.kind === 'status')?.value, 2);
+      const stats = (await (await fetch(`http://127.0.0.1:${r.port}/_stats`)).json()) as {
+        reconcile: { repairs: { status: number } };
+      };
+      assert.equal(stats.reconcile.repairs.status, 2);
+      // later commits flow as before
+      const later = host.writeRecord(did);
+      await waitRelayCaughtUp(r, n, consumer);
+      assert.ok(commitCids(consumer.frames).has(cidToString(later.commit!)), 'later commit relayed');
+    } finally {
+      await consumer.close();
+    }
+  });
+
+  it('a commit the stream never carried is recovered by a resync (#sync), with no admin action', async () => {
+    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 2, seed: 'heal-reconcile-commit' });
+    relay = await startTestRelay(net, dataDir, {
+      RELAY_COVERAGE_SAMPLE_SECONDS: '0',
+      RELAY_COVERAGE_READY_THRESHOLD: '0',
+      RELAY_RECONCILE_INTERVAL_SECONDS: '0.1',
+      RELAY_RECONCILE_GRACE_SECONDS: '0.2',
+    });
+    const r = relay;
+    const n = net;
+    await crawlAll(r, n);
+    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    try {
+      writeEveryAccount(n);
+      await waitRelayCaughtUp(r, n, consumer);
+      const host = n.hosts[0];
+      const did = n.accounts[1].did;
+      // the host writes, and the event is lost: nothing on the stream
+      const missed = host.applyUnannounced(did, [host.randomWriteFor(host.accounts.get(did)!)]);
+      const isSync = (f: ReceivedFrame) =>
+        f.frame?.header.op === 1 &&
+        't' in f.frame.header &&
+        f.frame.header.t === '#sync' &&
+        f.frame.body.did === did;
+      await waitFor(() => consumer.frames.some(isSync), '#sync of the account behind its host', {
+        describe: () => JSON.stringify(r.reconciler?.report()),
+      });
+      assert.equal(
+        consumer.frames.find(isSync)?.frame?.body.rev,
+        missed.rev,
+        'the #sync is at the missed rev',
+      );
+      const repairs = await r.registry.getSingleMetric('relay_reconcile_repairs_total')?.get();
+      assert.ok((repairs?.values.find((v) => v.labels.kind === 'resync')?.value ?? 0) >= 1);
+      await waitFor(async () => (await r.store!.getAccountByDid(did))?.status === 'active', 'account active');
+      const later = host.writeRecord(did);
+      await waitRelayCaughtUp(r, n, consumer);
+      assert.ok(commitCids(consumer.frames).has(cidToString(later.commit!)), 'later commit relayed');
+    } finally {
+      await consumer.close();
+    }
   });
 });

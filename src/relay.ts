@@ -73,6 +73,7 @@ import { CoverageMonitor } from './ingest/coverage.ts';
 import { HostLeases } from './ingest/host-leases.ts';
 import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
+import { AccountReconciler } from './ingest/reconcile.ts';
 import { HostReprober } from './ingest/reprobe.ts';
 import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
@@ -120,6 +121,8 @@ export class Relay {
   hosts?: HostManager;
   /** Coverage figure and stall watchdog (src/ingest/coverage.ts). */
   coverage?: CoverageMonitor;
+  /** Account reconciliation sweep (src/ingest/reconcile.ts). */
+  reconciler?: AccountReconciler;
   /** Re-probes offline and idle hosts (src/ingest/reprobe.ts). */
   reprober?: HostReprober;
   /** Ingest role only: the host leases this process holds (ingest/host-leases.ts). */
@@ -324,6 +327,7 @@ export class Relay {
       registry: this.registry,
       lookup: this.deps.lookup,
       logHead: () => eventLog.head(),
+      resyncNow: (did) => validator.requestResync(did),
     });
     this.hosts = hosts;
     // Exactly once through crashes (src/ingest/log-recovery.ts): the stored
@@ -376,6 +380,22 @@ export class Relay {
       registry: this.registry,
     });
     this.coverage = coverage;
+    const reconciler = new AccountReconciler({
+      store,
+      live: () => hosts.list(),
+      fetcher,
+      repairs: validator,
+      unwrittenHead: (did) => validator.unwrittenHead(did),
+      ingestPaused: () => hosts.pausedFor.length > 0,
+      settings: {
+        intervalMs: cfg.reconcileIntervalSeconds * 1000,
+        accountsPerHostPerHour: cfg.reconcileAccountsPerHostPerHour,
+        graceMs: cfg.reconcileGraceSeconds * 1000,
+      },
+      log,
+      registry: this.registry,
+    });
+    this.reconciler = reconciler;
     const reprober = new HostReprober({
       store,
       fetcher,
@@ -392,7 +412,11 @@ export class Relay {
       eventLog,
       firehose,
       identity,
-      extra: () => ({ coverage: coverage.report(), reprobes: reprober.schedule().slice(0, 20) }),
+      extra: () => ({
+        coverage: coverage.report(),
+        reprobes: reprober.schedule().slice(0, 20),
+        reconcile: reconciler.report(),
+      }),
     });
     this.health.stats = stats;
     // `/` and the web UI under /admin/ (src/dashboard); other /admin/ paths are the API's.
@@ -529,6 +553,7 @@ export class Relay {
       // subscribers: meaningful only where one process reads them all.
       coverage.start();
       reprober.start();
+      reconciler.start();
     } else if (role === 'ingest' && leases) {
       await hosts.start();
       leases.start({
@@ -611,7 +636,7 @@ export class Relay {
     this.stopping ??= (async () => {
       this.health.ready = false;
       this.log.info('relay stopping');
-      await Promise.all([this.coverage?.stop(), this.reprober?.stop()]);
+      await Promise.all([this.coverage?.stop(), this.reprober?.stop(), this.reconciler?.stop()]);
       await this.hosts?.stop();
       await this.leases?.close(); // after ingest stopped: the hosts move to the others at once
       await this.validator?.close();

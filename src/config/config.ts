@@ -605,6 +605,30 @@ export const SETTINGS = {
       '/_readyz answers 503 while coverage (share of carried hosts, i.e. active, idle or offline, that are current, weighted by accounts) is below this; 0 turns the check off',
     parse: num(0, 1),
   }),
+  reconcileIntervalSeconds: setting({
+    env: 'RELAY_RECONCILE_INTERVAL_SECONDS',
+    flag: '--reconcile-interval-seconds',
+    default: 600,
+    describe:
+      "account reconciliation: how often each active, connected host gets one sweep step (one listRepos page from where the last stopped, and a getRepoStatus re-check of drifts past their grace), comparing each account's status and rev with what the relay stores and repairing drift (#account emitted, resync queued); 0 turns it off",
+    parse: num(0, 7 * 24 * 3600),
+  }),
+  reconcileAccountsPerHostPerHour: setting({
+    env: 'RELAY_RECONCILE_ACCOUNTS_PER_HOST_PER_HOUR',
+    flag: '--reconcile-accounts-per-host-per-hour',
+    default: 2000,
+    describe:
+      'account reconciliation: accounts of one host examined (listed or re-checked) per hour at most, which bounds its requests and repairs',
+    parse: int(1, 10_000_000),
+  }),
+  reconcileGraceSeconds: setting({
+    env: 'RELAY_RECONCILE_GRACE_SECONDS',
+    flag: '--reconcile-grace-seconds',
+    default: 300,
+    describe:
+      'account reconciliation: how long a drift (status differs, host rev newer than the stored head) must last, re-checked with getRepoStatus, before it is repaired (the event may be in flight); 0 repairs at once',
+    parse: num(0, 7 * 24 * 3600),
+  }),
   hostReprobeBaseSeconds: setting({
     env: 'RELAY_HOST_REPROBE_BASE_SECONDS',
     flag: '--host-reprobe-base-seconds',

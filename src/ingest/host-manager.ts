@@ -159,6 +159,9 @@ export interface HostLeaseGate {
   isHeld(hostId: number): boolean;
 }
 
+/** Released throttled accounts resynced at once per release (see releaseThrottled). */
+const RESYNC_NOW_PER_RELEASE = 500;
+
 export interface HostManagerOptions {
   store: MetadataStore;
   sink: FrameSink;
@@ -178,6 +181,12 @@ export interface HostManagerOptions {
   logHead?: () => number;
   /** Set in the ingest role: only hosts whose lease this process holds are read. */
   leases?: HostLeaseGate;
+  /**
+   * Starts a resync of an account now (Validator.requestResync): throttle
+   * recovery resyncs released accounts at once. Without it they resync on
+   * their next event.
+   */
+  resyncNow?: (did: string) => Promise<unknown>;
 }
 
 /** What the event log's tail says about upstream events already relayed (log-recovery.ts). */
@@ -223,6 +232,7 @@ export class HostManager implements HostControl {
   readonly frameBudget: FrameBudget;
   private readonly store: MetadataStore;
   private readonly sink: FrameSink;
+  private readonly resyncNow: ((did: string) => Promise<unknown>) | undefined;
   private readonly fetcher: SafeFetcher;
   private readonly ownFetcher: boolean;
   private readonly cfg: IngestConfig;
@@ -264,6 +274,7 @@ export class HostManager implements HostControl {
   constructor(opts: HostManagerOptions) {
     this.store = opts.store;
     this.sink = opts.sink;
+    this.resyncNow = opts.resyncNow;
     this.ownFetcher = opts.fetcher === undefined;
     this.fetcher =
       opts.fetcher ??
@@ -551,7 +562,11 @@ export class HostManager implements HostControl {
     });
   }
 
-  /** Throttled accounts that fit under the host's limit now resync on their next event (throttle-recovery.ts). */
+  /**
+   * Throttled accounts that fit under the host's limit now are released
+   * (throttle-recovery.ts) and resynced at once through the validator's
+   * rate-limited resync queue (resyncNow; without it, on their next event).
+   */
   private async releaseThrottled(hostId: number): Promise<void> {
     const host = await this.store.getHost(hostId);
     if (!host) return;
@@ -562,10 +577,24 @@ export class HostManager implements HostControl {
     );
     if (released.length === 0) return;
     this.metrics.throttleReleased.inc(released.length);
+    const resyncNow = this.resyncNow;
     this.log.info(
       { host: host.hostname, released: released.length, stillThrottled },
-      'throttled accounts released: each resyncs on its next event',
+      resyncNow
+        ? 'throttled accounts released: resyncs queued'
+        : 'throttled accounts released: each resyncs on its next event',
     );
+    if (!resyncNow) return;
+    // not awaited: the resync queue paces them; a failure leaves the account
+    // desynchronized, healed on its next event like any failed resync. At
+    // most RESYNC_NOW_PER_RELEASE at once (the host's resync queue is bounded
+    // too); the rest stay desynchronized until their next event or the
+    // reconciliation sweep (reconcile.ts) resyncs them.
+    for (const did of released.slice(0, RESYNC_NOW_PER_RELEASE)) {
+      resyncNow(did).catch((err: unknown) =>
+        this.log.warn({ did, err }, 'resync of a released account not queued'),
+      );
+    }
   }
 
   setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {

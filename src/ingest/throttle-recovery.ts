@@ -5,17 +5,19 @@
 // A throttled account's events are dropped (its status is not active), so
 // simply marking it active again would leave a gap: its next commit's
 // `since` would not follow the head stored here. Instead each released
-// account becomes `desynchronized`, the state the validator already heals:
-// its next event queues a resync (fetch the repo, verify, emit `#sync` and
+// account becomes `desynchronized`, the state the validator already heals,
+// and the host manager asks the validator to resync it at once
+// (Validator.requestResync: fetch the repo, verify, emit `#sync` and
 // `#account`, back to active), rate-limited and queued like every other
-// resync (src/validate/resync.ts). Released accounts are the oldest throttled
+// resync (src/validate/resync.ts), so even an account that stays quiet is
+// caught up. Without that hook it resyncs on its next event. Released accounts are the oldest throttled
 // ones (by uid), as many as the new limit leaves room for (all of them for a
 // trusted host). Bounded: at most `maxPerRun` accounts per call; the rest
 // stay throttled until the next limit change or the next call.
 import type { Host, MetadataStore } from '../store/metadata-store.ts';
 
 export interface ThrottleRecoveryResult {
-  /** Accounts moved from throttled to desynchronized (they resync on their next event). */
+  /** Accounts moved from throttled to desynchronized (the caller queues their resyncs). */
   released: string[];
   /** Accounts still throttled afterwards (not counted beyond the bound walked). */
   stillThrottled: number;

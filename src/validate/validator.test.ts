@@ -197,6 +197,48 @@ describe('Validator', () => {
       assert.equal(h.validator.metrics.passed.get('#commit'), 2);
     }));
 
+  it('requestResync resyncs an account behind its host now, in its order, without waiting for an event', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      const host = h.net.hosts[0];
+      // a commit the relay never sees
+      const missed = host.applyUnannounced(did, [host.randomWriteFor(host.accounts.get(did)!)]);
+      assert.equal(await h.validator.requestResync(did), 'queued');
+      await h.validator.whenIdle();
+      assert.equal(h.validator.metrics.resyncs.ok, 1);
+      const out = (await h.output()).slice(3);
+      assert.deepEqual(types(out), ['#sync', '#account']);
+      assert.equal(out[0].body.rev, missed.rev);
+      assert.equal(out[1].body.active, true);
+      const account = await h.store.getAccountByDid(did);
+      assert.equal(account?.status, 'active');
+      assert.equal(account?.head?.rev, missed.rev);
+      assert.equal(await h.validator.requestResync(did), 'unchanged', 'one attempt per retry interval');
+      assert.equal(await h.validator.requestResync('did:plc:unknown'), 'ineligible');
+      await h.store.setTakedown(did, 'test');
+      assert.equal(await h.validator.requestResync(did), 'ineligible', 'not a taken-down account');
+    }));
+
+  it('applyUpstreamStatus records a status learned out of band and emits the #account once', () =>
+    withHarness({}, async (h) => {
+      const did = await newAccount(h);
+      assert.equal(await h.validator.applyUpstreamStatus(did, 'deactivated'), 'emitted');
+      assert.equal(await h.validator.applyUpstreamStatus(did, 'deactivated'), 'unchanged');
+      assert.equal(await h.validator.applyUpstreamStatus(did, 'active'), 'emitted');
+      const out = (await h.output()).slice(3);
+      assert.deepEqual(types(out), ['#account', '#account']);
+      assert.deepEqual([out[0].body.active, out[0].body.status], [false, 'deactivated']);
+      assert.equal(out[1].body.active, true);
+      assert.equal((await h.store.getAccountByDid(did))?.upstreamStatus, 'active');
+      await h.store.setTakedown(did, 'test');
+      assert.equal(
+        await h.validator.applyUpstreamStatus(did, 'suspended'),
+        'unchanged',
+        'recorded; a taken-down account publishes takendown either way',
+      );
+      assert.equal((await h.store.getAccountByDid(did))?.upstreamStatus, 'suspended');
+    }));
+
   it('lenient mode logs the chain failure and passes the event', () =>
     withHarness({ settings: { lenientSync: true } }, async (h) => {
       const did = await newAccount(h);

@@ -39,6 +39,11 @@
 // Operator actions (accountAction: takedown, reversal) enter the account's
 // queue like an event, so this stage is the one writer of the event log and
 // a takedown's hide covers every event of the account decided before it.
+// So do the repairs other parts ask for (issue 18): `requestResync` (resync
+// an account now, through the same rate-limited, per-host-budgeted resync
+// queue, instead of on its next event) and `applyUpstreamStatus` (an
+// upstream status learned out of band, e.g. from the host's listRepos: the
+// `#account` the relay would have emitted had it seen the host's event).
 //
 // Deterministic output order, precisely: for a given input order, events
 // that need no network I/O (the steady state: identity cached, no resync)
@@ -75,7 +80,7 @@ import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
 import { accountFrame, identityFrame, syncFrame } from '../protocol/relay-frames.ts';
 import { isValidHandle, normalizeHandle } from '../protocol/syntax.ts';
-import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
+import type { Account, AccountStatus, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { peekEventDid } from './frame-peek.ts';
 import { type ChainFailure, ValidationMetrics } from './metrics.ts';
 import { VerifyPool } from './pool.ts';
@@ -197,12 +202,22 @@ interface Job {
   decision: Decision | null;
   /** An operator action (accountAction) instead of a frame; `seq` is its #account event's, once appended. */
   admin?: { action: AccountAction; seq?: number };
+  /** A repair (requestResync, applyUpstreamStatus) instead of a frame; `result` is what it did. */
+  repair?: { kind: 'resync' } | { kind: 'upstream-status'; status: AccountStatus };
+  repairResult?: RepairResult;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
 
 /** Operator actions on an account, taken in the account's order (Validator.accountAction). */
 export type AccountAction = 'takedown' | 'reverse-takedown';
+
+/**
+ * What a repair did: `queued` (a resync was queued; an #account was emitted),
+ * `unchanged` (nothing to do: already so, or a resync tried too recently),
+ * `ineligible` (unknown account, or one whose status rules it out).
+ */
+export type RepairResult = 'queued' | 'emitted' | 'unchanged' | 'ineligible';
 
 interface OrderEntry {
   job: Job;
@@ -398,6 +413,51 @@ export class Validator implements FrameSink {
         decision: null,
         admin: { action },
         resolve: () => resolve(job.admin?.seq),
+        reject,
+      };
+      this.queueForRepo(job);
+    });
+  }
+
+  /**
+   * Resyncs the account now instead of on its next event, in the account's
+   * order (after every event of it submitted before), through the resync
+   * queue (its rate limit and per-host budget; at most one attempt per
+   * resyncRetryMs). For an active account the relay is behind on (a missed
+   * commit) it becomes `desynchronized` first, as a chain break would make
+   * it. Only accounts active upstream whose local status is active or
+   * desynchronized (not taken down, not throttled). Resolves once decided
+   * (not once the resync finished): `queued`, `unchanged` (tried too
+   * recently) or `ineligible`.
+   */
+  requestResync(did: string): Promise<RepairResult> {
+    return this.queueRepair(did, { kind: 'resync' });
+  }
+
+  /**
+   * Records an upstream status learned out of band (the host's listRepos or
+   * getRepoStatus) in the account's order and, when that changes what the
+   * relay publishes for it, emits the `#account` the relay would have
+   * emitted had it seen the host's event. `emitted`, `unchanged` (already
+   * so, or recorded with nothing new to publish) or `ineligible` (unknown
+   * account).
+   */
+  applyUpstreamStatus(did: string, status: AccountStatus): Promise<RepairResult> {
+    return this.queueRepair(did, { kind: 'upstream-status', status });
+  }
+
+  private queueRepair(did: string, repair: NonNullable<Job['repair']>): Promise<RepairResult> {
+    if (this.closed) return Promise.reject(new Error('validator is closed'));
+    return new Promise<RepairResult>((resolve, reject) => {
+      const job: Job = {
+        frame: null,
+        type: '#account',
+        did,
+        gen: 0,
+        inOrder: false,
+        decision: null,
+        repair,
+        resolve: () => resolve(job.repairResult ?? 'unchanged'),
         reject,
       };
       this.queueForRepo(job);
@@ -754,6 +814,7 @@ export class Validator implements FrameSink {
 
   private process(job: Job, q: RepoQueue): Promise<Decision> {
     if (job.admin) return this.processAccountAction(job, q);
+    if (job.repair) return this.processRepair(job, q);
     switch (job.type) {
       case '#commit':
         return this.processCommit(job, q);
@@ -1172,6 +1233,45 @@ export class Validator implements FrameSink {
       ],
       takedown: { uid: account.uid, on: admin.action === 'takedown' },
     };
+  }
+
+  private async processRepair(job: Job, q: RepoQueue): Promise<Decision> {
+    const repair = job.repair as NonNullable<Job['repair']>;
+    let account = await this.store.getAccountByDid(q.did);
+    if (!account) {
+      job.repairResult = 'ineligible';
+      return { events: [] };
+    }
+    if (repair.kind === 'resync') {
+      const eligible =
+        account.upstreamStatus === 'active' &&
+        (account.status === 'active' || account.status === 'desynchronized');
+      if (!eligible) {
+        job.repairResult = 'ineligible';
+        return { events: [] };
+      }
+      const last = this.lastResync.get(q.did);
+      if (last !== undefined && this.now() - last < this.settings.resyncRetryMs) {
+        job.repairResult = 'unchanged';
+        return { events: [] };
+      }
+      if (account.status === 'active') await this.store.setAccountStatus(account.uid, 'desynchronized');
+      q.resyncPending = true;
+      job.repairResult = 'queued';
+      return { events: [] };
+    }
+    if (account.upstreamStatus === repair.status) {
+      job.repairResult = 'unchanged';
+      return { events: [] };
+    }
+    const before = statusOfPublished(publishedStatus(account));
+    account = (await this.store.setAccountUpstreamStatus(account.uid, repair.status)) ?? account;
+    if (statusOfPublished(publishedStatus(account)) === before) {
+      job.repairResult = 'unchanged';
+      return { events: [] };
+    }
+    job.repairResult = 'emitted';
+    return { events: [this.accountEvent(account, q.did, this.nowIso())] };
   }
 
   // --- resync -----------------------------------------------------------------
