@@ -1,12 +1,13 @@
 // End-to-end benchmark: the simulated network (in worker threads of this
 // process) → the relay as it runs in production (its own process, started
-// like `npm start`: src/main.ts, fsync on, validation workers `auto` unless
-// --workers says otherwise) → N consumers (their own process, counting
+// like `npm start`: the compiled build in dist/ (rebuilt first when stale;
+// --tsx runs src/main.ts under tsx instead), fsync on, validation workers
+// `auto` unless --workers says otherwise) → N consumers (their own process, counting
 // frames on raw sockets). Every commit is fully verified by the relay.
 //
 //   node --import tsx bench/e2e.bench.ts [--rate 8000] [--seconds 20] [--warmup 5]
 //       [--hosts 20] [--accounts 2000] [--consumers 1] [--workers auto] [--sim-threads 1]
-//       [--node-args=--max-semi-space-size=32] [--profile DIR]
+//       [--node-args=--max-semi-space-size=32] [--profile DIR] [--tsx]
 //
 // The network pre-generates every event it will send (signing is the
 // expensive part), so during the run it only sequences and writes frames.
@@ -24,7 +25,7 @@
 //   written to live consumers' sockets);
 // - the relay's peak RSS.
 // Prints one JSON line (for docs/benchmarks.md) after a readable summary.
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +47,8 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     /** Extra node flags for the relay process, space-separated (e.g. "--max-semi-space-size=32"). */
     'node-args': { type: 'string', default: '' },
+    /** Run the relay's TypeScript sources under tsx instead of the compiled build. */
+    tsx: { type: 'boolean', default: false },
   },
 });
 const rate = Number(values.rate);
@@ -151,6 +154,17 @@ try {
   await net.pregenerate(totalEvents);
   log(`pre-generated in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 
+  if (!values.tsx) {
+    // the compiled build, as `npm start` runs it: bring dist/ up to date first
+    const built = spawnSync(
+      process.execPath,
+      [new URL('../scripts/build.mjs', import.meta.url).pathname, '--quiet'],
+      {
+        stdio: 'inherit',
+      },
+    );
+    if (built.status !== 0) throw new Error('building dist/ failed');
+  }
   relay = await spawnRelay(
     {
       RELAY_PORT: '0',
@@ -175,6 +189,7 @@ try {
       ...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []),
       ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
     ],
+    { compiled: !values.tsx },
   );
   const pid = relay.child.pid as number;
   for (const h of net.hosts) {
@@ -246,6 +261,7 @@ try {
     accounts,
     consumers: consumerCount,
     workers: values.workers,
+    relay: values.tsx ? 'tsx' : 'compiled',
     simThreads,
     rate,
     seconds: wall,

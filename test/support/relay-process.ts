@@ -22,9 +22,16 @@ export interface RelayProcess {
 /**
  * Starts `src/main.ts` with `env` (added to this process's environment) and
  * waits for "relay started". `nodeArgs` go before the script (e.g. --cpu-prof).
+ * With `compiled`, runs the build in dist/ instead (no TypeScript loader, as
+ * `npm start` does; the caller makes sure dist/ is current).
  */
-export function spawnRelay(env: Record<string, string>, nodeArgs: string[] = []): Promise<RelayProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/main.ts'], {
+export function spawnRelay(
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+  opts: { compiled?: boolean } = {},
+): Promise<RelayProcess> {
+  const script = opts.compiled ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  const child = spawn(process.execPath, [...nodeArgs, ...script], {
     cwd: root,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
