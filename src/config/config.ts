@@ -251,7 +251,7 @@ export const SETTINGS = {
     flag: '--max-connections',
     default: 4096,
     describe:
-      'open connections on the public port, firehose consumers included; more are closed on accept (keep above RELAY_MAX_CONSUMERS)',
+      'open connections on the public port, firehose and /subscribe consumers included; more are closed on accept (keep above 2 × RELAY_MAX_CONSUMERS: each WebSocket endpoint admits that many)',
     parse: int(1, 1_000_000),
   }),
   metricsMaxConnections: setting({
