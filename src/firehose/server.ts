@@ -16,7 +16,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
 import { clientLimitKey, socketAddress } from '../http/client-address.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
-import { rawResponse } from '../http/response.ts';
+import { refuseUpgrade } from '../http/response.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { encodeErrorFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { Consumer, type ConsumerHost, type ConsumerInfo } from './consumer.ts';
@@ -193,17 +193,22 @@ export class FirehoseServer {
     const address = this.clientAddress(req);
     const key = clientLimitKey(address);
     if (this.closing) {
-      refuse(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
+      refuseUpgrade(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
       return true;
     }
     if (this.consumers.size + this.handshaking.size >= this.maxConsumers) {
       this.metrics?.rejected.inc({ reason: 'max_consumers' });
-      refuse(socket, 503, 'TooManyConsumers', 'the relay has reached its consumer limit');
+      refuseUpgrade(socket, 503, 'TooManyConsumers', 'the relay has reached its consumer limit');
       return true;
     }
     if ((this.perIp.get(key) ?? 0) >= this.maxConsumersPerIp) {
       this.metrics?.rejected.inc({ reason: 'per_ip' });
-      refuse(socket, 429, 'RateLimitExceeded', 'too many firehose connections from this address or IPv6 /64');
+      refuseUpgrade(
+        socket,
+        429,
+        'RateLimitExceeded',
+        'too many firehose connections from this address or IPv6 /64',
+      );
       return true;
     }
     const cursor = parseCursor(target.params.getAll('cursor'));
@@ -387,10 +392,4 @@ export function parseCursor(values: readonly string[]): ParsedCursor {
   const n = Number(raw);
   if (!Number.isSafeInteger(n)) return { ok: false, message: `cursor out of range: ${raw}` };
   return { ok: true, value: n };
-}
-
-function refuse(socket: Duplex, status: number, error: string, message: string): void {
-  const reason = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
-  socket.end(rawResponse(status, reason, error, message));
-  socket.on('error', () => socket.destroy());
 }

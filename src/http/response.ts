@@ -5,8 +5,9 @@
 // the dispatcher (src/http/dispatch.ts); empty answers (a redirect, a 200
 // with no body) with the same `server` header; and rawResponse, the whole
 // HTTP/1.1 error answer as text for a raw socket (a client error before a
-// request exists, a refused WebSocket upgrade).
-import type { ServerResponse } from 'node:http';
+// request exists, a refused WebSocket upgrade: refuseUpgrade).
+import { type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 
 /** A lexicon-shaped error: the handler throws it, the dispatcher answers `{error, message}`. */
 export class ApiError extends Error {
@@ -68,4 +69,14 @@ export function rawResponse(status: number, statusText: string, error: string, m
 /** The relay's answer for a path nobody serves. */
 export function notFound(res: ServerResponse): void {
   sendJson(res, 404, { error: 'NotFound', message: 'no such endpoint' });
+}
+
+/**
+ * Answers a WebSocket upgrade the relay will not take (limits, shutdown, bad
+ * query) on the raw socket and ends it; a socket error after that only
+ * destroys it. Shared by the firehose and the Jetstream-compatible stream.
+ */
+export function refuseUpgrade(socket: Duplex, status: number, error: string, message: string): void {
+  socket.end(rawResponse(status, STATUS_CODES[status] ?? 'Error', error, message));
+  socket.on('error', () => socket.destroy());
 }

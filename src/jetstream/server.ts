@@ -29,7 +29,7 @@ import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
 import { clientLimitKey, socketAddress } from '../http/client-address.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
-import { rawResponse } from '../http/response.ts';
+import { refuseUpgrade } from '../http/response.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { type EncodedEvent, type EncodeSkip, encodeEvent } from './encode.ts';
 import { FilterError, parseOptionsUpdate, parseSubscribeQuery, type SubscribeQuery } from './filter.ts';
@@ -201,17 +201,17 @@ export class JetstreamServer {
     const address = this.clientAddress(req);
     const key = clientLimitKey(address);
     if (this.closing) {
-      refuse(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
+      refuseUpgrade(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
       return true;
     }
     if (this.subscribers.size + this.handshaking.size >= this.maxSubscribers) {
       this.metrics?.rejected.inc({ reason: 'max_subscribers' });
-      refuse(socket, 503, 'TooManyConsumers', 'the relay has reached its subscriber limit');
+      refuseUpgrade(socket, 503, 'TooManyConsumers', 'the relay has reached its subscriber limit');
       return true;
     }
     if ((this.perIp.get(key) ?? 0) >= this.maxSubscribersPerIp) {
       this.metrics?.rejected.inc({ reason: 'per_ip' });
-      refuse(
+      refuseUpgrade(
         socket,
         429,
         'RateLimitExceeded',
@@ -225,14 +225,14 @@ export class JetstreamServer {
     } catch (err) {
       if (!(err instanceof FilterError)) throw err;
       this.metrics?.rejected.inc({ reason: 'bad_request' });
-      refuse(socket, 400, 'InvalidRequest', err.message);
+      refuseUpgrade(socket, 400, 'InvalidRequest', err.message);
       return true;
     }
     const encoding = req.headers['socket-encoding'];
     if (query.compressionAsked || (typeof encoding === 'string' && /zstd/i.test(encoding))) {
       // Jetstream's zstd needs its dictionary and zstd in node:zlib (not on Node 20): docs/jetstream.md
       this.metrics?.rejected.inc({ reason: 'compression' });
-      refuse(
+      refuseUpgrade(
         socket,
         400,
         'CompressionNotSupported',
@@ -403,15 +403,4 @@ function rawText(data: RawData): string {
 /** A WebSocket close reason is at most 123 bytes. */
 function truncateReason(s: string): string {
   return Buffer.byteLength(s) <= 123 ? s : `${Buffer.from(s).subarray(0, 120).toString('utf8')}...`;
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  429: 'Too Many Requests',
-  503: 'Service Unavailable',
-};
-
-function refuse(socket: Duplex, status: number, error: string, message: string): void {
-  socket.end(rawResponse(status, STATUS_TEXT[status] ?? 'Error', error, message));
-  socket.on('error', () => socket.destroy());
 }
