@@ -10,56 +10,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import { SimNetwork } from '../sim/network.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
+import { followStream, StreamRecord } from '../test/support/stream-record.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { cidToString } from './protocol/cid.ts';
-import { decodeFrame } from './protocol/frames.ts';
 
 const RATE = 2000;
 /** Events the network emits in all (20 s at RATE); the relay may lag behind on a busy machine. */
 const TOTAL = 40_000;
 const KILLS = 3;
-
-/** One stream's commits (CID → times seen, and where from); its seqs must increase. */
-class StreamRecord {
-  readonly commits = new Map<string, number>();
-  readonly where = new Map<string, string>();
-  readonly problems: string[] = [];
-  lastSeq = 0;
-  frames = 0;
-  constructor(readonly label: string) {}
-
-  take(data: Uint8Array): void {
-    let f: ReturnType<typeof decodeFrame>;
-    try {
-      f = decodeFrame(data);
-    } catch (err) {
-      this.problems.push(`${this.label}: undecodable frame: ${(err as Error).message}`);
-      return;
-    }
-    if (f.header.op !== 1) {
-      this.problems.push(`${this.label}: error frame ${JSON.stringify(f.body).slice(0, 200)}`);
-      return;
-    }
-    this.frames++;
-    const seq = f.body.seq as number;
-    if (!(seq > this.lastSeq)) this.problems.push(`${this.label}: seq ${seq} after ${this.lastSeq}`);
-    this.lastSeq = seq;
-    if (f.header.t !== '#commit') return;
-    const cid = cidToString(f.body.commit as never);
-    this.commits.set(cid, (this.commits.get(cid) ?? 0) + 1);
-    this.where.set(cid, `${f.body.repo} rev ${f.body.rev} (${this.label} seq ${seq})`);
-  }
-}
-
-function follow(url: string, record: StreamRecord): WebSocket {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
-  ws.on('message', (data: Buffer) => record.take(new Uint8Array(data.buffer, data.byteOffset, data.length)));
-  ws.on('error', () => {});
-  return ws;
-}
 
 describe('exactly once through SIGKILL', () => {
   const dirs: string[] = [];
@@ -100,7 +60,7 @@ describe('exactly once through SIGKILL', () => {
     };
     const connect = (r: RelayProcess) => {
       const cursor = downstream.lastSeq;
-      consumer = follow(
+      consumer = followStream(
         `ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos${cursor > 0 ? `?cursor=${cursor}` : ''}`,
         downstream,
       );
@@ -117,7 +77,7 @@ describe('exactly once through SIGKILL', () => {
       // before that is not the relay's to deliver. Nothing more is emitted
       // until the relay and our readers (from that point) are subscribed.
       await waitFor(() => net.hosts.every((h) => h.firehose.subscriberCount === 1), 'the relay subscribed');
-      readers = net.hosts.map((h, i) => follow(`${h.wsUrl}?cursor=${h.seq}`, upstream[i]));
+      readers = net.hosts.map((h, i) => followStream(`${h.wsUrl}?cursor=${h.seq}`, upstream[i]));
       await waitFor(() => net.hosts.every((h) => h.firehose.subscriberCount === 2), 'the readers subscribed');
       connect(relay);
       net.startGenerator(RATE);

@@ -18,53 +18,13 @@ import WebSocket from 'ws';
 import { SimNetwork } from '../sim/network.ts';
 import { deleteStreams, NATS_URL } from '../test/support/nats.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
+import { followStream, StreamRecord } from '../test/support/stream-record.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { cidToString } from './protocol/cid.ts';
-import { decodeFrame } from './protocol/frames.ts';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RATE = 400;
 /** Events the network emits in all (about 20 s at RATE). */
 const TOTAL = 8000;
-
-/** One consumer's view: every frame's seq (in order) and each commit's count. */
-class StreamRecord {
-  readonly seqs: number[] = [];
-  readonly commits = new Map<string, number>();
-  readonly where = new Map<string, string>();
-  readonly problems: string[] = [];
-  lastSeq = 0;
-  constructor(readonly label: string) {}
-
-  take(data: Uint8Array): void {
-    let f: ReturnType<typeof decodeFrame>;
-    try {
-      f = decodeFrame(data);
-    } catch (err) {
-      this.problems.push(`${this.label}: undecodable frame: ${(err as Error).message}`);
-      return;
-    }
-    if (f.header.op !== 1) {
-      this.problems.push(`${this.label}: error frame ${JSON.stringify(f.body).slice(0, 200)}`);
-      return;
-    }
-    const seq = f.body.seq as number;
-    if (!(seq > this.lastSeq)) this.problems.push(`${this.label}: seq ${seq} after ${this.lastSeq}`);
-    this.lastSeq = seq;
-    this.seqs.push(seq);
-    if (f.header.t !== '#commit') return;
-    const cid = cidToString(f.body.commit as never);
-    this.commits.set(cid, (this.commits.get(cid) ?? 0) + 1);
-    this.where.set(cid, `${f.body.repo} rev ${f.body.rev} (${this.label} seq ${seq})`);
-  }
-}
-
-function follow(url: string, record: StreamRecord): WebSocket {
-  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 16 * 1024 * 1024 });
-  ws.on('message', (data: Buffer) => record.take(new Uint8Array(data.buffer, data.byteOffset, data.length)));
-  ws.on('error', () => {});
-  return ws;
-}
 
 async function metric(r: RelayProcess, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text();
@@ -134,7 +94,7 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
     };
     const connect = (i: number, r: RelayProcess) => {
       const cursor = fan[i].lastSeq;
-      consumers[i] = follow(
+      consumers[i] = followStream(
         `ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos${cursor > 0 ? `?cursor=${cursor}` : ''}`,
         fan[i],
       );
@@ -155,7 +115,7 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
             `${net.hosts.map((h) => h.firehose.subscriberCount)}; ${ingest[0].tail().slice(-3000)}`,
         },
       );
-      readers = net.hosts.map((h, i) => follow(`${h.wsUrl}?cursor=${h.seq}`, upstream[i]));
+      readers = net.hosts.map((h, i) => followStream(`${h.wsUrl}?cursor=${h.seq}`, upstream[i]));
       await waitFor(() => net.hosts.every((h) => h.firehose.subscriberCount === 2), 'the readers subscribed');
       connect(0, fanout[0]);
       connect(1, fanout[1]);
