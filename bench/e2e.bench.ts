@@ -9,6 +9,12 @@
 //       [--hosts 20] [--accounts 2000] [--consumers 1] [--workers auto] [--sim-threads 1]
 //       [--node-args=--max-semi-space-size=32] [--profile DIR] [--tsx]
 //
+// --profile DIR writes CPU profiles of the relay: every thread over the whole
+// run (node --cpu-prof, on exit), and its main thread over the measured
+// window only (main-window.cpuprofile, through the inspector protocol), so
+// warm-up work (DID resolutions, account creation) does not blur the
+// steady state.
+//
 // The network pre-generates every event it will send (signing is the
 // expensive part), so during the run it only sequences and writes frames.
 // Measured over the window after the warm-up:
@@ -23,13 +29,16 @@
 // - p50/p99 ingest → durable latency (relay_validation_latency_seconds, frame
 //   read from the host socket to durable in the log, which is also when it is
 //   written to live consumers' sockets);
-// - the relay's peak RSS.
+// - the relay's peak RSS;
+// - the CPU the simulated network and the consumers used per event (they share
+//   the machine: what they take, the relay cannot have).
 // Prints one JSON line (for docs/benchmarks.md) after a readable summary.
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { WebSocket } from 'ws';
 import { ThreadedSimNetwork } from '../sim/threaded.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
 
@@ -76,6 +85,48 @@ function procCpuSeconds(pid: number, tid?: number): number {
 function procRssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
+}
+
+/**
+ * Starts V8's CPU profiler on the relay's main thread through the inspector
+ * (the relay runs with --inspect=127.0.0.1:0, which prints the socket URL on
+ * stderr); `stop()` returns the profile.
+ */
+async function profileMainThread(r: RelayProcess): Promise<{ stop(): Promise<unknown> }> {
+  let url: string | undefined;
+  for (let i = 0; i < 100 && !url; i++) {
+    url = /Debugger listening on (ws:\/\/\S+)/.exec(r.tail())?.[1];
+    if (!url) await sleep(50);
+  }
+  if (!url) throw new Error('no inspector URL in the relay output');
+  const ws = new WebSocket(url);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  let id = 0;
+  const call = (method: string, params: object = {}) =>
+    new Promise<{ profile?: unknown }>((resolve) => {
+      const mine = ++id;
+      const on = (data: Buffer) => {
+        const msg = JSON.parse(data.toString()) as { id?: number; result: { profile?: unknown } };
+        if (msg.id !== mine) return;
+        ws.off('message', on);
+        resolve(msg.result);
+      };
+      ws.on('message', on);
+      ws.send(JSON.stringify({ id: mine, method, params }));
+    });
+  await call('Profiler.enable');
+  await call('Profiler.setSamplingInterval', { interval: 200 });
+  await call('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = await call('Profiler.stop');
+      ws.close();
+      return profile;
+    },
+  };
 }
 
 interface Scrape {
@@ -187,7 +238,7 @@ try {
     },
     [
       ...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []),
-      ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] : []),
+      ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`, '--inspect=127.0.0.1:0'] : []),
     ],
     { compiled: !values.tsx },
   );
@@ -224,8 +275,11 @@ try {
     peakRss = Math.max(peakRss, procRssBytes(pid));
   }, 250);
 
+  const inspector = values.profile ? await profileMainThread(relay) : undefined;
   const a = {
     t: performance.now(),
+    sim: procCpuSeconds(process.pid),
+    consumerCpu: procCpuSeconds(consumers.pid as number),
     cpu: procCpuSeconds(pid),
     main: procCpuSeconds(pid, pid),
     m: await scrape(relay.metricsPort),
@@ -236,6 +290,8 @@ try {
   await sleep(seconds * 1000);
   const b = {
     t: performance.now(),
+    sim: procCpuSeconds(process.pid),
+    consumerCpu: procCpuSeconds(consumers.pid as number),
     cpu: procCpuSeconds(pid),
     main: procCpuSeconds(pid, pid),
     m: await scrape(relay.metricsPort),
@@ -243,6 +299,12 @@ try {
     c: await consumerReport(consumers),
   };
   clearInterval(rssTimer);
+  if (inspector && values.profile) {
+    mkdirSync(values.profile, { recursive: true });
+    const path = join(values.profile, 'main-window.cpuprofile');
+    writeFileSync(path, JSON.stringify(await inspector.stop()));
+    log(`main-thread profile of the measured window: ${path}`);
+  }
   await net.stopGenerator();
 
   const wall = (b.t - a.t) / 1000;
@@ -278,6 +340,8 @@ try {
     p50IngestToDurableMs: quantile(a.m.latency, b.m.latency, 0.5) * 1000,
     p99IngestToDurableMs: quantile(a.m.latency, b.m.latency, 0.99) * 1000,
     peakRssMb: Math.round(peakRss / 1024 / 1024),
+    simCpuUsPerEvent: Math.round(((b.sim - a.sim) * 1e6) / (b.net - a.net)),
+    consumerCpuUsPerEvent: Math.round(((b.consumerCpu - a.consumerCpu) * 1e6) / (b.net - a.net)),
     consumersClosed: b.c.closed,
   };
   log(
@@ -285,7 +349,8 @@ try {
       `relay CPU ${result.relayCpuUsPerEvent} µs/event (${result.relayCores} cores), ` +
       `main thread ${result.mainThreadUsPerEvent} µs/event (${result.mainThreadCores} cores, ELU ${result.eventLoopUtilization}), ` +
       `p50/p99 ingest→durable ≤ ${result.p50IngestToDurableMs}/${result.p99IngestToDurableMs} ms, ` +
-      `RSS ${result.peakRssMb} MB, load ${result.load.toFixed(1)}`,
+      `RSS ${result.peakRssMb} MB, load ${result.load.toFixed(1)}; ` +
+      `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event`,
   );
   console.log(JSON.stringify(result));
 } finally {

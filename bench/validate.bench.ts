@@ -15,7 +15,9 @@
 //
 //   node --import tsx bench/validate.bench.ts [--commits 20000] [--accounts 1000]
 //        [--hosts 4] [--workers 0,1,2] [--window 1024] [--rate 2000] [--latency-seconds 5] [--fsync true]
-import { mkdtempSync, rmSync } from 'node:fs';
+//        [--profile DIR]  (CPU and sampled-allocation profiles of the main thread over each measured run)
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -40,6 +42,8 @@ const { values: args } = parseArgs({
     'latency-seconds': { type: 'string', default: '5' },
     'latency-workers': { type: 'string', default: '2' },
     fsync: { type: 'string', default: 'true' },
+    /** Write a CPU profile of the main thread over each measured run into this directory. */
+    profile: { type: 'string' },
   },
 });
 const commits = Number(args.commits);
@@ -57,6 +61,13 @@ interface Captured {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** CPU seconds (user + system) of this process's main thread alone (its /proc task has the process id). */
+function mainThreadCpuSeconds(): number {
+  const stat = readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 async function main(): Promise<void> {
   console.log(
@@ -151,7 +162,20 @@ async function main(): Promise<void> {
   for (const workers of workerCounts) {
     const v = await freshValidator(workers);
     const id0 = { ...v.validator.metrics.identity };
+    const session = args.profile ? new Session() : undefined;
+    if (session) {
+      session.connect();
+      await session.post('Profiler.enable');
+      await session.post('Profiler.start');
+      await session.post('HeapProfiler.enable');
+      await session.post('HeapProfiler.startSampling', {
+        samplingInterval: 4096,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      } as never);
+    }
     const cpu0 = process.cpuUsage();
+    const main0 = mainThreadCpuSeconds();
     const elu0 = performance.eventLoopUtilization();
     const start = performance.now();
     let next = 0;
@@ -171,13 +195,22 @@ async function main(): Promise<void> {
     });
     const secs = (performance.now() - start) / 1000;
     const cpu = process.cpuUsage(cpu0);
+    const mainUsPerCommit = ((mainThreadCpuSeconds() - main0) * 1e6) / measured.length;
+    if (session && args.profile) {
+      const { profile } = await session.post('Profiler.stop');
+      const { profile: heap } = await session.post('HeapProfiler.stopSampling');
+      session.disconnect();
+      mkdirSync(args.profile, { recursive: true });
+      writeFileSync(join(args.profile, `validate-workers-${workers}.heapprofile`), JSON.stringify(heap));
+      writeFileSync(join(args.profile, `validate-workers-${workers}.cpuprofile`), JSON.stringify(profile));
+    }
     const elu = performance.eventLoopUtilization(elu0);
     const cpuUsPerCommit = (cpu.user + cpu.system) / measured.length;
     const m = v.validator.metrics;
     const passed = m.passed.get('#commit') ?? 0;
     const dropped = [...m.dropped.values()].reduce((a, b) => a + b, 0);
     console.log(
-      `workers=${workers}: ${Math.round(measured.length / secs)} commits/s verified end to end (${measured.length} in ${secs.toFixed(2)} s; passed ${passed - nAccounts}, dropped ${dropped}; process CPU ${((cpu.user + cpu.system) / 1e6 / secs).toFixed(2)} cores = ${Math.round(cpuUsPerCommit)} µs/commit, main thread busy ${Math.round(elu.utilization * 100)} %; ${await v.flushStats()}; identity cache hits ${m.identity.hits - id0.hits}/${m.identity.hits + m.identity.misses - id0.hits - id0.misses})`,
+      `workers=${workers}: ${Math.round(measured.length / secs)} commits/s verified end to end (${measured.length} in ${secs.toFixed(2)} s; passed ${passed - nAccounts}, dropped ${dropped}; process CPU ${((cpu.user + cpu.system) / 1e6 / secs).toFixed(2)} cores = ${Math.round(cpuUsPerCommit)} µs/commit, main thread ${Math.round(mainUsPerCommit)} µs/commit of CPU, busy ${Math.round(elu.utilization * 100)} %; ${await v.flushStats()}; identity cache hits ${m.identity.hits - id0.hits}/${m.identity.hits + m.identity.misses - id0.hits - id0.misses})`,
     );
     await v.close();
   }

@@ -558,15 +558,19 @@ export class FileEventLog implements EventLog {
       if (this.scratch.length < bytes)
         this.scratch = Buffer.allocUnsafe(Math.max(bytes, this.scratch.length * 2));
       const buf = this.scratch;
+      const hdr = { flags: 0, kind: 0, uid: 0, seq: 0, time: 0, originHost: 0, originSeq: 0 };
       let off = 0;
       for (let k = i; k < end; k++) {
         const p = batch[k];
-        writeHeader(
-          buf,
-          off,
-          { ...p, originHost: p.origin?.hostId ?? 0, originSeq: p.origin?.seq ?? 0 },
-          p.frame,
-        );
+        // one header object reused for the batch (a spread per record showed as garbage)
+        hdr.flags = p.flags;
+        hdr.kind = p.kind;
+        hdr.uid = p.uid;
+        hdr.seq = p.seq;
+        hdr.time = p.time;
+        hdr.originHost = p.origin?.hostId ?? 0;
+        hdr.originSeq = p.origin?.seq ?? 0;
+        writeHeader(buf, off, hdr, p.frame);
         buf.set(p.frame, off + WRITE_HEADER_BYTES);
         off += WRITE_HEADER_BYTES + p.frame.byteLength;
       }

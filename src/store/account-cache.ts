@@ -58,6 +58,16 @@ export class AccountCache {
     return entry.promise;
   }
 
+  /** The cached account (a use: it becomes the most recent), without loading on a miss. */
+  peek(did: string): Account | undefined {
+    const hit = this.entries.get(did);
+    if (hit === undefined) return undefined;
+    this.hits++;
+    this.entries.delete(did);
+    this.entries.set(did, hit);
+    return hit;
+  }
+
   /** Inserts or replaces, evicting the least recently used entry when full. */
   put(account: Account): void {
     if (this.capacity === 0) return;

@@ -236,6 +236,12 @@ export interface MetadataStore {
 
   /** Served from the bounded in-process cache when possible. */
   getAccountByDid(did: string): Promise<Account | undefined>;
+  /**
+   * The account when the in-process cache holds it (what getAccountByDid
+   * would answer), without waiting: the validator's synchronous fast path.
+   * Undefined on a miss, or where a store has no cache.
+   */
+  cachedAccountByDid?(did: string): Account | undefined;
   getAccountByUid(uid: number): Promise<Account | undefined>;
   createAccount(input: NewAccount): Promise<Created<Account>>;
   importAccounts(inputs: readonly NewAccount[]): Promise<number>;

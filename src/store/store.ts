@@ -182,6 +182,10 @@ export class RelayMetadataStore implements MetadataStore {
     return this.cache.get(did, this.loadByDid);
   }
 
+  cachedAccountByDid(did: string): Account | undefined {
+    return this.cache.peek(did);
+  }
+
   getAccountByUid(uid: number): Promise<Account | undefined> {
     return this.db.getAccountByUid(uid);
   }

@@ -48,11 +48,15 @@ export class ValidationMetrics {
 
   constructor(registry: Registry = new Registry()) {
     const registers = [registry];
+    const metrics = this;
     this.passedCounter = new Counter({
       name: 'relay_validation_passed_total',
       help: 'Inbound events that passed validation and were appended to the event log',
       labelNames: ['type'],
       registers,
+      collect() {
+        metrics.flushTallies();
+      },
     });
     this.droppedCounter = new Counter({
       name: 'relay_validation_dropped_total',
@@ -65,6 +69,9 @@ export class ValidationMetrics {
       help: 'Inbound events by upstream host and outcome (passed, dropped)',
       labelNames: ['host', 'result'],
       registers,
+      collect() {
+        metrics.flushTallies();
+      },
     });
     this.chainCounter = new Counter({
       name: 'relay_validation_sync_chain_failures_total',
@@ -95,13 +102,15 @@ export class ValidationMetrics {
       help: 'Signing-key lookups at admission of #commit/#sync: hit (cached, verified in a worker at once) or miss (resolved first)',
       labelNames: ['result'],
       registers,
+      collect() {
+        metrics.flushTallies();
+      },
     });
     this.identityRetryCounter = new Counter({
       name: 'relay_validation_identity_retries_total',
       help: 'DID resolutions retried after a transient failure (PLC or did:web host unreachable, 5xx, 429): the events waited instead of being dropped',
       registers,
     });
-    const metrics = this;
     new Gauge({
       name: 'relay_validation_identity_waiting_events',
       help: 'Events waiting because their DID could not be resolved yet (transient failure; retried with back-off)',
@@ -134,33 +143,65 @@ export class ValidationMetrics {
     });
   }
 
-  // Per-event series are looked up once and kept: a prom-client label lookup
-  // hashes the label set on every call, which showed in the main thread's profile.
-  private readonly children = new Map<string, { inc(): void } | { observe(v: number): void }>();
+  // The per-event counts (passed by type and by host, identity lookups) are
+  // plain tallies, added to their Prometheus counters when the registry is
+  // read (the counters' collect hooks call flushTallies): a prom-client
+  // increment hashes its label set, which showed in the main thread's
+  // profile at one or two per event. Histogram children are looked up once
+  // per label value and kept, for the same reason.
+  private readonly passedByHost = new Map<string, number>();
+  private readonly flushed = {
+    passed: new Map<string, number>(),
+    byHost: new Map<string, number>(),
+    hits: 0,
+    misses: 0,
+  };
+  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
+  private readonly verifyChildren = new Map<string, { observe(v: number): void }>();
 
-  private child<T extends { inc(): void } | { observe(v: number): void }>(key: string, make: () => T): T {
-    let c = this.children.get(key) as T | undefined;
-    if (c === undefined) {
-      c = make();
-      this.children.set(key, c);
+  /** Adds what was tallied since the last read to the Prometheus counters. */
+  private flushTallies(): void {
+    const f = this.flushed;
+    for (const [type, n] of this.passed) {
+      const d = n - (f.passed.get(type) ?? 0);
+      if (d > 0) this.passedCounter.inc({ type }, d);
+      f.passed.set(type, n);
     }
-    return c;
+    for (const [host, n] of this.passedByHost) {
+      const d = n - (f.byHost.get(host) ?? 0);
+      if (d > 0) this.byHostCounter.inc({ host, result: 'passed' }, d);
+      f.byHost.set(host, n);
+    }
+    if (this.identity.hits > f.hits) this.identityCounter.inc({ result: 'hit' }, this.identity.hits - f.hits);
+    if (this.identity.misses > f.misses)
+      this.identityCounter.inc({ result: 'miss' }, this.identity.misses - f.misses);
+    f.hits = this.identity.hits;
+    f.misses = this.identity.misses;
   }
 
   /** Seconds from ingest reading the frame to its event being durable. */
   latency(type: string, seconds: number): void {
-    this.child(`lat ${type}`, () => this.latencyHistogram.labels(type)).observe(seconds);
+    let c = this.latencyChildren.get(type);
+    if (c === undefined) {
+      c = this.latencyHistogram.labels(type);
+      this.latencyChildren.set(type, c);
+    }
+    c.observe(seconds);
   }
 
   /** Seconds from handing a frame to the verification pool to its result. */
   verifyTime(type: string, seconds: number): void {
-    this.child(`ver ${type}`, () => this.verifyHistogram.labels(type)).observe(seconds);
+    let c = this.verifyChildren.get(type);
+    if (c === undefined) {
+      c = this.verifyHistogram.labels(type);
+      this.verifyChildren.set(type, c);
+    }
+    c.observe(seconds);
   }
 
   pass(type: string, host?: string): void {
     this.passed.set(type, (this.passed.get(type) ?? 0) + 1);
-    this.child(`pass ${type}`, () => this.passedCounter.labels(type)).inc();
-    if (host !== undefined) this.child(`host ${host}`, () => this.byHostCounter.labels(host, 'passed')).inc();
+    if (host !== undefined) this.passedByHost.set(host, (this.passedByHost.get(host) ?? 0) + 1);
   }
 
   drop(type: string, reason: DropReason, host?: string): void {
@@ -202,7 +243,6 @@ export class ValidationMetrics {
   identityLookup(hit: boolean): void {
     if (hit) this.identity.hits++;
     else this.identity.misses++;
-    this.identityCounter.inc({ result: hit ? 'hit' : 'miss' });
   }
 
   droppedCount(reason: DropReason): number {

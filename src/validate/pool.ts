@@ -37,11 +37,16 @@ export interface VerifyPoolOptions {
   /** Tasks per message (default 32). */
   batchSize?: number;
   logger?: Logger;
+  /** Called per task with the seconds from verify() to its result (a histogram observes it). */
+  observe?: (type: string, seconds: number) => void;
 }
 
 interface Waiter {
   resolve: (r: VerifyResult) => void;
   reject: (e: Error) => void;
+  type: string;
+  /** performance.now() at verify() */
+  queuedAt: number;
 }
 
 interface PoolWorker {
@@ -74,6 +79,7 @@ export class VerifyPool {
   private readonly workers: PoolWorker[] = [];
   private readonly batchSize: number;
   private readonly log: Logger;
+  private readonly observe: ((type: string, seconds: number) => void) | undefined;
   private pendingTasks: VerifyTask[] = [];
   private pendingWaiters: Waiter[] = [];
   private flushScheduled: NodeJS.Immediate | null = null;
@@ -83,6 +89,7 @@ export class VerifyPool {
   constructor(opts: VerifyPoolOptions) {
     this.batchSize = opts.batchSize ?? 32;
     this.log = opts.logger ?? silentLogger;
+    this.observe = opts.observe;
     for (let i = 0; i < opts.size; i++) this.workers.push(this.spawn());
   }
 
@@ -93,11 +100,16 @@ export class VerifyPool {
   verify(task: VerifyTask): Promise<VerifyResult> {
     if (this.closed) return Promise.reject(new Error('verify pool closed'));
     if (this.workers.length === 0) {
-      return new Promise((resolve) => resolve(verifyFrame(task)));
+      return new Promise((resolve) => {
+        const started = performance.now();
+        const r = verifyFrame(task);
+        this.observe?.(task.type, (performance.now() - started) / 1000);
+        resolve(r);
+      });
     }
     return new Promise((resolve, reject) => {
       this.pendingTasks.push(task);
-      this.pendingWaiters.push({ resolve, reject });
+      this.pendingWaiters.push({ resolve, reject, type: task.type, queuedAt: performance.now() });
       if (this.pendingTasks.length >= this.batchSize) this.flush();
       else this.flushScheduled ??= setImmediate(() => this.flush());
     });
@@ -172,7 +184,12 @@ export class VerifyPool {
       if (!waiters) return;
       pw.batches.delete(res.batch);
       pw.outstanding -= waiters.length;
-      for (let i = 0; i < waiters.length; i++) waiters[i].resolve(res.results[i]);
+      const now = this.observe ? performance.now() : 0;
+      for (let i = 0; i < waiters.length; i++) {
+        const w = waiters[i];
+        this.observe?.(w.type, (now - w.queuedAt) / 1000);
+        w.resolve(res.results[i]);
+      }
     });
     pw.worker.on('error', (err) => {
       this.log.error({ err }, 'verify worker failed');

@@ -343,7 +343,11 @@ export class Validator implements FrameSink {
       for (const q of this.identityWaiting) events += q.jobs.length;
       return { repos: this.identityWaiting.size, events };
     };
-    this.pool = new VerifyPool({ size: this.settings.workers, logger: this.log });
+    this.pool = new VerifyPool({
+      size: this.settings.workers,
+      logger: this.log,
+      observe: (type, seconds) => this.metrics.verifyTime(type, seconds),
+    });
     this.resyncer = new Resyncer({
       fetcher: opts.fetcher,
       perSecond: this.settings.resyncPerSecond,
@@ -520,20 +524,14 @@ export class Validator implements FrameSink {
       const cached = this.identity.get(did);
       this.metrics.identityLookup(cached !== undefined);
       if (!cached) this.identity.resolve(did).catch(() => {}); // warm up while the worker runs
-      const sent = performance.now();
-      const type = frame.type;
       job.verified = this.pool.verify({
-        type,
+        type: frame.type,
         frame: frame.frame,
         movable: frame.owned === true,
         key: cached?.signingKey,
         nowMs: this.now(),
         maxRevSkewMs: this.settings.maxRevSkewMs,
       });
-      job.verified.then(
-        () => this.metrics.verifyTime(type, (performance.now() - sent) / 1000),
-        () => {},
-      );
       // handled when the repo queue reaches the job; until then a rejection (pool closing) must not count as unhandled
       job.verified.catch(() => {});
       return undefined;
@@ -911,6 +909,23 @@ export class Validator implements FrameSink {
     });
   }
 
+  /**
+   * accountContext's answer without waiting, when everything it needs is in
+   * memory — the steady state: the identity cached and naming the frame's
+   * host, the account cached and on that host. Undefined otherwise (then
+   * accountContext does the whole job: resolution, re-resolution, creation,
+   * migration). Same result, minus the promises a #commit would otherwise
+   * cost on the main thread.
+   */
+  private accountContextNow(job: Job, q: RepoQueue): AccountContext | undefined {
+    const frame = job.frame as InboundFrame;
+    const identity = this.identity.get(q.did);
+    if (identity === undefined || !isAuthoritativeHost(identity, frame.hostname)) return undefined;
+    const account = this.store.cachedAccountByDid?.(q.did);
+    if (account === undefined || account.hostId !== frame.hostId) return undefined;
+    return { identity, account, refreshed: false };
+  }
+
   /** Identity, host authority (re-resolving once on mismatch) and the account row (created, or moved on migration). */
   private async accountContext(
     job: Job,
@@ -1048,7 +1063,7 @@ export class Validator implements FrameSink {
     const r = await (job.verified as Promise<VerifyResult>);
     if (r.frame) frame.frame = r.frame; // moved to the worker and back (pool.ts)
     if (!r.ok) return drop(r.reason, r.detail);
-    const ctx = await this.accountContext(job, q);
+    const ctx = this.accountContextNow(job, q) ?? (await this.accountContext(job, q));
     if (isDecision(ctx)) return ctx;
     const { account } = ctx;
     if (account.status === 'desynchronized') {
@@ -1057,8 +1072,10 @@ export class Validator implements FrameSink {
     }
     if (!isActive(account))
       return drop('inactive-account', `status ${account.status}/${account.upstreamStatus}`);
-    const sigErr = await this.checkCommitSignature(r, ctx, q);
-    if (sigErr) return sigErr;
+    if (r.sig !== 'ok') {
+      const sigErr = await this.checkCommitSignature(r, ctx, q);
+      if (sigErr) return sigErr;
+    }
     const head = this.currentHead(account);
     if (head && r.rev <= head.rev) return drop('rev-not-newer', `rev ${r.rev} <= stored ${head.rev}`);
 
