@@ -9,7 +9,7 @@
 // once the events are durable. `onDurable` listeners are called with the same
 // records in seq order, in the same synchronous step that advances `head()`.
 // That single rule (head and notification move together) is what lets a reader
-// cut over from replay to live with no gap and no duplicate (see firehose).
+// cut over from replay to live with no gap and no duplicate (follow.ts).
 
 import type { CommitCollections } from '../protocol/commit-collections.ts';
 import type { TimeChainPosition } from './time-index.ts';

@@ -1,27 +1,21 @@
 // One subscribeRepos connection. It moves through three phases, like the ozone
-// outbox, and the order of steps in `run` is what makes the stream gapless and
-// duplicate-free. The one fact everything rests on: the event log advances its
-// durable head and calls its listeners (which append to the shared live
-// window) in the same synchronous step. So at any instant between two awaits,
-// "events with seq <= log.head()" are exactly the ones readable from the log,
-// and every event with a higher seq will later arrive through the window.
+// outbox: replay → cutover → live, driven by followLog
+// (src/eventlog/follow.ts, which has the argument for why the stream has no
+// gap and no duplicate). What is the firehose's own:
 //
-// 1. Replay: read the log from the cursor in large batches and write them out,
-//    waiting for the socket to drain between batches. This runs at disk and
-//    network speed and is pulled by the consumer, so a consumer catching up is
-//    never "too slow"; the live window is not involved yet.
-// 2. Cutover: once replay is close to the head, in ONE synchronous step take a
-//    live position at the end of the window and note target = log.head().
-//    From now on the window keeps everything with seq > target for us (it is
-//    counted against our outbox limits). Then read the log up to exactly
-//    `target` (no more: events above it come from the window). No event is
-//    missed (<= target: log; > target: window) and none is doubled (the two
-//    sets do not overlap; a seq <= lastSeq check guards against surprises).
+// 1. Replay: each batch read from the log is framed and written as one
+//    coalesced socket write; the next batch is read while the socket drains
+//    (readAhead).
+// 2. Cutover: the live position is an index into the shared LiveWindow
+//    (live-window.ts); from then on the window's range past it counts against
+//    this consumer's outbox limits. Records up to the target come from the log.
 // 3. Live: send from the window position; every new durable batch bumps the
 //    end and we write everything pending as one coalesced socket write (or a
 //    corked writev of a few shared slices) whenever the socket has drained.
+//    A seq <= lastSeq check skips what cutover already sent from the log.
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { followLog, type LogFollower } from '../eventlog/follow.ts';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
 import type { LiveWindow } from './live-window.ts';
 import { frameMessages } from './ws-frame.ts';
@@ -62,7 +56,7 @@ export interface ConsumerInfo {
 
 const CLOSE_GRACE_MS = 2000;
 
-export class Consumer {
+export class Consumer implements LogFollower {
   state: ConsumerState = 'replay';
   /** Absolute index into the live window of the next event to send (cutover/live). */
   pos = 0;
@@ -123,48 +117,18 @@ export class Consumer {
     return this.state === 'live' || this.state === 'cutover' ? this.host.window.end - this.pos : 0;
   }
 
-  /** Replays from `startAfter` (undefined: live only), then cuts over to live. */
-  async run(startAfter: number | undefined): Promise<void> {
-    const { log, window } = this.host;
-    this.lastSeq = startAfter ?? log.head();
-    if (startAfter !== undefined) {
-      // Phase 1: replay in big batches; prefetch the next batch while the socket drains.
-      let next = log.readFrom(this.lastSeq, { maxBytes: this.host.replayBatchBytes });
-      for (;;) {
-        const recs = await next;
-        if (this.gone()) return;
-        if (recs.length === 0) break;
-        this.writeRecords(recs);
-        if (log.head() - this.lastSeq <= this.host.cutoverLag) break;
-        next = log.readFrom(this.lastSeq, { maxBytes: this.host.replayBatchBytes });
-        next.catch(() => {}); // handled when awaited
-        await this.drained();
-        if (this.gone()) return;
-      }
-    }
-    // Phase 2: take the live position and the target head in one synchronous step.
-    this.pos = window.end;
-    const target = log.head();
-    this.state = 'cutover';
-    this.host.enterLive(this);
-    while (this.lastSeq < target) {
-      await this.drained();
-      if (this.gone()) return;
-      const recs = await log.readFrom(this.lastSeq, {
-        maxBytes: this.host.replayBatchBytes,
-        untilSeq: target,
-      });
-      if (this.gone()) return;
-      if (recs.length === 0) break; // the rest up to target is hidden (takedowns)
-      this.writeRecords(recs);
-    }
-    // Phase 3: live.
-    this.state = 'live';
-    this.flush();
+  /** Replays from `startAfter` (undefined: live only), then cuts over to live (followLog). */
+  run(startAfter: number | undefined): Promise<void> {
+    return followLog(this.host.log, this, startAfter, {
+      replayBatchBytes: this.host.replayBatchBytes,
+      cutoverLag: this.host.cutoverLag,
+      readAhead: true,
+      includeTakenDown: false,
+    });
   }
 
-  /** Writes replayed records as one coalesced socket write. */
-  private writeRecords(recs: readonly LogRecord[]): void {
+  /** Writes records read from the log (replay, cutover) as one coalesced socket write. */
+  deliver(recs: readonly LogRecord[]): void {
     if (!this.writable()) return;
     const fresh = recs[0].seq > this.lastSeq ? recs : recs.filter((r) => r.seq > this.lastSeq);
     if (fresh.length === 0) return;
@@ -174,6 +138,19 @@ export class Consumer {
     this.eventsSent += fresh.length;
     this.bytesSent += buf.length;
     this.host.onSent(this, fresh.length, buf.length);
+  }
+
+  /** Cutover: the live position is the window's end from now on (followLog takes the log head with it). */
+  startCutover(): void {
+    this.pos = this.host.window.end;
+    this.state = 'cutover';
+    this.host.enterLive(this);
+  }
+
+  /** Caught up with the log up to the cutover target: send from the window from now on. */
+  goLive(): void {
+    this.state = 'live';
+    this.flush();
   }
 
   /** Sends whatever the live window holds past our position, unless the socket is still busy. */
@@ -221,7 +198,7 @@ export class Consumer {
   }
 
   /** Closed, or closing (e.g. the peer sent a close frame): stop producing. */
-  private gone(): boolean {
+  gone(): boolean {
     return this.isClosed() || !this.writable();
   }
 
@@ -229,7 +206,8 @@ export class Consumer {
     return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
   }
 
-  private drained(): Promise<void> {
+  /** Resolves once the socket has drained (at once if it need not) or the consumer closed. */
+  drained(): Promise<void> {
     if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiter = resolve;

@@ -6,17 +6,17 @@
 // end and asks each live consumer to write its pending range, so ingest never
 // waits on consumers. A consumer whose pending range exceeds its outbox limits
 // gets a ConsumerTooSlow error frame and is closed; others are unaffected.
-// Ping/pong every interval drops peers that stopped answering. The consumer
-// limit per client counts networks (IPv4 address or IPv6 /64), so one IPv6
-// customer cannot take every slot.
+// Ping/pong every interval drops peers that stopped answering. Who may
+// connect (shutdown, the total and the per-client-network consumer limits) is
+// decided by the endpoint's WsAdmission (src/http/ws-admission.ts).
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
-import { clientLimitKey, socketAddress } from '../http/client-address.ts';
+import { socketAddress } from '../http/client-address.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
-import { refuseUpgrade } from '../http/response.ts';
+import { WsAdmission } from '../http/ws-admission.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { encodeErrorFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { Consumer, type ConsumerHost, type ConsumerInfo } from './consumer.ts';
@@ -73,26 +73,20 @@ export class FirehoseServer {
   private readonly wss: WebSocketServer;
   private readonly consumers = new Map<number, Consumer>();
   private readonly live = new Set<Consumer>();
-  /** Consumers (and handshakes) per client network, keyed by clientLimitKey. */
-  private readonly perIp = new Map<string, number>();
+  /** Shutdown and the consumer limits (total, per client network). */
+  private readonly admission: WsAdmission;
   private readonly unsubscribe: () => void;
   private readonly pingTimer?: NodeJS.Timeout;
   private readonly logger: Logger;
   private readonly metrics?: Metrics;
   private readonly host: ConsumerHost;
-  private readonly handshaking = new Set<number>();
   private nextId = 1;
-  private closing = false;
-  private readonly maxConsumers: number;
-  private readonly maxConsumersPerIp: number;
   private readonly outboxMaxBytes: number;
   private readonly outboxMaxEvents: number;
   private readonly clientAddress: (req: IncomingMessage) => string;
 
   constructor(opts: FirehoseOptions) {
     this.log = opts.log;
-    this.maxConsumers = opts.maxConsumers ?? 1000;
-    this.maxConsumersPerIp = opts.maxConsumersPerIp ?? 20;
     this.outboxMaxBytes = opts.outboxMaxBytes ?? 32 * 1024 * 1024;
     this.outboxMaxEvents = opts.outboxMaxEvents ?? 50_000;
     this.clientAddress = opts.clientAddress ?? socketAddress;
@@ -178,6 +172,13 @@ export class FirehoseServer {
         }),
       };
     }
+    this.admission = new WsAdmission({
+      maxConnections: opts.maxConsumers ?? 1000,
+      maxPerClient: opts.maxConsumersPerIp ?? 20,
+      totalLimit: { reason: 'max_consumers', message: 'the relay has reached its consumer limit' },
+      perClientMessage: 'too many firehose connections from this address or IPv6 /64',
+      rejected: this.metrics?.rejected,
+    });
   }
 
   /**
@@ -189,40 +190,16 @@ export class FirehoseServer {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, opened?: () => void): boolean {
     const target = parseRequestTarget(req.url);
     if (!target.ok || target.path !== SUBSCRIBE_REPOS_PATH) return false;
-    // Limits count per network (IPv4 address or IPv6 /64), not per address.
     const address = this.clientAddress(req);
-    const key = clientLimitKey(address);
-    if (this.closing) {
-      refuseUpgrade(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
-      return true;
-    }
-    if (this.consumers.size + this.handshaking.size >= this.maxConsumers) {
-      this.metrics?.rejected.inc({ reason: 'max_consumers' });
-      refuseUpgrade(socket, 503, 'TooManyConsumers', 'the relay has reached its consumer limit');
-      return true;
-    }
-    if ((this.perIp.get(key) ?? 0) >= this.maxConsumersPerIp) {
-      this.metrics?.rejected.inc({ reason: 'per_ip' });
-      refuseUpgrade(
-        socket,
-        429,
-        'RateLimitExceeded',
-        'too many firehose connections from this address or IPv6 /64',
-      );
-      return true;
-    }
+    if (!this.admission.check(socket, address)) return true;
     const cursor = parseCursor(target.params.getAll('cursor'));
-    // Reserve the slot until the handshake completes; if ws refuses the
+    // Hold the slot until the handshake completes; if ws refuses the
     // handshake (bad headers) it answers and destroys the socket itself.
-    this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    const admitted = this.admission.hold(socket, address);
     const id = this.nextId++;
-    this.handshaking.add(id);
-    socket.once('close', () => {
-      if (this.handshaking.delete(id)) this.release(key);
-    });
     const ua = req.headers['user-agent'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.handshaking.delete(id);
+      admitted();
       opened?.();
       this.accept(id, ws, socket, address, ua, cursor);
     });
@@ -251,7 +228,7 @@ export class FirehoseServer {
       consumer.close(1008, 'InvalidRequest', encodeErrorFrame('InvalidRequest', cursor.message));
       return;
     }
-    if (this.closing) {
+    if (this.admission.closed) {
       consumer.close(1001, 'relay shutting down');
       return;
     }
@@ -336,15 +313,8 @@ export class FirehoseServer {
   private forget(c: Consumer): void {
     if (!this.consumers.delete(c.id)) return;
     this.live.delete(c);
-    this.release(clientLimitKey(c.remoteAddress));
+    this.admission.release(c.remoteAddress);
     this.logger.debug({ id: c.id, eventsSent: c.eventsSent }, 'firehose consumer disconnected');
-  }
-
-  /** Frees one slot of a client network (key: clientLimitKey). */
-  private release(key: string): void {
-    const n = (this.perIp.get(key) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(key);
-    else this.perIp.set(key, n);
   }
 
   listConsumers(): ConsumerInfo[] {
@@ -362,8 +332,8 @@ export class FirehoseServer {
 
   /** Stops accepting, closes every consumer and waits (briefly) for their sockets. */
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.admission.closed) return;
+    this.admission.close();
     this.unsubscribe();
     if (this.pingTimer) clearInterval(this.pingTimer);
     const sockets = [...this.consumers.values()].map((c) => {

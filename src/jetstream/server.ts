@@ -2,8 +2,9 @@
 // the public port, served from the relay's own log (docs/jetstream.md).
 // Takes HTTP upgrades for its path (the relay's UpgradeGuard hands them over
 // after the firehose passes), applies the same kind of limits as the CBOR
-// firehose (subscribers in total and per client network, an outbox limit
-// per subscriber, ping/pong), parses the Jetstream query (filter.ts), places
+// firehose (subscribers in total and per client network through its own
+// WsAdmission, src/http/ws-admission.ts; an outbox limit per subscriber,
+// ping/pong), parses the Jetstream query (filter.ts), places
 // a time_us cursor with the log's time index, and runs one Subscriber per
 // connection (subscriber.ts: replay → cutover → live).
 //
@@ -27,9 +28,10 @@ import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
-import { clientLimitKey, socketAddress } from '../http/client-address.ts';
+import { socketAddress } from '../http/client-address.ts';
 import { parseRequestTarget } from '../http/request-target.ts';
 import { refuseUpgrade } from '../http/response.ts';
+import { WsAdmission } from '../http/ws-admission.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { type EncodedEvent, type EncodeSkip, encodeEvent } from './encode.ts';
 import { FilterError, parseOptionsUpdate, parseSubscribeQuery, type SubscribeQuery } from './filter.ts';
@@ -79,25 +81,20 @@ export class JetstreamServer {
   private readonly wss: WebSocketServer;
   private readonly subscribers = new Map<number, Subscriber>();
   private readonly live = new Set<Subscriber>();
-  private readonly perIp = new Map<string, number>();
-  private readonly handshaking = new Set<number>();
+  /** Shutdown and the subscriber limits (total, per client network). */
+  private readonly admission: WsAdmission;
   private readonly unsubscribe: () => void;
   private readonly pingTimer?: NodeJS.Timeout;
   private readonly logger: Logger;
   private readonly metrics?: Metrics;
   private readonly host: SubscriberHost;
-  private readonly maxSubscribers: number;
-  private readonly maxSubscribersPerIp: number;
   private readonly outboxMaxBytes: number;
   private readonly outboxMaxEvents: number;
   private readonly clientAddress: (req: IncomingMessage) => string;
   private nextId = 1;
-  private closing = false;
 
   constructor(opts: JetstreamOptions) {
     this.log = opts.log;
-    this.maxSubscribers = opts.maxSubscribers ?? 1000;
-    this.maxSubscribersPerIp = opts.maxSubscribersPerIp ?? 20;
     this.outboxMaxBytes = opts.outboxMaxBytes ?? 32 * 1024 * 1024;
     this.outboxMaxEvents = opts.outboxMaxEvents ?? 50_000;
     this.clientAddress = opts.clientAddress ?? socketAddress;
@@ -189,6 +186,13 @@ export class JetstreamServer {
         }),
       };
     }
+    this.admission = new WsAdmission({
+      maxConnections: opts.maxSubscribers ?? 1000,
+      maxPerClient: opts.maxSubscribersPerIp ?? 20,
+      totalLimit: { reason: 'max_subscribers', message: 'the relay has reached its subscriber limit' },
+      perClientMessage: 'too many /subscribe connections from this address or IPv6 /64',
+      rejected: this.metrics?.rejected,
+    });
   }
 
   /**
@@ -199,26 +203,7 @@ export class JetstreamServer {
     const target = parseRequestTarget(req.url);
     if (!target.ok || target.path !== JETSTREAM_PATH) return false;
     const address = this.clientAddress(req);
-    const key = clientLimitKey(address);
-    if (this.closing) {
-      refuseUpgrade(socket, 503, 'ServiceUnavailable', 'relay is shutting down');
-      return true;
-    }
-    if (this.subscribers.size + this.handshaking.size >= this.maxSubscribers) {
-      this.metrics?.rejected.inc({ reason: 'max_subscribers' });
-      refuseUpgrade(socket, 503, 'TooManyConsumers', 'the relay has reached its subscriber limit');
-      return true;
-    }
-    if ((this.perIp.get(key) ?? 0) >= this.maxSubscribersPerIp) {
-      this.metrics?.rejected.inc({ reason: 'per_ip' });
-      refuseUpgrade(
-        socket,
-        429,
-        'RateLimitExceeded',
-        'too many /subscribe connections from this address or IPv6 /64',
-      );
-      return true;
-    }
+    if (!this.admission.check(socket, address)) return true;
     let query: SubscribeQuery;
     try {
       query = parseSubscribeQuery(target.params);
@@ -240,15 +225,12 @@ export class JetstreamServer {
       );
       return true;
     }
-    this.perIp.set(key, (this.perIp.get(key) ?? 0) + 1);
+    // Hold the slot until the handshake completes (ws answers and destroys a bad one).
+    const admitted = this.admission.hold(socket, address);
     const id = this.nextId++;
-    this.handshaking.add(id);
-    socket.once('close', () => {
-      if (this.handshaking.delete(id)) this.release(key);
-    });
     const ua = req.headers['user-agent'];
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.handshaking.delete(id);
+      admitted();
       opened?.();
       this.accept(id, ws, socket, address, ua, query);
     });
@@ -265,7 +247,7 @@ export class JetstreamServer {
   ): void {
     const s = new Subscriber(id, this.host, ws, socket, address, userAgent, query.cursor, query.filter);
     this.subscribers.set(id, s);
-    if (this.closing) {
+    if (this.admission.closed) {
       s.close(1001, 'relay shutting down');
       return;
     }
@@ -361,14 +343,8 @@ export class JetstreamServer {
   private forget(s: Subscriber): void {
     if (!this.subscribers.delete(s.id)) return;
     this.live.delete(s);
-    this.release(clientLimitKey(s.remoteAddress));
+    this.admission.release(s.remoteAddress);
     this.logger.debug({ id: s.id, messagesSent: s.messagesSent }, 'jetstream subscriber disconnected');
-  }
-
-  private release(key: string): void {
-    const n = (this.perIp.get(key) ?? 1) - 1;
-    if (n <= 0) this.perIp.delete(key);
-    else this.perIp.set(key, n);
   }
 
   listSubscribers(): SubscriberInfo[] {
@@ -377,8 +353,8 @@ export class JetstreamServer {
 
   /** Stops accepting, closes every subscriber and waits (briefly) for their sockets. */
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.admission.closed) return;
+    this.admission.close();
     this.unsubscribe();
     if (this.pingTimer) clearInterval(this.pingTimer);
     const sockets = [...this.subscribers.values()].map((s) => {

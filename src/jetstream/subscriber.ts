@@ -1,22 +1,24 @@
 // One Jetstream subscriber (`GET /subscribe`): replay → cutover → live with
-// no gap and no duplicate, the same scheme as the CBOR firehose's consumer
-// (src/firehose/consumer.ts), over JSON messages selected by the subscriber's
-// filter.
+// no gap and no duplicate, driven by followLog (src/eventlog/follow.ts, which
+// has the argument) as the CBOR firehose's consumer is, over JSON messages
+// selected by the subscriber's filter.
 //
 // Replay reads the log from a time index checkpoint at or before the cursor
 // (time-index.ts), recomputing each record's time_us on the way (so it reads
 // taken-down records too and skips them afterwards: the chain needs every
 // record), skips those before the cursor, and encodes the rest itself,
 // building only the messages its filter wants (a replaying subscriber's
-// encodes are its own; live ones share). Near the
-// head it takes the live window's end and the log's head in one synchronous
-// step, enters the live set, reads the log up to that head, and goes live:
-// from then on it only selects from the shared window (window.ts).
+// encodes are its own; live ones share). It reads no batch ahead: the next
+// is read once its socket has drained. Near the head it takes the live
+// window's end and the log's head in one synchronous step, enters the live
+// set, reads the log up to that head, and goes live: from then on it only
+// selects from the shared window (window.ts).
 //
 // Its socket writes are whole WebSocket text frames laid out once per event
 // (encode.ts); a filtered subscriber writes slices of the shared buffers.
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
+import { followLog, type LogFollower } from '../eventlog/follow.ts';
 import { nextTimeUs, type TimeChainPosition } from '../eventlog/time-index.ts';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
 import { type EncodedEvent, type EncodeSkip, encodeEvent } from './encode.ts';
@@ -53,7 +55,7 @@ export interface SubscriberInfo {
 
 const CLOSE_GRACE_MS = 2000;
 
-export class Subscriber {
+export class Subscriber implements LogFollower {
   state: SubscriberState = 'hello';
   /** Absolute index into the live window of the next event to consider (cutover/live). */
   pos = 0;
@@ -65,6 +67,10 @@ export class Subscriber {
   readonly connectedAt = new Date();
   private drainWaiter?: () => void;
   private killTimer?: NodeJS.Timeout;
+  /** Replay: records with a time_us below this are skipped. */
+  private cursorTimeUs = 0;
+  /** Replay: time_us of the last record read (the time chain, time-index.ts). */
+  private prevTimeUs = 0;
 
   constructor(
     readonly id: number,
@@ -116,64 +122,53 @@ export class Subscriber {
 
   /**
    * Replays from `start` (undefined: live only), sending records whose
-   * time_us is at least `cursorTimeUs`, then cuts over to live.
+   * time_us is at least `cursorTimeUs`, then cuts over to live (followLog).
    */
-  async run(start: TimeChainPosition | undefined, cursorTimeUs: number): Promise<void> {
-    const { log, window } = this.host;
+  run(start: TimeChainPosition | undefined, cursorTimeUs: number): Promise<void> {
     this.state = 'replay';
-    this.lastSeq = start?.afterSeq ?? log.head();
-    let prevTimeUs = start?.prevTimeUs ?? 0;
-    const sendRecords = (recs: readonly LogRecord[]): void => {
-      const out: EncodedEvent[] = [];
-      // replayed events are this subscriber's alone: build only what its filter wants
-      const prefilter = this.filter.prefilter;
-      for (const r of recs) {
-        if (r.seq <= this.lastSeq) continue;
-        if (r.seq !== this.lastSeq + 1) {
-          // Retention removed what we were reading: the chain resumes at the
-          // oldest kept record, the first of its segment and so a checkpoint.
-          const t = log.timeIndex?.checkpointAt(r.seq);
-          if (t !== undefined) prevTimeUs = t - 1;
-        }
-        prevTimeUs = nextTimeUs(prevTimeUs, r.time);
-        if (prevTimeUs >= cursorTimeUs && !log.isTakenDown(r.uid, r.seq)) {
-          out.push(encodeEvent(r.seq, prevTimeUs, r.frame, (why) => this.host.onSkip(why), prefilter));
-        }
-        this.lastSeq = r.seq;
+    this.cursorTimeUs = cursorTimeUs;
+    this.prevTimeUs = start?.prevTimeUs ?? 0;
+    return followLog(this.host.log, this, start?.afterSeq, {
+      replayBatchBytes: this.host.replayBatchBytes,
+      cutoverLag: this.host.cutoverLag,
+      readAhead: false,
+      // the time chain needs every record; taken-down ones are skipped below
+      includeTakenDown: true,
+    });
+  }
+
+  /** Encodes and writes records read from the log (replay, cutover). */
+  deliver(recs: readonly LogRecord[]): void {
+    const log = this.host.log;
+    const out: EncodedEvent[] = [];
+    // replayed events are this subscriber's alone: build only what its filter wants
+    const prefilter = this.filter.prefilter;
+    for (const r of recs) {
+      if (r.seq <= this.lastSeq) continue;
+      if (r.seq !== this.lastSeq + 1) {
+        // Retention removed what we were reading: the chain resumes at the
+        // oldest kept record, the first of its segment and so a checkpoint.
+        const t = log.timeIndex?.checkpointAt(r.seq);
+        if (t !== undefined) this.prevTimeUs = t - 1;
       }
-      this.writeEvents(out);
-    };
-    if (start !== undefined) {
-      for (;;) {
-        const recs = await log.readFrom(this.lastSeq, {
-          maxBytes: this.host.replayBatchBytes,
-          includeTakenDown: true,
-        });
-        if (this.gone()) return;
-        if (recs.length === 0) break;
-        sendRecords(recs);
-        if (log.head() - this.lastSeq <= this.host.cutoverLag) break;
-        await this.drained();
-        if (this.gone()) return;
+      this.prevTimeUs = nextTimeUs(this.prevTimeUs, r.time);
+      if (this.prevTimeUs >= this.cursorTimeUs && !log.isTakenDown(r.uid, r.seq)) {
+        out.push(encodeEvent(r.seq, this.prevTimeUs, r.frame, (why) => this.host.onSkip(why), prefilter));
       }
+      this.lastSeq = r.seq;
     }
-    // Cutover: the live position and the target head in one synchronous step.
-    this.pos = window.end;
-    const target = log.head();
+    this.writeEvents(out);
+  }
+
+  /** Cutover: the live position is the window's end from now on (followLog takes the log head with it). */
+  startCutover(): void {
+    this.pos = this.host.window.end;
     this.state = 'cutover';
     this.host.enterLive(this);
-    while (this.lastSeq < target) {
-      await this.drained();
-      if (this.gone()) return;
-      const recs = await log.readFrom(this.lastSeq, {
-        maxBytes: this.host.replayBatchBytes,
-        untilSeq: target,
-        includeTakenDown: true,
-      });
-      if (this.gone()) return;
-      if (recs.length === 0) break;
-      sendRecords(recs);
-    }
+  }
+
+  /** Caught up with the log up to the cutover target: select from the window from now on. */
+  goLive(): void {
     this.state = 'live';
     this.flush();
   }
@@ -279,7 +274,8 @@ export class Subscriber {
     return this.state === 'closed';
   }
 
-  private gone(): boolean {
+  /** Closed, or closing: stop producing. */
+  gone(): boolean {
     return this.isClosed() || !this.writable();
   }
 
@@ -287,7 +283,8 @@ export class Subscriber {
     return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
   }
 
-  private drained(): Promise<void> {
+  /** Resolves once the socket has drained (at once if it need not) or the subscriber closed. */
+  drained(): Promise<void> {
     if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();
     return new Promise((resolve) => {
       this.drainWaiter = resolve;
