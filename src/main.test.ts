@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { startMain } from '../test/main-process.ts';
+import { startMain } from '../test/support/main-process.ts';
 import { WAIT_DEADLINE_MS } from '../test/support/wait.ts';
 import { decodeFrame } from './protocol/frames.ts';
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
-import { startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/support/relay-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Relay } from '../relay.ts';

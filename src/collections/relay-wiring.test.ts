@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
 import type { RepoWrite } from '../../sim/repo.ts';
-import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/support/relay-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Relay } from '../relay.ts';

@@ -17,13 +17,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { type StreamReader, subscribe } from '../../sim/consumer.ts';
 import { SimNetwork } from '../../sim/network.ts';
+import { findChromium } from '../../test/support/chromium.ts';
 import {
   crawlAll,
   startTestRelay,
   TEST_ADMIN_PASSWORD,
   waitRelayCaughtUp,
-} from '../../test/relay-harness.ts';
-import { findChromium } from '../../test/support/chromium.ts';
+} from '../../test/support/relay-harness.ts';
 import { WAIT_DEADLINE_MS, waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
 

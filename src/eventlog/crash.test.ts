@@ -18,7 +18,12 @@ function runAndKill(minAcks: number): Promise<{ opened: number; maxAcked: number
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), dir],
+      [
+        '--import',
+        'tsx',
+        join(import.meta.dirname, '..', '..', 'test', 'support', 'eventlog-crash-writer.ts'),
+        dir,
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -51,7 +56,7 @@ function runAndKill(minAcks: number): Promise<{ opened: number; maxAcked: number
   });
 }
 
-/** Same frame layout as crash-child.ts. */
+/** Same frame layout as test/support/eventlog-crash-writer.ts. */
 function frameFor(seq: number): Uint8Array {
   const b = Buffer.alloc(24 + (seq % 200), seq % 251);
   b.writeUInt32LE(seq, 0);

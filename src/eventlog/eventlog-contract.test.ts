@@ -1,9 +1,9 @@
-// The shared EventLog contract (eventlog.suite.ts) run against the file log;
+// The shared EventLog contract (test/support/eventlog-contract.ts) run against the file log;
 // nats-log.test.ts runs the same suite against JetStream.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runEventLogContract } from './eventlog.suite.ts';
+import { runEventLogContract } from '../../test/support/eventlog-contract.ts';
 import { openEventLog } from './file-log.ts';
 
 const dirs: string[] = [];

@@ -7,13 +7,13 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { SimNetwork } from '../../sim/network.ts';
+import { RecordingSink, tempStore, testConfig } from '../../test/support/ingest-support.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { silentLogger } from '../log.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { BootstrapStats } from './bootstrap.ts';
 import { BootstrapLoop } from './bootstrap-loop.ts';
 import { HostManager } from './host-manager.ts';
-import { RecordingSink, tempStore, testConfig } from './test-support.ts';
 
 const ok: BootstrapStats = { listed: 2, added: 1, refused: 1, failed: 0 };
 

@@ -6,12 +6,12 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { RecordingSink, tempStore, testConfig } from '../../test/support/ingest-support.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { checkDescribeServer, guardedLookup } from './host-checks.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { RecordingSink, tempStore, testConfig } from './test-support.ts';
 
 function fakeDns(table: Record<string, string>): LookupFn & { calls: string[] } {
   const calls: string[] = [];

@@ -4,12 +4,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
+import { RecordingSink, type TempStore, tempStore, testConfig } from '../../test/support/ingest-support.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { type HostSnapshot, LiveStateSnapshot } from './host-control.ts';
 import { HostManager } from './host-manager.ts';
 import { TRUSTED_RATE_FACTOR } from './rate-limiter.ts';
-import { RecordingSink, type TempStore, tempStore, testConfig } from './test-support.ts';
 
 describe('HostManager as HostControl', () => {
   let net: SimNetwork;

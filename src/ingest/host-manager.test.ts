@@ -10,6 +10,14 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
+import {
+  RecordingSink,
+  range,
+  type RecordingSink as Sink,
+  type TempStore,
+  tempStore,
+  testConfig,
+} from '../../test/support/ingest-support.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { RateLimiter } from '../api/rate-limit.ts';
 import { registerXrpc, XRPC } from '../api/xrpc.ts';
@@ -20,14 +28,6 @@ import { openMetadataStore } from '../store/open-store.ts';
 import type { IngestConfig } from './host-manager.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import {
-  RecordingSink,
-  range,
-  type RecordingSink as Sink,
-  type TempStore,
-  tempStore,
-  testConfig,
-} from './test-support.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 

@@ -5,11 +5,11 @@
 // subscriber reconnect from its cursor.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { RecordingSink, scriptedPds, tempStore, testConfig } from '../../test/support/ingest-support.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { HostManager } from './host-manager.ts';
-import { RecordingSink, scriptedPds, tempStore, testConfig } from './test-support.ts';
 
 const commit = (seq: number) => encodeFrame('#commit', { seq, repo: 'did:plc:a', rev: 'x', ops: [] });
 

@@ -12,6 +12,14 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import {
+  RecordingSink,
+  range,
+  scriptedPds,
+  type TempStore,
+  tempStore,
+  testConfig,
+} from '../../test/support/ingest-support.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { concatBytes } from '../protocol/bytes.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
@@ -21,7 +29,6 @@ import { bootstrapFromUpstream } from './bootstrap.ts';
 import { assertDialable } from './host-checks.ts';
 import { HostManager, type IngestConfig, type HostManager as Manager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { RecordingSink, range, scriptedPds, type TempStore, tempStore, testConfig } from './test-support.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 

@@ -16,10 +16,16 @@ import { JetstreamSubscription } from '@atcute/jetstream';
 import { Jetstream } from '@skyware/jetstream';
 import WebSocket from 'ws';
 import { SimNetwork } from '../../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/relay-harness.ts';
+import {
+  type JetCommitEvent,
+  perDid,
+  WriteRecorder,
+  type Written,
+  writtenOf,
+} from '../../test/support/jetstream-writes.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/support/relay-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
-import { type JetCommitEvent, perDid, WriteRecorder, type Written, writtenOf } from './test-writes.ts';
 
 /** Collects an @atcute subscription's commit events until stopped. */
 function collectAtcute(sub: JetstreamSubscription): { events: JetCommitEvent[]; stop: () => Promise<void> } {

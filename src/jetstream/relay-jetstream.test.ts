@@ -14,10 +14,16 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { SimNetwork } from '../../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/relay-harness.ts';
+import {
+  type JetCommitEvent,
+  perDid,
+  WriteRecorder,
+  type Written,
+  writtenOf,
+} from '../../test/support/jetstream-writes.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/support/relay-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
-import { type JetCommitEvent, perDid, WriteRecorder, type Written, writtenOf } from './test-writes.ts';
 
 interface JetEvent extends JetCommitEvent {
   kind: 'commit' | 'identity' | 'account';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFixtureJson, readFixtureLines } from '../../test/fixtures.ts';
+import { readFixtureJson, readFixtureLines } from '../../test/support/interop-fixtures.ts';
 import { BlockMap } from './car.ts';
 import { encodeCbor } from './cbor.ts';
 import { type Cid, cidForCbor, parseCid } from './cid.ts';

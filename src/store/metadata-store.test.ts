@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { describeMetadataStore, type StoreLocation } from './metadata-store.suite.ts';
+import { describeMetadataStore, type StoreLocation } from '../../test/support/metadata-store-contract.ts';
 import { migratePostgres, migrateSqlite } from './migrations.ts';
 import { openMetadataStore, SQLITE_FILE_NAME } from './open-store.ts';
 

@@ -12,15 +12,15 @@ import { inflateRepoCar, padRepoCar } from '../../sim/hostile-repo.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { SimPds } from '../../sim/pds.ts';
 import { SimPlc } from '../../sim/plc.ts';
-import { crawlAll, startTestRelay } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay } from '../../test/support/relay-harness.ts';
+import { REPO_WORKER_FIXTURE_URL } from '../../test/support/repo-worker-fixture.ts';
+import { startHarness } from '../../test/support/validator-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
 import type { Relay } from '../relay.ts';
 import { RepoFetcher } from './repo-fetch.ts';
-import { REPO_WORKER_FIXTURE_URL } from './repo-worker.fixture.ts';
 import { ResyncError, Resyncer } from './resync.ts';
-import { startHarness } from './test-harness.ts';
 
 describe('Resyncer against a hostile PDS', () => {
   let plc: SimPlc;

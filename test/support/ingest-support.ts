@@ -1,4 +1,4 @@
-// Shared pieces for the ingest integration tests and the benchmark: a
+// Shared pieces for the ingest integration tests: a
 // FrameSink that records what it is handed (with an optional delay and
 // failure switch), a throwaway SQLite metadata store, a loopback-only
 // configuration, and a scripted upstream (a loopback WebSocket server that
@@ -11,10 +11,10 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { MetadataStore } from '../store/metadata-store.ts';
-import { openMetadataStore } from '../store/open-store.ts';
-import type { FrameSink, InboundFrame } from './frame-sink.ts';
-import type { IngestConfig } from './host-manager.ts';
+import type { FrameSink, InboundFrame } from '../../src/ingest/frame-sink.ts';
+import type { IngestConfig } from '../../src/ingest/host-manager.ts';
+import type { MetadataStore } from '../../src/store/metadata-store.ts';
+import { openMetadataStore } from '../../src/store/open-store.ts';
 
 export class RecordingSink implements FrameSink {
   /** Finished upstream seqs per host id, in finishing order. */

@@ -9,24 +9,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { type ClientOptions, WebSocket } from 'ws';
-import { waitFor } from '../../test/support/wait.ts';
-import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
-import { EventKind } from '../eventlog/types.ts';
-import { FirehoseServer } from '../firehose/server.ts';
+import { type ApiDeps, createApiHandler } from '../../src/api/index.ts';
+import { type FileEventLog, openEventLog } from '../../src/eventlog/file-log.ts';
+import { EventKind } from '../../src/eventlog/types.ts';
+import { FirehoseServer } from '../../src/firehose/server.ts';
 import type {
   HostControl,
   HostControlResult,
   HostLiveState,
   RateLimitOverride,
-} from '../ingest/host-control.ts';
-import { DEFAULT_RATE_BASELINE } from '../ingest/rate-limiter.ts';
-import { decodeFrame, encodeFrame } from '../protocol/frames.ts';
-import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
-import { normaliseHostname } from '../store/hostname.ts';
-import type { AccountStatus, Host, MetadataStore } from '../store/metadata-store.ts';
-import { openMetadataStore } from '../store/open-store.ts';
-import { Validator } from '../validate/validator.ts';
-import { type ApiDeps, createApiHandler } from './index.ts';
+} from '../../src/ingest/host-control.ts';
+import { DEFAULT_RATE_BASELINE } from '../../src/ingest/rate-limiter.ts';
+import { decodeFrame, encodeFrame } from '../../src/protocol/frames.ts';
+import { createSafeFetcher } from '../../src/protocol/identity/safe-fetch.ts';
+import { normaliseHostname } from '../../src/store/hostname.ts';
+import type { AccountStatus, Host, MetadataStore } from '../../src/store/metadata-store.ts';
+import { openMetadataStore } from '../../src/store/open-store.ts';
+import { Validator } from '../../src/validate/validator.ts';
+import { waitFor } from './wait.ts';
 
 export const ADMIN_PASSWORD = 'correct horse battery staple';
 

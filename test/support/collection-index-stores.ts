@@ -7,9 +7,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { CollectionIndexStore } from './index-store.ts';
-import { PostgresCollectionIndex } from './postgres-index.ts';
-import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from './sqlite-index.ts';
+import type { CollectionIndexStore } from '../../src/collections/index-store.ts';
+import { PostgresCollectionIndex } from '../../src/collections/postgres-index.ts';
+import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from '../../src/collections/sqlite-index.ts';
 
 export const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
