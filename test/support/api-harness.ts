@@ -2,15 +2,13 @@
 // a temp dir, the real firehose, and a node:http server on 127.0.0.1:0 that
 // mounts createApiHandler the way the relay does. HostControl is a fake that
 // applies changes to the store and records calls. Not a test file itself.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { type ClientOptions, WebSocket } from 'ws';
 import { type ApiDeps, createApiHandler } from '../../src/api/index.ts';
-import { type FileEventLog, openEventLog } from '../../src/eventlog/file-log.ts';
+import type { FileEventLog } from '../../src/eventlog/file-log.ts';
 import { EventKind } from '../../src/eventlog/types.ts';
 import { FirehoseServer } from '../../src/firehose/server.ts';
 import type {
@@ -26,6 +24,7 @@ import { normaliseHostname } from '../../src/store/hostname.ts';
 import type { AccountStatus, Host, MetadataStore } from '../../src/store/metadata-store.ts';
 import { openMetadataStore } from '../../src/store/open-store.ts';
 import { Validator } from '../../src/validate/validator.ts';
+import { openTempEventLog, removeTempDir, tempDir } from './temp.ts';
 import { waitFor } from './wait.ts';
 
 export const ADMIN_PASSWORD = 'correct horse battery staple';
@@ -135,9 +134,9 @@ export interface Harness {
 }
 
 export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'api-test-'));
+  const dir = tempDir('api-test-');
   const store = await openMetadataStore({ dataDir: dir, cursorFlushMs: 0 });
-  const log = await openEventLog({ dir: join(dir, 'events'), fsync: false, gcIntervalMs: 0 });
+  const log = await openTempEventLog({ dir: join(dir, 'events') });
   const firehose = new FirehoseServer({ log, pingIntervalMs: 0 });
   const hosts = new FakeHostControl(store);
   const registry = new Registry();
@@ -213,7 +212,7 @@ export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Ha
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await log.close();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     },
   };
 }

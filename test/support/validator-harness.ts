@@ -3,8 +3,6 @@
 // directory, an identity cache resolving against the simulated PLC, and a
 // helper that turns the frames a simulated host emitted into InboundFrames as
 // ingest would hand them over. Not used by the relay itself.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimNetwork, type SimNetworkOptions } from '../../sim/network.ts';
 import type { SimPds } from '../../sim/pds.ts';
@@ -23,6 +21,7 @@ import {
   type ValidationSettings,
   Validator,
 } from '../../src/validate/validator.ts';
+import { removeTempDir, tempDir } from './temp.ts';
 
 export interface Harness {
   net: SimNetwork;
@@ -67,7 +66,7 @@ export interface HarnessOptions {
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'atrelay-validate-'));
+  const dir = tempDir('atrelay-validate-');
   const net = await SimNetwork.start({ hosts: 2, accountsPerHost: 0, ...opts.net });
   const store = await openMetadataStore({ dataDir: dir, cursorFlushMs: 0 });
   const log = await openEventLog({ dir: join(dir, 'log') });
@@ -149,7 +148,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await store.close();
       fetcher.close();
       await net.stop();
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     },
   };
 }
