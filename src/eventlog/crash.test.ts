@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { tempDir } from '../../test/support/temp.ts';
 import { openEventLog } from './file-log.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'eventlog-crash-'));
+const dir = tempDir('eventlog-crash-');
 const children = new Set<ChildProcess>();
 after(() => {
   for (const c of children) c.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Runs the appending child until it acknowledged at least `minAcks` seqs past its start, plus a random delay, then SIGKILLs it. */

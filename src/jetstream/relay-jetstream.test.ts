@@ -8,9 +8,6 @@
 // filter changed mid-stream by options_update (requireHello holds everything
 // until the first one).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { SimNetwork } from '../../sim/network.ts';
@@ -22,6 +19,7 @@ import {
   writtenOf,
 } from '../../test/support/jetstream-writes.ts';
 import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
 
@@ -72,7 +70,7 @@ describe('Jetstream /subscribe end to end', () => {
   const url = (q = '') => `ws://127.0.0.1:${relay.port}/subscribe${q ? `?${q}` : ''}`;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-jetstream-'));
+    dataDir = tempDir('atrelay-jetstream-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
     dids = net.accounts.map((a) => a.did);
     recorder = new WriteRecorder(net, dids);
@@ -84,7 +82,6 @@ describe('Jetstream /subscribe end to end', () => {
   after(async () => {
     await relay?.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('sends each subscriber exactly the operations its filter asks for, live and from a cursor, across a restart', async () => {
