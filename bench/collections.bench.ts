@@ -20,10 +20,10 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { seededRandom } from '../sim/prng.ts';
 import type { CollectionIndexStore, CollectionPair } from '../src/collections/index-store.ts';
 import { PostgresCollectionIndex } from '../src/collections/postgres-index.ts';
 import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from '../src/collections/sqlite-index.ts';
-import { mulberry32 } from '../test/prng.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -46,7 +46,7 @@ if (!['sqlite', 'postgres', 'both'].includes(args.backend))
   throw new Error('--backend: sqlite|postgres|both');
 if (!Number.isSafeInteger(PAIRS) || PAIRS < 10_000) throw new Error('--pairs: an integer >= 10000');
 
-const rng = mulberry32;
+const rng = seededRandom;
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 function plcDid(r: () => number): string {

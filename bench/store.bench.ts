@@ -15,13 +15,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { seededRandom } from '../sim/prng.ts';
 import type { MetadataStore, NewAccount } from '../src/store/metadata-store.ts';
 import {
   type OpenMetadataStoreOptions,
   openMetadataStore,
   SQLITE_FILE_NAME,
 } from '../src/store/open-store.ts';
-import { mulberry32 } from '../test/prng.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,7 +42,7 @@ if (!['sqlite', 'postgres', 'both'].includes(args.backend))
   throw new Error('--backend: sqlite|postgres|both');
 if (!Number.isSafeInteger(ACCOUNTS) || ACCOUNTS < 1000) throw new Error('--accounts: an integer >= 1000');
 
-const rng = mulberry32;
+const rng = seededRandom;
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 /** A did:plc-shaped DID (24 base32 chars) derived from an index. */

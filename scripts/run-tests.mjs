@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under src/, sim/, bin/, interop/ and test/ (the fuzz suite) with Node's built-in test runner.
+// Runs every *.test.ts under src/, sim/, bin/, interop/ and test/ (the fuzz suite, the layout check) with Node's built-in test runner.
 // Node 20's `--test` does not expand globs or pick up .ts files by itself, so
 // this script finds the files and hands them over explicitly. Extra arguments
 // are passed through (e.g. `npm test -- --test-name-pattern=cbor`), and a

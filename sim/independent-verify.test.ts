@@ -12,7 +12,7 @@ import { toBase64 } from '../src/protocol/bytes.ts';
 import { cidToString } from '../src/protocol/cid.ts';
 import { Keypair } from '../src/protocol/keys.ts';
 import { TidClock } from '../src/protocol/tid.ts';
-import { mulberry32 } from '../test/prng.ts';
+import { seededRandom } from './prng.ts';
 import { type CommitResult, type RepoWrite, SimRepo } from './repo.ts';
 
 const interopDir = new URL('../interop/', import.meta.url).pathname;
@@ -128,7 +128,7 @@ describe('independent verification with @atproto/repo (Node 22)', () => {
     it(`accepts every ${alg} commit and repo export of the simulator, and rejects tampered ones`, async () => {
       const key = Keypair.generate(alg);
       const repo = new SimRepo('did:plc:verifyindependent01', key, new TidClock({ clockId: 7 }));
-      const rand = mulberry32(alg === 'k256' ? 1 : 2);
+      const rand = seededRandom(alg === 'k256' ? 1 : 2);
       const history = randomHistory(repo, rand, 120);
       const middle = new SimRepo('did:plc:verifyindependent02', key, new TidClock({ clockId: 8 }));
       const midHistory = randomHistory(middle, rand, 40).slice(0, 30); // stop before emptying

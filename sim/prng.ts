@@ -49,3 +49,13 @@ export class Prng {
     return out;
   }
 }
+
+/**
+ * A Prng's `next` as a plain function (a float in [0, 1)), for code that
+ * takes a random-number function: the one seeded generator for the
+ * simulator, the tests, the fuzz suite and the benchmarks.
+ */
+export function seededRandom(seed: number | string): () => number {
+  const prng = new Prng(seed);
+  return () => prng.next();
+}

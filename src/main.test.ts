@@ -4,20 +4,14 @@
 // cleanly with status 70, an unhandled rejection does not stop it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { startMain } from '../test/main-process.ts';
+import { startMain } from '../test/support/main-process.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { WAIT_DEADLINE_MS } from '../test/support/wait.ts';
 import { decodeFrame } from './protocol/frames.ts';
 
 const root = new URL('..', import.meta.url).pathname;
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 function startRelay(env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
@@ -58,8 +52,7 @@ function exitCode(child: ChildProcess): Promise<number | null> {
 
 describe('main', () => {
   it('starts with embedded storage, serves health on both ports, and stops on SIGTERM', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-main-'));
-    dirs.push(dataDir);
+    const dataDir = tempDir('atrelay-main-');
     const child = startRelay({ RELAY_PORT: '0', RELAY_METRICS_PORT: '0', RELAY_DATA_DIR: dataDir });
     try {
       const started = await waitForLog(child, 'relay started');
@@ -100,8 +93,7 @@ describe('main', () => {
   });
 
   it('an uncaught exception is logged, counted and stops the relay cleanly with status 70', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-main-'));
-    dirs.push(dataDir);
+    const dataDir = tempDir('atrelay-main-');
     const main = startMain(
       { RELAY_PORT: '0', RELAY_METRICS_PORT: '0', RELAY_DATA_DIR: dataDir, ATRELAY_TEST_FAULT: 'throw' },
       ['./test/fixtures/inject-fault.ts'],
@@ -119,8 +111,7 @@ describe('main', () => {
   });
 
   it('an unhandled rejection is logged and counted; the relay keeps serving', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-main-'));
-    dirs.push(dataDir);
+    const dataDir = tempDir('atrelay-main-');
     const main = startMain(
       { RELAY_PORT: '0', RELAY_METRICS_PORT: '0', RELAY_DATA_DIR: dataDir, ATRELAY_TEST_FAULT: 'reject' },
       ['./test/fixtures/inject-fault.ts'],

@@ -6,14 +6,12 @@
 // each restart. Every upstream commit must come out exactly once and relay
 // seqs must only increase.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type WebSocket from 'ws';
 import { SimNetwork } from '../sim/network.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
 import { followStream, StreamRecord } from '../test/support/stream-record.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 
 const RATE = 2000;
@@ -22,16 +20,13 @@ const TOTAL = 40_000;
 const KILLS = 3;
 
 describe('exactly once through SIGKILL', () => {
-  const dirs: string[] = [];
   let relay: RelayProcess | undefined;
   after(() => {
     relay?.child.kill('SIGKILL');
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 
   it(`relays every commit exactly once while killed ${KILLS} times at ${RATE} events/s`, async (t) => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-crash-'));
-    dirs.push(dataDir);
+    const dataDir = tempDir('atrelay-crash-');
     const net = await SimNetwork.start({
       hosts: 4,
       accountsPerHost: 25,

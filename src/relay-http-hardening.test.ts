@@ -3,16 +3,14 @@
 // browser or a well-behaved client never would, and the relay must answer or
 // cut them off without ending the process or starving other clients.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { type MainProcess, startMain } from '../test/main-process.ts';
-import { TEST_ADMIN_PASSWORD, testRelayConfig } from '../test/relay-harness.ts';
+import { FirehoseClient } from '../test/support/api-harness.ts';
+import { type MainProcess, startMain } from '../test/support/main-process.ts';
+import { TEST_ADMIN_PASSWORD, testRelayConfig } from '../test/support/relay-harness.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { FirehoseClient } from './api/test-harness.ts';
 import { EventKind } from './eventlog/types.ts';
 import { silentLogger } from './log.ts';
 import { encodeFrame } from './protocol/frames.ts';
@@ -121,7 +119,7 @@ describe('the relay process against hostile upgrade requests', () => {
   let port: number;
 
   beforeEach(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-http-'));
+    dataDir = tempDir('atrelay-http-');
     main = startMain({
       RELAY_PORT: '0',
       RELAY_METRICS_PORT: '0',
@@ -139,7 +137,6 @@ describe('the relay process against hostile upgrade requests', () => {
       main.child.kill('SIGTERM');
       await main.exitCode();
     }
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   const assertAlive = async (): Promise<void> => {
@@ -189,15 +186,12 @@ describe('the relay process against hostile upgrade requests', () => {
 });
 
 describe('relay HTTP limits (slowloris, floods, proxies, binds)', () => {
-  const dirs: string[] = [];
   const relays: Relay[] = [];
   const sockets: Socket[] = [];
   const consumers: FirehoseClient[] = [];
 
   const start = async (extra: Record<string, string>): Promise<Relay> => {
-    const dir = mkdtempSync(join(tmpdir(), 'atrelay-http-'));
-    dirs.push(dir);
-    const relay = await startRelay(dir, extra);
+    const relay = await startRelay(tempDir('atrelay-http-'), extra);
     relays.push(relay);
     return relay;
   };
@@ -223,7 +217,6 @@ describe('relay HTTP limits (slowloris, floods, proxies, binds)', () => {
     for (const c of consumers.splice(0)) c.close();
     for (const s of sockets.splice(0)) s.destroy();
     for (const r of relays.splice(0)) await r.stop();
-    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   });
 
   it('a client trickling its request head is answered 408 and cut off; others are served meanwhile', async () => {

@@ -4,13 +4,11 @@
 // (their host's cursor does not pass them) and are retried; once the
 // directory answers again, every event of the outage arrives, none twice.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/relay-harness.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
@@ -23,7 +21,7 @@ describe('relay through a PLC outage', () => {
   let relay: Relay | undefined;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-plc-outage-'));
+    dataDir = tempDir('atrelay-plc-outage-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 4, seed: 'plc-outage' });
     // identities expire during the outage: they must be served stale, not dropped
     relay = await startTestRelay(net, dataDir, { RELAY_IDENTITY_TTL_SECONDS: '1' });
@@ -32,7 +30,6 @@ describe('relay through a PLC outage', () => {
   after(async () => {
     await relay?.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('relays every event of a 30 s outage once the directory is back, none twice', async () => {

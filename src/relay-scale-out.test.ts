@@ -9,8 +9,6 @@
 // its consumer resumes from its cursor with nothing missing or repeated.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
@@ -19,6 +17,7 @@ import { SimNetwork } from '../sim/network.ts';
 import { deleteStreams, NATS_URL } from '../test/support/nats.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
 import { followStream, StreamRecord } from '../test/support/stream-record.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -37,9 +36,8 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
   const stream = `so_${suffix}`;
   const schema = `so_${suffix}`;
   const procs = new Set<RelayProcess>();
-  const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-scale-out-'));
+  const dataDir = tempDir('atrelay-scale-out-');
   after(async () => {
-    rmSync(dataDir, { recursive: true, force: true });
     for (const p of procs) p.child.kill('SIGKILL');
     await deleteStreams([stream, `KV_${stream}-leases`]);
     const db = new pg.Client({ connectionString: PG_URL });

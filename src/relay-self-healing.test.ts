@@ -8,14 +8,12 @@
 // (src/ingest/reconcile.ts). Every schedule is configured small and every
 // wait is on a condition.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { type ReceivedFrame, subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
 import type { EmittedEvent } from '../sim/pds.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/relay-harness.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
@@ -49,7 +47,7 @@ describe('self-healing hosts and coverage', () => {
   let dataDir: string;
 
   beforeEach(() => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-heal-'));
+    dataDir = tempDir('atrelay-heal-');
   });
 
   afterEach(async () => {
@@ -57,7 +55,6 @@ describe('self-healing hosts and coverage', () => {
     await net?.stop();
     relay = undefined;
     net = undefined;
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('a host that was down comes back with no admin action, and its backlog is relayed', async () => {

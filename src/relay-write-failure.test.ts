@@ -4,13 +4,11 @@
 // any host, say so in /_health, /_readyz and a metric, and once space is
 // freed relay every event of the outage exactly once, in order.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/relay-harness.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
@@ -22,7 +20,7 @@ describe('relay with a full disk', () => {
   let diskFull = false;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-enospc-'));
+    dataDir = tempDir('atrelay-enospc-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 5, seed: 'enospc' });
     relay = await startTestRelay(
       net,
@@ -40,7 +38,6 @@ describe('relay with a full disk', () => {
   after(async () => {
     await relay?.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('pauses ingest while writes fail, reports it, and relays the whole outage once space is freed', async () => {

@@ -6,14 +6,12 @@
 // sync endpoints must agree with the hosts; and after a restart the relay
 // resumes each host from its saved cursor without losing or repeating events.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
 import { checkCommitBody } from '../sim/verify.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/relay-harness.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
@@ -34,7 +32,7 @@ describe('relay end to end against the simulated network', () => {
   const startRelay = () => startTestRelay(net, dataDir);
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-e2e-'));
+    dataDir = tempDir('atrelay-e2e-');
     net = await SimNetwork.start({ hosts: 3, accountsPerHost: 4, seed: 42 });
     relay = await startRelay();
   });
@@ -42,7 +40,6 @@ describe('relay end to end against the simulated network', () => {
   after(async () => {
     await relay?.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('relays every valid event once, in order, verifiably; drops faults; resumes after a restart', async () => {

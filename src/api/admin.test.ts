@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ADMIN_PASSWORD, FirehoseClient, type Harness, seedAccounts, startHarness } from './test-harness.ts';
+import {
+  ADMIN_PASSWORD,
+  FirehoseClient,
+  type Harness,
+  seedAccounts,
+  startHarness,
+} from '../../test/support/api-harness.ts';
 
 type Json = Record<string, unknown>;
 

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
+import { ADMIN_PASSWORD, type Harness, startHarness } from '../../test/support/api-harness.ts';
 import { ClientAddressResolver, parseAddressBlocks } from '../http/client-address.ts';
-import { ADMIN_PASSWORD, type Harness, startHarness } from './test-harness.ts';
 
 const CRAWL = '/xrpc/com.atproto.sync.requestCrawl';
 

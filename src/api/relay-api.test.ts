@@ -7,13 +7,11 @@
 // admin authentication; probes and /_stats on both ports; and /metrics on
 // the metrics port exposes a metric for every category the issue lists.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type StreamReader, subscribe } from '../../sim/consumer.ts';
 import { SimNetwork } from '../../sim/network.ts';
-import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { cidToString } from '../protocol/cid.ts';
 import type { Relay } from '../relay.ts';
@@ -79,7 +77,7 @@ describe('HTTP API through the running relay', () => {
   };
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-api-e2e-'));
+    dataDir = tempDir('atrelay-api-e2e-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
     relay = await startTestRelay(net, dataDir);
     base = `http://127.0.0.1:${relay.port}`;
@@ -97,7 +95,6 @@ describe('HTTP API through the running relay', () => {
     for (const r of readers) r.ws.close();
     await relay?.stop();
     await net?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('the public sync endpoints agree with the hosts', async () => {

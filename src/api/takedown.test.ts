@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import {
+  appendCommits,
+  FirehoseClient,
+  type Harness,
+  seedAccounts,
+  startHarness,
+} from '../../test/support/api-harness.ts';
 import type { Account } from '../store/metadata-store.ts';
-import { appendCommits, FirehoseClient, type Harness, seedAccounts, startHarness } from './test-harness.ts';
 
 type Json = Record<string, unknown>;
 

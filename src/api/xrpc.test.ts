@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { CID, type Harness, rev, seedAccounts, startHarness } from '../../test/support/api-harness.ts';
 import type { MetadataStore } from '../store/metadata-store.ts';
 import { createApiHandler } from './index.ts';
-import { CID, type Harness, rev, seedAccounts, startHarness } from './test-harness.ts';
 
 async function json(res: Response): Promise<Record<string, unknown>> {
   return (await res.json()) as Record<string, unknown>;

@@ -2,12 +2,10 @@
 // hosts): each command reaches its admin route and prints what it answered;
 // refusals and a wrong password exit 1 with the API's error, usage errors 2.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
-import { startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Relay } from '../relay.ts';
@@ -20,7 +18,7 @@ describe('atrelay admin', () => {
   const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-admin-cli-'));
+    dataDir = tempDir('atrelay-admin-cli-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 2, seed: 7 });
     relay = await startTestRelay(net, dataDir);
   });
@@ -28,7 +26,6 @@ describe('atrelay admin', () => {
     await relay.stop();
     await net.stop();
     fetcher.close();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   async function admin(...argv: string[]): Promise<{ code: number; out: string; err: string }> {

@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SimPds } from '../../sim/pds.ts';
 import { SimPlc } from '../../sim/plc.ts';
+import { backends } from '../../test/support/collection-index-stores.ts';
 import { createRouteHandler } from '../http/dispatch.ts';
 import { Router } from '../http/router.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { CollectionBackfiller, parseNsidList } from './backfill.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { SqliteCollectionIndex } from './sqlite-index.ts';
-import { backends } from './test-stores.ts';
 import { listReposByCollectionRoutes } from './xrpc.ts';
 
 const COLLS = [

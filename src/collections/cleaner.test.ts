@@ -2,10 +2,10 @@
 // the DID sweep against the relay's account states, resumed after reopening.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { backends } from '../../test/support/collection-index-stores.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { RepoFetchError } from '../validate/repo-fetch.ts';
 import { CollectionCleaner } from './cleaner.ts';
-import { backends } from './test-stores.ts';
 
 const POST = 'app.bsky.feed.post';
 const LIKE = 'app.bsky.feed.like';

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import pg from 'pg';
+import { backends, PG_URL } from '../../test/support/collection-index-stores.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { openCollectionIndex } from './open-index.ts';
-import { backends, PG_URL } from './test-stores.ts';
 
 const did = (i: number) => `did:plc:${String(i).padStart(6, '0')}`;
 const POST = 'app.bsky.feed.post';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mulberry32 } from '../../test/prng.ts';
+import { seededRandom } from '../../sim/prng.ts';
 import { turn } from '../../test/support/wait.ts';
 import { KnownPairsIndex } from './known-pairs.ts';
 import { SqliteCollectionIndex } from './sqlite-index.ts';
@@ -27,7 +27,7 @@ describe('KnownPairsIndex', () => {
   it('leaves the index exactly as without it, over random writes', async () => {
     const plain = new SqliteCollectionIndex({ path: ':memory:' });
     const cached = new KnownPairsIndex(new SqliteCollectionIndex({ path: ':memory:' }), { maxAccounts: 3 });
-    const rand = mulberry32(7);
+    const rand = seededRandom(7);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
     const dids = ['did:plc:a', 'did:plc:b', 'did:plc:c', 'did:plc:d', 'did:plc:e'];
     const colls = ['a.b.c', 'a.b.d', 'x.y.z', 'q.r.s'];

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
+import { indexed, newRepo } from '../../test/support/collection-repos.ts';
 import { registerCollectionMetrics } from './metrics.ts';
 import { SqliteCollectionIndex } from './sqlite-index.ts';
-import { indexed, newRepo } from './test-repos.ts';
 import { CollectionIndexer } from './upkeep.ts';
 
 describe('collection metrics', () => {

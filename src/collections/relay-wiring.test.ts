@@ -10,13 +10,11 @@
 // cleaner's repo fetch reads collections from a PDS (null for an unknown
 // repo); the admin collection list needs admin authentication.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
 import type { RepoWrite } from '../../sim/repo.ts';
-import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay, TEST_ADMIN_PASSWORD } from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Relay } from '../relay.ts';
@@ -81,7 +79,7 @@ describe('collection index in the running relay', () => {
   const sorted = (xs: string[]) => [...xs].sort();
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-coll-wiring-'));
+    dataDir = tempDir('atrelay-coll-wiring-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 2, seed: 21 });
     dids = net.accounts.map((a) => a.did);
     relay = await startTestRelay(net, dataDir, { RELAY_COLLECTIONS_CLEANER_INTERVAL_SECONDS: '0' });
@@ -92,7 +90,6 @@ describe('collection index in the running relay', () => {
   after(async () => {
     await relay?.stop();
     await net?.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('lists the accounts that created records in each collection', async () => {

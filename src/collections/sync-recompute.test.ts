@@ -9,6 +9,8 @@
 // relay's upkeep feeds the queue (commit revs, its own resyncs).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { backends } from '../../test/support/collection-index-stores.ts';
+import { indexed, newRepo } from '../../test/support/collection-repos.ts';
 import type { CommittedEvent } from '../eventlog/committed.ts';
 import type { EventMeta } from '../eventlog/types.ts';
 import { silentLogger } from '../log.ts';
@@ -25,8 +27,6 @@ import {
   type SyncRecomputeOptions,
   SyncRecomputeQueue,
 } from './sync-recompute.ts';
-import { indexed, newRepo } from './test-repos.ts';
-import { backends } from './test-stores.ts';
 import { CollectionIndexer, commitEffect } from './upkeep.ts';
 
 const POST = 'app.bsky.feed.post';

@@ -2,11 +2,17 @@
 // every commit the index must equal the repo's true set of collections.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { backends } from '../../test/support/collection-index-stores.ts';
+import {
+  indexed,
+  newRepo,
+  Prng,
+  randomBatch,
+  TRICKY_COLLECTIONS,
+} from '../../test/support/collection-repos.ts';
 import { BlockMap } from '../protocol/car.ts';
 import { digestRepoCar } from '../protocol/repo-car.ts';
 import type { CollectionIndexStore } from './index-store.ts';
-import { indexed, newRepo, Prng, randomBatch, TRICKY_COLLECTIONS } from './test-repos.ts';
-import { backends } from './test-stores.ts';
 import { CollectionIndexer } from './upkeep.ts';
 
 const POST = 'app.bsky.feed.post';

@@ -4,9 +4,9 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { backends } from '../../test/support/collection-index-stores.ts';
 import { createRouteHandler } from '../http/dispatch.ts';
 import { Router } from '../http/router.ts';
-import { backends } from './test-stores.ts';
 import { listReposByCollectionRoutes, parseListParams } from './xrpc.ts';
 
 const POST = 'app.bsky.feed.post';

@@ -10,20 +10,20 @@
 // page is screenshotted under .artifacts/dashboard/ (git-ignored). Every
 // wait is on a condition, with the suite's generous deadline.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { type StreamReader, subscribe } from '../../sim/consumer.ts';
 import { SimNetwork } from '../../sim/network.ts';
+import { findChromium } from '../../test/support/chromium.ts';
 import {
   crawlAll,
   startTestRelay,
   TEST_ADMIN_PASSWORD,
   waitRelayCaughtUp,
-} from '../../test/relay-harness.ts';
-import { findChromium } from '../../test/support/chromium.ts';
+} from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { WAIT_DEADLINE_MS, waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
 
@@ -72,7 +72,7 @@ describe('dashboard in a browser', { skip }, () => {
 
   before(async () => {
     mkdirSync(SCREENSHOTS, { recursive: true });
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-dashboard-'));
+    dataDir = tempDir('atrelay-dashboard-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 15 });
     relay = await startTestRelay(net, dataDir);
     base = `http://127.0.0.1:${relay.port}`;
@@ -95,7 +95,6 @@ describe('dashboard in a browser', { skip }, () => {
     await consumer?.close();
     await relay?.stop();
     await net?.stop();
-    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('serves the plain page at /', async () => {

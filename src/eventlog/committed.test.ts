@@ -1,23 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
+import { openTempEventLog } from '../../test/support/temp.ts';
 import { CommittedStream } from './committed.ts';
-import { openEventLog } from './file-log.ts';
 import { EventKind, type LogRecord } from './types.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 describe('CommittedStream', () => {
   it('hands every durable batch to each subscriber in order, with its meta, in the step the head moved', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'committed-'));
-    dirs.push(dir);
-    const log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    const log = await openTempEventLog();
     const registry = new Registry();
     const stream = new CommittedStream(log, { registry });
     const calls: string[] = [];

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { tempDir } from '../../test/support/temp.ts';
 import { openEventLog } from './file-log.ts';
 
-const dir = mkdtempSync(join(tmpdir(), 'eventlog-crash-'));
+const dir = tempDir('eventlog-crash-');
 const children = new Set<ChildProcess>();
 after(() => {
   for (const c of children) c.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Runs the appending child until it acknowledged at least `minAcks` seqs past its start, plus a random delay, then SIGKILLs it. */
@@ -18,7 +17,12 @@ function runAndKill(minAcks: number): Promise<{ opened: number; maxAcked: number
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', join(import.meta.dirname, 'crash-child.ts'), dir],
+      [
+        '--import',
+        'tsx',
+        join(import.meta.dirname, '..', '..', 'test', 'support', 'eventlog-crash-writer.ts'),
+        dir,
+      ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },
@@ -51,7 +55,7 @@ function runAndKill(minAcks: number): Promise<{ opened: number; maxAcked: number
   });
 }
 
-/** Same frame layout as crash-child.ts. */
+/** Same frame layout as test/support/eventlog-crash-writer.ts. */
 function frameFor(seq: number): Uint8Array {
   const b = Buffer.alloc(24 + (seq % 200), seq % 251);
   b.writeUInt32LE(seq, 0);

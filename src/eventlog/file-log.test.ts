@@ -1,22 +1,12 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { crc32 } from 'node:zlib';
 import { Registry } from 'prom-client';
+import { tempDir } from '../../test/support/temp.ts';
 import { type FileEventLog, openEventLog } from './file-log.ts';
 import type { LogRecord } from './types.ts';
-
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'eventlog-test-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 /** A frame whose bytes encode its seq, so reads can be checked against seqs. */
 function frameFor(seq: number, size = 40): Uint8Array {

@@ -1,13 +1,13 @@
-// The JetStream event log: the shared EventLog contract (eventlog.suite.ts),
+// The JetStream event log: the shared EventLog contract (test/support/eventlog-contract.ts),
 // then what only a shared log has: dedupe by message id across writers and
 // re-ingests, several processes seeing one order, meta on own records,
 // takedowns shared through the KV bucket, retention on the stream.
 // Each test uses its own stream on the machine's NATS (test/support/nats.ts).
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { frameFor, runEventLogContract } from '../../test/support/eventlog-contract.ts';
 import { deleteStreams, NATS_URL, uniqueStreamName } from '../../test/support/nats.ts';
 import { waitFor } from '../../test/support/wait.ts';
-import { frameFor, runEventLogContract } from './eventlog.suite.ts';
 import { messageId, type NatsEventLogOptions, openNatsEventLog } from './nats-log.ts';
 import type { AppendEvent, EventLog, LogRecord } from './types.ts';
 

@@ -5,10 +5,10 @@
 // and after a reopen (the index file intact, torn, or gone) the values are
 // the same and the chain continues.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, statSync, truncateSync, unlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { beforeEach, describe, it } from 'node:test';
+import { tempDir } from '../../test/support/temp.ts';
 import { type FileEventLog, openEventLog } from './file-log.ts';
 import { nextTimeUs, type TimeChainPosition } from './time-index.ts';
 import type { LogRecord } from './types.ts';
@@ -27,10 +27,9 @@ describe('event log time index', () => {
     });
 
   beforeEach(() => {
-    dir = mkdtempSync(join(tmpdir(), 'atrelay-timeidx-'));
+    dir = tempDir('atrelay-timeidx-');
     now = 1_700_000_000_000;
   });
-  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Appends `n` events at the current clock, collecting the durable records (with their time_us). */
   async function append(log: FileEventLog, n: number, seen: LogRecord[]): Promise<void> {

@@ -2,7 +2,7 @@
 // (readers) need from durable storage of the outbound stream. The embedded
 // file log (file-log.ts) and the shared JetStream log (nats-log.ts, for
 // several processes: docs/scale-out.md) implement it; both pass the same
-// contract suite (eventlog.suite.ts). The firehose only uses this interface.
+// contract suite (test/support/eventlog-contract.ts). The firehose only uses this interface.
 //
 // Ordering model: the log is the relay's sequencer. `append` assigns each event
 // the next relay seq synchronously, in call order; the returned promise resolves

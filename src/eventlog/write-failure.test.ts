@@ -4,24 +4,12 @@
 // once the cause clears every event is written once, in order, intact — or,
 // past maxWriteFailureMs, the log gives up loudly.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Registry } from 'prom-client';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { openEventLog } from './file-log.ts';
 import type { LogRecord, WriteState } from './types.ts';
-
-const dirs: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'eventlog-fail-'));
-  dirs.push(d);
-  return d;
-}
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 function errno(code: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: injected`), { code });

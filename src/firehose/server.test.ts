@@ -1,23 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, afterEach, describe, it } from 'node:test';
+import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import { WebSocket } from 'ws';
+import { openTempEventLog } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
-import { type FileEventLog, type FileEventLogOptions, openEventLog } from '../eventlog/file-log.ts';
+import type { FileEventLog, FileEventLogOptions } from '../eventlog/file-log.ts';
 import { decodeFrame, encodeFrame, readFrameSeq } from '../protocol/frames.ts';
 import { type FirehoseOptions, FirehoseServer, parseCursor, SUBSCRIBE_REPOS_PATH } from './server.ts';
-
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
 
 interface Harness {
   log: FileEventLog;
@@ -48,9 +41,7 @@ async function start(
   logOpts: Partial<FileEventLogOptions> = {},
   fhOpts: Partial<FirehoseOptions> = {},
 ): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'firehose-test-'));
-  dirs.push(dir);
-  const log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0, ...logOpts });
+  const log = await openTempEventLog(logOpts);
   const firehose = new FirehoseServer({ log, pingIntervalMs: 0, ...fhOpts });
   const server: Server = createServer((_req, res) => res.writeHead(404).end());
   server.on('upgrade', (req, socket, head) => {

@@ -7,13 +7,14 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import { SimNetwork } from '../../sim/network.ts';
+import { RecordingSink, testConfig } from '../../test/support/ingest-support.ts';
+import { tempMetadataStore } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { silentLogger } from '../log.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { BootstrapStats } from './bootstrap.ts';
 import { BootstrapLoop } from './bootstrap-loop.ts';
 import { HostManager } from './host-manager.ts';
-import { RecordingSink, tempStore, testConfig } from './test-support.ts';
 
 const ok: BootstrapStats = { listed: 2, added: 1, refused: 1, failed: 0 };
 
@@ -118,7 +119,7 @@ describe('HostManager bootstrap against a seed relay that fails first', () => {
     });
     await new Promise<void>((resolve) => seed.listen(0, '127.0.0.1', resolve));
     const upstream = `127.0.0.1:${(seed.address() as AddressInfo).port}`;
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const registry = new Registry();
     const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
     const manager = new HostManager({

@@ -6,12 +6,13 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { RecordingSink, testConfig } from '../../test/support/ingest-support.ts';
+import { tempMetadataStore } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { checkDescribeServer, guardedLookup } from './host-checks.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { RecordingSink, tempStore, testConfig } from './test-support.ts';
 
 function fakeDns(table: Record<string, string>): LookupFn & { calls: string[] } {
   const calls: string[] = [];
@@ -53,7 +54,7 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
       'v6.example.com': '::1',
     });
     const fetcher = spyFetcher(createSafeFetcher({ lookup: dns }));
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const m = new HostManager({
       store: db.store,
       sink: new RecordingSink(),
@@ -85,7 +86,7 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
   it('refuses banned domains (suffix match) and blocked hosts without any network call', async () => {
     const dns = fakeDns({});
     const fetcher = spyFetcher(createSafeFetcher({ lookup: dns }));
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     await db.store.addDomainBan('example.com');
     await db.store.createHost({ hostname: 'blocked.example.org', status: 'blocked' });
     const m = new HostManager({
@@ -133,7 +134,7 @@ describe('requestCrawl refusals (production rules, injected DNS)', () => {
 
   it('a saved host whose name now resolves to loopback is never dialled, and ends up offline', async () => {
     const dns = fakeDns({ 'rebound.example.com': '127.0.0.1' });
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const { value: host } = await db.store.createHost({ hostname: 'rebound.example.com' });
     const m = new HostManager({
       store: db.store,

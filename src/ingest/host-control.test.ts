@@ -4,16 +4,17 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
+import { RecordingSink, testConfig } from '../../test/support/ingest-support.ts';
+import { type TempMetadataStore, tempMetadataStore } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { type HostSnapshot, LiveStateSnapshot } from './host-control.ts';
 import { HostManager } from './host-manager.ts';
 import { TRUSTED_RATE_FACTOR } from './rate-limiter.ts';
-import { RecordingSink, type TempStore, tempStore, testConfig } from './test-support.ts';
 
 describe('HostManager as HostControl', () => {
   let net: SimNetwork;
-  let db: TempStore;
+  let db: TempMetadataStore;
   let m: HostManager;
   const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
   let first: string;
@@ -21,7 +22,7 @@ describe('HostManager as HostControl', () => {
 
   before(async () => {
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 1, seed: 12 });
-    db = await tempStore();
+    db = await tempMetadataStore({ cursorFlushMs: 50 });
     m = new HostManager({
       store: db.store,
       sink: new RecordingSink(),
@@ -163,13 +164,13 @@ describe('LiveStateSnapshot', () => {
 // limiter, survives a restart of the manager, and setting it back clears it.
 describe('per-host rate-limit overrides through a real HostManager', () => {
   let net: SimNetwork;
-  let db: TempStore;
+  let db: TempMetadataStore;
   const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
   const cfg = testConfig({ hostRatePerSecond: 50, hostRatePerHour: 2500, hostRatePerDay: 20_000 });
 
   before(async () => {
     net = await SimNetwork.start({ hosts: 1, accountsPerHost: 1, seed: 11 });
-    db = await tempStore();
+    db = await tempMetadataStore({ cursorFlushMs: 50 });
   });
   after(async () => {
     await db.destroy();

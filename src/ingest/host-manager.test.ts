@@ -10,6 +10,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
+import {
+  RecordingSink,
+  range,
+  type RecordingSink as Sink,
+  testConfig,
+} from '../../test/support/ingest-support.ts';
+import { type TempMetadataStore, tempMetadataStore } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { RateLimiter } from '../api/rate-limit.ts';
 import { registerXrpc, XRPC } from '../api/xrpc.ts';
@@ -20,25 +27,17 @@ import { openMetadataStore } from '../store/open-store.ts';
 import type { IngestConfig } from './host-manager.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import {
-  RecordingSink,
-  range,
-  type RecordingSink as Sink,
-  type TempStore,
-  tempStore,
-  testConfig,
-} from './test-support.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 
 interface Rig {
   manager: HostManager;
   sink: Sink;
-  db: TempStore;
+  db: TempMetadataStore;
 }
 
-async function rig(cfg: Partial<IngestConfig> = {}, db?: TempStore, sink?: Sink): Promise<Rig> {
-  const d = db ?? (await tempStore());
+async function rig(cfg: Partial<IngestConfig> = {}, db?: TempMetadataStore, sink?: Sink): Promise<Rig> {
+  const d = db ?? (await tempMetadataStore({ cursorFlushMs: 50 }));
   const s = sink ?? new RecordingSink();
   const manager = new HostManager({ store: d.store, sink: s, fetcher, config: testConfig(cfg) });
   await manager.start();
@@ -218,7 +217,7 @@ describe('HostManager against the simulated network', () => {
   });
 
   it('resumes from the saved cursor after a restart: no lost and no duplicated event', async () => {
-    const db = await tempStore(20);
+    const db = await tempMetadataStore({ cursorFlushMs: 20 });
     const sink = new RecordingSink();
     // completions out of order and slow enough that frames are in flight at shutdown
     let k = 0;
@@ -307,7 +306,7 @@ describe('HostManager against the simulated network', () => {
 
   it('resetCursor to an earlier seq waits for in-flight frames, then re-reads from it; null reads live', async () => {
     const sink = new RecordingSink();
-    const r = await rig({}, await tempStore(0), sink); // cursors reach storage only on flush or reset
+    const r = await rig({}, await tempMetadataStore({ cursorFlushMs: 0 }), sink); // cursors reach storage only on flush or reset
     const h = net.hosts[1];
     const did = net.accounts.find((x) => x.host === 1)!.did;
     try {
@@ -395,7 +394,7 @@ describe('HostManager against the simulated network', () => {
   });
 
   it('staggers start-up dials of saved hosts', async () => {
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const ids: number[] = [];
     for (const h of net.hosts.slice(0, 10)) {
       ids.push((await db.store.createHost({ hostname: h.hostname, tls: false })).value.id);
@@ -450,7 +449,7 @@ describe('HostManager against the simulated network', () => {
 
   it('a host subscribed live stores its first cursor before handing anything on', async () => {
     // no timer flush: only the immediate write can make the cursor durable
-    const db = await tempStore(0);
+    const db = await tempMetadataStore({ cursorFlushMs: 0 });
     const r = await rig({}, db);
     const h = net.hosts[8];
     const did = net.accounts.find((x) => x.host === 8)!.did;

@@ -5,11 +5,12 @@
 // subscriber reconnect from its cursor.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { RecordingSink, scriptedPds, testConfig } from '../../test/support/ingest-support.ts';
+import { tempMetadataStore } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { HostManager } from './host-manager.ts';
-import { RecordingSink, scriptedPds, tempStore, testConfig } from './test-support.ts';
 
 const commit = (seq: number) => encodeFrame('#commit', { seq, repo: 'did:plc:a', rev: 'x', ops: [] });
 
@@ -34,7 +35,7 @@ describe('HostSubscriber frame rules', () => {
       },
       (ws) => ws.send(commit(7)),
     ]);
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const sink = new RecordingSink();
     const m = new HostManager({
       store: db.store,

@@ -12,6 +12,8 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { RecordingSink, range, scriptedPds, testConfig } from '../../test/support/ingest-support.ts';
+import { type TempMetadataStore, tempMetadataStore } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { concatBytes } from '../protocol/bytes.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
@@ -21,7 +23,6 @@ import { bootstrapFromUpstream } from './bootstrap.ts';
 import { assertDialable } from './host-checks.ts';
 import { HostManager, type IngestConfig, type HostManager as Manager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
-import { RecordingSink, range, scriptedPds, type TempStore, tempStore, testConfig } from './test-support.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 
@@ -31,12 +32,12 @@ const commit = (seq: number, extra: Record<string, unknown> = {}) =>
 interface Rig {
   m: Manager;
   sink: RecordingSink;
-  db: TempStore;
+  db: TempMetadataStore;
   stop(): Promise<void>;
 }
 
 async function rig(cfg: Partial<IngestConfig> = {}, sink = new RecordingSink()): Promise<Rig> {
-  const db = await tempStore();
+  const db = await tempMetadataStore({ cursorFlushMs: 50 });
   const m = new HostManager({ store: db.store, sink, fetcher, config: testConfig(cfg) });
   await m.start();
   return {
@@ -308,7 +309,7 @@ describe('hostile hosts: additions', () => {
       getJson: () => held.then(() => Promise.reject(new Error('released'))),
       close() {},
     } as unknown as SafeFetcher;
-    const db = await tempStore();
+    const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const m = new HostManager({
       store: db.store,
       sink: new RecordingSink(),
@@ -388,7 +389,7 @@ describe('hostile hosts: numeric host names', () => {
       return [{ address: '127.0.0.1', family: 4 }];
     };
     for (const allowInsecureHosts of [false, true]) {
-      const db = await tempStore();
+      const db = await tempMetadataStore({ cursorFlushMs: 50 });
       const m = new HostManager({
         store: db.store,
         sink: new RecordingSink(),

@@ -1,27 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { SimNetwork } from '../../sim/network.ts';
-import { openEventLog } from '../eventlog/file-log.ts';
+import { openTempEventLog, tempMetadataStore } from '../../test/support/temp.ts';
 import { EventKind } from '../eventlog/types.ts';
 import { silentLogger } from '../log.ts';
 import { rewriteSeq } from '../protocol/frames.ts';
-import { openMetadataStore } from '../store/open-store.ts';
 import { headOfFrame, recordCursorReset, recoverFromLog } from './log-recovery.ts';
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
-
 async function setup() {
-  const dir = mkdtempSync(join(tmpdir(), 'atrelay-recovery-'));
-  dirs.push(dir);
   const net = await SimNetwork.start({ hosts: 1, accountsPerHost: 1, seed: 'recovery' });
-  const store = await openMetadataStore({ dataDir: dir, cursorFlushMs: 0 });
-  const log = await openEventLog({ dir: join(dir, 'log'), fsync: false, gcIntervalMs: 0 });
+  const { store } = await tempMetadataStore();
+  const log = await openTempEventLog();
   const a = (await store.createHost({ hostname: 'a.example.com' })).value;
   const b = (await store.createHost({ hostname: 'b.example.com' })).value;
   const did = net.accounts[0].did;

@@ -8,18 +8,22 @@
 // its filters as an options_update on open), and with filters changed by
 // options_update while connected.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { JetstreamSubscription } from '@atcute/jetstream';
 import { Jetstream } from '@skyware/jetstream';
 import WebSocket from 'ws';
 import { SimNetwork } from '../../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/relay-harness.ts';
+import {
+  type JetCommitEvent,
+  perDid,
+  WriteRecorder,
+  type Written,
+  writtenOf,
+} from '../../test/support/jetstream-writes.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
-import { type JetCommitEvent, perDid, WriteRecorder, type Written, writtenOf } from './test-writes.ts';
 
 /** Collects an @atcute subscription's commit events until stopped. */
 function collectAtcute(sub: JetstreamSubscription): { events: JetCommitEvent[]; stop: () => Promise<void> } {
@@ -62,7 +66,7 @@ describe('Jetstream client libraries against the relay', () => {
   const liveCount = () => relay.jetstream!.listSubscribers().filter((s) => s.state === 'live').length;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-jetstream-clients-'));
+    dataDir = tempDir('atrelay-jetstream-clients-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 11 });
     dids = net.accounts.map((a) => a.did);
     recorder = new WriteRecorder(net, dids);
@@ -73,7 +77,6 @@ describe('Jetstream client libraries against the relay', () => {
   after(async () => {
     await relay?.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('@skyware/jetstream and @atcute/jetstream get exactly what they filter for, live, from a cursor across a restart, and after options_update', async () => {

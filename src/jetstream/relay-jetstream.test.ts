@@ -8,16 +8,20 @@
 // filter changed mid-stream by options_update (requireHello holds everything
 // until the first one).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { SimNetwork } from '../../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/relay-harness.ts';
+import {
+  type JetCommitEvent,
+  perDid,
+  WriteRecorder,
+  type Written,
+  writtenOf,
+} from '../../test/support/jetstream-writes.ts';
+import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../../test/support/relay-harness.ts';
+import { tempDir } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { Relay } from '../relay.ts';
-import { type JetCommitEvent, perDid, WriteRecorder, type Written, writtenOf } from './test-writes.ts';
 
 interface JetEvent extends JetCommitEvent {
   kind: 'commit' | 'identity' | 'account';
@@ -66,7 +70,7 @@ describe('Jetstream /subscribe end to end', () => {
   const url = (q = '') => `ws://127.0.0.1:${relay.port}/subscribe${q ? `?${q}` : ''}`;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-jetstream-'));
+    dataDir = tempDir('atrelay-jetstream-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 7 });
     dids = net.accounts.map((a) => a.did);
     recorder = new WriteRecorder(net, dids);
@@ -78,7 +82,6 @@ describe('Jetstream /subscribe end to end', () => {
   after(async () => {
     await relay?.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('sends each subscriber exactly the operations its filter asks for, live and from a cursor, across a restart', async () => {

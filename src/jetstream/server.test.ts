@@ -6,17 +6,15 @@
 // connection; the per-network limit refuses before the upgrade; nothing is
 // encoded while nobody is live.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
 import WebSocket from 'ws';
+import { openTempEventLog } from '../../test/support/temp.ts';
 import { waitFor } from '../../test/support/wait.ts';
-import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
+import type { FileEventLog } from '../eventlog/file-log.ts';
 import { writeCar } from '../protocol/car.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
 import { cidForCbor } from '../protocol/cid.ts';
@@ -54,7 +52,6 @@ function bigCommit(i: number, textBytes: number): Uint8Array {
 }
 
 describe('Jetstream server: hostile and slow subscribers', () => {
-  let dir: string;
   let log: FileEventLog;
   let server: Server;
   let jet: JetstreamServer;
@@ -75,15 +72,13 @@ describe('Jetstream server: hostile and slow subscribers', () => {
   const metric = async (name: string) => (await registry.getSingleMetricAsString(name)).split('\n');
 
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'atrelay-jetserver-'));
-    log = await openEventLog({ dir, fsync: false, gcIntervalMs: 0 });
+    log = await openTempEventLog();
   });
   afterEach(async () => {
     await jet.close();
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
     await log.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('closes a subscriber that stopped reading with ConsumerTooSlow; a reading one gets everything', async () => {

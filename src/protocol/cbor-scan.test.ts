@@ -4,7 +4,7 @@
 // reading early on hostile input (work is asserted as heads read, not time).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mulberry32 } from '../../test/prng.ts';
+import { seededRandom } from '../../sim/prng.ts';
 import { concatBytes } from './bytes.ts';
 import { decodeCborFirst, encodeCbor } from './cbor.ts';
 import { CborScanError, type CborScanErrorReason, CborScanner, type ScanLimits } from './cbor-scan.ts';
@@ -82,7 +82,7 @@ function randomValue(rand: () => number, depth: number): { value: unknown; depth
 
 describe('CborScanner.skip', () => {
   it('finds the same end as the strict decoder, counts every head, on random values', () => {
-    const rand = mulberry32(12);
+    const rand = seededRandom(12);
     for (let i = 0; i < 2000; i++) {
       const { value, depth, items } = randomValue(rand, 0);
       const bytes = concatBytes([encodeCbor(value), Uint8Array.of(0x01, 0x02)]);
@@ -331,7 +331,7 @@ describe('CborScanner.findMapKey and fixed-shape readers', () => {
 
 describe('CborScanner against mutated input', () => {
   it('throws nothing but CborScanError, and accepts whatever the strict decoder accepts', () => {
-    const rand = mulberry32(99);
+    const rand = seededRandom(99);
     let accepted = 0;
     for (let i = 0; i < 3000; i++) {
       const bytes = encodeCbor(randomValue(rand, 0).value);

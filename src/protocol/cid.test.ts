@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { readFixtureLines } from '../../test/fixtures.ts';
+import { readFixtureLines } from '../../test/support/interop-fixtures.ts';
 import { utf8Encode } from './bytes.ts';
 import {
   CidLinkWrapper,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFixtureJson } from '../../test/fixtures.ts';
+import { readFixtureJson } from '../../test/support/interop-fixtures.ts';
 import { fromBase64, toBase64 } from './bytes.ts';
 import { decodeCbor, encodeCbor } from './cbor.ts';
 import { cidForCbor, isCid } from './cid.ts';

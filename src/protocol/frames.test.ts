@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mulberry32 as rng } from '../../test/prng.ts';
+import { seededRandom as rng } from '../../sim/prng.ts';
 import { concatBytes } from './bytes.ts';
 import { encodeCbor } from './cbor.ts';
 import { cidForCbor } from './cid.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import * as nodeCrypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { describe, it } from 'node:test';
-import { readFixtureJson } from '../../test/fixtures.ts';
+import { readFixtureJson } from '../../test/support/interop-fixtures.ts';
 import { fromBase64 } from './bytes.ts';
 import { sha256 } from './cid.ts';
 import {

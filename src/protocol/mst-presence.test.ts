@@ -4,7 +4,13 @@
 // answer may be 'unknown' but never wrong).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { indexed, newRepo, Prng, randomBatch, TRICKY_COLLECTIONS } from '../collections/test-repos.ts';
+import {
+  indexed,
+  newRepo,
+  Prng,
+  randomBatch,
+  TRICKY_COLLECTIONS,
+} from '../../test/support/collection-repos.ts';
 import { BlockMap } from './car.ts';
 import { collectionStillPresent, neighboursOf } from './mst-presence.ts';
 import { verifyCommitProof } from './mst-proof.ts';

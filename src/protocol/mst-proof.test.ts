@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFixtureJson, readFixtureLines } from '../../test/fixtures.ts';
+import { Prng } from '../../sim/prng.ts';
+import { readFixtureJson, readFixtureLines } from '../../test/support/interop-fixtures.ts';
 import { BlockMap } from './car.ts';
 import { encodeCbor } from './cbor.ts';
 import { type Cid, cidForCbor, parseCid } from './cid.ts';
@@ -142,12 +143,7 @@ describe('commit proof negatives', () => {
 
 describe('commit proof, randomized', () => {
   it('covering proofs suffice for random multi-op commits on trees of many sizes', () => {
-    let seed = 12345;
-    const next = () => {
-      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
-      return seed / 4294967296;
-    };
-    const rng = { next, int: (n: number) => Math.floor(next() * n) };
+    const rng = new Prng(12345);
     const val = (i: number) => cidForCbor(encodeCbor({ i }));
     const mk = () => `c${rng.int(3)}/${rng.int(1e6).toString(36)}`;
     let commits = 0;

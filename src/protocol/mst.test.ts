@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { readFixtureJson, readFixtureLines } from '../../test/fixtures.ts';
+import { Prng } from '../../sim/prng.ts';
+import { readFixtureJson, readFixtureLines } from '../../test/support/interop-fixtures.ts';
 import { utf8Encode } from './bytes.ts';
 import { encodeCbor } from './cbor.ts';
 import { type Cid, cidForCbor, parseCid } from './cid.ts';
@@ -31,13 +32,12 @@ function blockMapOf(tree: Mst): { get(cid: Cid): Uint8Array | undefined } {
   return { get: (cid: Cid) => m.get(cid.$link) };
 }
 
-/** Deterministic shuffle (LCG) so tests do not depend on Math.random. */
+/** Deterministic shuffle (seeded Prng) so tests do not depend on Math.random. */
 function shuffled<T>(items: T[], seed: number): T[] {
   const out = items.slice();
-  let s = seed >>> 0;
+  const prng = new Prng(seed);
   for (let i = out.length - 1; i > 0; i--) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const j = s % (i + 1);
+    const j = prng.int(i + 1);
     [out[i], out[j]] = [out[j], out[i]];
   }
   return out;
@@ -259,11 +259,8 @@ describe('mst loading', () => {
     const full = treeOf(keys);
     const t = Mst.load(blockMapOf(full), full.rootCid());
     const model = new Map(keys.map((k) => [k, CID1] as const));
-    let s = 7;
-    const rnd = (n: number) => {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      return s % n;
-    };
+    const prng = new Prng(7);
+    const rnd = (n: number) => prng.int(n);
     for (let step = 0; step < 300; step++) {
       const present = [...model.keys()];
       const r = rnd(3);

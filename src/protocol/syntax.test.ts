@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { FIXTURES_DIR, readFixtureLines } from '../../test/fixtures.ts';
+import { FIXTURES_DIR, readFixtureLines } from '../../test/support/interop-fixtures.ts';
 import {
   ensureValidAtIdentifier,
   ensureValidAtUri,

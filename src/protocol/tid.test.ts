@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { readFixtureLines } from '../../test/fixtures.ts';
-import { mulberry32 as rng } from '../../test/prng.ts';
+import { seededRandom as rng } from '../../sim/prng.ts';
+import { readFixtureLines } from '../../test/support/interop-fixtures.ts';
 import { InvalidSyntaxError } from './syntax.ts';
 import {
   compareTid,

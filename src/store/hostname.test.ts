@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { mulberry32 } from '../../test/prng.ts';
+import { seededRandom } from '../../sim/prng.ts';
 import { domainSuffixes, normaliseDomain, normaliseHostname } from './hostname.ts';
 
 describe('normaliseHostname', () => {
@@ -75,7 +75,7 @@ describe('numeric host names', () => {
 
 describe('numeric host names against the URL parser', () => {
   it('every accepted name is one the WHATWG URL parser leaves as it is', () => {
-    const rand = mulberry32(7);
+    const rand = seededRandom(7);
     const parts = [
       '0',
       '1',

@@ -6,21 +6,22 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { describeMetadataStore, type StoreLocation } from './metadata-store.suite.ts';
+import { describeMetadataStore, type StoreLocation } from '../../test/support/metadata-store-contract.ts';
+import { removeTempDir, tempDir, tempMetadataStore } from '../../test/support/temp.ts';
 import { migratePostgres, migrateSqlite } from './migrations.ts';
-import { openMetadataStore, SQLITE_FILE_NAME } from './open-store.ts';
+import { SQLITE_FILE_NAME } from './open-store.ts';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 describeMetadataStore('sqlite', {
   async fresh(): Promise<StoreLocation> {
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-store-'));
+    const dataDir = tempDir('atrelay-store-');
     const path = join(dataDir, SQLITE_FILE_NAME);
     const withDb = <T>(fn: (db: Database.Database) => T): T => {
       const db = new Database(path);
@@ -36,15 +37,15 @@ describeMetadataStore('sqlite', {
       migrate: async () => withDb((db) => migrateSqlite(db)),
       countMigrationRows: async () =>
         withDb((db) => (db.prepare('SELECT count(*) AS n FROM schema_migrations').get() as { n: number }).n),
-      destroy: async () => rmSync(dataDir, { recursive: true, force: true }),
+      destroy: async () => removeTempDir(dataDir),
     };
   },
 });
 
 describe('metadata store: sqlite specifics', () => {
   it('keeps the WAL bounded under a stream of head updates (auto-checkpoints run)', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-store-'));
-    const store = await openMetadataStore({ dataDir, cursorFlushMs: 0 });
+    const temp = await tempMetadataStore();
+    const { store } = temp;
     try {
       const { value: h } = await store.createHost({ hostname: 'wal.example.com' });
       const { value: a } = await store.createAccount({ did: 'did:plc:wal', hostId: h.id });
@@ -56,11 +57,10 @@ describe('metadata store: sqlite specifics', () => {
         );
       }
       // 3,000 commits of at least one 4 KiB page each would be > 12 MB without checkpoints.
-      const walBytes = statSync(join(dataDir, `${SQLITE_FILE_NAME}-wal`)).size;
+      const walBytes = statSync(join(temp.dir, `${SQLITE_FILE_NAME}-wal`)).size;
       assert.ok(walBytes < 6_000_000, `WAL is ${walBytes} bytes`);
     } finally {
-      await store.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      await temp.destroy();
     }
   });
 });

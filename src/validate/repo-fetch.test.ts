@@ -9,6 +9,10 @@ import { inflateRepoCar, malformRepoCar, padRepoCar } from '../../sim/hostile-re
 import { SimPds } from '../../sim/pds.ts';
 import { SimPlc } from '../../sim/plc.ts';
 import { SimRepo } from '../../sim/repo.ts';
+import {
+  REPO_WORKER_FIXTURE_URL,
+  type RepoWorkerFixtureData,
+} from '../../test/support/repo-worker-fixture.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { Keypair, type PublicKey } from '../protocol/keys.ts';
@@ -16,7 +20,6 @@ import { RepoCarError } from '../protocol/repo-car.ts';
 import { TidClock } from '../protocol/tid.ts';
 import { RepoDigestPool, RepoWorkerError } from './repo-digest.ts';
 import { RepoFetchError, RepoFetcher } from './repo-fetch.ts';
-import { REPO_WORKER_FIXTURE_URL, type RepoWorkerFixtureData } from './repo-worker.fixture.ts';
 
 const KEY = Keypair.fromPrivateKey('k256', new Uint8Array(32).fill(5));
 

@@ -1,6 +1,6 @@
 // The worker-thread side of the repo digest pool (repo-digest.ts), shared by
 // the real worker entry (repo-worker.ts) and the test fixtures
-// (repo-worker.fixture.ts). A job is either a CAR to read (its buffer
+// (test/support/repo-worker-fixture.ts). A job is either a CAR to read (its buffer
 // transferred) or a getRepo to download and then read: the download runs
 // here, in this thread, with a fetcher made from the relay fetcher's rules
 // (safe-fetch.ts `createWorkerSafeFetcher`): every hop's host is resolved and

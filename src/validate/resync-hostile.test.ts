@@ -3,24 +3,22 @@
 // malformed must be counted resync failures that cost the relay neither its
 // event loop nor its memory, while other hosts' events keep flowing.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../../sim/consumer.ts';
 import { inflateRepoCar, padRepoCar } from '../../sim/hostile-repo.ts';
 import { SimNetwork } from '../../sim/network.ts';
 import { SimPds } from '../../sim/pds.ts';
 import { SimPlc } from '../../sim/plc.ts';
-import { crawlAll, startTestRelay } from '../../test/relay-harness.ts';
+import { crawlAll, startTestRelay } from '../../test/support/relay-harness.ts';
+import { REPO_WORKER_FIXTURE_URL } from '../../test/support/repo-worker-fixture.ts';
+import { tempDir } from '../../test/support/temp.ts';
+import { startHarness } from '../../test/support/validator-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { PublicKey } from '../protocol/keys.ts';
 import type { Relay } from '../relay.ts';
 import { RepoFetcher } from './repo-fetch.ts';
-import { REPO_WORKER_FIXTURE_URL } from './repo-worker.fixture.ts';
 import { ResyncError, Resyncer } from './resync.ts';
-import { startHarness } from './test-harness.ts';
 
 describe('Resyncer against a hostile PDS', () => {
   let plc: SimPlc;
@@ -162,7 +160,7 @@ describe('relay resync against a hostile PDS, end to end', () => {
   let relay: Relay;
 
   before(async () => {
-    dataDir = mkdtempSync(join(tmpdir(), 'atrelay-hostile-'));
+    dataDir = tempDir('atrelay-hostile-');
     net = await SimNetwork.start({ hosts: 2, accountsPerHost: 1, seed: 12 });
     relay = await startTestRelay(net, dataDir, { RELAY_MAX_REPO_BLOCKS: '50000' });
     await crawlAll(relay, net);
@@ -171,7 +169,6 @@ describe('relay resync against a hostile PDS, end to end', () => {
   after(async () => {
     await relay.stop();
     await net.stop();
-    rmSync(dataDir, { recursive: true, force: true });
   });
 
   it('a repo over the block limit is a counted resync failure while the other host keeps flowing', async () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { type Harness, startHarness } from '../../test/support/validator-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { Keypair } from '../protocol/keys.ts';
 import { ResyncError, Resyncer } from './resync.ts';
-import { type Harness, startHarness } from './test-harness.ts';
 import { Validator, type ValidatorOptions } from './validator.ts';
 
 async function withHarness(

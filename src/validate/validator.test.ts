@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { type Harness, type HarnessOptions, startHarness } from '../../test/support/validator-harness.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import { takeDown } from '../api/takedown.ts';
 import { bytesEqual } from '../protocol/bytes.ts';
 import { decodeFrame, rewriteSeq } from '../protocol/frames.ts';
 import type { MetadataStore } from '../store/metadata-store.ts';
-import { type Harness, type HarnessOptions, startHarness } from './test-harness.ts';
 import { type IdentitySource, isAuthoritativeHost } from './validator.ts';
 
 async function withHarness(opts: HarnessOptions, fn: (h: Harness) => Promise<void>): Promise<void> {

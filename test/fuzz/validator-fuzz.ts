@@ -1,5 +1,5 @@
 // The Validator end to end under mutated frames (issue 12): a real
-// Validator (src/validate/test-harness.ts: simulated network on loopback,
+// Validator (test/support/validator-harness.ts: simulated network on loopback,
 // SQLite store, file event log) is fed the frames of two simulated accounts
 // interleaved with mutated copies of them, as a hostile host would send.
 // What must hold: submit() never throws, every submit settles (resolves: the
@@ -13,8 +13,8 @@ import { Prng } from '../../sim/prng.ts';
 import { checkFrame } from '../../src/ingest/frame-check.ts';
 import type { InboundFrame } from '../../src/ingest/frame-sink.ts';
 import { DidNotFoundError } from '../../src/protocol/identity/did-resolver.ts';
-import { startHarness } from '../../src/validate/test-harness.ts';
 import type { IdentitySource } from '../../src/validate/validator.ts';
+import { startHarness } from '../support/validator-harness.ts';
 import { waitFor } from '../support/wait.ts';
 import { mutate } from './mutate.ts';
 

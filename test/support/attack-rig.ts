@@ -13,9 +13,7 @@
 // the relay's peak RSS (VmHWM from /proc, which the kernel keeps for the
 // process's whole life: each rig is a fresh relay, so the peak is this run's).
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { appendFileSync, readFileSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import type { SimPds } from '../../sim/pds.ts';
@@ -24,6 +22,7 @@ import { SimPlc } from '../../sim/plc.ts';
 import { cidToString } from '../../src/protocol/cid.ts';
 import type { ConsumerWorkerData, ConsumerWorkerMessage } from './latency-consumer-worker.ts';
 import { type RelayProcess, spawnRelay } from './relay-process.ts';
+import { removeTempDir, tempDir } from './temp.ts';
 import { waitFor } from './wait.ts';
 
 const ADMIN_PASSWORD = 'attack-test';
@@ -177,7 +176,7 @@ export class AttackRig {
    */
   static async start(opts: AttackRigOptions = {}): Promise<AttackRig> {
     const seed = opts.seed ?? 'attack';
-    const dataDir = mkdtempSync(join(tmpdir(), 'atrelay-attack-'));
+    const dataDir = tempDir('atrelay-attack-');
     const plc = await SimPlc.start(seed);
     const good = await Pds.start({ plc, name: 'good', seed: `${seed}:good` });
     const hostile = await Pds.start({ plc, name: 'hostile', seed: `${seed}:hostile` });
@@ -249,7 +248,7 @@ export class AttackRig {
       await good.stop();
       await hostile.stop();
       await plc.stop();
-      rmSync(dataDir, { recursive: true, force: true });
+      removeTempDir(dataDir);
       throw err;
     }
   }
@@ -399,7 +398,7 @@ export class AttackRig {
     await this.good.stop();
     await this.hostile.stop();
     await this.plc.stop();
-    rmSync(this.dataDir, { recursive: true, force: true });
+    removeTempDir(this.dataDir);
   }
 }
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { makeDidDocument } from '../../../test/support/identity-servers.ts';
 import { base58btcEncode, formatMultikey, Keypair } from '../keys.ts';
 import { DidDocumentError, parseDidDocument } from './did-document.ts';
-import { makeDidDocument } from './test-servers.ts';
 
 const DID = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
 const k256 = Keypair.generate('k256');

@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { formatMultikey, Keypair } from '../keys.ts';
-import { DidDocumentError } from './did-document.ts';
-import { DidNotFoundError, DidResolutionError, DidResolver } from './did-resolver.ts';
-import { createSafeFetcher } from './safe-fetch.ts';
 import {
   makeDidDocument,
   startTestPlc,
   startTestServer,
   type TestPlcServer,
   type TestServer,
-} from './test-servers.ts';
+} from '../../../test/support/identity-servers.ts';
+import { formatMultikey, Keypair } from '../keys.ts';
+import { DidDocumentError } from './did-document.ts';
+import { DidNotFoundError, DidResolutionError, DidResolver } from './did-resolver.ts';
+import { createSafeFetcher } from './safe-fetch.ts';
 
 const ALICE = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa';
 const BOB = 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb';

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from '../../../test/support/identity-servers.ts';
 import { HandleResolver, type ResolveTxtFn } from './handle-resolver.ts';
 import { createSafeFetcher } from './safe-fetch.ts';
-import { startTestServer, type TestServer } from './test-servers.ts';
 
 const ALICE = 'did:plc:aaaaaaaaaaaaaaaaaaaaaaaa';
 const BOB = 'did:plc:bbbbbbbbbbbbbbbbbbbbbbbb';

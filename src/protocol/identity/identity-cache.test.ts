@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { makeDidDocument, startTestPlc } from '../../../test/support/identity-servers.ts';
 import { ConcurrencyLimiter, QueueFullError } from './concurrency-limiter.ts';
 import type { AtprotoIdentity } from './did-document.ts';
 import { DidNotFoundError, DidResolutionError, DidResolver, type IdentityResolver } from './did-resolver.ts';
 import { IdentityCache } from './identity-cache.ts';
 import { createSafeFetcher } from './safe-fetch.ts';
-import { makeDidDocument, startTestPlc } from './test-servers.ts';
 
 /** A resolver whose answers the test releases by hand. */
 class ManualResolver implements IdentityResolver {

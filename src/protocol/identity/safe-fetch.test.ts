@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { after, before, describe, it } from 'node:test';
+import {
+  startTestServer,
+  startTestTlsServer,
+  TEST_TLS_CERT,
+  type TestServer,
+} from '../../../test/support/identity-servers.ts';
 import { addressRefusalReason, parseIpv6 } from './ip-policy.ts';
 import {
   createSafeFetcher,
@@ -14,7 +20,6 @@ import {
   SsrfRefusedError,
   TooManyRedirectsError,
 } from './safe-fetch.ts';
-import { startTestServer, startTestTlsServer, TEST_TLS_CERT, type TestServer } from './test-servers.ts';
 
 // Counts every client socket node:net creates, so refusal tests can prove no
 // connection was attempted.

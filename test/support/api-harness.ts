@@ -2,31 +2,30 @@
 // a temp dir, the real firehose, and a node:http server on 127.0.0.1:0 that
 // mounts createApiHandler the way the relay does. HostControl is a fake that
 // applies changes to the store and records calls. Not a test file itself.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { type ClientOptions, WebSocket } from 'ws';
-import { waitFor } from '../../test/support/wait.ts';
-import { type FileEventLog, openEventLog } from '../eventlog/file-log.ts';
-import { EventKind } from '../eventlog/types.ts';
-import { FirehoseServer } from '../firehose/server.ts';
+import { type ApiDeps, createApiHandler } from '../../src/api/index.ts';
+import type { FileEventLog } from '../../src/eventlog/file-log.ts';
+import { EventKind } from '../../src/eventlog/types.ts';
+import { FirehoseServer } from '../../src/firehose/server.ts';
 import type {
   HostControl,
   HostControlResult,
   HostLiveState,
   RateLimitOverride,
-} from '../ingest/host-control.ts';
-import { DEFAULT_RATE_BASELINE } from '../ingest/rate-limiter.ts';
-import { decodeFrame, encodeFrame } from '../protocol/frames.ts';
-import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
-import { normaliseHostname } from '../store/hostname.ts';
-import type { AccountStatus, Host, MetadataStore } from '../store/metadata-store.ts';
-import { openMetadataStore } from '../store/open-store.ts';
-import { Validator } from '../validate/validator.ts';
-import { type ApiDeps, createApiHandler } from './index.ts';
+} from '../../src/ingest/host-control.ts';
+import { DEFAULT_RATE_BASELINE } from '../../src/ingest/rate-limiter.ts';
+import { decodeFrame, encodeFrame } from '../../src/protocol/frames.ts';
+import { createSafeFetcher } from '../../src/protocol/identity/safe-fetch.ts';
+import { normaliseHostname } from '../../src/store/hostname.ts';
+import type { AccountStatus, Host, MetadataStore } from '../../src/store/metadata-store.ts';
+import { openMetadataStore } from '../../src/store/open-store.ts';
+import { Validator } from '../../src/validate/validator.ts';
+import { openTempEventLog, removeTempDir, tempDir } from './temp.ts';
+import { waitFor } from './wait.ts';
 
 export const ADMIN_PASSWORD = 'correct horse battery staple';
 
@@ -135,9 +134,9 @@ export interface Harness {
 }
 
 export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'api-test-'));
+  const dir = tempDir('api-test-');
   const store = await openMetadataStore({ dataDir: dir, cursorFlushMs: 0 });
-  const log = await openEventLog({ dir: join(dir, 'events'), fsync: false, gcIntervalMs: 0 });
+  const log = await openTempEventLog({ dir: join(dir, 'events') });
   const firehose = new FirehoseServer({ log, pingIntervalMs: 0 });
   const hosts = new FakeHostControl(store);
   const registry = new Registry();
@@ -213,7 +212,7 @@ export async function startHarness(overrides: Partial<ApiDeps> = {}): Promise<Ha
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await log.close();
       await store.close();
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     },
   };
 }

@@ -1,4 +1,4 @@
-// Test-only worker entries for the repo digest pool (repo-digest.ts), chosen by
+// Test-only worker entries for the repo digest pool (src/validate/repo-digest.ts), chosen by
 // workerData (each serves jobs like repo-worker.ts, through repo-worker-jobs.ts,
 // with a hook before a CAR is read):
 // - mode 'hostile': answers like repo-worker.ts, except for the DIDs named in
@@ -10,13 +10,13 @@
 //   a repo read "in progress" in the worker for as long as it needs — without
 //   blocking the main thread, which is what such a test checks.
 import { parentPort, workerData } from 'node:worker_threads';
-import { serveRepoJobs } from './repo-worker-jobs.ts';
+import { serveRepoJobs } from '../../src/validate/repo-worker-jobs.ts';
 
 export type RepoWorkerFixtureData =
   | { mode: 'hostile'; oom?: string[]; hang?: string[] }
   | { mode: 'gate'; gate: SharedArrayBuffer };
 
-export const REPO_WORKER_FIXTURE_URL = new URL('./repo-worker.fixture.ts', import.meta.url);
+export const REPO_WORKER_FIXTURE_URL = new URL('./repo-worker-fixture.ts', import.meta.url);
 
 const port = parentPort;
 if (port) {

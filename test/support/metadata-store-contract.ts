@@ -6,11 +6,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { waitFor } from '../../test/support/wait.ts';
-import type { MetadataStore, RepoHead } from './metadata-store.ts';
-import type { MigrationResult } from './migrations.ts';
-import { type OpenMetadataStoreOptions, openMetadataStore } from './open-store.ts';
-import type { RelayMetadataStoreOptions } from './store.ts';
+import type { MetadataStore, RepoHead } from '../../src/store/metadata-store.ts';
+import type { MigrationResult } from '../../src/store/migrations.ts';
+import { type OpenMetadataStoreOptions, openMetadataStore } from '../../src/store/open-store.ts';
+import type { RelayMetadataStoreOptions } from '../../src/store/store.ts';
+import { waitFor } from './wait.ts';
 
 export interface StoreLocation {
   /** Options that open this location through openMetadataStore (also passed to child processes). */
@@ -84,7 +84,7 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
     it('migrates safely when two processes open a new database at once', async () => {
       const loc = await harness.fresh();
       try {
-        const fixture = fileURLToPath(new URL('./open-once.fixture.ts', import.meta.url));
+        const fixture = fileURLToPath(new URL('./metadata-store-open-once.ts', import.meta.url));
         const runChild = () =>
           new Promise<string>((resolve, reject) => {
             const child = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(loc.options)], {
@@ -637,7 +637,7 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
     it('loses nothing reported written when the writer is killed with SIGKILL', async () => {
       const loc = await harness.fresh();
       try {
-        const fixture = fileURLToPath(new URL('./crash-writer.fixture.ts', import.meta.url));
+        const fixture = fileURLToPath(new URL('./metadata-store-crash-writer.ts', import.meta.url));
         const child = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(loc.options)], {
           stdio: ['ignore', 'pipe', 'pipe'],
         });

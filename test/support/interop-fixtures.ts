@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const FIXTURES_DIR =
   process.env.ATPROTO_FIXTURES_DIR ?? join(repoRoot, '..', 'shared', 'fixtures', 'atproto-interop');

@@ -2,12 +2,12 @@
 // end-to-end tests need it: loopback only, ephemeral ports, the sim's PLC for
 // DID resolution and its handle map for handle checks, fsync off (a test
 // process is not a power cut), one validation worker.
-import type { SimNetwork } from '../sim/network.ts';
-import { simHandleResolver } from '../sim/plc.ts';
-import { loadConfig, type RelayConfig } from '../src/config/config.ts';
-import { silentLogger } from '../src/log.ts';
-import { Relay, type RelayDeps } from '../src/relay.ts';
-import { waitFor } from './support/wait.ts';
+import type { SimNetwork } from '../../sim/network.ts';
+import { simHandleResolver } from '../../sim/plc.ts';
+import { loadConfig, type RelayConfig } from '../../src/config/config.ts';
+import { silentLogger } from '../../src/log.ts';
+import { Relay, type RelayDeps } from '../../src/relay.ts';
+import { waitFor } from './wait.ts';
 
 export const TEST_ADMIN_PASSWORD = 'test-password';
 

@@ -1,23 +1,27 @@
-// Test and benchmark scaffolding for the validator: a simulated network
+// Test scaffolding for the validator (tests and the fuzz suite): a simulated network
 // (sim/), a real SQLite metadata store and a real file event log in a temp
 // directory, an identity cache resolving against the simulated PLC, and a
 // helper that turns the frames a simulated host emitted into InboundFrames as
 // ingest would hand them over. Not used by the relay itself.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SimNetwork, type SimNetworkOptions } from '../../sim/network.ts';
 import type { SimPds } from '../../sim/pds.ts';
-import { openEventLog } from '../eventlog/file-log.ts';
-import type { EventLog, LogRecord } from '../eventlog/types.ts';
-import type { InboundFrame } from '../ingest/frame-sink.ts';
-import { decodeFrame } from '../protocol/frames.ts';
-import { DidResolver } from '../protocol/identity/did-resolver.ts';
-import { IdentityCache, type IdentityCacheOptions } from '../protocol/identity/identity-cache.ts';
-import { createSafeFetcher, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
-import type { MetadataStore } from '../store/metadata-store.ts';
-import { openMetadataStore } from '../store/open-store.ts';
-import { type HandleLookup, type IdentitySource, type ValidationSettings, Validator } from './validator.ts';
+import { openEventLog } from '../../src/eventlog/file-log.ts';
+import type { EventLog, LogRecord } from '../../src/eventlog/types.ts';
+import type { InboundFrame } from '../../src/ingest/frame-sink.ts';
+import { decodeFrame } from '../../src/protocol/frames.ts';
+import { DidResolver } from '../../src/protocol/identity/did-resolver.ts';
+import { IdentityCache, type IdentityCacheOptions } from '../../src/protocol/identity/identity-cache.ts';
+import { createSafeFetcher, type SafeFetcher } from '../../src/protocol/identity/safe-fetch.ts';
+import type { MetadataStore } from '../../src/store/metadata-store.ts';
+import { openMetadataStore } from '../../src/store/open-store.ts';
+import {
+  type HandleLookup,
+  type IdentitySource,
+  type ValidationSettings,
+  Validator,
+} from '../../src/validate/validator.ts';
+import { removeTempDir, tempDir } from './temp.ts';
 
 export interface Harness {
   net: SimNetwork;
@@ -62,7 +66,7 @@ export interface HarnessOptions {
 }
 
 export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
-  const dir = mkdtempSync(join(tmpdir(), 'atrelay-validate-'));
+  const dir = tempDir('atrelay-validate-');
   const net = await SimNetwork.start({ hosts: 2, accountsPerHost: 0, ...opts.net });
   const store = await openMetadataStore({ dataDir: dir, cursorFlushMs: 0 });
   const log = await openEventLog({ dir: join(dir, 'log') });
@@ -144,7 +148,7 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
       await store.close();
       fetcher.close();
       await net.stop();
-      rmSync(dir, { recursive: true, force: true });
+      removeTempDir(dir);
     },
   };
 }

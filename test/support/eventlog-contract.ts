@@ -5,8 +5,8 @@
 // (nats-log.ts) is checked the same way as one that stores them final.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { encodeFrame, readFrameSeq } from '../protocol/frames.ts';
-import type { AppendEvent, EventLog, LogRecord } from './types.ts';
+import type { AppendEvent, EventLog, LogRecord } from '../../src/eventlog/types.ts';
+import { encodeFrame, readFrameSeq } from '../../src/protocol/frames.ts';
 
 /** Opens a log for one test; `reopen` opens the same storage again (after close). */
 export interface EventLogFactory {

@@ -2,7 +2,7 @@
 // argument, then writes accounts, heads and cursors in a loop, printing
 // "ok <i>" after each write has been reported done. The parent SIGKILLs it
 // mid-loop and checks that everything reported is there on reopen.
-import { type OpenMetadataStoreOptions, openMetadataStore } from './open-store.ts';
+import { type OpenMetadataStoreOptions, openMetadataStore } from '../../src/store/open-store.ts';
 
 const opts = JSON.parse(process.argv[2] ?? '{}') as OpenMetadataStoreOptions;
 const store = await openMetadataStore({ ...opts, cursorFlushMs: 0 });

@@ -4,9 +4,9 @@
 // stdout; tests wait for a log message (and read ports from it) rather than
 // for time.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { WAIT_DEADLINE_MS } from './support/wait.ts';
+import { WAIT_DEADLINE_MS } from './wait.ts';
 
-const root = new URL('..', import.meta.url).pathname;
+const root = new URL('../..', import.meta.url).pathname;
 
 export interface MainProcess {
   child: ChildProcess;

@@ -2,7 +2,7 @@
 // appends as fast as it can (several batches in flight, random sizes),
 // printing "ack <last seq>" for each batch once append() resolved, i.e. once
 // the batch is durable. The parent SIGKILLs it at a random moment.
-import { openEventLog } from './file-log.ts';
+import { openEventLog } from '../../src/eventlog/file-log.ts';
 
 const dir = process.argv[2];
 const log = await openEventLog({ dir, segmentEvents: 300, flushIntervalMs: 1, gcIntervalMs: 0 });

@@ -1,20 +1,14 @@
-// Shared pieces for the ingest integration tests and the benchmark: a
-// FrameSink that records what it is handed (with an optional delay and
-// failure switch), a throwaway SQLite metadata store, a loopback-only
-// configuration, and a scripted upstream (a loopback WebSocket server that
-// sends exactly the frames a test lists, through `ws` or as one raw socket
-// write).
+// Shared pieces for the ingest integration tests: a FrameSink that records
+// what it is handed (with an optional delay and failure switch), a
+// loopback-only configuration, and a scripted upstream (a loopback WebSocket
+// server that sends exactly the frames a test lists, through `ws` or as one
+// raw socket write). Their throwaway metadata stores come from temp.ts.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type WebSocket, WebSocketServer } from 'ws';
-import type { MetadataStore } from '../store/metadata-store.ts';
-import { openMetadataStore } from '../store/open-store.ts';
-import type { FrameSink, InboundFrame } from './frame-sink.ts';
-import type { IngestConfig } from './host-manager.ts';
+import type { FrameSink, InboundFrame } from '../../src/ingest/frame-sink.ts';
+import type { IngestConfig } from '../../src/ingest/host-manager.ts';
 
 export class RecordingSink implements FrameSink {
   /** Finished upstream seqs per host id, in finishing order. */
@@ -58,31 +52,6 @@ export class RecordingSink implements FrameSink {
   sorted(hostId: number): number[] {
     return [...(this.seqs.get(hostId) ?? [])].sort((a, b) => a - b);
   }
-}
-
-export interface TempStore {
-  store: MetadataStore;
-  dir: string;
-  reopen(): Promise<MetadataStore>;
-  destroy(): Promise<void>;
-}
-
-export async function tempStore(cursorFlushMs = 50): Promise<TempStore> {
-  const dir = mkdtempSync(join(tmpdir(), 'atrelay-ingest-'));
-  const t: TempStore = {
-    store: await openMetadataStore({ dataDir: dir, cursorFlushMs }),
-    dir,
-    async reopen() {
-      await t.store.close();
-      t.store = await openMetadataStore({ dataDir: dir, cursorFlushMs });
-      return t.store;
-    },
-    async destroy() {
-      await t.store.close();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-  return t;
 }
 
 /** Loopback-only test configuration with short back-off and sweep periods. */

@@ -3,13 +3,12 @@
 // (TEST_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test) that is
 // dropped afterwards. An unreachable PostgreSQL fails the tests loudly.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { CollectionIndexStore } from './index-store.ts';
-import { PostgresCollectionIndex } from './postgres-index.ts';
-import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from './sqlite-index.ts';
+import type { CollectionIndexStore } from '../../src/collections/index-store.ts';
+import { PostgresCollectionIndex } from '../../src/collections/postgres-index.ts';
+import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from '../../src/collections/sqlite-index.ts';
+import { removeTempDir, tempDir } from './temp.ts';
 
 export const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -40,7 +39,7 @@ export const backends: ReadonlyArray<[string, StoreFactory]> = [
   [
     'sqlite',
     async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'atrelay-coll-'));
+      const dir = tempDir('atrelay-coll-');
       const path = join(dir, COLLECTIONS_SQLITE_FILE);
       let store: CollectionIndexStore = new SqliteCollectionIndex({ path });
       return {
@@ -54,7 +53,7 @@ export const backends: ReadonlyArray<[string, StoreFactory]> = [
         },
         async destroy() {
           await store.close();
-          rmSync(dir, { recursive: true, force: true });
+          removeTempDir(dir);
         },
       };
     },

@@ -5,10 +5,10 @@
 
 import { Prng } from '../../sim/prng.ts';
 import { type CommitResult, type RepoWrite, SimRepo } from '../../sim/repo.ts';
-import { type BlockMap, readCar } from '../protocol/car.ts';
-import { Keypair } from '../protocol/keys.ts';
-import { TidClock } from '../protocol/tid.ts';
-import type { IndexedCommit } from './upkeep.ts';
+import type { IndexedCommit } from '../../src/collections/upkeep.ts';
+import { type BlockMap, readCar } from '../../src/protocol/car.ts';
+import { Keypair } from '../../src/protocol/keys.ts';
+import { TidClock } from '../../src/protocol/tid.ts';
 
 export const TRICKY_COLLECTIONS = ['a.b.c', 'a.b.c-x', 'a.b.c.d', 'a.b.c2', 'a.b.cc'];
 
