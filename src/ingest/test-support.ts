@@ -14,7 +14,7 @@ import { type WebSocket, WebSocketServer } from 'ws';
 import type { MetadataStore } from '../store/metadata-store.ts';
 import { openMetadataStore } from '../store/open-store.ts';
 import type { FrameSink, InboundFrame } from './frame-sink.ts';
-import type { IngestConfig } from './host-manager.ts';
+import type { IngestConfig } from './ingest-config.ts';
 
 export class RecordingSink implements FrameSink {
   /** Finished upstream seqs per host id, in finishing order. */
