@@ -198,7 +198,7 @@ export class FileEventLog implements EventLog {
   async open(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
     const { segments, tail } = await recoverSegments(this.dir, this.log);
-    this.segments.push(...segments);
+    this.segments = segments;
     if (tail) {
       this.active = tail.seg;
       this.activeFh = tail.fh;

@@ -355,7 +355,7 @@ export class HostManager implements HostControl {
    * requestCrawl / admin add: validates the hostname, refuses banned domains
    * and blocked hosts, checks describeServer (SSRF-guarded), applies the
    * new-hosts-per-day limit to new non-admin hosts, then subscribes. An
-   * existing idle/offline host is revived. Throws CrawlRefusedError.
+   * existing idle/offline host is revived (crawl-admission.ts). Throws CrawlRefusedError.
    */
   crawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
     return this.admission.crawl(hostname, opts);
