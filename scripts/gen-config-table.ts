@@ -1,6 +1,6 @@
-// Prints the settings table of docs/configuration.md from src/config/config.ts:
+// Prints the settings table of docs/configuration.md from src/config/settings.ts:
 //   node --import tsx scripts/gen-config-table.ts
-import { SETTINGS } from '../src/config/config.ts';
+import { SETTINGS } from '../src/config/settings.ts';
 
 let out = '| variable | flag | default | meaning |\n|---|---|---|---|\n';
 for (const s of Object.values(SETTINGS)) {

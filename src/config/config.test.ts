@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, helpText, loadConfig, SETTINGS } from './config.ts';
+import { ConfigError, helpText, loadConfig } from './config.ts';
+import { SETTINGS } from './settings.ts';
 
 describe('config', () => {
   it('has the documented defaults', () => {

@@ -6,27 +6,40 @@
 // disk, and seqs that never reached the disk were never seen by anyone, so
 // recovery can simply continue after the last intact record.
 //
-// Recovery at open: segments are named by their first seq; only the newest can
-// have a torn tail (a segment is synced before the next one is created), so it
-// is scanned with CRC checks and truncated at the first bad record. Older
-// segments are trusted and indexed lazily when a reader first needs them.
+// This file is the log itself and its write path: seqs, group commit, write
+// failures and retries, segment rolls. The other mechanisms are beside it:
 //
-// Retention removes whole segments from the front (age from the newest record
-// time / file mtime, then total size). Takedowns are a uid → seq map persisted
-// beside the segments: events of that uid up to that seq are skipped by reads,
-// events appended after the takedown (e.g. the #account event) are not.
+// - recovery at open (file-recovery.ts): segments are named by their first
+//   seq; only the newest can have a torn tail (a segment is synced before the
+//   next one is created), so it is scanned with CRC checks and truncated at
+//   the first bad record. Older segments are trusted and indexed lazily when
+//   a reader first needs them.
+// - reads (file-reader.ts): records after a seq, via the segments' sparse
+//   indexes and position hints for sequential readers.
+// - retention (file-retention.ts) removes whole segments from the front (age
+//   from the newest record time / file mtime, then total size).
+// - takedowns (file-takedowns.ts) are a uid → seq map persisted beside the
+//   segments: events of that uid up to that seq are skipped by reads, events
+//   appended after the takedown (e.g. the #account event) are not.
+// - metrics (file-metrics.ts); the segment file and its index (segment.ts);
+//   the record format (record.ts).
 //
 // Each record also gets a microsecond time, unique and increasing with the
 // seq, assigned as it becomes durable; the time index (time-index.ts) keeps
 // checkpoints of it beside the segments so a time cursor finds its seq.
 import { mkdirSync } from 'node:fs';
-import { type FileHandle, open, readdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { type FileHandle, open } from 'node:fs/promises';
+import type { Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
-import { CURRENT_FORMAT, HEADER_BYTES, MAX_RECORD_BYTES, readHeader, writeHeader } from './record.ts';
-import { parseSegmentFileName, Segment, scanSegment } from './segment.ts';
-import { TimeIndex } from './time-index.ts';
+import { syncDir } from './file-io.ts';
+import { type FileLogMetrics, registerFileLogMetrics } from './file-metrics.ts';
+import { SegmentReader } from './file-reader.ts';
+import { recoverSegments, recoverTimeIndex } from './file-recovery.ts';
+import { removeExpiredSegments } from './file-retention.ts';
+import { FileTakedowns } from './file-takedowns.ts';
+import { CURRENT_FORMAT, HEADER_BYTES, MAX_RECORD_BYTES, writeHeader } from './record.ts';
+import { Segment } from './segment.ts';
+import type { TimeIndex } from './time-index.ts';
 import type {
   AppendEvent,
   DurableListener,
@@ -103,12 +116,6 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
-const TAKEDOWNS_FILE = 'takedowns.json';
-const TIME_INDEX_FILE = 'time-index.bin';
-const DEFAULT_READ_BYTES = 1024 * 1024;
-const MAX_CACHED_INDEXES = 256;
-const MAX_POSITION_HINTS = 4096;
-
 export async function openEventLog(opts: FileEventLogOptions): Promise<FileEventLog> {
   const log = new FileEventLog(opts);
   await log.open();
@@ -151,17 +158,10 @@ export class FileEventLog implements EventLog {
   /** The active segment's file must be reopened (and cut back to its durable size) before writing. */
   private reopenActive = false;
   private gcTimer?: NodeJS.Timeout;
-  private takedowns = new Map<number, number>();
-  private takedownWrite: Promise<void> = Promise.resolve();
-  /** seq of the next record to read → where it starts; lets sequential readers skip the index. */
-  private hints = new Map<number, { seg: Segment; offset: number }>();
-  private indexedLru: Segment[] = [];
+  private readonly takedowns: FileTakedowns;
+  private readonly reader: SegmentReader;
   private times!: TimeIndex;
-  private readonly metrics?: {
-    appended: Counter;
-    flushSeconds: Histogram;
-    writeFailures: Counter<'code'>;
-  };
+  private readonly metrics?: FileLogMetrics;
 
   constructor(private readonly opts: FileEventLogOptions) {
     this.dir = opts.dir;
@@ -175,67 +175,21 @@ export class FileEventLog implements EventLog {
     this.retentionBytes = opts.retentionBytes ?? Number.POSITIVE_INFINITY;
     this.log = (opts.logger ?? silentLogger).child({ module: 'eventlog' });
     this.now = opts.now ?? Date.now;
-    const r = opts.registry;
-    if (r) {
-      const self = this;
-      new Gauge({
-        name: 'relay_eventlog_head_seq',
-        help: 'Highest durable relay seq',
-        registers: [r],
-        collect() {
-          this.set(self.durableHead);
-        },
-      });
-      new Gauge({
-        name: 'relay_eventlog_oldest_seq',
-        help: 'Lowest relay seq still kept by retention',
-        registers: [r],
-        collect() {
-          this.set(self.oldest());
-        },
-      });
-      new Gauge({
-        name: 'relay_eventlog_bytes',
-        help: 'Bytes of event log segments on disk',
-        registers: [r],
-        collect() {
-          this.set(self.totalBytes);
-        },
-      });
-      new Gauge({
-        name: 'relay_eventlog_segments',
-        help: 'Number of event log segment files',
-        registers: [r],
-        collect() {
-          this.set(self.segments.length);
-        },
-      });
-      this.metrics = {
-        appended: new Counter({
-          name: 'relay_eventlog_appended_total',
-          help: 'Events made durable in the event log',
-          registers: [r],
-        }),
-        flushSeconds: new Histogram({
-          name: 'relay_eventlog_flush_seconds',
-          help: 'Time to write and sync one group commit',
-          buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5],
-          registers: [r],
-        }),
-        writeFailures: new Counter({
-          name: 'relay_eventlog_write_failures_total',
-          help: 'Failed event log writes (each is retried), by error code',
-          labelNames: ['code'],
-          registers: [r],
-        }),
-      };
-      new Gauge({
-        name: 'relay_eventlog_write_failing',
-        help: '1 while event log writes are failing and being retried (ingest is paused), else 0',
-        registers: [r],
-        collect() {
-          this.set(self.writeState.failing ? 1 : 0);
-        },
+    this.takedowns = new FileTakedowns(this.dir, this.fsync);
+    this.reader = new SegmentReader({
+      segments: () => this.segments,
+      active: () => this.active,
+      head: () => this.durableHead,
+      oldest: () => this.oldest(),
+      takedowns: this.takedowns,
+    });
+    if (opts.registry) {
+      this.metrics = registerFileLogMetrics(opts.registry, {
+        head: () => this.durableHead,
+        oldest: () => this.oldest(),
+        bytes: () => this.totalBytes,
+        segments: () => this.segments.length,
+        writeFailing: () => this.writeState.failing,
       });
     }
   }
@@ -243,53 +197,32 @@ export class FileEventLog implements EventLog {
   /** Recovers state from the directory; called once by openEventLog. */
   async open(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    const names = await readdir(this.dir);
-    const found = names
-      .map(parseSegmentFileName)
-      .filter((n) => n !== undefined)
-      .sort((a, b) => a.firstSeq - b.firstSeq);
-    for (const { firstSeq, format } of found) {
-      const seg = new Segment(this.dir, firstSeq, 0, format);
-      const st = await stat(seg.path);
-      seg.size = st.size;
-      seg.lastTime = st.mtimeMs;
-      this.segments.push(seg);
-    }
-    // Sealed segments: the count follows from the next segment's first seq.
-    for (let i = 0; i + 1 < this.segments.length; i++) {
-      this.segments[i].count = this.segments[i + 1].firstSeq - this.segments[i].firstSeq;
-    }
-    const last = this.segments.at(-1);
-    if (last) {
-      const fh = await open(last.path, 'r+');
-      const fileSize = last.size;
-      const scan = await scanSegment(fh, fileSize, last.firstSeq, last.format, true, (h, off) =>
-        last.noteRecord(h.seq, off),
-      );
-      if (scan.validBytes < fileSize) {
-        this.log.warn(
-          { segment: last.path, validBytes: scan.validBytes, fileSize },
-          'truncating torn tail of the event log',
-        );
-        await fh.truncate(scan.validBytes);
-        await fh.sync();
-      }
-      last.size = scan.validBytes;
-      last.count = scan.count;
-      last.indexed = true;
-      if (scan.count > 0) last.lastTime = scan.lastTime;
-      this.active = last;
-      this.activeFh = fh;
-      this.nextSeq = last.firstSeq + scan.count;
+    const { segments, tail } = await recoverSegments(this.dir, this.log);
+    this.segments = segments;
+    if (tail) {
+      this.active = tail.seg;
+      this.activeFh = tail.fh;
+      this.nextSeq = tail.seg.firstSeq + tail.seg.count;
       // An older-format segment is read, never appended to: writes go to a new one.
-      if (last.format !== CURRENT_FORMAT) await this.createSegment(this.nextSeq);
+      if (tail.seg.format !== CURRENT_FORMAT) await this.createSegment(this.nextSeq);
     } else {
       await this.createSegment(1);
     }
     this.durableHead = this.nextSeq - 1;
     this.totalBytes = this.segments.reduce((n, s) => n + s.size, 0);
-    await this.loadTakedowns();
-    await this.openTimeIndex();
+    await this.takedowns.load();
+    this.times = await recoverTimeIndex({
+      dir: this.dir,
+      everyEvents: this.opts.timeIndexEveryEvents,
+      everyMs: this.opts.timeIndexEveryMs,
+      fsync: this.fsync,
+      log: this.log,
+      head: this.durableHead,
+      oldest: this.oldest(),
+      activeFirstSeq: this.active.firstSeq,
+      segmentStarts: new Set(this.segments.map((seg) => seg.firstSeq)),
+      readFrom: (after, opts) => this.readFrom(after, opts),
+    });
     const gcEvery = this.opts.gcIntervalMs ?? 60_000;
     if (gcEvery > 0) {
       this.gcTimer = setInterval(() => {
@@ -310,44 +243,6 @@ export class FileEventLog implements EventLog {
   /** seq ↔ time_us (time-index.ts). */
   get timeIndex(): TimeIndex {
     return this.times;
-  }
-
-  /**
-   * Loads the time index and brings it up to the head: checkpoints past the
-   * head (a torn tail was cut) or below the oldest record go, and the chain
-   * is walked from the last checkpoint kept over the records after it,
-   * re-adding lost checkpoints. With no usable checkpoint a fresh chain
-   * starts at the active segment (older records stay unindexed).
-   */
-  private async openTimeIndex(): Promise<void> {
-    const idx = await TimeIndex.load({
-      path: join(this.dir, TIME_INDEX_FILE),
-      everyEvents: this.opts.timeIndexEveryEvents,
-      everyMs: this.opts.timeIndexEveryMs,
-      fsync: this.fsync,
-      onError: (err) => this.log.warn({ err }, 'time index write failed (rebuilt on the next open)'),
-    });
-    this.times = idx;
-    if (idx.dropAfter(this.durableHead)) await idx.rewrite();
-    const oldest = this.oldest();
-    await idx.trimBefore(oldest);
-    if (this.durableHead === 0) return;
-    const cp = idx.lastCheckpoint();
-    let after: number;
-    if (cp) {
-      idx.resumeAt(cp.seq, cp.timeUs);
-      after = cp.seq;
-    } else {
-      after = Math.max(this.active.firstSeq, oldest) - 1;
-    }
-    const starts = new Set(this.segments.map((s) => s.firstSeq));
-    while (after < this.durableHead) {
-      const recs = await this.readFrom(after, { includeTakenDown: true, maxBytes: 4 * 1024 * 1024 });
-      if (recs.length === 0) break;
-      for (const r of recs) idx.assign(r.seq, r.time, starts.has(r.seq));
-      after = recs[recs.length - 1].seq;
-    }
-    await idx.flush();
   }
 
   oldest(): number {
@@ -662,178 +557,30 @@ export class FileEventLog implements EventLog {
     this.activeFh = fh;
   }
 
-  async readFrom(after: number, opts: ReadOptions = {}): Promise<LogRecord[]> {
-    const maxBytes = opts.maxBytes ?? DEFAULT_READ_BYTES;
-    const out: LogRecord[] = [];
-    let from = Math.max(after + 1, this.oldest());
-    let budget = maxBytes;
-    // Each pass reads one chunk of one segment; loop while under budget.
-    for (;;) {
-      const limit = Math.min(opts.untilSeq ?? this.durableHead, this.durableHead);
-      if (from > limit || budget <= 0) return out;
-      const pos = await this.locate(from);
-      if (!pos) {
-        // The segment went away under us (retention): continue from what is kept.
-        const oldest = this.oldest();
-        if (oldest <= from) return out;
-        from = oldest;
-        continue;
-      }
-      const { seg, offset, seq } = pos;
-      const segEnd = seg.size;
-      let chunk: Buffer;
-      try {
-        chunk = await readChunk(seg.path, offset, Math.min(segEnd - offset, Math.max(budget, 64 * 1024)));
-      } catch (err) {
-        // Removed by retention while we were reading: look again. Missing otherwise: a real error.
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && seg.removed) continue;
-        throw err;
-      }
-      let p = 0;
-      let s = seq;
-      const hb = seg.headerBytes;
-      while (p + hb <= chunk.length && s <= limit) {
-        const h = readHeader(chunk, p, seg.format);
-        if (h.seq !== s)
-          throw new Error(`event log corrupt: expected seq ${s} in ${seg.path}, found ${h.seq}`);
-        const total = hb + h.len;
-        if (p + total > chunk.length) {
-          if (p === 0) {
-            // A record larger than the chunk: read exactly it.
-            chunk = await readChunk(seg.path, offset, total);
-            continue;
-          }
-          break;
-        }
-        if (s >= from && (opts.includeTakenDown || !this.isTakenDown(h.uid, s))) {
-          out.push({
-            seq: s,
-            kind: h.kind,
-            uid: h.uid,
-            flags: h.flags,
-            time: h.time,
-            frame: chunk.subarray(p + hb, p + total),
-            ...(h.originHost > 0 ? { origin: { hostId: h.originHost, seq: h.originSeq } } : {}),
-          });
-          budget -= h.len;
-        }
-        p += total;
-        s++;
-        if (budget <= 0) break;
-      }
-      if (s === seq) return out; // nothing parsed: do not spin
-      this.remember(s, seg, offset + p);
-      from = s;
-    }
-  }
-
-  /** Finds the segment and a byte offset at or before `seq`, or undefined if it is not kept. */
-  private async locate(seq: number): Promise<{ seg: Segment; offset: number; seq: number } | undefined> {
-    const hint = this.hints.get(seq);
-    if (hint && !hint.seg.removed) return { seg: hint.seg, offset: hint.offset, seq };
-    const segs = this.segments;
-    let lo = 0;
-    let hi = segs.length - 1;
-    let idx = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (segs[mid].firstSeq <= seq) {
-        idx = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    if (idx < 0) return undefined;
-    const seg = segs[idx];
-    if (seq > seg.lastSeq) return undefined;
-    if (!seg.indexed) await this.buildIndex(seg);
-    if (seg.removed) return undefined;
-    const at = seg.seekOffset(seq);
-    return { seg, offset: at.offset, seq: at.seq };
-  }
-
-  private async buildIndex(seg: Segment): Promise<void> {
-    const fh = await open(seg.path, 'r');
-    try {
-      seg.dropIndex();
-      await scanSegment(fh, seg.size, seg.firstSeq, seg.format, false, (h, off) =>
-        seg.noteRecord(h.seq, off),
-      );
-      seg.indexed = true;
-    } finally {
-      await fh.close();
-    }
-    this.indexedLru.push(seg);
-    while (this.indexedLru.length > MAX_CACHED_INDEXES) {
-      const old = this.indexedLru.shift()!;
-      if (old !== this.active) old.dropIndex();
-    }
-  }
-
-  private remember(seq: number, seg: Segment, offset: number): void {
-    // The end of a segment is the start of the next one.
-    if (offset >= seg.size && seq > seg.lastSeq) return;
-    this.hints.set(seq, { seg, offset });
-    if (this.hints.size > MAX_POSITION_HINTS) {
-      const first = this.hints.keys().next().value;
-      if (first !== undefined) this.hints.delete(first);
-    }
+  readFrom(after: number, opts: ReadOptions = {}): Promise<LogRecord[]> {
+    return this.reader.readFrom(after, opts);
   }
 
   isTakenDown(uid: number, seq: number): boolean {
-    const upTo = this.takedowns.get(uid);
-    return upTo !== undefined && seq <= upTo;
+    return this.takedowns.isTakenDown(uid, seq);
   }
 
-  async setTakedown(uid: number, on: boolean, upToSeq?: number): Promise<void> {
-    if (on) this.takedowns.set(uid, upToSeq ?? this.nextSeq - 1);
-    else if (!this.takedowns.delete(uid)) return;
-    const snapshot = JSON.stringify(Object.fromEntries(this.takedowns));
-    this.takedownWrite = this.takedownWrite.then(async () => {
-      const tmp = join(this.dir, `${TAKEDOWNS_FILE}.tmp`);
-      await writeFile(tmp, snapshot);
-      const fh = await open(tmp, 'r');
-      await fh.sync();
-      await fh.close();
-      await rename(tmp, join(this.dir, TAKEDOWNS_FILE));
-      if (this.fsync) await syncDir(this.dir);
-    });
-    await this.takedownWrite;
+  setTakedown(uid: number, on: boolean, upToSeq?: number): Promise<void> {
+    return this.takedowns.set(uid, on, upToSeq ?? this.nextSeq - 1);
   }
 
-  private async loadTakedowns(): Promise<void> {
-    let text: string;
-    try {
-      text = await readFile(join(this.dir, TAKEDOWNS_FILE), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    const obj = JSON.parse(text) as Record<string, number>;
-    for (const [uid, seq] of Object.entries(obj)) this.takedowns.set(Number(uid), seq);
-  }
-
+  /** Retention (file-retention.ts): removes expired segments; resolves to how many. */
   async gc(): Promise<number> {
-    const cutoff = this.now() - this.retentionMs;
-    let removed = 0;
-    // Never remove the segment being written.
-    while (this.segments.length > 1) {
-      const seg = this.segments[0];
-      const tooOld = seg.lastTime < cutoff;
-      const tooBig = this.totalBytes > this.retentionBytes;
-      if (!tooOld && !tooBig) break;
-      this.segments.shift();
-      seg.removed = true;
-      this.totalBytes -= seg.size;
-      seg.dropIndex();
-      for (const [k, v] of this.hints) if (v.seg === seg) this.hints.delete(k);
-      this.indexedLru = this.indexedLru.filter((s) => s !== seg);
-      try {
-        await unlink(seg.path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-      removed++;
-    }
+    const removed = await removeExpiredSegments({
+      segments: this.segments,
+      cutoff: this.now() - this.retentionMs,
+      retentionBytes: this.retentionBytes,
+      totalBytes: () => this.totalBytes,
+      dropped: (seg) => {
+        this.totalBytes -= seg.size;
+        this.reader.forget(seg);
+      },
+    });
     if (removed > 0) {
       this.log.info({ removed, oldest: this.oldest() }, 'event log retention removed segments');
       await this.times.trimBefore(this.oldest());
@@ -863,35 +610,10 @@ export class FileEventLog implements EventLog {
       this.pending = [];
       this.pendingBytes = 0;
     }
-    await this.takedownWrite.catch(() => {});
+    await this.takedowns.settled();
     await this.times?.flush();
     await this.activeFh?.close();
     this.activeFh = undefined;
     this.listeners.clear();
-  }
-}
-
-async function readChunk(path: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(length);
-    let got = 0;
-    while (got < length) {
-      const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
-    return got === length ? buf : buf.subarray(0, got);
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }

@@ -22,7 +22,7 @@
 // rewritten when retention trims. The file is a cache of what the records
 // determine: on open, entries past the log's head (a torn tail) or out of
 // order are dropped, and the chain is walked from the last checkpoint kept
-// to the head, re-adding what a crash lost (file-log.ts). Records older than
+// to the head, re-adding what a crash lost (file-recovery.ts). Records older than
 // the first checkpoint (a log written before this index existed) have no
 // time_us: the index starts a fresh chain at the active segment.
 import { appendFile, open, readFile, rename, writeFile } from 'node:fs/promises';

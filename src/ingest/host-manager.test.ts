@@ -24,9 +24,9 @@ import { createRouteHandler } from '../http/dispatch.ts';
 import { Router } from '../http/router.ts';
 import { createSafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { openMetadataStore } from '../store/open-store.ts';
-import type { IngestConfig } from './host-manager.ts';
 import { HostManager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
+import type { IngestConfig } from './ingest-config.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 

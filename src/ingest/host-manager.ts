@@ -1,9 +1,11 @@
 // HostManager: the ingest stage. It owns one HostSubscriber per active host,
 // decides which hosts may be added (requestCrawl, admin, bootstrap from a
-// seed relay), and keeps host state in the metadata store: status, failure
-// count and cursor (through the store's coalescer, so cursor writes are
-// batched every few seconds and at shutdown). It is the admin API's
-// HostControl (host-control.ts) itself: those methods take hostnames and
+// seed relay; the checks are crawl-admission.ts, the daily new-host quota
+// new-host-quota.ts), and keeps host state in the metadata store: status,
+// failure count and cursor (subscriber-hooks.ts; cursors through the store's
+// coalescer, so cursor writes are batched every few seconds and at
+// shutdown). Its settings and tuning knobs are ingest-config.ts. It is the
+// admin API's HostControl (host-control.ts) itself: those methods take hostnames and
 // answer results; the id-based ones below them (crawl, blockHostById, …)
 // throw CrawlRefusedError and are what the relay and tests call.
 //
@@ -26,8 +28,9 @@
 // the old cursor; the reset itself resubscribes at the end.
 //
 // Bounds (issue 12; what happens at each bound): `subs`, `limits` (per
-// host), `cursorResets` and `hookWrites` hold at most one entry per host in the store (host additions are limited by
-// requestCrawl's daily limit and the admin); `pendingAdds` holds at most
+// host), `cursorResets` and the hooks' tracked status writes hold at most
+// one entry per host in the store (host additions are limited by
+// requestCrawl's daily limit and the admin); crawl admission holds at most
 // `maxPendingAdds` host additions in progress (default 1,000; beyond it
 // requestCrawl answers 503 at once); all subscribers share one FrameBudget
 // for the bytes of frames they hold (frame-budget.ts).
@@ -38,7 +41,6 @@
 // releases the throttled accounts that now fit (throttle-recovery.ts); the
 // status changes ingest makes are counted (relay_host_status_changes_total).
 import type { Registry } from 'prom-client';
-import type { RelayConfig } from '../config/config.ts';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import {
@@ -50,9 +52,10 @@ import {
 import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { bootstrapFromUpstream } from './bootstrap.ts';
 import { BootstrapLoop } from './bootstrap-loop.ts';
+import { CrawlAdmission, type CrawlOptions, type CrawlResult } from './crawl-admission.ts';
 import { FrameBudget } from './frame-budget.ts';
 import type { FrameSink } from './frame-sink.ts';
-import { checkDescribeServer, guardedLookup, type NodeLookup } from './host-checks.ts';
+import { guardedLookup, type NodeLookup } from './host-checks.ts';
 import {
   actOnHost,
   type HostControl,
@@ -65,90 +68,19 @@ import {
 import { HostLimits } from './host-limits.ts';
 import {
   CrawlRefusedError,
-  type CrawlTarget,
   hostAccountLimit,
   isTrustedHostname,
   parseTrustedDomains,
-  validateCrawlHostname,
 } from './host-policy.ts';
-import { HostSubscriber, type SubscriberHooks } from './host-subscriber.ts';
+import { HostSubscriber } from './host-subscriber.ts';
+import { type IngestConfig, type IngestTuning, resolveTuning } from './ingest-config.ts';
 import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
+import { NewHostQuota } from './new-host-quota.ts';
 import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
-import { releaseThrottledAccounts } from './throttle-recovery.ts';
-
-declare module '../store/metadata-store.ts' {
-  interface RelaySettings {
-    /** Epoch ms of hosts added by requestCrawl in the last 24 h (the new-hosts-per-day limit). */
-    ingestNewHostTimes: number[];
-  }
-}
-
-/** The relay settings ingest reads (RelayConfig satisfies it), plus tuning knobs for tests. */
-export type IngestConfig = Pick<
-  RelayConfig,
-  | 'allowInsecureHosts'
-  | 'upstream'
-  | 'bootstrapHosts'
-  | 'newHostsPerDay'
-  | 'hostMaxFailures'
-  | 'hostConnectsPerSecond'
-  | 'hostMaxInFlight'
-  | 'hostBadFramesPerMinute'
-  | 'ingestFrameBudgetMb'
-  | 'hostRatePerSecond'
-  | 'hostRatePerHour'
-  | 'hostRatePerDay'
-  | 'trustedDomains'
-> &
-  Partial<Pick<RelayConfig, 'bootstrapIntervalMinutes' | 'bootstrapRetryMaxSeconds'>> &
-  Partial<IngestTuning>;
-
-export interface IngestTuning {
-  /** First reconnect delay; doubles per consecutive failure (default 1,000 ms). */
-  backoffBaseMs: number;
-  /** Longest reconnect delay (default 5 min). */
-  backoffMaxMs: number;
-  /** A connection that stays open this long counts as a success (default 30 s). */
-  successAfterMs: number;
-  /** Liveness sweep period (default 15 s). */
-  sweepIntervalMs: number;
-  /** Ping a socket quiet for this long (default 30 s). */
-  pingAfterMs: number;
-  /** Drop a socket quiet (no frame, no pong) for this long (default 90 s). */
-  deadAfterMs: number;
-  handshakeTimeoutMs: number;
-  /** How often account counts are re-read to rescale rate limits (default 5 min). */
-  limitsRefreshMs: number;
-  /** describeServer timeout (default 10 s). */
-  describeTimeoutMs: number;
-  /**
-   * Frames a subscriber may have parsed but not handed on (default 1,024). Only
-   * frames from one socket read can pile up (real frames: ~130 per 64 KB
-   * read); at the bound the connection is closed and re-read from the cursor.
-   */
-  maxQueuedFrames: number;
-  /** Host additions (requestCrawl, admin, bootstrap) in progress at once (default 1,000); beyond: 503. */
-  maxPendingAdds: number;
-  /** First retry of a failed bootstrap; doubles up to RELAY_BOOTSTRAP_RETRY_MAX_SECONDS (default 5 s). */
-  bootstrapRetryBaseMs: number;
-}
-
-const DEFAULT_TUNING: IngestTuning = {
-  backoffBaseMs: 1_000,
-  backoffMaxMs: 5 * 60_000,
-  successAfterMs: 30_000,
-  sweepIntervalMs: 15_000,
-  pingAfterMs: 30_000,
-  deadAfterMs: 90_000,
-  handshakeTimeoutMs: 10_000,
-  limitsRefreshMs: 5 * 60_000,
-  describeTimeoutMs: 10_000,
-  maxQueuedFrames: 1024,
-  maxPendingAdds: 1000,
-  bootstrapRetryBaseMs: 5_000,
-};
+import { SubscriberStoreHooks } from './subscriber-hooks.ts';
+import { releaseThrottledHost } from './throttle-recovery.ts';
 
 /**
  * Scale-out (host-leases.ts): which hosts this process may read. When set, a
@@ -158,9 +90,6 @@ const DEFAULT_TUNING: IngestTuning = {
 export interface HostLeaseGate {
   isHeld(hostId: number): boolean;
 }
-
-/** Released throttled accounts resynced at once per release (see releaseThrottled). */
-const RESYNC_NOW_PER_RELEASE = 500;
 
 export interface HostManagerOptions {
   store: MetadataStore;
@@ -197,22 +126,7 @@ export interface RelayedSinceCheckpoint {
   mark: number;
 }
 
-export interface CrawlOptions {
-  /** Admin additions bypass the new-hosts-per-day limit and requestCrawlEnabled. */
-  admin?: boolean;
-  /** Bootstrap additions bypass the limit too (the seed relay already vetted them). */
-  bootstrap?: boolean;
-}
-
-export interface CrawlResult {
-  host: Host;
-  /** true when a new host row was created. */
-  created: boolean;
-}
-
 export type { HostSnapshot } from './host-control.ts';
-
-const DAY_MS = 24 * 3600 * 1000;
 
 function noop(): void {}
 
@@ -245,13 +159,12 @@ export class HostManager implements HostControl {
   private readonly scheduler: Scheduler;
   private readonly subs = new Map<number, HostSubscriber>();
   private readonly limits: HostLimits;
-  private readonly pendingAdds = new Map<string, Promise<CrawlResult>>();
+  /** requestCrawl, admin and bootstrap additions (crawl-admission.ts). */
+  private readonly admission: CrawlAdmission;
   /** Cursor resets by host id (queued ones chained), so revive() can stay out of their way. */
   private readonly cursorResets = new Map<number, Promise<Host>>();
-  /** Status writes started by subscriber hooks (failure count, offline, idle), by host id. */
-  private readonly hookWrites = new Map<number, Promise<unknown>>();
-  private newHostLock: Promise<unknown> = Promise.resolve();
-  private readonly hooks: SubscriberHooks;
+  /** What subscribers write to the store; tracks their status writes (subscriber-hooks.ts). */
+  private readonly hooks: SubscriberStoreHooks;
   private sweepTimer: NodeJS.Timeout | undefined;
   private limitsTimer: NodeJS.Timeout | undefined;
   private started = false;
@@ -284,11 +197,7 @@ export class HostManager implements HostControl {
         lookup: opts.lookup,
       });
     this.cfg = opts.config;
-    this.tuning = { ...DEFAULT_TUNING };
-    for (const k of Object.keys(DEFAULT_TUNING) as (keyof IngestTuning)[]) {
-      const v = opts.config[k];
-      if (v !== undefined) this.tuning[k] = v;
-    }
+    this.tuning = resolveTuning(opts.config);
     this.log = (opts.log ?? silentLogger).child({ module: 'ingest' });
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
@@ -312,22 +221,28 @@ export class HostManager implements HostControl {
       bytesInFlight: this.metrics.frameBytesInFlight,
       fills: this.metrics.frameBudgetFills,
     });
-    this.hooks = {
-      saveCursor: (hostId, seq) => this.store.updateHostCursor(hostId, seq),
-      succeeded: (sub) => {
-        this.store.resetHostFailures(sub.hostId).catch((err: unknown) => {
-          this.log.warn({ err, host: sub.hostname }, 'could not reset host failures');
-        });
-      },
-      failed: (sub, reason) => this.trackHookWrite(sub.hostId, this.onFailure(sub, reason)),
-      futureCursor: (sub) => {
-        void this.trackHookWrite(sub.hostId, this.setStatus(sub.hostId, 'idle'));
-      },
-      persistCursor: async (hostId, seq) => {
-        this.store.updateHostCursor(hostId, seq);
-        await this.store.flushCursors();
-      },
-    };
+    this.hooks = new SubscriberStoreHooks({
+      store: this.store,
+      metrics: this.metrics,
+      log: this.log,
+      config: opts.config,
+    });
+    this.admission = new CrawlAdmission({
+      store: this.store,
+      fetcher: this.fetcher,
+      quota: new NewHostQuota({
+        store: this.store,
+        config: opts.config,
+        now: this.now,
+      }),
+      log: this.log,
+      config: opts.config,
+      describeTimeoutMs: this.tuning.describeTimeoutMs,
+      maxPendingAdds: this.tuning.maxPendingAdds,
+      subscriberState: (hostId) => this.subs.get(hostId)?.state,
+      revive: (host) => this.revive(host),
+      isStopping: () => this.stopping !== undefined,
+    });
     this.logHead = opts.logHead ?? (() => 0);
     this.leases = opts.leases;
   }
@@ -426,7 +341,7 @@ export class HostManager implements HostControl {
       await Promise.allSettled([...this.cursorResets.values()]);
       this.scheduler.stop();
       await this.bootstrap?.stop();
-      await Promise.allSettled([...this.pendingAdds.values()]);
+      await this.admission.settled();
       await this.store.flushCursors();
       if (this.ownFetcher) this.fetcher.close();
       this.log.info({ hosts: this.subs.size }, 'ingest stopped');
@@ -440,87 +355,10 @@ export class HostManager implements HostControl {
    * requestCrawl / admin add: validates the hostname, refuses banned domains
    * and blocked hosts, checks describeServer (SSRF-guarded), applies the
    * new-hosts-per-day limit to new non-admin hosts, then subscribes. An
-   * existing idle/offline host is revived. Throws CrawlRefusedError.
+   * existing idle/offline host is revived (crawl-admission.ts). Throws CrawlRefusedError.
    */
   crawl(hostname: unknown, opts: CrawlOptions = {}): Promise<CrawlResult> {
-    if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
-    let target: CrawlTarget;
-    try {
-      target = validateCrawlHostname(hostname, { allowInsecure: this.cfg.allowInsecureHosts });
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const running = this.pendingAdds.get(target.hostname);
-    if (running) return running;
-    if (this.pendingAdds.size >= this.tuning.maxPendingAdds) {
-      return Promise.reject(
-        new CrawlRefusedError(503, 'Unavailable', 'too many host additions in progress; try again later'),
-      );
-    }
-    const p = this.doCrawl(target, opts).finally(() => this.pendingAdds.delete(target.hostname));
-    this.pendingAdds.set(target.hostname, p);
-    return p;
-  }
-
-  private async doCrawl(target: CrawlTarget, opts: CrawlOptions): Promise<CrawlResult> {
-    const privileged = opts.admin === true || opts.bootstrap === true;
-    if (!opts.admin && (await this.store.getSetting('requestCrawlEnabled')) === false) {
-      throw new CrawlRefusedError(400, 'InvalidRequest', 'requestCrawl is disabled on this relay');
-    }
-    if (await this.store.isDomainBanned(target.hostname)) {
-      throw new CrawlRefusedError(400, 'HostBanned', 'domain is banned');
-    }
-    const existing = await this.store.getHostByHostname(target.hostname);
-    if (existing && (existing.status === 'blocked' || existing.status === 'banned')) {
-      throw new CrawlRefusedError(400, 'HostBanned', `host is ${existing.status}`);
-    }
-    if (existing && existing.status === 'active' && this.subs.get(existing.id)?.state !== 'inactive') {
-      if (!this.subs.has(existing.id)) this.revive(existing);
-      return { host: existing, created: false };
-    }
-    await checkDescribeServer(this.fetcher, target, this.tuning.describeTimeoutMs);
-    if (existing) {
-      await this.store.resetHostFailures(existing.id);
-      const host = (await this.store.setHostStatus(existing.id, 'active')) ?? existing;
-      host.failures = 0;
-      this.revive(host);
-      this.log.info({ host: host.hostname, was: existing.status }, 'host revived');
-      return { host, created: false };
-    }
-    const created = privileged
-      ? await this.createHost(target)
-      : await this.withNewHostLock(async () => {
-          await this.takeNewHostSlot();
-          return this.createHost(target);
-        });
-    if (created.created || created.value.status === 'active') this.revive(created.value);
-    this.log.info(
-      { host: target.hostname, admin: opts.admin === true, bootstrap: opts.bootstrap === true },
-      'host added',
-    );
-    return { host: created.value, created: created.created };
-  }
-
-  private createHost(target: CrawlTarget) {
-    return this.store.createHost({ hostname: target.hostname, tls: target.tls, status: 'active' });
-  }
-
-  private withNewHostLock<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.newHostLock.then(fn, fn);
-    this.newHostLock = run.catch(() => {});
-    return run;
-  }
-
-  /** Applies the new-hosts-per-day limit (store setting newHostsPerDay overrides the config). */
-  private async takeNewHostSlot(): Promise<void> {
-    const limit = (await this.store.getSetting('newHostsPerDay')) ?? this.cfg.newHostsPerDay;
-    const now = this.now();
-    const times = ((await this.store.getSetting('ingestNewHostTimes')) ?? []).filter((t) => t > now - DAY_MS);
-    if (times.length >= limit) {
-      throw new CrawlRefusedError(429, 'RateLimitExceeded', `new host limit reached (${limit} per day)`);
-    }
-    times.push(now);
-    await this.store.setSetting('ingestNewHostTimes', times);
+    return this.admission.crawl(hostname, opts);
   }
 
   // --- HostControl: the admin API's actions, by hostname, refusals as results -
@@ -562,39 +400,18 @@ export class HostManager implements HostControl {
     });
   }
 
-  /**
-   * Throttled accounts that fit under the host's limit now are released
-   * (throttle-recovery.ts) and resynced at once through the validator's
-   * rate-limited resync queue (resyncNow; without it, on their next event).
-   */
-  private async releaseThrottled(hostId: number): Promise<void> {
-    const host = await this.store.getHost(hostId);
-    if (!host) return;
-    const { released, stillThrottled } = await releaseThrottledAccounts(
-      this.store,
-      host,
-      this.accountLimit(host),
+  /** Releases the host's throttled accounts that fit under its limit now (throttle-recovery.ts). */
+  private releaseThrottled(hostId: number): Promise<void> {
+    return releaseThrottledHost(
+      {
+        store: this.store,
+        metrics: this.metrics,
+        log: this.log,
+        accountLimit: (host) => this.accountLimit(host),
+        resyncNow: this.resyncNow,
+      },
+      hostId,
     );
-    if (released.length === 0) return;
-    this.metrics.throttleReleased.inc(released.length);
-    const resyncNow = this.resyncNow;
-    this.log.info(
-      { host: host.hostname, released: released.length, stillThrottled },
-      resyncNow
-        ? 'throttled accounts released: resyncs queued'
-        : 'throttled accounts released: each resyncs on its next event',
-    );
-    if (!resyncNow) return;
-    // not awaited: the resync queue paces them; a failure leaves the account
-    // desynchronized, healed on its next event like any failed resync. At
-    // most RESYNC_NOW_PER_RELEASE at once (the host's resync queue is bounded
-    // too); the rest stay desynchronized until their next event or the
-    // reconciliation sweep (reconcile.ts) resyncs them.
-    for (const did of released.slice(0, RESYNC_NOW_PER_RELEASE)) {
-      resyncNow(did).catch((err: unknown) =>
-        this.log.warn({ did, err }, 'resync of a released account not queued'),
-      );
-    }
   }
 
   setRateLimits(hostname: string, limits: RateLimitOverride): Promise<HostControlResult> {
@@ -724,7 +541,7 @@ export class HostManager implements HostControl {
     let was: HostStatus;
     this.relayedAtStart?.byHost.delete(hostId);
     try {
-      await this.hookWrites.get(hostId);
+      await this.hooks.writesOf(hostId);
       // Events this host sent before the reset must not count as "already
       // relayed" for what it sends after it (a PDS that reset its seqs reuses them).
       await recordCursorReset(this.store, hostId, this.logHead());
@@ -901,43 +718,6 @@ export class HostManager implements HostControl {
     });
     this.subs.set(host.id, sub);
     sub.start(delayMs);
-  }
-
-  private async onFailure(sub: HostSubscriber, reason: string): Promise<boolean> {
-    let failures: number;
-    try {
-      failures = await this.store.recordHostFailure(sub.hostId);
-    } catch (err) {
-      this.log.warn({ err, host: sub.hostname }, 'could not record host failure');
-      failures = sub.failures;
-    }
-    sub.failures = failures;
-    if (failures >= this.cfg.hostMaxFailures) {
-      this.log.warn({ host: sub.hostname, failures, reason }, 'host offline after consecutive failures');
-      await this.setStatus(sub.hostId, 'offline');
-      return false;
-    }
-    this.log.debug({ host: sub.hostname, failures, reason }, 'host connection failed');
-    return true;
-  }
-
-  /** Remembers a hook's store write so a cursor reset can wait for it before setting the status. */
-  private trackHookWrite<T>(hostId: number, write: Promise<T>): Promise<T> {
-    const tail = Promise.all([this.hookWrites.get(hostId), write]).then(noop, noop);
-    this.hookWrites.set(hostId, tail);
-    tail.then(() => {
-      if (this.hookWrites.get(hostId) === tail) this.hookWrites.delete(hostId);
-    });
-    return write;
-  }
-
-  private async setStatus(hostId: number, status: HostStatus): Promise<void> {
-    try {
-      await this.store.setHostStatus(hostId, status);
-      this.metrics.statusChanges.labels(status).inc();
-    } catch (err) {
-      this.log.warn({ err, hostId, status }, 'could not set host status');
-    }
   }
 
   private sweep(): void {

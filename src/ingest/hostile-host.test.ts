@@ -21,8 +21,9 @@ import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/fram
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { bootstrapFromUpstream } from './bootstrap.ts';
 import { assertDialable } from './host-checks.ts';
-import { HostManager, type IngestConfig, type HostManager as Manager } from './host-manager.ts';
+import { HostManager, type HostManager as Manager } from './host-manager.ts';
 import { CrawlRefusedError } from './host-policy.ts';
+import type { IngestConfig } from './ingest-config.ts';
 
 const fetcher = createSafeFetcher({ allowPrivate: true, allowInsecure: true });
 

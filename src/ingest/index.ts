@@ -3,6 +3,7 @@
 // FrameSink boundary with validation. requestCrawl's HTTP route is the API's
 // (src/api/xrpc.ts).
 export { type BootstrapStats, bootstrapFromUpstream } from './bootstrap.ts';
+export type { CrawlOptions, CrawlResult } from './crawl-admission.ts';
 export type { FrameSink, InboundFrame } from './frame-sink.ts';
 export { checkDescribeServer, guardedLookup } from './host-checks.ts';
 export type {
@@ -12,15 +13,7 @@ export type {
   HostRateLimits,
   RateLimitOverride,
 } from './host-control.ts';
-export {
-  type CrawlOptions,
-  type CrawlResult,
-  HostManager,
-  type HostManagerOptions,
-  type HostSnapshot,
-  type IngestConfig,
-  type IngestTuning,
-} from './host-manager.ts';
+export { HostManager, type HostManagerOptions, type HostSnapshot } from './host-manager.ts';
 export {
   CrawlRefusedError,
   type CrawlTarget,
@@ -30,5 +23,6 @@ export {
   validateCrawlHostname,
 } from './host-policy.ts';
 export { MAX_FRAME_BYTES } from './host-subscriber.ts';
+export type { IngestConfig, IngestTuning } from './ingest-config.ts';
 export { IngestMetrics } from './metrics.ts';
 export { computeHostLimits, HostRateLimiter } from './rate-limiter.ts';

@@ -14,7 +14,14 @@
 // ones (by uid), as many as the new limit leaves room for (all of them for a
 // trusted host). Bounded: at most `maxPerRun` accounts per call; the rest
 // stay throttled until the next limit change or the next call.
+//
+// releaseThrottledHost is what the host manager runs after an operator
+// raised a host's account limit or trusted it: the release above, its
+// metric and log line, and the immediate resyncs (at most
+// RESYNC_NOW_PER_RELEASE per release).
+import type { Logger } from '../log.ts';
 import type { Host, MetadataStore } from '../store/metadata-store.ts';
+import type { IngestMetrics } from './metrics.ts';
 
 export interface ThrottleRecoveryResult {
   /** Accounts moved from throttled to desynchronized (the caller queues their resyncs). */
@@ -55,4 +62,48 @@ export async function releaseThrottledAccounts(
     if (updated) released.push(a.did);
   }
   return { released, stillThrottled: throttled.length - released.length };
+}
+
+/** Released throttled accounts resynced at once per release (see releaseThrottledHost). */
+const RESYNC_NOW_PER_RELEASE = 500;
+
+export interface ReleaseThrottledHostOptions {
+  store: MetadataStore;
+  metrics: Pick<IngestMetrics, 'throttleReleased'>;
+  log: Logger;
+  /** The account limit the validation stage applies to the host now. */
+  accountLimit: (host: Host) => number;
+  /** Starts a resync of an account now (Validator.requestResync); without it, on its next event. */
+  resyncNow: ((did: string) => Promise<unknown>) | undefined;
+}
+
+/**
+ * Throttled accounts that fit under the host's limit now are released
+ * (releaseThrottledAccounts) and resynced at once through the validator's
+ * rate-limited resync queue (resyncNow; without it, on their next event).
+ */
+export async function releaseThrottledHost(o: ReleaseThrottledHostOptions, hostId: number): Promise<void> {
+  const host = await o.store.getHost(hostId);
+  if (!host) return;
+  const { released, stillThrottled } = await releaseThrottledAccounts(o.store, host, o.accountLimit(host));
+  if (released.length === 0) return;
+  o.metrics.throttleReleased.inc(released.length);
+  const resyncNow = o.resyncNow;
+  o.log.info(
+    { host: host.hostname, released: released.length, stillThrottled },
+    resyncNow
+      ? 'throttled accounts released: resyncs queued'
+      : 'throttled accounts released: each resyncs on its next event',
+  );
+  if (!resyncNow) return;
+  // not awaited: the resync queue paces them; a failure leaves the account
+  // desynchronized, healed on its next event like any failed resync. At
+  // most RESYNC_NOW_PER_RELEASE at once (the host's resync queue is bounded
+  // too); the rest stay desynchronized until their next event or the
+  // reconciliation sweep (reconcile.ts) resyncs them.
+  for (const did of released.slice(0, RESYNC_NOW_PER_RELEASE)) {
+    resyncNow(did).catch((err: unknown) =>
+      o.log.warn({ did, err }, 'resync of a released account not queued'),
+    );
+  }
 }

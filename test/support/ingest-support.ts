@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type WebSocket, WebSocketServer } from 'ws';
 import type { FrameSink, InboundFrame } from '../../src/ingest/frame-sink.ts';
-import type { IngestConfig } from '../../src/ingest/host-manager.ts';
+import type { IngestConfig } from '../../src/ingest/ingest-config.ts';
 
 export class RecordingSink implements FrameSink {
   /** Finished upstream seqs per host id, in finishing order. */
