@@ -38,7 +38,7 @@ import type { SimPlc } from './plc.ts';
 import { Prng } from './prng.ts';
 import { RecordIndex, randomWrite } from './records.ts';
 import { type CommitResult, type RepoWrite, SimRepo } from './repo.ts';
-import { type EventType, type PreparedFrame, prepareFrame, sealFrame } from './wire.ts';
+import { type EventType, type PreparedFrame, prepareFrame, presealFrame, sealFrame } from './wire.ts';
 
 export type AccountStatus = 'active' | 'deactivated' | 'takendown' | 'suspended' | 'deleted';
 
@@ -425,10 +425,16 @@ export class SimPds {
     return this.queue.length - this.queueHead;
   }
 
+  /** Queues an event, its frame sealed ahead for the seq it will get when the queue reaches it. */
+  private enqueue(ev: QueuedEvent): void {
+    presealFrame(ev.frame, this.firehose.head + this.queued + 1);
+    this.queue.push(ev);
+  }
+
   /** Makes a random write for the account and queues its #commit for a later emitQueued. */
   queueRandomWrite(did: string): void {
     const a = this.account(did);
-    this.queue.push(this.makeCommit(a, this.randomBatchFor(a)));
+    this.enqueue(this.makeCommit(a, this.randomBatchFor(a)));
   }
 
   /** Usually one write; sometimes (5%) a batch of 2–5 on distinct paths, as multi-op commits occur on real PDSes. */
@@ -452,12 +458,12 @@ export class SimPds {
   queueStatus(did: string, status: AccountStatus): void {
     const a = this.account(did);
     a.status = status;
-    this.queue.push(this.accountFrame(a));
+    this.enqueue(this.accountFrame(a));
   }
 
   /** Queues a #sync for the account's current commit. */
   queueSync(did: string): void {
-    this.queue.push(this.syncFrame(this.account(did)));
+    this.enqueue(this.syncFrame(this.account(did)));
   }
 
   /** Changes the handle now (PLC included) and queues the #identity event. */
@@ -465,7 +471,7 @@ export class SimPds {
     const a = this.account(did);
     a.handle = handle;
     this.plc.update(did, { handle });
-    this.queue.push(this.identityFrame(a));
+    this.enqueue(this.identityFrame(a));
   }
 
   /** Emits up to `max` queued events (all by default); returns how many, and collects them into `out` if given. */

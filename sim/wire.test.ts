@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { bytesEqual } from '../src/protocol/bytes.ts';
 import { cidForCbor } from '../src/protocol/cid.ts';
 import { decodeFrame, encodeFrame } from '../src/protocol/frames.ts';
-import { cborHead, prepareFrame, sealFrame } from './wire.ts';
+import { cborHead, prepareFrame, presealFrame, sealFrame } from './wire.ts';
 
 describe('prepareFrame/sealFrame', () => {
   const commitBody = {
@@ -44,6 +44,19 @@ describe('prepareFrame/sealFrame', () => {
     );
     const q = prepareFrame('#account', 'did:x', { did: 'did:x', active: true, status: undefined, time: 't' });
     assert.deepEqual(decodeFrame(sealFrame(q, 9)).body, { did: 'did:x', active: true, time: 't', seq: 9 });
+  });
+
+  it('presealed for a seq, hands out those bytes; for another seq, still the right frame', () => {
+    const p = prepareFrame('#commit', commitBody.repo, commitBody);
+    presealFrame(p, 300);
+    const at300 = sealFrame(p, 300);
+    assert.equal(at300, p.sealed?.bytes, 'no new copy for the expected seq');
+    assert.ok(bytesEqual(at300, encodeFrame('#commit', { ...commitBody, seq: 300 })));
+    for (const seq of [299, 70_000, 5]) {
+      const other = sealFrame(p, seq);
+      assert.ok(bytesEqual(other, encodeFrame('#commit', { ...commitBody, seq })), `seq ${seq}`);
+    }
+    assert.ok(bytesEqual(sealFrame(p, 300), encodeFrame('#commit', { ...commitBody, seq: 300 })));
   });
 
   it('encodes minimal CBOR heads', () => {
