@@ -4,7 +4,9 @@ import { type Harness, startHarness } from '../../test/support/validator-harness
 import { waitFor } from '../../test/support/wait.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import { Keypair } from '../protocol/keys.ts';
+import type { RuleContext } from './job.ts';
 import { ResyncError, Resyncer } from './resync.ts';
+import { resyncRepo } from './rules-resync.ts';
 import { Validator, type ValidatorOptions } from './validator.ts';
 
 async function withHarness(
@@ -257,11 +259,10 @@ describe('Validator resync attempts (lastResync)', () => {
       config: { resyncRetryMs: 1000 },
       now: () => now,
     });
-    const internals = v as unknown as {
-      lastResync: Map<string, number>;
-      resync(q: { did: string; jobs: never[]; parked: boolean; resyncPending: boolean }): Promise<void>;
-    };
-    const attempt = (did: string) => internals.resync({ did, jobs: [], parked: false, resyncPending: true });
+    // the Validator's rule context, and the attempts it keeps (rules-resync.ts)
+    const rules = (v as unknown as { rules: RuleContext }).rules;
+    const internals = rules.resyncs as unknown as { lastResync: Map<string, number> };
+    const attempt = (did: string) => resyncRepo(rules, { did, jobs: [], parked: false, resyncPending: true });
     try {
       for (let i = 0; i < 500; i++) await attempt(`did:plc:a${i}`);
       assert.equal(internals.lastResync.size, 500);

@@ -1,0 +1,167 @@
+// The validator's repo heads between deciding an event and the metadata
+// store having its head (validator.ts owns one HeadWriter).
+//
+// Durability: a decided event's new repo head is staged (`stage`) and served
+// from an in-memory overlay (`current`, and `unwritten` for the sync read
+// endpoints) to the repo's next events; it is written to the store only once
+// the event is durable in the log (the order queue hands it over with its
+// relay seq, `written`), batched over a short window. Every event appended
+// for an upstream frame carries the frame's origin (host, upstream seq), and
+// `floor()` (the Validator's `headFloor()`) says from which relay seq on heads
+// may still be unwritten; the log checkpoint stays below it, so after a crash
+// log-recovery.ts rebuilds from the log's tail both the heads the store lacks
+// and which re-received frames are already out (exactly once: see that
+// file). A head write that fails leaves the stored head behind, so the repo's
+// next event breaks the chain and resync heals it.
+//
+// Head writes run after the append is durable, off the submit path, one
+// chunk at a time, HEAD_WRITE_DELAY_MS after the first head waiting (at once
+// when a chunk is full, or when closing). Consecutive rev-gated updates go to
+// the store in one updateAccountHeads call (one SQLite transaction, one
+// PostgreSQL round trip), keeping only the newest head per account — an
+// account that commits several times in the window is written once; resets
+// are written one by one in their place, so a repo's heads land in the order
+// they were staged. The chunk bound keeps one call from stalling the main
+// thread. Until a head is written the in-memory overlay serves it, and
+// floor() keeps the log checkpoint below its event, so a crash repairs it
+// from the log (ingest/log-recovery.ts).
+import type { Logger } from '../log.ts';
+import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
+
+/** A repo head waiting to be written to the store. */
+export interface StagedHead {
+  account: Account;
+  head: RepoHead;
+  /** #sync / resync: replace the head whatever its rev (not rev-gated). */
+  reset: boolean;
+  /** Relay seq of the event that set it (known once appended). */
+  seq?: number;
+}
+
+/** Head writes per store call (one SQLite transaction). */
+const HEAD_WRITE_CHUNK = 1024;
+/** How long staged heads wait to be written together (hot accounts are written once per window). */
+const HEAD_WRITE_DELAY_MS = 100;
+
+export class HeadWriter {
+  /** DID → its newest staged head, until the store has it (the overlay). */
+  private readonly heads = new Map<string, RepoHead>();
+  /** Heads of appended events, waiting for their write. */
+  private readonly headWrites: StagedHead[] = [];
+  private headWriteTimer: NodeJS.Timeout | null = null;
+  /** The chunk being written; one chunk at a time, so a repo's heads land in order. */
+  private headWritesInFlight: StagedHead[] = [];
+  private closing = false;
+
+  /** `onWritten` runs after each chunk's write settles (the Validator's idle check). */
+  constructor(
+    private readonly store: MetadataStore,
+    private readonly log: Logger,
+    private readonly onWritten: () => void,
+  ) {}
+
+  /** No head waits to be written and none is being written. */
+  get idle(): boolean {
+    return this.headWrites.length === 0 && this.headWritesInFlight.length === 0;
+  }
+
+  /**
+   * The account's newest head when it is newer than the stored one: staged
+   * after its event was decided and not yet written (heads are written in
+   * batches, HEAD_WRITE_DELAY_MS apart). The sync read endpoints overlay it so
+   * that what they answer is never older than what the firehose has served.
+   */
+  unwritten(did: string): RepoHead | undefined {
+    return this.heads.get(did);
+  }
+
+  /** The repo's head as its next event must see it: the staged one, else the stored one. */
+  current(account: Account): RepoHead | null {
+    return this.heads.get(account.did) ?? account.head;
+  }
+
+  /** Remembers the head until the store has it; the write runs after the append (writeHeads). */
+  stage(account: Account, head: RepoHead, reset: boolean): StagedHead {
+    this.heads.set(account.did, head);
+    return { account, head, reset };
+  }
+
+  /** A staged head whose event is durable at relay seq `seq`: written with the next chunk (call schedule()). */
+  written(write: StagedHead, seq: number): void {
+    write.seq = seq;
+    this.headWrites.push(write);
+  }
+
+  /**
+   * The lowest relay seq whose repo head may not be in the store yet
+   * (Infinity when every head is written). Heads are only staged for appended
+   * events, so anything below this is reflected in the store.
+   */
+  floor(): number {
+    let floor = Number.POSITIVE_INFINITY;
+    for (const w of this.headWritesInFlight) if (w.seq !== undefined && w.seq < floor) floor = w.seq;
+    for (const w of this.headWrites) if (w.seq !== undefined && w.seq < floor) floor = w.seq;
+    return floor;
+  }
+
+  /** From now on heads are written without the delay; what is staged now is written at once. */
+  close(): void {
+    this.closing = true;
+    if (this.headWriteTimer) {
+      // write what is staged now rather than after the delay
+      clearTimeout(this.headWriteTimer);
+      this.headWriteTimer = null;
+      this.schedule();
+    }
+  }
+
+  /** Starts the next chunk's write (after the delay) unless one is pending or running. */
+  schedule(): void {
+    if (this.headWriteTimer || this.headWritesInFlight.length > 0 || this.headWrites.length === 0) return;
+    const now = this.closing || this.headWrites.length >= HEAD_WRITE_CHUNK;
+    this.headWriteTimer = setTimeout(
+      () => {
+        this.headWriteTimer = null;
+        const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
+        this.headWritesInFlight = chunk;
+        void this.writeHeads(chunk).finally(() => {
+          this.headWritesInFlight = [];
+          this.schedule();
+          this.onWritten();
+        });
+      },
+      now ? 0 : HEAD_WRITE_DELAY_MS,
+    );
+  }
+
+  private async writeHeads(chunk: StagedHead[]): Promise<void> {
+    let i = 0;
+    while (i < chunk.length) {
+      const start = i;
+      try {
+        if (chunk[i].reset) {
+          const { account, head } = chunk[i++];
+          await this.store.resetAccountHead(account.uid, head);
+        } else {
+          // A run of updates; per uid only the highest rev, which is what
+          // applying them one by one with the rev gate would leave.
+          const best = new Map<number, { uid: number; did: string; head: RepoHead }>();
+          for (; i < chunk.length && !chunk[i].reset; i++) {
+            const { account, head } = chunk[i];
+            const cur = best.get(account.uid);
+            if (!cur || cur.head.rev < head.rev)
+              best.set(account.uid, { uid: account.uid, did: account.did, head });
+          }
+          await this.store.updateAccountHeads([...best.values()]);
+        }
+      } catch (err) {
+        // The stored heads stay behind; the repos' next events break the chain and resync heals it.
+        this.log.error({ err, heads: i - start }, 'repo head write failed');
+      }
+      for (let k = start; k < i; k++) {
+        const { account, head } = chunk[k];
+        if (this.heads.get(account.did) === head) this.heads.delete(account.did);
+      }
+    }
+  }
+}
