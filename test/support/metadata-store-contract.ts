@@ -455,6 +455,29 @@ export function describeMetadataStore(name: string, harness: StoreHarness): void
       );
     });
 
+    it('answers cachedAccountByDid synchronously with what getAccountByDid would, and nothing on a miss', async () => {
+      await withStore(
+        async (store) => {
+          const { value: h } = await store.createHost({ hostname: 'sync.example.com' });
+          for (let i = 0; i < 3; i++) await store.createAccount({ did: `did:plc:s${i}`, hostId: h.id });
+          assert.equal(store.cachedAccountByDid?.('did:plc:nobody'), undefined);
+          const a = await store.getAccountByDid('did:plc:s2');
+          assert.deepEqual(store.cachedAccountByDid?.('did:plc:s2'), a);
+          // writes keep it exact, as they do the asynchronous lookup
+          await store.setAccountStatus(a!.uid, 'suspended');
+          assert.equal(store.cachedAccountByDid?.('did:plc:s2')?.status, 'suspended');
+          await store.updateAccountHeads([{ uid: a!.uid, did: a!.did, head: head(3) }]);
+          assert.deepEqual(store.cachedAccountByDid?.('did:plc:s2')?.head, head(3));
+          // a lookup evicted from the bounded cache is a miss (the caller then goes to getAccountByDid)
+          await store.getAccountByDid('did:plc:s0');
+          await store.getAccountByDid('did:plc:s1');
+          assert.equal(store.cachedAccountByDid?.('did:plc:s2'), undefined);
+          assert.equal((await store.getAccountByDid('did:plc:s2'))?.status, 'suspended');
+        },
+        { cacheSize: 2 },
+      );
+    });
+
     it('coalesces cursor updates into one write per host and never moves storage backwards', async () => {
       await withStore(async (store, loc) => {
         const hosts = [];
