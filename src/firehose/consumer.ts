@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { followLog, type LogFollower } from '../eventlog/follow.ts';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
+import { StreamConnection } from '../http/stream-connection.ts';
 import type { LiveWindow } from './live-window.ts';
 import { frameMessages } from './ws-frame.ts';
 
@@ -54,38 +55,24 @@ export interface ConsumerInfo {
   awaitingPong: boolean;
 }
 
-const CLOSE_GRACE_MS = 2000;
-
-export class Consumer implements LogFollower {
+export class Consumer extends StreamConnection<Exclude<ConsumerState, 'closed'>> implements LogFollower {
   state: ConsumerState = 'replay';
   /** Absolute index into the live window of the next event to send (cutover/live). */
   pos = 0;
   lastSeq = 0;
   eventsSent = 0;
   bytesSent = 0;
-  alive = true;
-  readonly connectedAt = new Date();
-  private drainWaiter?: () => void;
-  private killTimer?: NodeJS.Timeout;
 
   constructor(
-    readonly id: number,
+    id: number,
     private readonly host: ConsumerHost,
-    readonly ws: WebSocket,
-    readonly socket: Duplex,
-    readonly remoteAddress: string,
-    readonly userAgent: string | undefined,
-    readonly cursor: number | undefined,
+    ws: WebSocket,
+    socket: Duplex,
+    remoteAddress: string,
+    userAgent: string | undefined,
+    cursor: number | undefined,
   ) {
-    socket.on('drain', () => this.onDrain());
-    ws.on('pong', () => {
-      this.alive = true;
-    });
-    ws.on('error', () => this.terminate());
-    ws.on('close', () => {
-      if (this.killTimer) clearTimeout(this.killTimer);
-      this.closed();
-    });
+    super(id, ws, socket, remoteAddress, userAgent, cursor);
   }
 
   info(): ConsumerInfo {
@@ -192,60 +179,14 @@ export class Consumer implements LogFollower {
     this.bytesSent += buf.length;
   }
 
-  /** A method, not a field test, so TypeScript does not narrow it across awaits. */
-  isClosed(): boolean {
-    return this.state === 'closed';
-  }
-
-  /** Closed, or closing (e.g. the peer sent a close frame): stop producing. */
-  gone(): boolean {
-    return this.isClosed() || !this.writable();
-  }
-
-  private writable(): boolean {
-    return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
-  }
-
-  /** Resolves once the socket has drained (at once if it need not) or the consumer closed. */
-  drained(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drainWaiter = resolve;
-    });
-  }
-
-  private onDrain(): void {
-    const w = this.drainWaiter;
-    this.drainWaiter = undefined;
-    w?.();
-    this.flush();
-  }
-
   /** Sends an error frame (if given), closes with `code`, and force-closes after a grace period. */
-  close(code: number, reason: string, errorFrame?: Uint8Array): void {
+  override close(code: number, reason: string, errorFrame?: Uint8Array): void {
     if (this.state === 'closed') return;
     if (errorFrame) this.sendFrame(errorFrame);
-    this.closed();
-    try {
-      this.ws.close(code, reason);
-    } catch {
-      this.ws.terminate();
-    }
-    this.killTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-    this.killTimer.unref();
+    super.close(code, reason);
   }
 
-  terminate(): void {
-    this.closed();
-    this.ws.terminate();
-  }
-
-  private closed(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    const w = this.drainWaiter;
-    this.drainWaiter = undefined;
-    w?.();
+  protected onClosed(): void {
     this.host.onClosed(this);
   }
 }

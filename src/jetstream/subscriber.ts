@@ -21,6 +21,7 @@ import type { WebSocket } from 'ws';
 import { followLog, type LogFollower } from '../eventlog/follow.ts';
 import { nextTimeUs, type TimeChainPosition } from '../eventlog/time-index.ts';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
+import { StreamConnection } from '../http/stream-connection.ts';
 import { type EncodedEvent, type EncodeSkip, encodeEvent } from './encode.ts';
 import type { SubscriberFilter } from './filter.ts';
 import type { JsonWindow } from './window.ts';
@@ -53,9 +54,7 @@ export interface SubscriberInfo {
   bytesSent: number;
 }
 
-const CLOSE_GRACE_MS = 2000;
-
-export class Subscriber implements LogFollower {
+export class Subscriber extends StreamConnection<Exclude<SubscriberState, 'closed'>> implements LogFollower {
   state: SubscriberState = 'hello';
   /** Absolute index into the live window of the next event to consider (cutover/live). */
   pos = 0;
@@ -63,34 +62,22 @@ export class Subscriber implements LogFollower {
   optionsUpdates = 0;
   messagesSent = 0;
   bytesSent = 0;
-  alive = true;
-  readonly connectedAt = new Date();
-  private drainWaiter?: () => void;
-  private killTimer?: NodeJS.Timeout;
   /** Replay: records with a time_us below this are skipped. */
   private cursorTimeUs = 0;
   /** Replay: time_us of the last record read (the time chain, time-index.ts). */
   private prevTimeUs = 0;
 
   constructor(
-    readonly id: number,
+    id: number,
     private readonly host: SubscriberHost,
-    readonly ws: WebSocket,
-    readonly socket: Duplex,
-    readonly remoteAddress: string,
-    readonly userAgent: string | undefined,
-    readonly cursor: number | undefined,
+    ws: WebSocket,
+    socket: Duplex,
+    remoteAddress: string,
+    userAgent: string | undefined,
+    cursor: number | undefined,
     public filter: SubscriberFilter,
   ) {
-    socket.on('drain', () => this.onDrain());
-    ws.on('pong', () => {
-      this.alive = true;
-    });
-    ws.on('error', () => this.terminate());
-    ws.on('close', () => {
-      if (this.killTimer) clearTimeout(this.killTimer);
-      this.closed();
-    });
+    super(id, ws, socket, remoteAddress, userAgent, cursor);
   }
 
   info(): SubscriberInfo {
@@ -270,58 +257,7 @@ export class Subscriber implements LogFollower {
     this.ws.send(text);
   }
 
-  isClosed(): boolean {
-    return this.state === 'closed';
-  }
-
-  /** Closed, or closing: stop producing. */
-  gone(): boolean {
-    return this.isClosed() || !this.writable();
-  }
-
-  private writable(): boolean {
-    return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
-  }
-
-  /** Resolves once the socket has drained (at once if it need not) or the subscriber closed. */
-  drained(): Promise<void> {
-    if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();
-    return new Promise((resolve) => {
-      this.drainWaiter = resolve;
-    });
-  }
-
-  private onDrain(): void {
-    const w = this.drainWaiter;
-    this.drainWaiter = undefined;
-    w?.();
-    this.flush();
-  }
-
-  /** Closes with `code` and `reason`; force-closes after a grace period. */
-  close(code: number, reason: string): void {
-    if (this.state === 'closed') return;
-    this.closed();
-    try {
-      this.ws.close(code, reason);
-    } catch {
-      this.ws.terminate();
-    }
-    this.killTimer = setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS);
-    this.killTimer.unref();
-  }
-
-  terminate(): void {
-    this.closed();
-    this.ws.terminate();
-  }
-
-  private closed(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
-    const w = this.drainWaiter;
-    this.drainWaiter = undefined;
-    w?.();
+  protected onClosed(): void {
     this.host.onClosed(this);
   }
 }
