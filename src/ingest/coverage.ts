@@ -30,6 +30,7 @@
 // MAX_SAMPLES_IN_FLIGHT samples at once relay-wide; each answer at most
 // `sampleRepos` repos and a byte limit; the remembered writes per host at most
 // `sampleRepos`; one state object per host of the store (dropped with it).
+
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
@@ -37,6 +38,7 @@ import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Host, MetadataStore } from '../store/metadata-store.ts';
 import type { HostSnapshot } from './host-control.ts';
 import { httpBase } from './host-policy.ts';
+import { PeriodicTask } from './periodic-task.ts';
 
 export interface CoverageSettings {
   /** A host is current when connected within this long and no sampled write has been missing this long. */
@@ -135,15 +137,14 @@ export class CoverageMonitor {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly tickMs: number;
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
   private samplesInFlight = 0;
   private last: CoverageReport;
-  private stopped = false;
   private readonly gauge: Gauge | undefined;
   private readonly hostsGauge: Gauge<'state'> | undefined;
   private readonly samples: Counter<'result'> | undefined;
   private readonly stalls: Counter | undefined;
+
+  private readonly task: PeriodicTask;
 
   constructor(private readonly deps: CoverageDeps) {
     this.settings = deps.settings;
@@ -152,6 +153,12 @@ export class CoverageMonitor {
     const { currentWithinMs, sampleIntervalMs } = deps.settings;
     const shortest = sampleIntervalMs > 0 ? Math.min(currentWithinMs, sampleIntervalMs) : currentWithinMs;
     this.tickMs = deps.tickMs ?? Math.min(15_000, Math.max(50, Math.floor(shortest / 4)));
+    this.task = new PeriodicTask({
+      intervalMs: this.tickMs,
+      run: () => this.evaluate(),
+      onError: (err) => this.log.warn({ err }, 'coverage evaluation failed'),
+      runAtStart: true,
+    });
     this.last = {
       coverage: 1,
       hosts: { carried: 0, current: 0 },
@@ -189,19 +196,11 @@ export class CoverageMonitor {
   }
 
   start(): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setInterval(() => {
-      void this.tick();
-    }, this.tickMs);
-    this.timer.unref();
-    void this.tick();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.ticking;
+    await this.task.stop();
   }
 
   /** The last evaluation (the dashboard's and /_stats' typed getter). */
@@ -218,12 +217,7 @@ export class CoverageMonitor {
 
   /** One evaluation (overlapping calls share the running one). */
   tick(): Promise<void> {
-    this.ticking ??= this.evaluate()
-      .catch((err: unknown) => this.log.warn({ err }, 'coverage evaluation failed'))
-      .finally(() => {
-        this.ticking = undefined;
-      });
-    return this.ticking;
+    return this.task.tick();
   }
 
   private async evaluate(): Promise<void> {
@@ -365,7 +359,7 @@ export class CoverageMonitor {
   }
 
   private maybeSample(host: Host, st: HostState, now: number): void {
-    if (st.sampling || this.samplesInFlight >= MAX_SAMPLES_IN_FLIGHT || this.stopped) return;
+    if (st.sampling || this.samplesInFlight >= MAX_SAMPLES_IN_FLIGHT || this.task.stopped) return;
     if (now - st.lastSampleStart < this.settings.sampleIntervalMs) return;
     st.sampling = true;
     st.lastSampleStart = now;

@@ -28,6 +28,7 @@
 // drifts waiting for their grace per host at most MAX_PENDING; one state
 // object per host of the store (dropped with it). Repairs are counted by kind
 // (relay_reconcile_repairs_total), logged, and shown in /_stats (`report()`).
+
 import { Counter, type Registry } from 'prom-client';
 import { upstreamStatusOf } from '../accounts/status.ts';
 import type { Logger } from '../log.ts';
@@ -37,6 +38,7 @@ import type { Account, AccountStatus, Host, MetadataStore, RepoHead } from '../s
 import type { RepairResult } from '../validate/validator.ts';
 import type { HostSnapshot } from './host-control.ts';
 import { httpBase } from './host-policy.ts';
+import { PeriodicTask } from './periodic-task.ts';
 
 export interface ReconcileSettings {
   /** How often each host gets one sweep step (one listRepos page); 0: reconciliation off. */
@@ -134,18 +136,23 @@ export class AccountReconciler {
   private readonly settings: ReconcileSettings;
   private readonly now: () => number;
   private readonly log: Logger;
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
-  private stopped = false;
   private readonly totals: Record<DriftKind, number> = { status: 0, resync: 0 };
   private readonly repairCounter: Counter<'kind'> | undefined;
   private readonly checkedCounter: Counter | undefined;
   private readonly pagesCounter: Counter<'result'> | undefined;
 
+  private readonly task: PeriodicTask;
+
   constructor(private readonly deps: ReconcileDeps) {
     this.settings = deps.settings;
     this.now = deps.now ?? Date.now;
     this.log = (deps.log ?? silentLogger).child({ module: 'reconcile' });
+    this.task = new PeriodicTask({
+      intervalMs: this.settings.intervalMs,
+      run: () => this.sweep(),
+      onError: (err) => this.log.warn({ err }, 'reconciliation sweep failed'),
+      runAtStart: true,
+    });
     if (deps.registry) {
       const registers = [deps.registry];
       this.repairCounter = new Counter({
@@ -169,17 +176,11 @@ export class AccountReconciler {
   }
 
   start(): void {
-    if (this.timer || this.stopped || this.settings.intervalMs <= 0) return;
-    this.timer = setInterval(() => void this.tick(), this.settings.intervalMs);
-    this.timer.unref();
-    void this.tick();
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.ticking;
+    await this.task.stop();
   }
 
   report(): ReconcileReport {
@@ -207,12 +208,7 @@ export class AccountReconciler {
 
   /** One sweep step for every eligible host (overlapping calls share the running one). */
   tick(): Promise<void> {
-    this.ticking ??= this.sweep()
-      .catch((err: unknown) => this.log.warn({ err }, 'reconciliation sweep failed'))
-      .finally(() => {
-        this.ticking = undefined;
-      });
-    return this.ticking;
+    return this.task.tick();
   }
 
   private async sweep(): Promise<void> {
@@ -234,7 +230,7 @@ export class AccountReconciler {
     // a small pool: one slow host holds one slot, not the others
     let next = 0;
     const worker = async () => {
-      while (next < due.length && !this.stopped) await this.step(due[next++]);
+      while (next < due.length && !this.task.stopped) await this.step(due[next++]);
     };
     await Promise.all(Array.from({ length: Math.min(MAX_HOSTS_IN_FLIGHT, due.length) }, worker));
   }
@@ -301,7 +297,7 @@ export class AccountReconciler {
     for (const [did, drift] of [...st.pending]) {
       const now = this.now();
       if (now - drift.since < this.settings.graceMs) continue;
-      if (this.budget(st, now) <= 0 || this.stopped) return;
+      if (this.budget(st, now) <= 0 || this.task.stopped) return;
       st.examined++;
       this.checkedCounter?.inc();
       const repo = await this.getRepoStatus(host, did);
@@ -315,7 +311,7 @@ export class AccountReconciler {
 
   private async readPage(host: Host, st: HostState): Promise<void> {
     const limit = Math.min(MAX_PAGE, this.budget(st, this.now()));
-    if (limit <= 0 || this.stopped) return;
+    if (limit <= 0 || this.task.stopped) return;
     const cursor = st.cursor === undefined ? '' : `&cursor=${encodeURIComponent(st.cursor)}`;
     const url = `${httpBase({ hostname: host.hostname, tls: host.tls })}/xrpc/com.atproto.sync.listRepos?limit=${limit}${cursor}`;
     const res = await this.deps.fetcher.getJson(url, {

@@ -18,12 +18,14 @@
 // Bounds: one schedule entry per offline/idle host of the store (dropped once
 // the host has stayed out of those states as long as its next delay); at
 // most MAX_PROBES_IN_FLIGHT probes at once; the store is listed once per tick.
+
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
 import { checkDescribeServer } from './host-checks.ts';
+import { PeriodicTask } from './periodic-task.ts';
 
 export interface ReprobeSettings {
   /** First delay; doubles per failed probe. */
@@ -69,18 +71,22 @@ export class HostReprober {
   private readonly random: () => number;
   private readonly log: Logger;
   private readonly tickMs: number;
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
   private inFlight = 0;
   private readonly probing = new Set<Promise<void>>();
-  private stopped = false;
   private readonly probes: Counter<'result'> | undefined;
+
+  private readonly task: PeriodicTask;
 
   constructor(private readonly deps: ReprobeDeps) {
     this.now = deps.now ?? Date.now;
     this.random = deps.random ?? Math.random;
     this.log = (deps.log ?? silentLogger).child({ module: 'reprobe' });
     this.tickMs = deps.tickMs ?? Math.min(30_000, Math.max(50, Math.floor(deps.settings.baseMs / 4)));
+    this.task = new PeriodicTask({
+      intervalMs: this.tickMs,
+      run: () => this.run(),
+      onError: (err) => this.log.warn({ err }, 're-probe round failed'),
+    });
     if (deps.registry) {
       this.probes = new Counter({
         name: 'relay_host_reprobes_total',
@@ -96,18 +102,12 @@ export class HostReprober {
   }
 
   start(): void {
-    if (!this.enabled || this.timer || this.stopped) return;
-    this.timer = setInterval(() => {
-      void this.tick();
-    }, this.tickMs);
-    this.timer.unref();
+    if (!this.enabled) return;
+    this.task.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    await this.ticking;
+    await this.task.stop();
     await Promise.allSettled([...this.probing]);
   }
 
@@ -127,12 +127,7 @@ export class HostReprober {
 
   /** One look at the schedule (overlapping calls share the running one). */
   tick(): Promise<void> {
-    this.ticking ??= this.run()
-      .catch((err: unknown) => this.log.warn({ err }, 're-probe round failed'))
-      .finally(() => {
-        this.ticking = undefined;
-      });
-    return this.ticking;
+    return this.task.tick();
   }
 
   /** Delay before probe number `attempts + 1`: base × 2^attempts capped at max, jittered to [half, all]. */
@@ -182,7 +177,7 @@ export class HostReprober {
     }
     e.status = host.status;
     e.lastListedAt = now;
-    if (e.probing || now < e.nextAt || this.inFlight >= MAX_PROBES_IN_FLIGHT || this.stopped) return;
+    if (e.probing || now < e.nextAt || this.inFlight >= MAX_PROBES_IN_FLIGHT || this.task.stopped) return;
     const entry = e;
     entry.probing = true;
     this.inFlight++;
