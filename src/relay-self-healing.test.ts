@@ -34,6 +34,17 @@ function commitCids(frames: readonly ReceivedFrame[]): Set<string> {
   return out;
 }
 
+/** A frame of event type `t` (#sync, #account) about `did`. */
+function eventFor(t: string, did: string): (f: ReceivedFrame) => boolean {
+  return (f) =>
+    f.frame?.header.op === 1 && 't' in f.frame.header && f.frame.header.t === t && f.frame.body.did === did;
+}
+
+/** A consumer of the relay's firehose, live from now. */
+function firehoseOf(relay: Relay) {
+  return subscribe(`ws://127.0.0.1:${relay.port}/xrpc/com.atproto.sync.subscribeRepos`);
+}
+
 async function readyz(
   relay: Relay,
 ): Promise<{ status: number; body: { status: string; reasons?: string[] } }> {
@@ -57,30 +68,43 @@ describe('self-healing hosts and coverage', () => {
     net = undefined;
   });
 
-  it('a host that was down comes back with no admin action, and its backlog is relayed', async () => {
-    net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 'heal-reprobe' });
-    relay = await startTestRelay(net, dataDir, {
-      RELAY_HOST_MAX_FAILURES: '1',
-      RELAY_HOST_REPROBE_BASE_SECONDS: '0.1',
-      RELAY_HOST_REPROBE_MAX_SECONDS: '0.4',
-      RELAY_COVERAGE_READY_THRESHOLD: '0',
-    });
-    const r = relay;
-    const store = r.store!;
-    await crawlAll(r, net);
-    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
-    try {
-      writeEveryAccount(net);
-      await waitRelayCaughtUp(r, net, consumer);
+  /** A simulated network and a relay with `env` on it (stopped after the test), every host crawled. */
+  async function start(
+    netOpts: Parameters<typeof SimNetwork.start>[0],
+    env: Record<string, string>,
+  ): Promise<{ r: Relay; n: SimNetwork }> {
+    const n = await SimNetwork.start(netOpts);
+    net = n;
+    const r = await startTestRelay(n, dataDir, env);
+    relay = r;
+    await crawlAll(r, n);
+    return { r, n };
+  }
 
-      const down = net.hosts[1];
+  it('a host that was down comes back with no admin action, and its backlog is relayed', async () => {
+    const { r, n } = await start(
+      { hosts: 2, accountsPerHost: 3, seed: 'heal-reprobe' },
+      {
+        RELAY_HOST_MAX_FAILURES: '1',
+        RELAY_HOST_REPROBE_BASE_SECONDS: '0.1',
+        RELAY_HOST_REPROBE_MAX_SECONDS: '0.4',
+        RELAY_COVERAGE_READY_THRESHOLD: '0',
+      },
+    );
+    const store = r.store!;
+    const consumer = await firehoseOf(r);
+    try {
+      writeEveryAccount(n);
+      await waitRelayCaughtUp(r, n, consumer);
+
+      const down = n.hosts[1];
       await down.goOffline();
       await waitFor(
         async () => (await store.getHostByHostname(down.hostname))?.status === 'offline',
         'the host marked offline',
       );
       // written while the host is unreachable: its backlog
-      const backlog = writeEveryAccount(net, 1);
+      const backlog = writeEveryAccount(n, 1);
       await waitFor(
         () =>
           r.reprober!.schedule().some((e) => e.hostname === down.hostname && e.lastResult === 'unreachable'),
@@ -91,7 +115,7 @@ describe('self-healing hosts and coverage', () => {
         async () => (await store.getHostByHostname(down.hostname))?.status === 'active',
         'the host active again by itself',
       );
-      await waitRelayCaughtUp(r, net, consumer);
+      await waitRelayCaughtUp(r, n, consumer);
       const seen = commitCids(consumer.frames);
       for (const e of backlog) assert.ok(seen.has(cidToString(e.commit!)), `backlog commit ${e.rev} relayed`);
       const revived = r.reprober!.schedule().find((e) => e.hostname === down.hostname);
@@ -102,24 +126,24 @@ describe('self-healing hosts and coverage', () => {
   });
 
   it('a stream that stalls while its host keeps writing is detected and reconnected', async () => {
-    net = await SimNetwork.start({ hosts: 2, accountsPerHost: 3, seed: 'heal-stall' });
-    relay = await startTestRelay(net, dataDir, {
-      RELAY_COVERAGE_CURRENT_WITHIN_SECONDS: '1',
-      RELAY_COVERAGE_SAMPLE_SECONDS: '0.2',
-      RELAY_COVERAGE_READY_THRESHOLD: '0',
-    });
-    const r = relay;
-    await crawlAll(r, net);
-    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    const { r, n } = await start(
+      { hosts: 2, accountsPerHost: 3, seed: 'heal-stall' },
+      {
+        RELAY_COVERAGE_CURRENT_WITHIN_SECONDS: '1',
+        RELAY_COVERAGE_SAMPLE_SECONDS: '0.2',
+        RELAY_COVERAGE_READY_THRESHOLD: '0',
+      },
+    );
+    const consumer = await firehoseOf(r);
     try {
-      writeEveryAccount(net);
-      await waitRelayCaughtUp(r, net, consumer);
+      writeEveryAccount(n);
+      await waitRelayCaughtUp(r, n, consumer);
 
-      const stalled = net.hosts[0];
+      const stalled = n.hosts[0];
       assert.equal(stalled.stallStreams(), 1, 'the relay had one stream open');
-      const written = writeEveryAccount(net, 0);
+      const written = writeEveryAccount(n, 0);
       // nothing arrives on the stalled socket; only a reconnect from the cursor brings these
-      await waitRelayCaughtUp(r, net, consumer);
+      await waitRelayCaughtUp(r, n, consumer);
       const seen = commitCids(consumer.frames);
       for (const e of written) assert.ok(seen.has(cidToString(e.commit!)), `commit ${e.rev} relayed`);
       const metric = await r.registry.getSingleMetric('relay_host_stall_reconnects_total')?.get();
@@ -130,16 +154,15 @@ describe('self-healing hosts and coverage', () => {
   });
 
   it("a throttled account's writes arrive (#sync, then later commits) after its host's limit is raised", async () => {
-    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 3, seed: 'heal-throttle' });
-    relay = await startTestRelay(net, dataDir, { RELAY_COVERAGE_READY_THRESHOLD: '0' });
-    const r = relay;
-    const n = net;
+    const { r, n } = await start(
+      { hosts: 1, accountsPerHost: 3, seed: 'heal-throttle' },
+      { RELAY_COVERAGE_READY_THRESHOLD: '0' },
+    );
     const store = r.store!;
     const host = n.hosts[0];
-    await crawlAll(r, n);
     const limited = await r.hosts!.setAccountLimit(host.hostname, 1);
     assert.ok(limited.ok);
-    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    const consumer = await firehoseOf(r);
     try {
       // the first account is admitted before the others are seen (accounts
       // created at once are each checked against the count before any of them)
@@ -171,11 +194,7 @@ describe('self-healing hosts and coverage', () => {
       assert.equal(released?.values[0]?.value, 2);
 
       // resynced at once, with no further write: #sync at the host's current rev
-      const isSync = (f: ReceivedFrame) =>
-        f.frame?.header.op === 1 &&
-        't' in f.frame.header &&
-        f.frame.header.t === '#sync' &&
-        f.frame.body.did === did;
+      const isSync = eventFor('#sync', did);
       await waitFor(() => consumer.frames.some(isSync), '#sync of the released account');
       const sync = consumer.frames.find(isSync)!;
       assert.equal(sync.frame?.body.rev, meanwhile[1].rev, 'the #sync carries the writes made meanwhile');
@@ -189,17 +208,16 @@ describe('self-healing hosts and coverage', () => {
   });
 
   it('a silent partial outage drops the coverage figure and fails readiness', async () => {
-    net = await SimNetwork.start({ hosts: 4, accountsPerHost: 2, seed: 'heal-coverage' });
-    relay = await startTestRelay(net, dataDir, {
-      // the hosts stay `active`: the relay keeps dialling, nothing marks them down
-      RELAY_HOST_MAX_FAILURES: '10000',
-      RELAY_COVERAGE_CURRENT_WITHIN_SECONDS: '1',
-      RELAY_COVERAGE_SAMPLE_SECONDS: '0.2',
-      RELAY_COVERAGE_READY_THRESHOLD: '0.75',
-    });
-    const r = relay;
-    const n = net;
-    await crawlAll(r, n);
+    const { r, n } = await start(
+      { hosts: 4, accountsPerHost: 2, seed: 'heal-coverage' },
+      {
+        // the hosts stay `active`: the relay keeps dialling, nothing marks them down
+        RELAY_HOST_MAX_FAILURES: '10000',
+        RELAY_COVERAGE_CURRENT_WITHIN_SECONDS: '1',
+        RELAY_COVERAGE_SAMPLE_SECONDS: '0.2',
+        RELAY_COVERAGE_READY_THRESHOLD: '0.75',
+      },
+    );
     writeEveryAccount(n);
     await waitRelayCaughtUp(r, n);
     const coverage = r.coverage!;
@@ -234,29 +252,25 @@ describe('self-healing hosts and coverage', () => {
   });
 
   it('an account whose status changed upstream unseen is reconciled, and its #account reaches consumers', async () => {
-    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 2, seed: 'heal-reconcile-status' });
-    relay = await startTestRelay(net, dataDir, {
-      RELAY_COVERAGE_SAMPLE_SECONDS: '0',
-      RELAY_COVERAGE_READY_THRESHOLD: '0',
-      RELAY_RECONCILE_INTERVAL_SECONDS: '0.1',
-      RELAY_RECONCILE_GRACE_SECONDS: '0.2',
-    });
-    const r = relay;
-    const n = net;
+    const { r, n } = await start(
+      { hosts: 1, accountsPerHost: 2, seed: 'heal-reconcile-status' },
+      {
+        RELAY_COVERAGE_SAMPLE_SECONDS: '0',
+        RELAY_COVERAGE_READY_THRESHOLD: '0',
+        RELAY_RECONCILE_INTERVAL_SECONDS: '0.1',
+        RELAY_RECONCILE_GRACE_SECONDS: '0.2',
+      },
+    );
     const store = r.store!;
-    await crawlAll(r, n);
-    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    const consumer = await firehoseOf(r);
     try {
       writeEveryAccount(n);
       await waitRelayCaughtUp(r, n, consumer);
       const host = n.hosts[0];
       const did = n.accounts[0].did;
       const accountFrames = (status: string) => (f: ReceivedFrame) =>
-        f.frame?.header.op === 1 &&
-        't' in f.frame.header &&
-        f.frame.header.t === '#account' &&
-        f.frame.body.did === did &&
-        (status === 'active' ? f.frame.body.active === true : f.frame.body.status === status);
+        eventFor('#account', did)(f) &&
+        (status === 'active' ? f.frame?.body.active === true : f.frame?.body.status === status);
 
       // a missed #account: the host deactivates the account and says nothing
       host.setStatusSilently(did, 'deactivated');
@@ -289,17 +303,16 @@ describe('self-healing hosts and coverage', () => {
   });
 
   it('a commit the stream never carried is recovered by a resync (#sync), with no admin action', async () => {
-    net = await SimNetwork.start({ hosts: 1, accountsPerHost: 2, seed: 'heal-reconcile-commit' });
-    relay = await startTestRelay(net, dataDir, {
-      RELAY_COVERAGE_SAMPLE_SECONDS: '0',
-      RELAY_COVERAGE_READY_THRESHOLD: '0',
-      RELAY_RECONCILE_INTERVAL_SECONDS: '0.1',
-      RELAY_RECONCILE_GRACE_SECONDS: '0.2',
-    });
-    const r = relay;
-    const n = net;
-    await crawlAll(r, n);
-    const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
+    const { r, n } = await start(
+      { hosts: 1, accountsPerHost: 2, seed: 'heal-reconcile-commit' },
+      {
+        RELAY_COVERAGE_SAMPLE_SECONDS: '0',
+        RELAY_COVERAGE_READY_THRESHOLD: '0',
+        RELAY_RECONCILE_INTERVAL_SECONDS: '0.1',
+        RELAY_RECONCILE_GRACE_SECONDS: '0.2',
+      },
+    );
+    const consumer = await firehoseOf(r);
     try {
       writeEveryAccount(n);
       await waitRelayCaughtUp(r, n, consumer);
@@ -307,11 +320,7 @@ describe('self-healing hosts and coverage', () => {
       const did = n.accounts[1].did;
       // the host writes, and the event is lost: nothing on the stream
       const missed = host.applyUnannounced(did, [host.randomWriteFor(host.accounts.get(did)!)]);
-      const isSync = (f: ReceivedFrame) =>
-        f.frame?.header.op === 1 &&
-        't' in f.frame.header &&
-        f.frame.header.t === '#sync' &&
-        f.frame.body.did === did;
+      const isSync = eventFor('#sync', did);
       await waitFor(() => consumer.frames.some(isSync), '#sync of the account behind its host', {
         describe: () => JSON.stringify(r.reconciler?.report()),
       });
