@@ -4,6 +4,7 @@
 // reconnect per period, and the readiness reason.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { accountRow, hostRow } from '../../test/support/store-rows.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Account, Host } from '../store/metadata-store.ts';
@@ -11,20 +12,7 @@ import { CoverageMonitor } from './coverage.ts';
 import type { HostSnapshot } from './host-control.ts';
 
 function host(id: number, accountCount: number): Host {
-  const t = new Date(0);
-  return {
-    id,
-    hostname: `pds${id}.test`,
-    tls: true,
-    status: 'active',
-    cursor: 0,
-    failures: 0,
-    accountLimit: 100,
-    accountCount,
-    trusted: false,
-    createdAt: t,
-    updatedAt: t,
-  };
+  return hostRow(id, { accountCount });
 }
 
 function live(hostId: number, connected: boolean, lastEventAt: number): HostSnapshot {
@@ -48,15 +36,7 @@ function live(hostId: number, connected: boolean, lastEventAt: number): HostSnap
 }
 
 function account(did: string, hostId: number, rev: string): Account {
-  return {
-    uid: 1,
-    did,
-    hostId,
-    status: 'active',
-    upstreamStatus: 'active',
-    head: { rev, commitCid: 'c', dataCid: 'd' },
-    createdAt: new Date(0),
-  };
+  return accountRow(did, rev, { hostId });
 }
 
 describe('CoverageMonitor', () => {

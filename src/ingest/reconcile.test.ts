@@ -4,6 +4,7 @@
 // connected or are held back left alone.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { accountRow, hostRow } from '../../test/support/store-rows.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Account, AccountStatus, Host } from '../store/metadata-store.ts';
 import type { RepairResult } from '../validate/validator.ts';
@@ -13,20 +14,7 @@ import { AccountReconciler, type ReconcileSettings } from './reconcile.ts';
 const HOUR = 3_600_000;
 
 function host(id: number): Host {
-  const t = new Date(0);
-  return {
-    id,
-    hostname: `pds${id}.test`,
-    tls: true,
-    status: 'active',
-    cursor: 0,
-    failures: 0,
-    accountLimit: 100,
-    accountCount: 50,
-    trusted: false,
-    createdAt: t,
-    updatedAt: t,
-  };
+  return hostRow(id, { accountCount: 50 });
 }
 
 function live(hostId: number, connected: boolean, paused = false): HostSnapshot {
@@ -36,15 +24,7 @@ function live(hostId: number, connected: boolean, paused = false): HostSnapshot 
 const did = (i: number) => `did:plc:a${String(i).padStart(4, '0')}`;
 
 function account(i: number, rev: string, upstreamStatus: AccountStatus = 'active'): Account {
-  return {
-    uid: i,
-    did: did(i),
-    hostId: 1,
-    status: 'active',
-    upstreamStatus,
-    head: { rev, commitCid: 'c', dataCid: 'd' },
-    createdAt: new Date(0),
-  };
+  return accountRow(did(i), rev, { uid: i, upstreamStatus });
 }
 
 /** A host of `n` repos at rev `r1` serving listRepos pages and getRepoStatus; records what was asked. */

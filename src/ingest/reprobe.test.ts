@@ -4,26 +4,14 @@
 // host that stayed up dropped.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { hostRow } from '../../test/support/store-rows.ts';
 import { waitFor } from '../../test/support/wait.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { Host, HostPageOptions } from '../store/metadata-store.ts';
 import { HostReprober } from './reprobe.ts';
 
 function host(id: number, status: Host['status']): Host {
-  const t = new Date(0);
-  return {
-    id,
-    hostname: `pds${id}.test`,
-    tls: true,
-    status,
-    cursor: 42,
-    failures: 15,
-    accountLimit: 100,
-    accountCount: 1,
-    trusted: false,
-    createdAt: t,
-    updatedAt: t,
-  };
+  return hostRow(id, { status, cursor: 42, failures: 15, accountCount: 1 });
 }
 
 function fakeFetcher(answers: () => boolean): SafeFetcher & { calls: string[] } {
