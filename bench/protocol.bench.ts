@@ -11,13 +11,19 @@ import { utf8Encode } from '../src/protocol/bytes.ts';
 import { readCar, writeCar } from '../src/protocol/car.ts';
 import { decodeCbor, encodeCbor } from '../src/protocol/cbor.ts';
 import { type Cid, CidLinkWrapper, cidForCbor, cidForRaw, cidMatchesBlock } from '../src/protocol/cid.ts';
-import { decodeCommit, verifyCommitSignature } from '../src/protocol/commit.ts';
+import {
+  decodeCommit,
+  unsignedCommitBytes,
+  unsignedCommitBytesOf,
+  verifyCommitSignature,
+} from '../src/protocol/commit.ts';
 import { parseEventBody } from '../src/protocol/events.ts';
 import { decodeFrame, encodeFrame, readFrameSeq, rewriteSeq } from '../src/protocol/frames.ts';
 import { Keypair, verifySignature } from '../src/protocol/keys.ts';
 import { Mst } from '../src/protocol/mst.ts';
 import { verifyCommitProof } from '../src/protocol/mst-proof.ts';
 import { TidClock } from '../src/protocol/tid.ts';
+import { DEFAULT_MAX_REV_SKEW_MS as maxRevSkewMs, verifyFrame } from '../src/validate/verify-frame.ts';
 import { type BenchResult, bench, printTable } from './harness.ts';
 
 const did = 'did:plc:ewvi7nxzyoun6zhxrhs64oiz';
@@ -199,6 +205,8 @@ function commitFrame(c: CommitResult, seq: number): Uint8Array {
 function main(): void {
   const arg = process.argv.find((a) => a.startsWith('--seconds='));
   const seconds = arg ? Number(arg.slice('--seconds='.length)) : 1;
+  // --only=TEXT runs just the cases whose name contains TEXT (e.g. under node --cpu-prof)
+  const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length);
   const { frame, blockCount } = sampleCommitFrame();
   const { body } = decodeFrame(frame);
   const car = body.blocks as Uint8Array;
@@ -251,11 +259,20 @@ function main(): void {
       const car = readCar(c.blocks);
       return { c, car, commit: decodeCommit(c.commitBytes) };
     });
+    const nowMs = Date.now();
     let i = 0;
     const next = <T>(arr: T[]): T => arr[i++ & 255];
     cases.push(
       [`${alg}: verifySignature (200-byte message)`, () => verifySignature(key.publicKey, msg, sig)],
       [`${alg}: verifyCommitSignature`, () => verifyCommitSignature(next(decoded).commit, key.publicKey)],
+      [`${alg}: unsigned commit bytes, encoded`, () => unsignedCommitBytes(next(decoded).commit)],
+      [
+        `${alg}: unsigned commit bytes, cut from the block`,
+        () => {
+          const d = next(decoded);
+          return unsignedCommitBytesOf(d.c.commitBytes, d.commit);
+        },
+      ],
       [
         `${alg}: verifyCommitProof (10k-record repo)`,
         () => {
@@ -269,6 +286,20 @@ function main(): void {
         },
       ],
       [`${alg}: full #commit verification (~${avg} B frames)`, () => verifyFully(next(frames), key)],
+      [
+        `${alg}: verifyFrame, the worker's whole job (~${avg} B frames)`,
+        () => {
+          const r = verifyFrame({
+            type: '#commit',
+            frame: next(frames),
+            key: key.publicKey,
+            nowMs,
+            maxRevSkewMs,
+          });
+          if (!r.ok || r.sig !== 'ok' || r.proof !== 'ok') throw new Error('verifyFrame failed');
+          return r;
+        },
+      ],
     );
     if (alg === 'k256') {
       // The proof check's first half alone: open the commit's partial tree and
@@ -283,7 +314,8 @@ function main(): void {
     }
   }
   const results: BenchResult[] = [];
-  for (const [name, fn] of cases) results.push(bench(name, fn, { seconds }));
+  for (const [name, fn] of cases)
+    if (!only || name.includes(only)) results.push(bench(name, fn, { seconds }));
   printTable(results);
 }
 
