@@ -1,9 +1,11 @@
 // Per-key token buckets (requestCrawl per client IP, failed admin logins per
 // IP). A bucket holds `burst` tokens and refills at `perMinute`/60 per second;
 // a request takes one token or is refused with the seconds until the next one.
-// The map is bounded: when it is full, buckets that have refilled completely
-// (indistinguishable from new ones) are dropped first, then the oldest ones,
-// so a flood of spoofed addresses cannot grow memory without limit.
+// The map is bounded: when it is full, the least recently used bucket is
+// dropped (src/lru.ts, O(1)), so a flood of addresses can neither grow memory
+// nor make each new one cost a scan of the map (a bucket left alone longest
+// is the one most likely to have refilled, i.e. to be like a new one anyway).
+import { Lru } from '../lru.ts';
 
 export interface RateLimiterOptions {
   /** Sustained rate; 0 disables the limit. */
@@ -23,7 +25,7 @@ interface Bucket {
 export type RateDecision = { ok: true } | { ok: false; retryAfterSeconds: number };
 
 export class RateLimiter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets: Lru<string, Bucket>;
   private readonly perMs: number;
   private readonly burst: number;
   private readonly maxKeys: number;
@@ -33,6 +35,7 @@ export class RateLimiter {
     this.perMs = opts.perMinute / 60_000;
     this.burst = opts.burst ?? Math.max(1, opts.perMinute);
     this.maxKeys = opts.maxKeys ?? 10_000;
+    this.buckets = new Lru(Math.max(1, this.maxKeys));
     this.now = opts.now ?? Date.now;
   }
 
@@ -43,13 +46,10 @@ export class RateLimiter {
     if (b) {
       b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
       b.at = now;
-      // Re-insert so Map order stays least-recently-used first.
-      this.buckets.delete(key);
     } else {
-      this.evictIfFull(now);
       b = { tokens: this.burst, at: now };
+      this.buckets.set(key, b); // evicts the least recently used bucket when full
     }
-    this.buckets.set(key, b);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return { ok: true };
@@ -60,24 +60,12 @@ export class RateLimiter {
   /** True when `key` has no token left right now (does not take one). */
   exhausted(key: string): boolean {
     if (this.opts.perMinute <= 0) return false;
-    const b = this.buckets.get(key);
+    const b = this.buckets.peek(key);
     if (!b) return false;
     return Math.min(this.burst, b.tokens + (this.now() - b.at) * this.perMs) < 1;
   }
 
   get size(): number {
     return this.buckets.size;
-  }
-
-  private evictIfFull(now: number): void {
-    if (this.buckets.size < this.maxKeys) return;
-    for (const [k, b] of this.buckets) {
-      if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(k);
-    }
-    while (this.buckets.size >= this.maxKeys) {
-      const oldest = this.buckets.keys().next().value;
-      if (oldest === undefined) break;
-      this.buckets.delete(oldest);
-    }
   }
 }

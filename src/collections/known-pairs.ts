@@ -15,46 +15,37 @@
 // (upkeep, cleaner, backfill) goes through the same wrapped store, so no
 // removal bypasses it.
 //
-// Bound: at most `maxAccounts` accounts (LRU by account; default 200,000,
-// about 100 bytes per account plus its collection names).
+// Bound: at most `maxAccounts` accounts (LRU by account, src/lru.ts; default
+// 200,000, about 100 bytes per account plus its collection names).
+import { Lru } from '../lru.ts';
 import type { CollectionIndexStore, CollectionPair } from './index-store.ts';
 
 export class KnownPairsIndex implements CollectionIndexStore {
   readonly kind: CollectionIndexStore['kind'];
   /** Pairs addPairs did not have to write (already known). */
   skipped = 0;
-  private readonly known = new Map<string, Set<string>>();
-  private readonly max: number;
+  private readonly known: Lru<string, Set<string>>;
 
   constructor(
     private readonly store: CollectionIndexStore,
     opts: { maxAccounts?: number } = {},
   ) {
     this.kind = store.kind;
-    this.max = opts.maxAccounts ?? 200_000;
+    this.known = new Lru(opts.maxAccounts ?? 200_000);
   }
 
   private has(p: CollectionPair): boolean {
-    return this.known.get(p.did)?.has(p.collection) ?? false;
+    return this.known.peek(p.did)?.has(p.collection) ?? false;
   }
 
   knows(did: string, collection: string): boolean {
-    return this.known.get(did)?.has(collection) ?? false;
+    return this.known.peek(did)?.has(collection) ?? false;
   }
 
   private learn(p: CollectionPair): void {
-    let set = this.known.get(p.did);
-    if (set) {
-      this.known.delete(p.did); // LRU: most recent last
-    } else {
-      set = new Set();
-      if (this.known.size >= this.max) {
-        const oldest = this.known.keys().next().value;
-        if (oldest !== undefined) this.known.delete(oldest);
-      }
-    }
-    set.add(p.collection);
-    this.known.set(p.did, set);
+    const set = this.known.get(p.did); // a use: the account becomes the most recent
+    if (set) set.add(p.collection);
+    else this.known.set(p.did, new Set([p.collection]));
   }
 
   async addPairs(pairs: readonly CollectionPair[]): Promise<number> {
@@ -67,7 +58,7 @@ export class KnownPairsIndex implements CollectionIndexStore {
   }
 
   removePairs(pairs: readonly CollectionPair[]): Promise<number> {
-    for (const p of pairs) this.known.get(p.did)?.delete(p.collection);
+    for (const p of pairs) this.known.peek(p.did)?.delete(p.collection);
     return this.store.removePairs(pairs);
   }
 

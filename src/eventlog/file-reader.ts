@@ -12,6 +12,7 @@
 // way: the read then continues from the oldest record kept. Only durable
 // records (up to the log's head) are ever read.
 import { open } from 'node:fs/promises';
+import { Lru } from '../lru.ts';
 import { readChunk } from './file-io.ts';
 import { readHeader } from './record.ts';
 import { type Segment, scanSegment } from './segment.ts';
@@ -36,7 +37,7 @@ export interface SegmentReaderSource {
 
 export class SegmentReader {
   /** seq of the next record to read → where it starts; lets sequential readers skip the index. */
-  private hints = new Map<number, { seg: Segment; offset: number }>();
+  private hints = new Lru<number, { seg: Segment; offset: number }>(MAX_POSITION_HINTS);
   private indexedLru: Segment[] = [];
 
   constructor(private readonly src: SegmentReaderSource) {}
@@ -110,7 +111,7 @@ export class SegmentReader {
   /** Drops what the reader keeps about a segment retention removed. */
   forget(seg: Segment): void {
     seg.dropIndex();
-    for (const [k, v] of this.hints) if (v.seg === seg) this.hints.delete(k);
+    for (const [k, v] of this.hints.entries()) if (v.seg === seg) this.hints.delete(k);
     this.indexedLru = this.indexedLru.filter((s) => s !== seg);
   }
 
@@ -160,9 +161,5 @@ export class SegmentReader {
     // The end of a segment is the start of the next one.
     if (offset >= seg.size && seq > seg.lastSeq) return;
     this.hints.set(seq, { seg, offset });
-    if (this.hints.size > MAX_POSITION_HINTS) {
-      const first = this.hints.keys().next().value;
-      if (first !== undefined) this.hints.delete(first);
-    }
   }
 }

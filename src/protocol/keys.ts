@@ -18,6 +18,7 @@
 // signer (low-S by construction), p256 uses node:crypto and normalises S.
 import * as nodeCrypto from 'node:crypto';
 import { createRequire } from 'node:module';
+import { Lru } from '../lru.ts';
 import { sha256 } from './cid.ts';
 
 export type KeyAlg = 'k256' | 'p256';
@@ -255,22 +256,17 @@ function compressPoint(alg: KeyAlg, uncompressed: Uint8Array): Uint8Array {
 // ---------------------------------------------------------------------------
 // Verification.
 
-// Small LRU of p256 KeyObjects keyed by the compressed point (as a latin1
-// string: cheap to build, exact). Map iteration order is insertion order, so
-// re-inserting on hit and evicting the first key gives LRU behaviour.
+// Small LRU (src/lru.ts) of p256 KeyObjects keyed by the compressed point (as
+// a latin1 string: cheap to build, exact).
 const P256_CACHE_MAX = 8192;
-const p256Cache = new Map<string, nodeCrypto.KeyObject>();
+const p256Cache = new Lru<string, nodeCrypto.KeyObject>(P256_CACHE_MAX);
 
 function p256KeyObject(compressed: Uint8Array): nodeCrypto.KeyObject | null {
   const cacheKey = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength).toString(
     'latin1',
   );
   const hit = p256Cache.get(cacheKey);
-  if (hit !== undefined) {
-    p256Cache.delete(cacheKey);
-    p256Cache.set(cacheKey, hit);
-    return hit;
-  }
+  if (hit !== undefined) return hit;
   if (compressed.length !== COMPRESSED_LEN || (compressed[0] !== 0x02 && compressed[0] !== 0x03)) return null;
   const der = new Uint8Array(P256_SPKI_COMPRESSED_HEADER.length + COMPRESSED_LEN);
   der.set(P256_SPKI_COMPRESSED_HEADER, 0);
@@ -280,10 +276,6 @@ function p256KeyObject(compressed: Uint8Array): nodeCrypto.KeyObject | null {
     key = nodeCrypto.createPublicKey({ key: Buffer.from(der.buffer), format: 'der', type: 'spki' });
   } catch {
     return null;
-  }
-  if (p256Cache.size >= P256_CACHE_MAX) {
-    const oldest = p256Cache.keys().next().value;
-    if (oldest !== undefined) p256Cache.delete(oldest);
   }
   p256Cache.set(cacheKey, key);
   return key;

@@ -1,6 +1,6 @@
-// Bounded LRU of accounts by DID, in front of the per-event account lookup.
-// A JS Map keeps insertion order, so "move to most-recent" is delete + set and
-// the least-recent entry is the first key: O(1) per operation, no linked list.
+// Bounded LRU of accounts by DID, in front of the per-event account lookup
+// (src/lru.ts: O(1) hits and evictions at any size; the Map idiom it replaced
+// cost ~23 µs per eviction at the default 100,000 entries).
 // The store refreshes entries from the rows its own writes return, so cached
 // accounts stay exact as long as this process is the only writer.
 //
@@ -8,6 +8,7 @@
 // lands while that load is in flight marks the load stale, so the older row it
 // returns is handed to its callers but never cached over the newer one.
 // Concurrent misses for one DID share a single query.
+import { Lru } from '../lru.ts';
 import type { Account, RepoHead } from './metadata-store.ts';
 
 interface Load {
@@ -16,7 +17,7 @@ interface Load {
 }
 
 export class AccountCache {
-  private readonly entries = new Map<string, Account>();
+  private readonly entries: Lru<string, Account>;
   private readonly loads = new Map<string, Load>();
   hits = 0;
   misses = 0;
@@ -24,6 +25,7 @@ export class AccountCache {
   constructor(readonly capacity: number) {
     if (!Number.isSafeInteger(capacity) || capacity < 0)
       throw new Error(`invalid cache capacity: ${capacity}`);
+    this.entries = new Lru(capacity);
   }
 
   get size(): number {
@@ -35,8 +37,6 @@ export class AccountCache {
     const hit = this.entries.get(did);
     if (hit !== undefined) {
       this.hits++;
-      this.entries.delete(did);
-      this.entries.set(did, hit);
       return Promise.resolve(hit);
     }
     this.misses++;
@@ -63,40 +63,32 @@ export class AccountCache {
     const hit = this.entries.get(did);
     if (hit === undefined) return undefined;
     this.hits++;
-    this.entries.delete(did);
-    this.entries.set(did, hit);
     return hit;
   }
 
   /** Inserts or replaces, evicting the least recently used entry when full. */
   put(account: Account): void {
-    if (this.capacity === 0) return;
-    this.entries.delete(account.did);
     this.entries.set(account.did, account);
-    if (this.entries.size > this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
   }
 
   /** After a write: replace the entry if cached, and stale any load in flight. */
   refresh(account: Account): void {
     const load = this.loads.get(account.did);
     if (load) load.stale = true;
-    if (this.entries.has(account.did)) this.entries.set(account.did, account);
+    this.entries.replace(account.did, account);
   }
 
   /** After a head write: the cached account (if it is this uid) gets the new head; a load in flight is stale. */
   patchHead(did: string, uid: number, head: RepoHead): void {
     const load = this.loads.get(did);
     if (load) load.stale = true;
-    const cur = this.entries.get(did);
-    if (cur && cur.uid === uid) this.entries.set(did, { ...cur, head });
+    const cur = this.entries.peek(did);
+    if (cur && cur.uid === uid) this.entries.replace(did, { ...cur, head });
   }
 
   /** After a write to an account known only by uid (a scan: not for hot paths). */
   invalidateUid(uid: number): void {
-    for (const [did, a] of this.entries) {
+    for (const [did, a] of this.entries.entries()) {
       if (a.uid === uid) {
         this.invalidate(did);
         return;

@@ -25,6 +25,7 @@
 // signed ones, cannot each cost a PLC request.
 import type { InboundFrame } from '../ingest/frame-sink.ts';
 import type { Logger } from '../log.ts';
+import { Lru } from '../lru.ts';
 import type { AtprotoIdentity } from '../protocol/identity/did-document.ts';
 import { isTransientIdentityError } from '../protocol/identity/identity-cache.ts';
 import type { PublicKey } from '../protocol/keys.ts';
@@ -117,7 +118,10 @@ export class AccountResolver {
   private readonly log: Logger;
   private readonly now: () => number;
   /** DID → a recent forced refresh that changed nothing, and why (see mayForceRefresh). */
-  private readonly fruitlessRefresh = new Map<string, { reason: string; until: number }>();
+  /** Bounded: the oldest notes go first (at worst a refresh happens again). */
+  private readonly fruitlessRefresh = new Lru<string, { reason: string; until: number }>(
+    MAX_FRUITLESS_REFRESH_NOTES,
+  );
   /** Repos waiting to retry a DID resolution (for the waiting-events gauge). */
   private readonly identityWaiting = new Set<RepoQueue>();
   /** Wake-ups of those waits (close() ends them at once). */
@@ -198,7 +202,7 @@ export class AccountResolver {
    * The first event after a real migration or key rotation still refreshes.
    */
   private mayForceRefresh(did: string, reason: string): boolean {
-    const f = this.fruitlessRefresh.get(did);
+    const f = this.fruitlessRefresh.peek(did);
     if (f === undefined || f.reason !== reason) return true;
     if (this.now() >= f.until) {
       this.fruitlessRefresh.delete(did);
@@ -208,13 +212,7 @@ export class AccountResolver {
   }
 
   private noteFruitlessRefresh(did: string, reason: string): void {
-    this.fruitlessRefresh.delete(did);
     this.fruitlessRefresh.set(did, { reason, until: this.now() + FRUITLESS_REFRESH_MS });
-    // bounded: the oldest notes go first (at worst a refresh happens again)
-    if (this.fruitlessRefresh.size > MAX_FRUITLESS_REFRESH_NOTES) {
-      const oldest = this.fruitlessRefresh.keys().next().value;
-      if (oldest !== undefined) this.fruitlessRefresh.delete(oldest);
-    }
   }
 
   /** Resolves after `ms`, or at once when the validator closes. */

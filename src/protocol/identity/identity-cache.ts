@@ -2,7 +2,7 @@
 // events from millions of accounts and must look each one's signing key up
 // before it can verify a commit.
 //
-// - LRU over a Map (insertion order; a hit re-inserts), capped at maxEntries,
+// - LRU (src/lru.ts: O(1) hits and evictions at any size), capped at maxEntries,
 //   holding only the parsed identity (did, handle, key bytes, PDS URL), with
 //   PDS URLs interned. Measured ~600 bytes of heap per entry, so the default
 //   250 000 entries is ~150 MB; size it to the accounts active within ttlMs.
@@ -33,6 +33,7 @@
 // - Resolutions are counted by result (ok, not-found, invalid, transient);
 //   isTransientIdentityError() tells callers whether to wait and retry.
 import { type Logger, silentLogger } from '../../log.ts';
+import { Lru } from '../../lru.ts';
 import { DID_MAX } from '../syntax.ts';
 import { ConcurrencyLimiter } from './concurrency-limiter.ts';
 import { type AtprotoIdentity, DidDocumentError } from './did-document.ts';
@@ -114,7 +115,7 @@ type EntryData =
     }
   | { ok: false; error: Error; expiresAt: number };
 /** An entry and its estimated heap bytes (charged against maxBytes). */
-type Entry = EntryData & { bytes: number; insertedAt: number };
+type Entry = EntryData & { bytes: number };
 
 /** Fixed heap cost charged per entry (measured ~600 bytes with a parsed identity). */
 const ENTRY_OVERHEAD_BYTES = 600;
@@ -149,9 +150,8 @@ export class IdentityCache implements IdentityResolver {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly limiter: ConcurrencyLimiter;
-  private readonly entries = new Map<string, Entry>();
-  /** Entries inserted or moved so far: how far back in the map order an entry is (touch). */
-  private inserts = 0;
+  /** Evicted by this class (both caps), so its capacity is unbounded. */
+  private readonly entries = new Lru<string, Entry>(Number.POSITIVE_INFINITY);
   private readonly inflight = new Map<string, Inflight>();
   /** One copy of each PDS URL: most accounts live on a few hundred PDS hosts. */
   private readonly pdsUrls = new Map<string, string>();
@@ -187,13 +187,12 @@ export class IdentityCache implements IdentityResolver {
 
   /** The cached identity if it is fresh (or within the stale window), without fetching. */
   get(did: string): AtprotoIdentity | undefined {
+    // A hit through get() is a use like any other: it counts, and it makes the
+    // entry the most recent (the relay's hot path reads through get()).
     const e = this.entries.get(did);
     if (!e?.ok) return undefined;
     const t = this.now();
     if (t >= e.staleUntil) return undefined;
-    // A hit through get() is a use like any other: it counts, and it keeps the
-    // entry young in the LRU (the relay's hot path reads through get()).
-    this.touch(did, e);
     if (t < e.expiresAt) this.counters.hits++;
     else this.counters.staleHits++;
     return e.identity;
@@ -216,7 +215,6 @@ export class IdentityCache implements IdentityResolver {
       if (e !== undefined) {
         const t = this.now();
         if (t < e.expiresAt) {
-          this.touch(did, e);
           if (e.ok) {
             this.counters.hits++;
             return e.identity;
@@ -225,7 +223,6 @@ export class IdentityCache implements IdentityResolver {
           throw e.error;
         }
         if (e.ok && t < e.staleUntil) {
-          this.touch(did, e);
           this.counters.staleHits++;
           if (t >= e.retryAt) this.fetch(did).catch(() => {});
           return e.identity;
@@ -259,20 +256,6 @@ export class IdentityCache implements IdentityResolver {
       running: this.limiter.active,
       queued: this.limiter.waiting,
     };
-  }
-
-  /**
-   * LRU use: the entry moves to the young end of the map's order, but only
-   * once it has aged into the older half (more inserts since its own than
-   * half the entries), so a hot DID costs no Map delete+set per event (the
-   * relay reads through get() for every commit). Eviction order stays LRU
-   * to within half the cache.
-   */
-  private touch(did: string, e: Entry): void {
-    if (this.inserts - e.insertedAt < this.entries.size >> 1) return;
-    this.entries.delete(did);
-    e.insertedAt = ++this.inserts;
-    this.entries.set(did, e);
   }
 
   private fetch(did: string): Promise<AtprotoIdentity> {
@@ -334,7 +317,7 @@ export class IdentityCache implements IdentityResolver {
       error instanceof DidNotFoundError ||
       error instanceof DidDocumentError ||
       (error instanceof DidResolutionError && !error.transient);
-    const current = this.entries.get(did);
+    const current = this.entries.peek(did);
     if (!definitive && current?.ok && this.now() < current.staleUntil) {
       // keep serving the stale identity; a stale hit after errorTtlMs retries
       current.retryAt = this.now() + this.errorTtlMs;
@@ -355,7 +338,7 @@ export class IdentityCache implements IdentityResolver {
   }
 
   private remove(did: string): void {
-    const e = this.entries.get(did);
+    const e = this.entries.peek(did);
     if (e === undefined) return;
     this.entries.delete(did);
     this.bytes -= e.bytes;
@@ -364,12 +347,12 @@ export class IdentityCache implements IdentityResolver {
   /** Inserts (or replaces) an entry, then evicts the oldest until both the entry and the byte caps hold. */
   private store(did: string, entry: EntryData): void {
     this.remove(did);
-    const e: Entry = { ...entry, bytes: entryBytes(did, entry), insertedAt: ++this.inserts };
+    const e: Entry = { ...entry, bytes: entryBytes(did, entry) };
     this.entries.set(did, e);
     this.bytes += e.bytes;
     while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
-      const oldest = this.entries.keys().next().value as string;
-      this.remove(oldest);
+      const oldest = this.entries.evictOldest();
+      if (oldest) this.bytes -= oldest[1].bytes;
       this.counters.evictions++;
     }
   }
