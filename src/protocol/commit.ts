@@ -103,40 +103,6 @@ export function unsignedCommitBytes(commit: UnsignedCommit): Uint8Array {
   });
 }
 
-/** Bytes of a CBOR major-type header for `length` (canonical: the shortest form). */
-function headerLength(length: number): number {
-  return length < 24 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
-}
-
-const SIG_KEY = [0x63, 0x73, 0x69, 0x67]; // text(3) "sig"
-
-/**
- * The bytes the signature covers, cut from the signed block the commit was
- * decoded from instead of encoded again: decoding is strict (canonical key
- * order — did, rev, sig, data, prev, version — and shortest lengths, no other
- * fields), so the block is exactly `encodeCommit(commit)` and the unsigned
- * encoding is that block with the map count lowered to 5 and the `sig` entry
- * left out. The entry's place follows from the did and rev before it; if the
- * bytes there are not the `sig` key (a block that did not decode to this
- * commit), it falls back to encoding. About 9 µs less per commit than
- * encoding (bench/protocol.bench.ts).
- */
-export function unsignedCommitBytesOf(block: Uint8Array, commit: Commit): Uint8Array {
-  // did and rev are ASCII (their syntax checks allow nothing else): one byte per character
-  const didEntry = 4 + headerLength(commit.did.length) + commit.did.length;
-  const revEntry = 4 + headerLength(commit.rev.length) + commit.rev.length;
-  const sigStart = 1 + didEntry + revEntry;
-  const sigEnd = sigStart + 4 + headerLength(commit.sig.length) + commit.sig.length;
-  let matches = block[0] === 0xa6 && sigEnd < block.length && block[sigStart + 4] >> 5 === 2;
-  for (let i = 0; matches && i < 4; i++) matches = block[sigStart + i] === SIG_KEY[i];
-  if (!matches) return unsignedCommitBytes(commit);
-  const out = new Uint8Array(block.length - (sigEnd - sigStart));
-  out.set(block.subarray(0, sigStart), 0);
-  out[0] = 0xa5;
-  out.set(block.subarray(sigEnd), sigStart);
-  return out;
-}
-
 /** Encodes a signed commit block. */
 export function encodeCommit(commit: Commit): Uint8Array {
   return encodeCbor({

@@ -17,7 +17,7 @@
 // thread's job (validator.ts); the proof outcome is reported, not enforced,
 // because lenient mode passes events whose proof fails.
 import { CarError, readCar } from '../protocol/car.ts';
-import { type Commit, CommitError, decodeCommit, unsignedCommitBytesOf } from '../protocol/commit.ts';
+import { type Commit, CommitError, decodeCommit, unsignedCommitBytes } from '../protocol/commit.ts';
 import { type CommitCollections, commitCollections } from '../protocol/commit-collections.ts';
 import { EventShapeError, MAX_SYNC_BLOCKS_BYTES, parseEventBody } from '../protocol/events.ts';
 import { decodeFrame, FrameError } from '../protocol/frames.ts';
@@ -107,12 +107,11 @@ function checkRev(rev: string, task: VerifyTask, did: string): Rejected | undefi
 }
 
 function signatureFields(
-  commitBlock: Uint8Array,
   commit: Commit,
   key: PublicKey | undefined,
   did: string,
 ): Rejected | Pick<VerifiedCommit, 'sig' | 'signed'> {
-  const message = unsignedCommitBytesOf(commitBlock, commit);
+  const message = unsignedCommitBytes(commit);
   if (!key) return { sig: 'unchecked', signed: { message, sig: commit.sig } };
   const s = checkSignature(key, message, commit.sig);
   if (s === 'high-s') return reject('high-s-signature', 'signature is in high-S form', did);
@@ -166,7 +165,7 @@ function verifyCommitEvent(ev: import('../protocol/events.ts').CommitEvent, task
     return reject('commit-mismatch', `commit rev ${commit.rev} != event rev ${ev.rev}`, did);
   const revErr = checkRev(ev.rev, task, did);
   if (revErr) return revErr;
-  const sig = signatureFields(commitBlock, commit, task.key, did);
+  const sig = signatureFields(commit, task.key, did);
   if ('ok' in sig) return sig;
   const proof = verifyCommitProof({
     blocks: car.blocks,
@@ -220,7 +219,7 @@ function verifySyncEvent(ev: import('../protocol/events.ts').SyncEvent, task: Ve
     return reject('commit-mismatch', `commit rev ${commit.rev} != event rev ${ev.rev}`, did);
   const revErr = checkRev(ev.rev, task, did);
   if (revErr) return revErr;
-  const sig = signatureFields(commitBlock, commit, task.key, did);
+  const sig = signatureFields(commit, task.key, did);
   if ('ok' in sig) return sig;
   return {
     ok: true,
