@@ -2,9 +2,10 @@
 // inbound frame is checked here (sync 1.1 rules, see docs/validation.md), the
 // relay's per-account state (head, status, host) is kept up to date, and what
 // passes is appended to the log with a relay seq. This file is the
-// coordinator (class Validator): admission, the per-DID queues, dispatch to
-// the per-type rules, idleness and shutdown; the parts it owns each open with
+// coordinator (class Validator): the per-DID queues, dispatch to the
+// per-type rules, idleness and shutdown; the parts it owns each open with
 // the part of this argument that concerns them:
+// - admission.ts: the DID read, the worker started, what is refused at once;
 // - order-queue.ts: the global order queue, parking, the appends;
 // - head-writer.ts: staged repo heads, their overlay, the batched head writes;
 // - account-context.ts: identity resolution (retries, forced refreshes),
@@ -70,23 +71,13 @@ import type { Registry } from 'prom-client';
 import type { Sequencer } from '../eventlog/types.ts';
 import type { FrameSink, InboundFrame } from '../ingest/frame-sink.ts';
 import { type Logger, silentLogger } from '../log.ts';
-import { EventShapeError, parseEventBody } from '../protocol/events.ts';
-import { decodeFrame } from '../protocol/frames.ts';
 import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
 import type { SafeFetcher } from '../protocol/identity/safe-fetch.ts';
 import type { AccountStatus, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 import { AccountResolver } from './account-context.ts';
-import { peekEventDid } from './frame-peek.ts';
+import { type Admission, admit } from './admission.ts';
 import { HeadWriter } from './head-writer.ts';
-import {
-  type AccountAction,
-  type Decision,
-  drop,
-  type Job,
-  type RepairResult,
-  type RepoQueue,
-  type RuleContext,
-} from './job.ts';
+import type { AccountAction, Decision, Job, RepairResult, RepoQueue, RuleContext } from './job.ts';
 import { ValidationMetrics } from './metrics.ts';
 import { OrderQueue } from './order-queue.ts';
 import { VerifyPool } from './pool.ts';
@@ -94,7 +85,7 @@ import { Resyncer } from './resync.ts';
 import { processAccount, processAccountAction, processIdentity, processRepair } from './rules-account.ts';
 import { processCommit, processSync } from './rules-commit.ts';
 import { ResyncAttempts, resyncRepo } from './rules-resync.ts';
-import { DEFAULT_MAX_REV_SKEW_MS, verifyFrame } from './verify-frame.ts';
+import { DEFAULT_MAX_REV_SKEW_MS } from './verify-frame.ts';
 
 export { isAuthoritativeHost, pdsHostname } from './account-context.ts';
 export type { AccountAction, RepairResult } from './job.ts';
@@ -163,8 +154,6 @@ export interface ValidatorOptions {
   now?: () => number;
 }
 
-const KNOWN_TYPES = new Set(['#commit', '#sync', '#identity', '#account']);
-
 export class Validator implements FrameSink {
   readonly metrics: ValidationMetrics;
   readonly settings: ValidationSettings;
@@ -178,6 +167,7 @@ export class Validator implements FrameSink {
   private readonly accounts: AccountResolver;
   /** What the per-type rules work with (one object, built here). */
   private readonly rules: RuleContext;
+  private readonly admission: Admission;
   private readonly repos = new Map<string, RepoQueue>();
   private closed = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -218,6 +208,13 @@ export class Validator implements FrameSink {
       maxRepoBytes: this.settings.maxRepoBytes,
       now: this.now,
     });
+    this.admission = {
+      identity: this.identity,
+      metrics: this.metrics,
+      pool: this.pool,
+      now: this.now,
+      maxRevSkewMs: this.settings.maxRevSkewMs,
+    };
     this.rules = {
       store: opts.store,
       settings: this.settings,
@@ -254,7 +251,7 @@ export class Validator implements FrameSink {
         resolve,
         reject,
       };
-      const rejected = this.admit(job, frame);
+      const rejected = admit(this.admission, job, frame);
       if (rejected) {
         this.order.enqueue(job);
         this.finish(job, rejected);
@@ -377,58 +374,6 @@ export class Validator implements FrameSink {
   }
 
   // --- admission (synchronous, at submit) ---------------------------------
-
-  /** Reads the DID and starts the stateless work; returns a Decision only for frames rejected outright. */
-  private admit(job: Job, frame: InboundFrame): Decision | undefined {
-    if (!KNOWN_TYPES.has(frame.type)) return drop('unknown-type', `type ${frame.type.slice(0, 64)}`);
-    // ingest read the DID in its one pass over the frame; other sources are peeked here
-    const did = frame.did ?? peekEventDid(frame.frame, frame.type);
-    if (did === undefined) return this.rejectUnreadable(frame);
-    job.did = did;
-    if (frame.type === '#commit' || frame.type === '#sync') {
-      const cached = this.identity.get(did);
-      this.metrics.identityLookup(cached !== undefined);
-      if (!cached) this.identity.resolve(did).catch(() => {}); // warm up while the worker runs
-      job.verified = this.pool.verify({
-        type: frame.type,
-        frame: frame.frame,
-        movable: frame.owned === true,
-        key: cached?.signingKey,
-        nowMs: this.now(),
-        maxRevSkewMs: this.settings.maxRevSkewMs,
-      });
-      // handled when the repo queue reaches the job; until then a rejection (pool closing) must not count as unhandled
-      job.verified.catch(() => {});
-      return undefined;
-    }
-    try {
-      const { header, body } = decodeFrame(frame.frame);
-      if (header.op !== 1 || header.t !== frame.type) return drop('bad-frame', 'header type mismatch');
-      const parsed = parseEventBody(header.t, body);
-      if (parsed.kind !== 'identity' && parsed.kind !== 'account')
-        return drop('bad-frame', 'unexpected kind');
-      job.parsed = parsed.event;
-      if (parsed.event.did !== did) return drop('bad-event', 'did mismatch');
-    } catch (err) {
-      if (err instanceof EventShapeError) return drop('bad-event', err.message);
-      return drop('bad-frame', (err as Error).message);
-    }
-    return undefined;
-  }
-
-  private rejectUnreadable(frame: InboundFrame): Decision {
-    if (frame.type === '#commit' || frame.type === '#sync') {
-      const r = verifyFrame({ type: frame.type, frame: frame.frame, nowMs: this.now(), maxRevSkewMs: 0 });
-      if (!r.ok) return drop(r.reason, r.detail);
-    } else {
-      try {
-        parseEventBody(frame.type, decodeFrame(frame.frame).body);
-      } catch (err) {
-        return drop(err instanceof EventShapeError ? 'bad-event' : 'bad-frame', (err as Error).message);
-      }
-    }
-    return drop('bad-event', 'no readable DID');
-  }
 
   // --- decisions -------------------------------------------------------------
 

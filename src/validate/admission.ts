@@ -1,0 +1,83 @@
+// Admission: the first thing the validator does with a frame, on the main
+// thread, before the frame joins its repo's queue. It reads the DID (ingest
+// already did in its one pass over the frame; other sources are peeked), and
+// - for #commit and #sync, starts the stateless work at once: the frame goes
+//   to the worker pool with the signing key when the identity cache has it
+//   (otherwise a resolution starts now, so it overlaps the worker's work);
+// - for #identity and #account (small, cheap), decodes and shape-checks the
+//   body here, as the per-type rules need it;
+// - refuses outright what no rule could accept (unknown type, no readable
+//   DID, a body that does not parse), with the most precise reason it can
+//   give: a frame without a readable DID is run through the full checks so
+//   its drop says what is wrong with it.
+import type { InboundFrame } from '../ingest/frame-sink.ts';
+import { EventShapeError, parseEventBody } from '../protocol/events.ts';
+import { decodeFrame } from '../protocol/frames.ts';
+import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
+import { peekEventDid } from './frame-peek.ts';
+import { type Decision, drop, type Job } from './job.ts';
+import type { ValidationMetrics } from './metrics.ts';
+import type { VerifyPool } from './pool.ts';
+import { verifyFrame } from './verify-frame.ts';
+
+const KNOWN_TYPES = new Set(['#commit', '#sync', '#identity', '#account']);
+
+export interface Admission {
+  identity: Pick<IdentityCache, 'get' | 'resolve'>;
+  metrics: ValidationMetrics;
+  pool: VerifyPool;
+  now: () => number;
+  maxRevSkewMs: number;
+}
+
+/** Reads the DID and starts the stateless work; returns a Decision only for frames rejected outright. */
+export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | undefined {
+  if (!KNOWN_TYPES.has(frame.type)) return drop('unknown-type', `type ${frame.type.slice(0, 64)}`);
+  // ingest read the DID in its one pass over the frame; other sources are peeked here
+  const did = frame.did ?? peekEventDid(frame.frame, frame.type);
+  if (did === undefined) return rejectUnreadable(a, frame);
+  job.did = did;
+  if (frame.type === '#commit' || frame.type === '#sync') {
+    const cached = a.identity.get(did);
+    a.metrics.identityLookup(cached !== undefined);
+    if (!cached) a.identity.resolve(did).catch(() => {}); // warm up while the worker runs
+    job.verified = a.pool.verify({
+      type: frame.type,
+      frame: frame.frame,
+      movable: frame.owned === true,
+      key: cached?.signingKey,
+      nowMs: a.now(),
+      maxRevSkewMs: a.maxRevSkewMs,
+    });
+    // handled when the repo queue reaches the job; until then a rejection (pool closing) must not count as unhandled
+    job.verified.catch(() => {});
+    return undefined;
+  }
+  try {
+    const { header, body } = decodeFrame(frame.frame);
+    if (header.op !== 1 || header.t !== frame.type) return drop('bad-frame', 'header type mismatch');
+    const parsed = parseEventBody(header.t, body);
+    if (parsed.kind !== 'identity' && parsed.kind !== 'account') return drop('bad-frame', 'unexpected kind');
+    job.parsed = parsed.event;
+    if (parsed.event.did !== did) return drop('bad-event', 'did mismatch');
+  } catch (err) {
+    if (err instanceof EventShapeError) return drop('bad-event', err.message);
+    return drop('bad-frame', (err as Error).message);
+  }
+  return undefined;
+}
+
+/** A frame without a readable DID: dropped, with the reason the full checks give. */
+function rejectUnreadable(a: Admission, frame: InboundFrame): Decision {
+  if (frame.type === '#commit' || frame.type === '#sync') {
+    const r = verifyFrame({ type: frame.type, frame: frame.frame, nowMs: a.now(), maxRevSkewMs: 0 });
+    if (!r.ok) return drop(r.reason, r.detail);
+  } else {
+    try {
+      parseEventBody(frame.type, decodeFrame(frame.frame).body);
+    } catch (err) {
+      return drop(err instanceof EventShapeError ? 'bad-event' : 'bad-frame', (err as Error).message);
+    }
+  }
+  return drop('bad-event', 'no readable DID');
+}
