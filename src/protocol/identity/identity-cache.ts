@@ -105,17 +105,22 @@ function resultOf(err: unknown): ResolutionResult {
   return isTransientIdentityError(err) ? 'transient' : 'invalid';
 }
 
-type EntryData =
+/**
+ * An entry, with its estimated heap bytes (charged against maxBytes). Built
+ * as a literal with every field, never by spreading: V8 gave `{ ...data,
+ * bytes }` copies a layout that made each hit ~4× slower to read (measured
+ * 600 vs 165 ns per lookup; the relay reads two per commit).
+ */
+type Entry =
   | {
       ok: true;
       identity: AtprotoIdentity;
       expiresAt: number;
       staleUntil: number;
       retryAt: number;
+      bytes: number;
     }
-  | { ok: false; error: Error; expiresAt: number };
-/** An entry and its estimated heap bytes (charged against maxBytes). */
-type Entry = EntryData & { bytes: number };
+  | { ok: false; error: Error; expiresAt: number; bytes: number };
 
 /** Fixed heap cost charged per entry (measured ~600 bytes with a parsed identity). */
 const ENTRY_OVERHEAD_BYTES = 600;
@@ -123,7 +128,7 @@ const ENTRY_OVERHEAD_BYTES = 600;
 const MAX_ERROR_TEXT = 512;
 
 /** Estimated heap bytes of an entry: the overhead plus the strings it holds (PDS URLs are interned). */
-function entryBytes(did: string, e: EntryData): number {
+function entryBytes(did: string, e: Entry): number {
   const strings = e.ok
     ? (e.identity.handle?.length ?? 0) + (e.identity.did === did ? 0 : e.identity.did.length)
     : e.error.message.length + (e.error.stack?.length ?? 0);
@@ -284,6 +289,7 @@ export class IdentityCache implements IdentityResolver {
               expiresAt,
               staleUntil: expiresAt + this.staleTtlMs,
               retryAt: 0,
+              bytes: 0,
             });
           }
           this.results.ok++;
@@ -334,7 +340,7 @@ export class IdentityCache implements IdentityResolver {
     // message may carry text from a DID document or a host: cut it.
     error.message = truncateText(error.message);
     error.stack = `${error.name}: ${error.message}`;
-    this.store(did, { ok: false, error, expiresAt: this.now() + ttl });
+    this.store(did, { ok: false, error, expiresAt: this.now() + ttl, bytes: 0 });
   }
 
   private remove(did: string): void {
@@ -345,9 +351,9 @@ export class IdentityCache implements IdentityResolver {
   }
 
   /** Inserts (or replaces) an entry, then evicts the oldest until both the entry and the byte caps hold. */
-  private store(did: string, entry: EntryData): void {
+  private store(did: string, e: Entry): void {
     this.remove(did);
-    const e: Entry = { ...entry, bytes: entryBytes(did, entry) };
+    e.bytes = entryBytes(did, e);
     this.entries.set(did, e);
     this.bytes += e.bytes;
     while (this.entries.size > this.maxEntries || (this.bytes > this.maxBytes && this.entries.size > 1)) {
