@@ -52,7 +52,7 @@ import type { FrameSink, InboundFrame } from './frame-sink.ts';
 import { type HeldFrame, HeldFrames } from './held-frames.ts';
 import { assertDialable, type NodeLookup } from './host-checks.ts';
 import { type CrawlTarget, subscribeUrl } from './host-policy.ts';
-import type { DisconnectReason, DropReason, IngestMetrics } from './metrics.ts';
+import type { DisconnectReason, DropReason, HostTally, IngestMetrics } from './metrics.ts';
 import type { HostRateLimiter } from './rate-limiter.ts';
 import type { ScheduledJob, Scheduler } from './scheduler.ts';
 
@@ -161,8 +161,8 @@ export class HostSubscriber implements BudgetClient {
   /** This socket is counted in the connected gauge (decremented once on close, whatever the state). */
   private countedOpen = false;
   private readonly o: SubscriberOptions;
-  private readonly frames;
-  private readonly bytes;
+  /** This host's frame and byte counts (metrics.ts: added to the counters when they are read). */
+  private readonly tally: HostTally;
 
   constructor(opts: SubscriberOptions) {
     this.o = opts;
@@ -175,8 +175,7 @@ export class HostSubscriber implements BudgetClient {
       for (const seq of opts.relayed.seqs) if (seq > opts.cursor) this.relayed.add(seq);
       if (this.relayed.size > 0) this.relayedMark = opts.relayed.mark;
     }
-    this.frames = opts.metrics.framesByHost.labels(opts.target.hostname);
-    this.bytes = opts.metrics.bytesByHost.labels(opts.target.hostname);
+    this.tally = opts.metrics.hostTally(opts.target.hostname);
     this.badFrames = new BadFrameAllowance(opts.badFramesPerMinute, opts.now());
     this.held = new HeldFrames(opts.budget, this, opts.maxQueuedFrames);
   }
@@ -461,8 +460,8 @@ export class HostSubscriber implements BudgetClient {
     const now = this.o.now();
     this.lastActivity = now;
     this.pingOutstanding = false;
-    this.frames.inc();
-    this.bytes.inc(data.length);
+    this.tally.frames++;
+    this.tally.bytes += data.length;
     const verdict = classifyFrame(data, isBinary, this.lastSeq);
     if (verdict.kind === 'error') {
       this.onErrorFrame(ws, verdict.error);

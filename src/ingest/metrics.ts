@@ -1,8 +1,16 @@
 // Prometheus metrics of the ingest stage. They register on the relay's
 // Registry when one is given, otherwise on a private one (so the code path is
-// the same in tests). Per-host series use label children that each
-// subscriber looks up once and keeps, so counting a frame is an increment,
-// not a label-map lookup.
+// the same in tests). The per-frame counts (frames and bytes by host, frames
+// by type) are plain numbers the subscriber adds to, moved into the
+// prom-client counters when the registry is read (their collect hooks): a
+// prom-client increment costs ~0.2 µs, three per frame on the main thread.
+
+/** A host's frame and byte counts since the process started (HostSubscriber adds to them). */
+export interface HostTally {
+  frames: number;
+  bytes: number;
+}
+
 import { Counter, Gauge, Registry } from 'prom-client';
 
 export type DropReason =
@@ -43,16 +51,39 @@ export class IngestMetrics {
   readonly framesByType: Counter<'type'>;
   readonly bytesByHost: Counter<'host'>;
   readonly dropped: Counter<'reason'>;
-  private readonly byType = new Map<string, { inc(): void }>();
+  /** Frames by type label, and what of them the counter has already been given. */
+  private readonly byType = new Map<string, { n: number; flushed: number }>();
+  private readonly byHost = new Map<string, HostTally & { flushedFrames: number; flushedBytes: number }>();
 
-  /** Counts a frame of a type label (the series is looked up once per label, not per frame). */
+  /** Counts a frame of a type label (a label is one of the few frame types, so the map stays small). */
   frameOfType(label: string): void {
-    let c = this.byType.get(label);
-    if (c === undefined) {
-      c = this.framesByType.labels(label);
-      this.byType.set(label, c);
+    const t = this.byType.get(label);
+    if (t === undefined) this.byType.set(label, { n: 1, flushed: 0 });
+    else t.n++;
+  }
+
+  /** The tally a host's subscriber counts its frames and bytes in (one per host until forgetHost). */
+  hostTally(hostname: string): HostTally {
+    let t = this.byHost.get(hostname);
+    if (t === undefined) {
+      t = { frames: 0, bytes: 0, flushedFrames: 0, flushedBytes: 0 };
+      this.byHost.set(hostname, t);
     }
-    c.inc();
+    return t;
+  }
+
+  /** Adds what was counted since the last read to the Prometheus counters. */
+  private flushTallies(): void {
+    for (const [type, t] of this.byType) {
+      if (t.n > t.flushed) this.framesByType.inc({ type }, t.n - t.flushed);
+      t.flushed = t.n;
+    }
+    for (const [host, t] of this.byHost) {
+      if (t.frames > t.flushedFrames) this.framesByHost.inc({ host }, t.frames - t.flushedFrames);
+      if (t.bytes > t.flushedBytes) this.bytesByHost.inc({ host }, t.bytes - t.flushedBytes);
+      t.flushedFrames = t.frames;
+      t.flushedBytes = t.bytes;
+    }
   }
 
   /** Upstream events received again (after a crash or reconnect) that the log shows already relayed. */
@@ -72,23 +103,33 @@ export class IngestMetrics {
   constructor(registry?: Registry, hostCounts?: () => Promise<Record<string, number>>) {
     this.registry = registry ?? new Registry();
     const registers = [this.registry];
+    const metrics = this;
     this.framesByHost = new Counter({
       name: 'relay_ingest_frames_total',
       help: 'Frames received from upstream hosts, by host',
       labelNames: ['host'],
       registers,
+      collect() {
+        metrics.flushTallies();
+      },
     });
     this.framesByType = new Counter({
       name: 'relay_ingest_frames_by_type_total',
       help: 'Frames received from upstream hosts, by message type',
       labelNames: ['type'],
       registers,
+      collect() {
+        metrics.flushTallies();
+      },
     });
     this.bytesByHost = new Counter({
       name: 'relay_ingest_bytes_total',
       help: 'Bytes of frames received from upstream hosts, by host',
       labelNames: ['host'],
       registers,
+      collect() {
+        metrics.flushTallies();
+      },
     });
     this.dropped = new Counter({
       name: 'relay_ingest_dropped_total',
@@ -163,6 +204,7 @@ export class IngestMetrics {
 
   /** Removes a host's label children (host removed or blocked), so its series do not linger. */
   forgetHost(hostname: string): void {
+    this.byHost.delete(hostname);
     this.framesByHost.remove({ host: hostname });
     this.bytesByHost.remove({ host: hostname });
   }
