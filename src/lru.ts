@@ -6,10 +6,11 @@
 // until the table is rebuilt, and a fresh iterator walks every hole at the
 // front before it finds the first live key. Evicting the oldest entry again
 // and again, as a full cache does on every miss, deletes at the front, so each
-// eviction re-walks all the holes the previous ones left: measured 14 µs per
-// eviction at 10,000 entries and 57–78 µs at 100,000–250,000 (src/lru.bench.ts),
-// on the main thread, for every new DID a host sends once the cache is full.
-// Touching on every hit also rebuilt the table over and over.
+// eviction re-walks all the holes the previous ones left: measured 11–14 µs
+// per eviction at 10,000 entries and 23–78 µs at 100,000–250,000
+// (src/lru.bench.ts, and a bare loop of the idiom), on the main thread, for
+// every new DID a host sends once the cache is full. Touching on every hit
+// also filled the table with holes and rebuilt it over and over.
 //
 // Here the Map only indexes; recency is an intrusive doubly linked list
 // through the entries, so get, set, delete and evicting the oldest are O(1)

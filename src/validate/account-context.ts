@@ -117,8 +117,11 @@ export class AccountResolver {
   private readonly metrics: ValidationMetrics;
   private readonly log: Logger;
   private readonly now: () => number;
-  /** DID → a recent forced refresh that changed nothing, and why (see mayForceRefresh). */
-  /** Bounded: the oldest notes go first (at worst a refresh happens again). */
+  /**
+   * DID → a recent forced refresh that changed nothing, and why (see
+   * mayForceRefresh). Bounded: the oldest notes go first (at worst a refresh
+   * happens again).
+   */
   private readonly fruitlessRefresh = new Lru<string, { reason: string; until: number }>(
     MAX_FRUITLESS_REFRESH_NOTES,
   );
