@@ -31,7 +31,9 @@
 //   written to live consumers' sockets);
 // - the relay's peak RSS;
 // - the CPU the simulated network and the consumers used per event (they share
-//   the machine: what they take, the relay cannot have).
+//   the machine: what they take, the relay cannot have);
+// - the whole machine's busy cores and the share of CPU time the hypervisor
+//   stole (/proc/stat), to tell a run disturbed from outside.
 // Prints one JSON line (for docs/benchmarks.md) after a readable summary.
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -70,6 +72,18 @@ const simThreads = Number(values['sim-threads']);
 
 const log = (msg: string) => process.stderr.write(`[e2e] ${msg}\n`);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The whole machine's CPU ticks (/proc/stat): busy, stolen by the hypervisor,
+ * and all. Over the window they say how many cores everything used and how
+ * much the VM lost to steal, so a run disturbed by the host can be told apart.
+ */
+function machineTicks(): { busy: number; steal: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
+  const busy = user + nice + system + irq + softirq;
+  return { busy, steal, total: busy + idle + iowait + steal };
+}
 
 /** User+system CPU seconds of a process, or of one of its threads (`/proc/<pid>/task/<tid>/stat`). */
 function procCpuSeconds(pid: number, tid?: number): number {
@@ -282,6 +296,7 @@ try {
     consumerCpu: procCpuSeconds(consumers.pid as number),
     cpu: procCpuSeconds(pid),
     main: procCpuSeconds(pid, pid),
+    machine: machineTicks(),
     m: await scrape(relay.metricsPort),
     net: (await net.stats()).emitted,
     c: await consumerReport(consumers),
@@ -294,6 +309,7 @@ try {
     consumerCpu: procCpuSeconds(consumers.pid as number),
     cpu: procCpuSeconds(pid),
     main: procCpuSeconds(pid, pid),
+    machine: machineTicks(),
     m: await scrape(relay.metricsPort),
     net: (await net.stats()).emitted,
     c: await consumerReport(consumers),
@@ -343,6 +359,15 @@ try {
     simCpuUsPerEvent: Math.round(((b.sim - a.sim) * 1e6) / (b.net - a.net)),
     consumerCpuUsPerEvent: Math.round(((b.consumerCpu - a.consumerCpu) * 1e6) / (b.net - a.net)),
     consumersClosed: b.c.closed,
+    machineBusyCores: Number(
+      (
+        ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) *
+        availableParallelism()
+      ).toFixed(2),
+    ),
+    stealPercent: Number(
+      ((100 * (b.machine.steal - a.machine.steal)) / (b.machine.total - a.machine.total)).toFixed(1),
+    ),
   };
   log(
     `offered ${result.offeredPerSec}/s, delivered ${result.deliveredPerSec}/s (kept up: ${keptUp}), ` +
@@ -350,7 +375,8 @@ try {
       `main thread ${result.mainThreadUsPerEvent} µs/event (${result.mainThreadCores} cores, ELU ${result.eventLoopUtilization}), ` +
       `p50/p99 ingest→durable ≤ ${result.p50IngestToDurableMs}/${result.p99IngestToDurableMs} ms, ` +
       `RSS ${result.peakRssMb} MB, load ${result.load.toFixed(1)}; ` +
-      `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event`,
+      `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event; ` +
+      `machine ${result.machineBusyCores} cores busy, steal ${result.stealPercent} %`,
   );
   console.log(JSON.stringify(result));
 } finally {
