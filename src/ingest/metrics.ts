@@ -4,14 +4,13 @@
 // by type) are plain numbers the subscriber adds to, moved into the
 // prom-client counters when the registry is read (their collect hooks): a
 // prom-client increment costs ~0.2 µs, three per frame on the main thread.
+import { Counter, Gauge, Registry } from 'prom-client';
 
 /** A host's frame and byte counts since the process started (HostSubscriber adds to them). */
 export interface HostTally {
   frames: number;
   bytes: number;
 }
-
-import { Counter, Gauge, Registry } from 'prom-client';
 
 export type DropReason =
   | 'not-binary'

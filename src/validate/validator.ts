@@ -373,8 +373,6 @@ export class Validator implements FrameSink {
     await this.whenIdle();
   }
 
-  // --- admission (synchronous, at submit) ---------------------------------
-
   // --- decisions -------------------------------------------------------------
 
   /** The job is decided: counted, then released through the order queue. */
