@@ -17,7 +17,7 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { followLog, type LogFollower } from '../eventlog/follow.ts';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
-import { StreamConnection } from '../http/stream-connection.ts';
+import { LiveStreamConnection } from '../http/stream-connection.ts';
 import type { LiveWindow } from './live-window.ts';
 import { frameMessages } from './ws-frame.ts';
 
@@ -55,10 +55,11 @@ export interface ConsumerInfo {
   awaitingPong: boolean;
 }
 
-export class Consumer extends StreamConnection<Exclude<ConsumerState, 'closed'>> implements LogFollower {
+export class Consumer
+  extends LiveStreamConnection<Exclude<ConsumerState, 'closed' | 'cutover' | 'live'>>
+  implements LogFollower
+{
   state: ConsumerState = 'replay';
-  /** Absolute index into the live window of the next event to send (cutover/live). */
-  pos = 0;
   lastSeq = 0;
   eventsSent = 0;
   bytesSent = 0;
@@ -93,17 +94,6 @@ export class Consumer extends StreamConnection<Exclude<ConsumerState, 'closed'>>
     };
   }
 
-  /** Bytes pending for this consumer: its share of the live window plus the socket buffer. */
-  outboxBytes(): number {
-    const queued =
-      this.state === 'live' || this.state === 'cutover' ? this.host.window.bytesFrom(this.pos) : 0;
-    return queued + this.socket.writableLength;
-  }
-
-  outboxEvents(): number {
-    return this.state === 'live' || this.state === 'cutover' ? this.host.window.end - this.pos : 0;
-  }
-
   /** Replays from `startAfter` (undefined: live only), then cuts over to live (followLog). */
   run(startAfter: number | undefined): Promise<void> {
     return followLog(this.host.log, this, startAfter, {
@@ -127,17 +117,12 @@ export class Consumer extends StreamConnection<Exclude<ConsumerState, 'closed'>>
     this.host.onSent(this, fresh.length, buf.length);
   }
 
-  /** Cutover: the live position is the window's end from now on (followLog takes the log head with it). */
-  startCutover(): void {
-    this.pos = this.host.window.end;
-    this.state = 'cutover';
-    this.host.enterLive(this);
+  protected get window() {
+    return this.host.window;
   }
 
-  /** Caught up with the log up to the cutover target: send from the window from now on. */
-  goLive(): void {
-    this.state = 'live';
-    this.flush();
+  protected enterLive(): void {
+    this.host.enterLive(this);
   }
 
   /** Sends whatever the live window holds past our position, unless the socket is still busy. */

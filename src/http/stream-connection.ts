@@ -7,6 +7,8 @@
 // it ends — our close, the peer's, an error — `onClosed` runs exactly once
 // and a pending `drained()` resolves, so a replay loop waiting on it stops.
 // What is sent, and when, is the subclass's: `flush` and its phases.
+// LiveStreamConnection adds what both streams share past replay: the cutover
+// step, the position in the live window and what waits there.
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
 
@@ -101,5 +103,56 @@ export abstract class StreamConnection<State extends string> {
     this.drainWaiter = undefined;
     w?.();
     this.onClosed();
+  }
+}
+
+/** What a live connection reads from: the stream's shared window of recent events, by absolute index. */
+export interface LiveWindowView {
+  /** Absolute index one past the newest event held. */
+  readonly end: number;
+  /** Bytes held from absolute index `pos` to the end. */
+  bytesFrom(pos: number): number;
+}
+
+/**
+ * A StreamConnection that follows the event log (followLog: replay → cutover
+ * → live) and then reads the stream's shared live window: the cutover step,
+ * the live position and what waits for the connection in the window are the
+ * same for every stream; what it sends from the window is the subclass's.
+ */
+export abstract class LiveStreamConnection<State extends string> extends StreamConnection<
+  State | 'cutover' | 'live'
+> {
+  /** Absolute index into the live window of the next event to consider (cutover/live). */
+  pos = 0;
+
+  /** The stream's live window. */
+  protected abstract get window(): LiveWindowView;
+
+  /** Registers with the stream so that broadcasts reach this connection. */
+  protected abstract enterLive(): void;
+
+  /** Cutover: the live position is the window's end from now on (followLog takes the log head with it). */
+  startCutover(): void {
+    this.pos = this.window.end;
+    this.state = 'cutover';
+    this.enterLive();
+  }
+
+  /** Caught up with the log up to the cutover target: send from the window from now on. */
+  goLive(): void {
+    this.state = 'live';
+    this.flush();
+  }
+
+  /** Events waiting in the live window for this connection. */
+  outboxEvents(): number {
+    return this.state === 'live' || this.state === 'cutover' ? this.window.end - this.pos : 0;
+  }
+
+  /** Bytes waiting: its share of the live window (before any filter) plus the socket buffer. */
+  outboxBytes(): number {
+    const queued = this.state === 'live' || this.state === 'cutover' ? this.window.bytesFrom(this.pos) : 0;
+    return queued + this.socket.writableLength;
   }
 }

@@ -21,7 +21,7 @@ import type { WebSocket } from 'ws';
 import { followLog, type LogFollower } from '../eventlog/follow.ts';
 import { nextTimeUs, type TimeChainPosition } from '../eventlog/time-index.ts';
 import type { EventLog, LogRecord } from '../eventlog/types.ts';
-import { StreamConnection } from '../http/stream-connection.ts';
+import { LiveStreamConnection } from '../http/stream-connection.ts';
 import { type EncodedEvent, type EncodeSkip, encodeEvent } from './encode.ts';
 import type { SubscriberFilter } from './filter.ts';
 import type { JsonWindow } from './window.ts';
@@ -54,10 +54,11 @@ export interface SubscriberInfo {
   bytesSent: number;
 }
 
-export class Subscriber extends StreamConnection<Exclude<SubscriberState, 'closed'>> implements LogFollower {
+export class Subscriber
+  extends LiveStreamConnection<Exclude<SubscriberState, 'closed' | 'cutover' | 'live'>>
+  implements LogFollower
+{
   state: SubscriberState = 'hello';
-  /** Absolute index into the live window of the next event to consider (cutover/live). */
-  pos = 0;
   lastSeq = 0;
   optionsUpdates = 0;
   messagesSent = 0;
@@ -93,18 +94,6 @@ export class Subscriber extends StreamConnection<Exclude<SubscriberState, 'close
       messagesSent: this.messagesSent,
       bytesSent: this.bytesSent,
     };
-  }
-
-  /** Events waiting in the live window for this subscriber. */
-  outboxEvents(): number {
-    return this.state === 'live' || this.state === 'cutover' ? this.host.window.end - this.pos : 0;
-  }
-
-  /** Bytes waiting: its (unfiltered, so upper-bound) share of the live window plus the socket buffer. */
-  outboxBytes(): number {
-    const queued =
-      this.state === 'live' || this.state === 'cutover' ? this.host.window.bytesFrom(this.pos) : 0;
-    return queued + this.socket.writableLength;
   }
 
   /**
@@ -147,17 +136,12 @@ export class Subscriber extends StreamConnection<Exclude<SubscriberState, 'close
     this.writeEvents(out);
   }
 
-  /** Cutover: the live position is the window's end from now on (followLog takes the log head with it). */
-  startCutover(): void {
-    this.pos = this.host.window.end;
-    this.state = 'cutover';
-    this.host.enterLive(this);
+  protected get window() {
+    return this.host.window;
   }
 
-  /** Caught up with the log up to the cutover target: select from the window from now on. */
-  goLive(): void {
-    this.state = 'live';
-    this.flush();
+  protected enterLive(): void {
+    this.host.enterLive(this);
   }
 
   /** Writes the wanted messages of `events` (in order) as one corked burst. */
