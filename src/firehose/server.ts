@@ -292,21 +292,12 @@ export class FirehoseServer {
    */
   pingConsumers(): void {
     for (const c of this.consumers.values()) {
-      if (!c.alive) {
-        this.metrics?.drops.inc({ reason: 'dead' });
-        this.logger.info(
-          { id: c.id, address: c.remoteAddress },
-          'dropping consumer that stopped answering pings',
-        );
-        c.terminate();
-        continue;
-      }
-      c.alive = false;
-      try {
-        c.ws.ping();
-      } catch {
-        c.terminate();
-      }
+      if (c.pingRound()) continue;
+      this.metrics?.drops.inc({ reason: 'dead' });
+      this.logger.info(
+        { id: c.id, address: c.remoteAddress },
+        'dropping consumer that stopped answering pings',
+      );
     }
   }
 

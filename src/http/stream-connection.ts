@@ -63,6 +63,26 @@ export abstract class StreamConnection<State extends string> {
     return this.ws.readyState === this.ws.OPEN && !this.socket.destroyed;
   }
 
+  /**
+   * One liveness round for this connection (the server runs one every ping
+   * interval): a connection that has not answered the previous round's ping
+   * is terminated (returns false); any other is pinged and must answer before
+   * the next round.
+   */
+  pingRound(): boolean {
+    if (!this.alive) {
+      this.terminate();
+      return false;
+    }
+    this.alive = false;
+    try {
+      this.ws.ping();
+    } catch {
+      this.terminate();
+    }
+    return true;
+  }
+
   /** Resolves once the socket has drained (at once if it need not) or the connection closed. */
   drained(): Promise<void> {
     if (!this.socket.writableNeedDrain || this.state === 'closed') return Promise.resolve();

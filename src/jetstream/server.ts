@@ -326,17 +326,7 @@ export class JetstreamServer {
   /** One liveness round: drops subscribers that missed the previous ping, pings the rest. */
   pingSubscribers(): void {
     for (const s of this.subscribers.values()) {
-      if (!s.alive) {
-        this.metrics?.drops.inc({ reason: 'dead' });
-        s.terminate();
-        continue;
-      }
-      s.alive = false;
-      try {
-        s.ws.ping();
-      } catch {
-        s.terminate();
-      }
+      if (!s.pingRound()) this.metrics?.drops.inc({ reason: 'dead' });
     }
   }
 
