@@ -13,6 +13,7 @@ import {
   decode as decodeCidBinary,
   fromString as parseCidString,
 } from '@atcute/cid';
+import { toBase32 } from '@atcute/multibase';
 import { bytesEqual } from './bytes.ts';
 
 export type Cid = CidLinkWrapper;
@@ -74,8 +75,14 @@ export function cidFromBytes(bytes: Uint8Array): Cid {
   return new CidLinkWrapper(decodeCidBinary(bytes).bytes);
 }
 
+/**
+ * The base32 string of a CID. Built directly rather than through `$link`,
+ * whose getter caches the string with `Object.defineProperty` on the
+ * instance: ~790 ns for a CID seen once (as on the verify path) against
+ * ~270 ns here.
+ */
 export function cidToString(cid: Cid): string {
-  return cid.$link;
+  return `b${toBase32(cid.bytes)}`;
 }
 
 export function cidEquals(a: Cid | null | undefined, b: Cid | null | undefined): boolean {

@@ -154,6 +154,25 @@ describe('Keypair sign / verify', () => {
     });
   }
 
+  it('a key prepared once (the per-thread key cache) verifies only its own signatures, hit after hit', () => {
+    for (const alg of ['k256', 'p256'] as const) {
+      const keys = Array.from({ length: 8 }, () => Keypair.generate(alg));
+      const sigs = keys.map((k) => k.sign(msg));
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < keys.length; i++) {
+          for (let j = 0; j < keys.length; j++) {
+            assert.equal(verifySignature(keys[i].publicKey, msg, sigs[j]), i === j, `${alg} ${i}/${j}`);
+          }
+        }
+      }
+      // The same point in a fresh array (a key parsed again) hits the cache and still verifies.
+      const copy: PublicKey = { alg, bytes: Uint8Array.from(keys[0].publicKey.bytes) };
+      assert.equal(verifySignature(copy, msg, sigs[0]), true);
+      // A 65-byte uncompressed point is refused, as before the cache.
+      assert.equal(verifySignature({ alg, bytes: new Uint8Array(65).fill(4) }, msg, sigs[0]), false);
+    }
+  });
+
   it('k256 signatures are deterministic (RFC 6979)', () => {
     const kp = Keypair.generate('k256');
     assert.deepEqual(kp.sign(msg), kp.sign(msg));

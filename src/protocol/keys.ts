@@ -256,18 +256,34 @@ function compressPoint(alg: KeyAlg, uncompressed: Uint8Array): Uint8Array {
 // ---------------------------------------------------------------------------
 // Verification.
 
-// Small LRU (src/lru.ts) of p256 KeyObjects keyed by the compressed point (as
-// a latin1 string: cheap to build, exact).
-const P256_CACHE_MAX = 8192;
-const p256Cache = new Lru<string, nodeCrypto.KeyObject>(P256_CACHE_MAX);
+// Keys made ready for verification, in two small per-thread LRUs
+// (src/lru.ts) keyed by the compressed point (as a latin1 string: cheap to
+// build, exact). An account signs many commits with one key, so a hit is
+// the common case:
+// - p256: the KeyObject (building one costs more than a verification);
+// - k256: the uncompressed point. Given a compressed point, libsecp256k1
+//   takes a square root to decompress it on every verify; given the
+//   uncompressed one it does not: 64 → 57 µs per verify (bench in
+//   docs/benchmarks.md, "Fifth session"). A miss costs the conversion
+//   once (~7 µs), so it is never slower than before.
+// A point that does not parse is not cached (it fails every time, as before).
+const PREPARED_KEYS_MAX = 8192;
+const p256Cache = new Lru<string, nodeCrypto.KeyObject>(PREPARED_KEYS_MAX);
+const k256Cache = new Lru<string, Uint8Array>(PREPARED_KEYS_MAX);
+
+function isCompressedPoint(bytes: Uint8Array): boolean {
+  return bytes.length === COMPRESSED_LEN && (bytes[0] === 0x02 || bytes[0] === 0x03);
+}
+
+function pointKey(compressed: Uint8Array): string {
+  return Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength).toString('latin1');
+}
 
 function p256KeyObject(compressed: Uint8Array): nodeCrypto.KeyObject | null {
-  const cacheKey = Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength).toString(
-    'latin1',
-  );
+  const cacheKey = pointKey(compressed);
   const hit = p256Cache.get(cacheKey);
   if (hit !== undefined) return hit;
-  if (compressed.length !== COMPRESSED_LEN || (compressed[0] !== 0x02 && compressed[0] !== 0x03)) return null;
+  if (!isCompressedPoint(compressed)) return null;
   const der = new Uint8Array(P256_SPKI_COMPRESSED_HEADER.length + COMPRESSED_LEN);
   der.set(P256_SPKI_COMPRESSED_HEADER, 0);
   der.set(compressed, P256_SPKI_COMPRESSED_HEADER.length);
@@ -279,6 +295,22 @@ function p256KeyObject(compressed: Uint8Array): nodeCrypto.KeyObject | null {
   }
   p256Cache.set(cacheKey, key);
   return key;
+}
+
+/** The uncompressed form of a compressed k256 point (cached), or null if it is not a point on the curve. */
+function k256UncompressedPoint(compressed: Uint8Array): Uint8Array | null {
+  const cacheKey = pointKey(compressed);
+  const hit = k256Cache.get(cacheKey);
+  if (hit !== undefined) return hit;
+  if (!isCompressedPoint(compressed)) return null;
+  let point: Uint8Array;
+  try {
+    point = secp.publicKeyConvert(compressed, false);
+  } catch {
+    return null;
+  }
+  k256Cache.set(cacheKey, point);
+  return point;
 }
 
 /** True when the S half of a compact signature is above n/2 (the malleable twin). */
@@ -303,8 +335,9 @@ export function verifySignature(key: PublicKey, message: Uint8Array, sig: Uint8A
     if (key.alg !== 'k256' && key.alg !== 'p256') return false;
     if (isHighS(key.alg, sig)) return false;
     if (key.alg === 'k256') {
-      if (key.bytes.length !== COMPRESSED_LEN) return false;
-      return secp.ecdsaVerify(sig, sha256(message), key.bytes);
+      const point = k256UncompressedPoint(key.bytes);
+      if (point === null) return false;
+      return secp.ecdsaVerify(sig, sha256(message), point);
     }
     const keyObject = p256KeyObject(key.bytes);
     if (keyObject === null) return false;

@@ -17,6 +17,7 @@
 // thread's job (validator.ts); the proof outcome is reported, not enforced,
 // because lenient mode passes events whose proof fails.
 import { CarError, readCar } from '../protocol/car.ts';
+import { cidToString } from '../protocol/cid.ts';
 import { type Commit, CommitError, decodeCommit, unsignedCommitBytes } from '../protocol/commit.ts';
 import { type CommitCollections, commitCollections } from '../protocol/commit-collections.ts';
 import { EventShapeError, MAX_SYNC_BLOCKS_BYTES, parseEventBody } from '../protocol/events.ts';
@@ -153,7 +154,7 @@ function verifyCommitEvent(ev: import('../protocol/events.ts').CommitEvent, task
     return reject('bad-car', err instanceof CarError ? err.message : String(err), did);
   }
   const commitBlock = car.blocks.get(ev.commit);
-  if (!commitBlock) return reject('missing-commit', `CAR lacks commit block ${ev.commit.$link}`, did);
+  if (!commitBlock) return reject('missing-commit', `CAR lacks commit block ${cidToString(ev.commit)}`, did);
   let commit: Commit;
   try {
     commit = decodeCommit(commitBlock);
@@ -185,9 +186,9 @@ function verifyCommitEvent(ev: import('../protocol/events.ts').CommitEvent, task
     did,
     rev: ev.rev,
     since: ev.since,
-    commitCid: ev.commit.$link,
-    dataCid: commit.data.$link,
-    prevData: ev.prevData?.$link ?? null,
+    commitCid: cidToString(ev.commit),
+    dataCid: cidToString(commit.data),
+    prevData: ev.prevData ? cidToString(ev.prevData) : null,
     ...sig,
     proof: proof.ok ? 'ok' : proof.reason,
     upstreamSeq: ev.seq,
@@ -227,8 +228,8 @@ function verifySyncEvent(ev: import('../protocol/events.ts').SyncEvent, task: Ve
     did,
     rev: ev.rev,
     since: null,
-    commitCid: root.$link,
-    dataCid: commit.data.$link,
+    commitCid: cidToString(root),
+    dataCid: cidToString(commit.data),
     prevData: null,
     ...sig,
     proof: 'ok',
