@@ -41,6 +41,7 @@ import {
   LOG_CHECKPOINT_KEY,
   takedownFromRow,
 } from './rows.ts';
+import { HEAD_UPDATE_SQL, SqliteHeadWriter } from './sqlite-head-writer.ts';
 
 export interface SqliteBackendOptions {
   /** File path, or ':memory:'. */
@@ -48,6 +49,12 @@ export interface SqliteBackendOptions {
   synchronous?: 'NORMAL' | 'FULL';
   /** How long to wait for another process's write lock, ms. */
   busyTimeoutMs?: number;
+  /**
+   * Where `updateAccountHeads` runs: 'worker' (the default for a database
+   * file: a thread with its own connection, sqlite-head-writer.ts) or
+   * 'inline' (on this connection; always so for an in-memory database).
+   */
+  headWrites?: 'worker' | 'inline';
 }
 
 const INSERT_ACCOUNT = `INSERT INTO accounts (did, host_id, status, upstream_status, created_at)
@@ -94,8 +101,7 @@ function prepareStatements(db: Database.Database) {
     setUpstreamStatus: p('UPDATE accounts SET upstream_status = ? WHERE uid = ? RETURNING *'),
     updateHead: p(`UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
       WHERE uid = ? AND (rev IS NULL OR rev < ?) RETURNING *`),
-    updateHeadQuiet: p(`UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
-      WHERE uid = ? AND (rev IS NULL OR rev < ?)`),
+    updateHeadQuiet: p(HEAD_UPDATE_SQL),
     resetHead: p('UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ? WHERE uid = ? RETURNING *'),
     accountPage: p('SELECT * FROM accounts WHERE uid > ? ORDER BY uid LIMIT ?'),
     activeAccountPage: p(`SELECT * FROM accounts WHERE uid > ? AND status = 'active'
@@ -128,18 +134,26 @@ export class SqliteBackend implements MetadataBackend {
   private readonly s: ReturnType<typeof prepareStatements>;
   /** Ban lookups prepared per number of hostname labels. */
   private readonly banLookups = new Map<number, Database.Statement>();
+  /** The head writes' thread (null: they run inline, on this connection). */
+  private readonly heads: SqliteHeadWriter | null;
   private closed = false;
 
   constructor(opts: SqliteBackendOptions) {
     this.db = new Database(opts.path);
+    const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+    const synchronous = opts.synchronous ?? 'NORMAL';
     // busy_timeout first: switching to WAL and migrating both need the lock
     // another process starting at the same moment may hold.
-    this.db.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 5000}`);
+    this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`synchronous = ${opts.synchronous ?? 'NORMAL'}`);
+    this.db.pragma(`synchronous = ${synchronous}`);
     this.db.pragma('foreign_keys = ON');
     migrateSqlite(this.db);
     this.s = prepareStatements(this.db);
+    this.heads =
+      this.db.memory || opts.headWrites === 'inline'
+        ? null
+        : new SqliteHeadWriter({ path: this.db.name, busyTimeoutMs, synchronous });
   }
 
   private accountParams(input: NewAccount, now: number) {
@@ -304,6 +318,7 @@ export class SqliteBackend implements MetadataBackend {
 
   async updateAccountHeads(updates: readonly HeadUpdate[]): Promise<boolean[]> {
     if (updates.length === 0) return [];
+    if (this.heads) return this.heads.write(updates);
     // One transaction: one WAL commit for the batch instead of one per head.
     return this.db.transaction(() =>
       updates.map(
@@ -407,6 +422,7 @@ export class SqliteBackend implements MetadataBackend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.heads?.close();
     this.db.close();
   }
 }

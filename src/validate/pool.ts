@@ -14,11 +14,12 @@
 // tsx (how the project runs) a worker does not inherit the parent's
 // `--import tsx` on Node 20, so the worker is started from a tiny ESM
 // bootstrap that registers tsx's loader and then imports worker.ts
-// (`startWorker`, shared with the repo digest pool in repo-digest.ts, which
-// keeps whole-repo CARs off these workers: see there).
-import { Worker, type WorkerOptions } from 'node:worker_threads';
+// (`startWorker` in module-url.ts, shared with the repo digest pool in
+// repo-digest.ts, which keeps whole-repo CARs off these workers, and the
+// SQLite head writer).
+import type { Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
-import { siblingModuleUrl } from '../module-url.ts';
+import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 
 export interface WorkerRequest {
@@ -56,24 +57,6 @@ interface PoolWorker {
 }
 
 const WORKER_URL = siblingModuleUrl('./worker.ts', import.meta.url);
-
-/**
- * Starts a worker thread on a module (a .ts module through tsx's loader, see
- * above); `options` as for `new Worker` (resourceLimits, workerData). Also
- * used by the repo digest pool (repo-digest.ts).
- */
-export function startWorker(
-  url: URL = WORKER_URL,
-  options: Pick<WorkerOptions, 'resourceLimits' | 'workerData'> = {},
-): Worker {
-  if (url.pathname.endsWith('.ts')) {
-    // resolved here, not in the worker: an eval'd worker resolves bare names from the cwd
-    const tsxApi = import.meta.resolve('tsx/esm/api');
-    const bootstrap = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
-    return new Worker(bootstrap, { ...options, eval: true });
-  }
-  return new Worker(url, options);
-}
 
 export class VerifyPool {
   private readonly workers: PoolWorker[] = [];
@@ -178,7 +161,7 @@ export class VerifyPool {
   }
 
   private spawn(): PoolWorker {
-    const pw: PoolWorker = { worker: startWorker(), outstanding: 0, batches: new Map() };
+    const pw: PoolWorker = { worker: startWorker(WORKER_URL), outstanding: 0, batches: new Map() };
     pw.worker.on('message', (res: WorkerResponse) => {
       const waiters = pw.batches.get(res.batch);
       if (!waiters) return;

@@ -31,7 +31,7 @@
 // backstop.
 import type { Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
-import { siblingModuleUrl } from '../module-url.ts';
+import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import {
   FetchNetworkError,
   type HostResolution,
@@ -46,7 +46,6 @@ import {
   type RepoDigest,
   type RepoDigestOptions,
 } from '../protocol/repo-car.ts';
-import { startWorker } from './pool.ts';
 
 /** A job for a repo worker: read this CAR, or download it first. */
 export type RepoDigestRequest =

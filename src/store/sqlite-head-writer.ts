@@ -1,0 +1,117 @@
+// The SQLite backend's repo head writes, off the main thread: a worker
+// thread (sqlite-head-worker.ts, where the why is) with its own connection
+// to the same database file runs each `updateAccountHeads` call as one
+// transaction and answers which rows it changed. The worker starts with the
+// first call; an in-memory database has no file to share, so it keeps
+// writing inline (sqlite-store.ts).
+//
+// Order: calls are answered in the order they were made (one worker, one
+// queue), and the only caller, the validator's head writer, awaits each call
+// before the next and before any head reset on the main connection, so no
+// write overtakes another. A failed or crashed worker fails the calls in
+// flight, as a failed inline write did (the heads stay behind; the repos'
+// next events break the chain and resync heals them; after a SIGKILL log
+// recovery rewrites them), and the next call starts a new worker.
+import { once } from 'node:events';
+import type { Worker } from 'node:worker_threads';
+import { siblingModuleUrl, startWorker } from '../module-url.ts';
+import type { HeadUpdate } from './metadata-store.ts';
+
+/** The rev-gated head update, shared by the inline path and the worker. */
+export const HEAD_UPDATE_SQL = `UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
+      WHERE uid = ? AND (rev IS NULL OR rev < ?)`;
+
+export interface HeadWorkerData {
+  path: string;
+  busyTimeoutMs: number;
+  synchronous: 'NORMAL' | 'FULL';
+}
+
+export interface HeadWorkerRequest {
+  id: number;
+  /** uid, rev, commit CID, data CID */
+  rows: Array<[number, string, string, string]>;
+}
+
+export type HeadWorkerReply = { id: number; written: boolean[] } | { id: number; error: string };
+
+interface Call {
+  resolve: (written: boolean[]) => void;
+  reject: (err: Error) => void;
+  settled: Promise<unknown>;
+}
+
+const WORKER_URL = siblingModuleUrl('./sqlite-head-worker.ts', import.meta.url);
+
+export class SqliteHeadWriter {
+  private worker: Worker | null = null;
+  private readonly calls = new Map<number, Call>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly data: HeadWorkerData) {}
+
+  /** Writes the heads in one transaction on the worker's connection; per update, whether the row changed. */
+  write(updates: readonly HeadUpdate[]): Promise<boolean[]> {
+    if (this.closed) return Promise.reject(new Error('metadata store is closed'));
+    const worker = this.worker ?? this.start();
+    const id = this.nextId++;
+    const rows: HeadWorkerRequest['rows'] = updates.map(({ uid, head }) => [
+      uid,
+      head.rev,
+      head.commitCid,
+      head.dataCid,
+    ]);
+    let call!: Call;
+    const promise = new Promise<boolean[]>((resolve, reject) => {
+      call = { resolve, reject, settled: Promise.resolve() };
+    });
+    call.settled = promise.then(
+      () => {},
+      () => {},
+    );
+    // held while a call is out, so the process waits for the answer
+    if (this.calls.size === 0) worker.ref();
+    this.calls.set(id, call);
+    worker.postMessage({ id, rows } satisfies HeadWorkerRequest);
+    return promise;
+  }
+
+  /** Lets the calls already made finish, then closes the worker's connection. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const worker = this.worker;
+    if (!worker) return;
+    await Promise.all([...this.calls.values()].map((c) => c.settled));
+    if (this.worker !== worker) return; // it exited meanwhile
+    worker.ref();
+    const exited = once(worker, 'exit');
+    worker.postMessage('close');
+    await exited;
+  }
+
+  private start(): Worker {
+    const worker = startWorker(WORKER_URL, { workerData: this.data });
+    worker.unref();
+    this.worker = worker;
+    worker.on('message', (reply: HeadWorkerReply) => {
+      const call = this.calls.get(reply.id);
+      if (!call) return;
+      this.calls.delete(reply.id);
+      if (this.calls.size === 0 && !this.closed) worker.unref();
+      if ('written' in reply) call.resolve(reply.written);
+      else call.reject(new Error(reply.error));
+    });
+    worker.on('error', (err) => this.failAll(worker, err));
+    worker.on('exit', (code) => this.failAll(worker, new Error(`head writer thread exited (code ${code})`)));
+    return worker;
+  }
+
+  private failAll(worker: Worker, err: Error): void {
+    if (this.worker !== worker) return;
+    this.worker = null;
+    for (const call of this.calls.values()) call.reject(err);
+    this.calls.clear();
+  }
+}
