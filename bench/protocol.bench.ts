@@ -7,6 +7,7 @@
 import { fromUint8Array } from '@atcute/car';
 import { decode as atcuteDecode, encode as atcuteEncode } from '@atcute/cbor';
 import { type CommitResult, SimRepo } from '../sim/repo.ts';
+import { checkFrame } from '../src/ingest/frame-check.ts';
 import { utf8Encode } from '../src/protocol/bytes.ts';
 import { readCar, writeCar } from '../src/protocol/car.ts';
 import { decodeCbor, encodeCbor } from '../src/protocol/cbor.ts';
@@ -208,6 +209,8 @@ function main(): void {
   const headerLength = encodeCbor({ op: 1, t: '#commit' }).length;
   const bodyBytes = frame.subarray(headerLength);
   const atcuteBody = atcuteDecode(bodyBytes);
+  const checked = checkFrame(frame);
+  const seqSpan = checked.ok && checked.op === 1 ? checked.seqSpan : undefined;
   console.log(`sample #commit frame: ${frame.length} bytes, CAR ${car.length} bytes, ${blockCount} blocks\n`);
 
   const cases: Array<[string, () => unknown]> = [
@@ -240,6 +243,7 @@ function main(): void {
     ['body: encodeCbor (wrap walk + atcute)', () => encodeCbor(body)],
     ['body: atcute encode only (no wrap)', () => atcuteEncode(atcuteBody)],
     ['rewriteSeq', () => rewriteSeq(frame, 9876543210)],
+    ['rewriteSeq at the span ingest found (checkFrame)', () => rewriteSeq(frame, 9876543210, seqSpan)],
     ['readFrameSeq', () => readFrameSeq(frame)],
   ];
 

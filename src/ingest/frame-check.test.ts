@@ -10,7 +10,7 @@ import { concatBytes } from '../protocol/bytes.ts';
 import { encodeCbor } from '../protocol/cbor.ts';
 import { CborScanner } from '../protocol/cbor-scan.ts';
 import { MAX_EVENT_DEPTH, MAX_EVENT_ITEMS, MAX_FRAME_KEY_BYTES } from '../protocol/events.ts';
-import { encodeErrorFrame, encodeFrame, encodeInfoFrame } from '../protocol/frames.ts';
+import { encodeErrorFrame, encodeFrame, encodeInfoFrame, rewriteSeq } from '../protocol/frames.ts';
 import { checkFrame, classifyFrame, readControlBody } from './frame-check.ts';
 
 const commit = encodeFrame('#commit', {
@@ -190,6 +190,52 @@ describe('checkFrame reasons and fields', () => {
       }
       assert.equal(deepest, 4, 'body map → ops array → op map → CID tag');
       assert.ok(deepest < MAX_EVENT_DEPTH && mostItems < MAX_EVENT_ITEMS / 4, `items ${mostItems}`);
+    } finally {
+      await net.stop();
+    }
+  });
+
+  it('reports where the seq is, and rewriteSeq given that span writes what its own walk would', async () => {
+    const net = await SimNetwork.start({ hosts: 1, accountsPerHost: 3, seed: 4 });
+    try {
+      const host = net.hosts[0];
+      const did = net.accounts[0].did;
+      host.writeRecords(did, [
+        { action: 'create', collection: 'app.bsky.feed.post', rkey: '3l7aaaaaaaaab', record: { text: 'y' } },
+      ]);
+      host.changeHandle(did, 'other.pds0.test');
+      host.emitSync(did);
+      const frames = [commit];
+      for (let seq = 1; seq <= host.seq; seq++) frames.push(host.firehose.frameAt(seq)!);
+      const widths = [0, 23, 24, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER];
+      for (const frame of frames) {
+        const c = checkFrame(frame);
+        assert.ok(c.ok && c.op === 1 && c.seqSpan !== undefined && c.seq !== undefined);
+        const { start, end } = c.seqSpan;
+        assert.deepEqual(
+          frame.subarray(start - 4, start),
+          Uint8Array.of(0x63, 0x73, 0x65, 0x71),
+          '"seq" key',
+        );
+        assert.equal(
+          new CborScanner(frame, { maxDepth: 1, maxItems: 1, maxStringBytes: 0 }, start).readUint(),
+          c.seq,
+        );
+        for (const to of widths) {
+          const walked = rewriteSeq(frame, to);
+          assert.deepEqual(rewriteSeq(frame, to, c.seqSpan), walked, `${c.t} seq ${c.seq} -> ${to}`);
+          // a span that does not fit these bytes is not trusted: the walk decides
+          for (const wrong of [
+            { start: start + 1, end: end + 1 },
+            { start: start - 1, end },
+            { start, end: end + 1 },
+            { start: 2, end: 3 },
+            { start: frame.length, end: frame.length + 5 },
+          ]) {
+            assert.deepEqual(rewriteSeq(frame, to, wrong), walked);
+          }
+        }
+      }
     } finally {
       await net.stop();
     }

@@ -45,6 +45,7 @@ import {
   MAX_INFO_NAME_LENGTH,
   MAX_SMALL_FRAME_BYTES,
 } from '../protocol/events.ts';
+import type { SeqSpan } from '../protocol/frames.ts';
 import { isValidDid } from '../protocol/syntax.ts';
 
 /** The event types handed on to validation. */
@@ -69,6 +70,8 @@ export type FrameCheck =
       t: string;
       /** The body's top-level `seq` if it is an unsigned integer. */
       seq: number | undefined;
+      /** Where that seq's encoding is, for rewriteSeq (protocol/frames.ts). */
+      seqSpan: SeqSpan | undefined;
       /**
        * For #commit/#sync/#identity/#account: the account DID when it is a
        * text string of valid DID syntax (at most 2 KB); undefined otherwise.
@@ -144,6 +147,7 @@ export function checkFrame(frame: Uint8Array): FrameCheck {
   // 3. body
   const didField = op === 1 ? DID_FIELD.get(t!) : undefined;
   let seq: number | undefined;
+  let seqSpan: SeqSpan | undefined;
   let did: string | undefined;
   let longKey = 0;
   try {
@@ -155,7 +159,11 @@ export function checkFrame(frame: Uint8Array): FrameCheck {
         return false;
       }
       if (v.keyIs('seq')) {
-        if (v.peekMajor() === MAJOR_UINT) seq = v.readUint();
+        if (v.peekMajor() === MAJOR_UINT) {
+          const start = v.pos;
+          seq = v.readUint();
+          seqSpan = { start, end: v.pos };
+        }
       } else if (didField !== undefined && v.keyIs(didField)) {
         if (v.peekMajor() !== MAJOR_TEXT) return;
         const { text, truncated } = v.readTextPrefix(MAX_DID_LENGTH);
@@ -174,7 +182,7 @@ export function checkFrame(frame: Uint8Array): FrameCheck {
     return failure(err, 'body');
   }
   if (op === -1) return { ok: true, op: -1, bodyStart };
-  return { ok: true, op: 1, t: t!, seq, did, bodyStart };
+  return { ok: true, op: 1, t: t!, seq, seqSpan, did, bodyStart };
 }
 
 /** The text an error frame (`error`) or #info frame (`name`) carries, short enough to log. */
@@ -219,7 +227,7 @@ export type BadFrameReason =
   | 'unknown-type';
 
 export type FrameVerdict = (
-  | { kind: 'event'; type: string; seq: number; did: string }
+  | { kind: 'event'; type: string; seq: number; seqSpan: SeqSpan; did: string }
   | { kind: 'info'; info: ControlBody }
   | { kind: 'error'; error: ControlBody }
   | { kind: 'bad'; reason: BadFrameReason }
@@ -255,7 +263,8 @@ export function classifyFrame(data: Uint8Array, isBinary: boolean, lastSeq: numb
   if (DEPRECATED_TYPES.has(type)) return { kind: 'bad', reason: 'deprecated-type', label };
   if (!CURRENT_TYPES.has(type)) return { kind: 'bad', reason: 'unknown-type', label };
   if (checked.did === undefined) return { kind: 'bad', reason: 'bad-did', label };
-  if (checked.seq === undefined) return { kind: 'bad', reason: 'no-seq', label };
+  if (checked.seq === undefined || checked.seqSpan === undefined)
+    return { kind: 'bad', reason: 'no-seq', label };
   if (checked.seq <= lastSeq) return { kind: 'bad', reason: 'seq-not-increasing', label };
-  return { kind: 'event', type, seq: checked.seq, did: checked.did, label };
+  return { kind: 'event', type, seq: checked.seq, seqSpan: checked.seqSpan, did: checked.did, label };
 }

@@ -6,6 +6,7 @@
 // that: it stops reading the socket) and advances the host's cursor only past
 // frames that are finished, so a crash re-reads a few seconds of events and
 // never skips one.
+import type { SeqSpan } from '../protocol/frames.ts';
 
 export interface InboundFrame {
   /** Metadata-store id of the host the frame came from. */
@@ -24,6 +25,8 @@ export interface InboundFrame {
    * frame again. Absent when the frame comes from elsewhere (tests, tools).
    */
   did?: string;
+  /** Where the frame's `seq` is encoded, from the same pass (rewriteSeq need not look for it). */
+  seqSpan?: SeqSpan;
   /**
    * Nobody else holds the frame's buffer (ingest copied it out of the socket
    * chunk or `ws` allocated it for this message): validation may move it to a

@@ -43,6 +43,7 @@
 // before handing anything on, so a crash cannot make it start live again.
 import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
+import { ownedCopy } from '../protocol/bytes.ts';
 import { MAX_FRAME_BYTES } from '../protocol/events.ts';
 import { BadFrameAllowance } from './bad-frames.ts';
 import { CursorTracker } from './cursor-tracker.ts';
@@ -485,7 +486,7 @@ export class HostSubscriber implements BudgetClient {
       }
       // `ws` hands out small messages as views into its socket chunk; a copy of
       // exactly the frame frees the chunk and keeps the budget's count honest
-      const frame = data.byteLength === data.buffer.byteLength ? data : new Uint8Array(data);
+      const frame = data.byteLength === data.buffer.byteLength ? data : ownedCopy(data);
       const event: InboundFrame = {
         hostId: this.hostId,
         hostname: this.hostname,
@@ -493,6 +494,7 @@ export class HostSubscriber implements BudgetClient {
         type: verdict.type,
         frame,
         did: verdict.did,
+        seqSpan: verdict.seqSpan,
         owned: true,
         receivedAt: performance.now(),
       };

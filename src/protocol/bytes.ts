@@ -17,6 +17,24 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/**
+ * A Uint8Array over a fresh ArrayBuffer of exactly `length` bytes whose
+ * contents are NOT zeroed, for callers that write every byte (a frame copy,
+ * a rewritten frame). Its own ArrayBuffer (not Buffer's shared pool), so it
+ * can be moved to a worker thread; ~0.6 µs cheaper than `new Uint8Array` at
+ * 3 KB, which zeroes first.
+ */
+export function allocBytes(length: number): Uint8Array {
+  return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
+}
+
+/** A copy of `bytes` in an ArrayBuffer of its own (see allocBytes). */
+export function ownedCopy(bytes: Uint8Array): Uint8Array {
+  const copy = allocBytes(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
+}
+
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   let total = 0;
   for (const p of parts) total += p.length;

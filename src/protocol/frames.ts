@@ -14,7 +14,7 @@
 // (property-tested, and fuzzed by test/fuzz). The walk is the bounded,
 // non-recursive scanner of cbor-scan.ts, the one CBOR head reader of the
 // relay.
-import { concatBytes } from './bytes.ts';
+import { allocBytes, concatBytes } from './bytes.ts';
 import { decodeCborFirst, encodeCbor } from './cbor.ts';
 import { CborScanError, CborScanner, MAJOR_UINT, type ScanLimits } from './cbor-scan.ts';
 import { MAX_EVENT_DEPTH, MAX_EVENT_ITEMS, MAX_FRAME_BYTES, MAX_FRAME_HEADER_BYTES } from './events.ts';
@@ -135,6 +135,42 @@ interface SeqLocation {
 
 const SEQ_KEY = Uint8Array.of(0x63, 0x73, 0x65, 0x71); // text(3) "seq"
 
+/**
+ * Where a frame's top-level `seq` value is encoded (byte offsets into the
+ * frame), as ingest's one pass over the frame found it (ingest/frame-check.ts),
+ * so rewriteSeq need not walk the frame again.
+ */
+export interface SeqSpan {
+  start: number;
+  end: number;
+}
+
+/** Bytes of a CBOR unsigned-integer head by its first byte (0 when it is not one). */
+function uintHeadBytes(first: number): number {
+  if (first >> 5 !== UINT) return 0;
+  const info = first & 0x1f;
+  return info < 24 ? 1 : info === 24 ? 2 : info === 25 ? 3 : info === 26 ? 5 : info === 27 ? 9 : 0;
+}
+
+/**
+ * A guard on a span handed in: it must be a whole unsigned integer right
+ * after a `seq` key. It came from a scan of these very bytes, so this only
+ * catches a span paired with the wrong frame by mistake, which then costs
+ * the walk instead of a corrupt frame.
+ */
+function isSeqSpan(frame: Uint8Array, span: SeqSpan): boolean {
+  const { start, end } = span;
+  return (
+    start >= SEQ_KEY.length &&
+    end <= frame.length &&
+    end - start === uintHeadBytes(frame[start]) &&
+    frame[start - 4] === 0x63 &&
+    frame[start - 3] === 0x73 &&
+    frame[start - 2] === 0x65 &&
+    frame[start - 1] === 0x71
+  );
+}
+
 /** Bytes of a canonical text-string head for a key of `length` bytes (keys are at most 256 here). */
 function keyHeadBytes(length: number): number {
   return length < 24 ? 1 : length < 0x100 ? 2 : 3;
@@ -200,15 +236,21 @@ function encodeUint(n: number): Uint8Array {
  * the other entries are copied, never re-encoded: a re-encode would write a
  * float64 such as 1.0 back as an integer, and throw (RangeError, not
  * FrameError) on one such as 1e300 (found by the fuzz suite, issue 12).
+ * `known`: where the seq value is, when a scan of these bytes already found
+ * it (checked, and walked for again when it does not fit).
  */
-export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
+export function rewriteSeq(frame: Uint8Array, seq: number, known?: SeqSpan): Uint8Array {
   if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`invalid seq ${seq}`);
   let loc: SeqLocation;
-  try {
-    loc = locateSeq(frame);
-  } catch (err) {
-    if (err instanceof CborScanError) throw new FrameError('bad-body', err.message);
-    throw err;
+  if (known !== undefined && isSeqSpan(frame, known)) {
+    loc = { start: known.start, end: known.end, value: undefined };
+  } else {
+    try {
+      loc = locateSeq(frame);
+    } catch (err) {
+      if (err instanceof CborScanError) throw new FrameError('bad-body', err.message);
+      throw err;
+    }
   }
   if (loc.missing) {
     decodeFrame(frame); // refuses a frame that is not whole and canonical
@@ -225,7 +267,8 @@ export function rewriteSeq(frame: Uint8Array, seq: number): Uint8Array {
     ]);
   }
   const value = encodeUint(seq);
-  const out = new Uint8Array(frame.length - (loc.end - loc.start) + value.length);
+  // every byte is written below (allocBytes does not zero)
+  const out = allocBytes(frame.length - (loc.end - loc.start) + value.length);
   out.set(frame.subarray(0, loc.start), 0);
   out.set(value, loc.start);
   out.set(frame.subarray(loc.end), loc.start + value.length);

@@ -279,38 +279,38 @@ function pointKey(compressed: Uint8Array): string {
   return Buffer.from(compressed.buffer, compressed.byteOffset, compressed.byteLength).toString('latin1');
 }
 
-function p256KeyObject(compressed: Uint8Array): nodeCrypto.KeyObject | null {
+/** The cached preparation of a compressed point, or null when it is not one (or `prepare` refuses it). */
+function preparedKey<V>(
+  cache: Lru<string, V>,
+  compressed: Uint8Array,
+  prepare: (point: Uint8Array) => V,
+): V | null {
   const cacheKey = pointKey(compressed);
-  const hit = p256Cache.get(cacheKey);
+  const hit = cache.get(cacheKey);
   if (hit !== undefined) return hit;
   if (!isCompressedPoint(compressed)) return null;
-  const der = new Uint8Array(P256_SPKI_COMPRESSED_HEADER.length + COMPRESSED_LEN);
-  der.set(P256_SPKI_COMPRESSED_HEADER, 0);
-  der.set(compressed, P256_SPKI_COMPRESSED_HEADER.length);
-  let key: nodeCrypto.KeyObject;
+  let prepared: V;
   try {
-    key = nodeCrypto.createPublicKey({ key: Buffer.from(der.buffer), format: 'der', type: 'spki' });
+    prepared = prepare(compressed);
   } catch {
     return null;
   }
-  p256Cache.set(cacheKey, key);
-  return key;
+  cache.set(cacheKey, prepared);
+  return prepared;
 }
 
-/** The uncompressed form of a compressed k256 point (cached), or null if it is not a point on the curve. */
+function p256KeyObject(compressed: Uint8Array): nodeCrypto.KeyObject | null {
+  return preparedKey(p256Cache, compressed, (point) => {
+    const der = new Uint8Array(P256_SPKI_COMPRESSED_HEADER.length + COMPRESSED_LEN);
+    der.set(P256_SPKI_COMPRESSED_HEADER, 0);
+    der.set(point, P256_SPKI_COMPRESSED_HEADER.length);
+    return nodeCrypto.createPublicKey({ key: Buffer.from(der.buffer), format: 'der', type: 'spki' });
+  });
+}
+
+/** The uncompressed form of a compressed k256 point, or null when it is not a point on the curve. */
 function k256UncompressedPoint(compressed: Uint8Array): Uint8Array | null {
-  const cacheKey = pointKey(compressed);
-  const hit = k256Cache.get(cacheKey);
-  if (hit !== undefined) return hit;
-  if (!isCompressedPoint(compressed)) return null;
-  let point: Uint8Array;
-  try {
-    point = secp.publicKeyConvert(compressed, false);
-  } catch {
-    return null;
-  }
-  k256Cache.set(cacheKey, point);
-  return point;
+  return preparedKey(k256Cache, compressed, (point) => secp.publicKeyConvert(point, false));
 }
 
 /** True when the S half of a compact signature is above n/2 (the malleable twin). */

@@ -38,7 +38,6 @@ export type HeadWorkerReply = { id: number; written: boolean[] } | { id: number;
 interface Call {
   resolve: (written: boolean[]) => void;
   reject: (err: Error) => void;
-  settled: Promise<unknown>;
 }
 
 const WORKER_URL = siblingModuleUrl('./sqlite-head-worker.ts', import.meta.url);
@@ -47,6 +46,7 @@ export class SqliteHeadWriter {
   private worker: Worker | null = null;
   private readonly calls = new Map<number, Call>();
   private nextId = 1;
+  private lastAnswer: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(private readonly data: HeadWorkerData) {}
@@ -62,19 +62,18 @@ export class SqliteHeadWriter {
       head.commitCid,
       head.dataCid,
     ]);
-    let call!: Call;
-    const promise = new Promise<boolean[]>((resolve, reject) => {
-      call = { resolve, reject, settled: Promise.resolve() };
+    // held while a call is out, so the process waits for the answer
+    if (this.calls.size === 0) worker.ref();
+    const answer = new Promise<boolean[]>((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
     });
-    call.settled = promise.then(
+    // answers come in call order, so once the last call has settled every call has
+    this.lastAnswer = answer.then(
       () => {},
       () => {},
     );
-    // held while a call is out, so the process waits for the answer
-    if (this.calls.size === 0) worker.ref();
-    this.calls.set(id, call);
     worker.postMessage({ id, rows } satisfies HeadWorkerRequest);
-    return promise;
+    return answer;
   }
 
   /** Lets the calls already made finish, then closes the worker's connection. */
@@ -83,10 +82,10 @@ export class SqliteHeadWriter {
     this.closed = true;
     const worker = this.worker;
     if (!worker) return;
-    await Promise.all([...this.calls.values()].map((c) => c.settled));
+    await this.lastAnswer;
     if (this.worker !== worker) return; // it exited meanwhile
     worker.ref();
-    const exited = once(worker, 'exit');
+    const exited = once(worker, 'exit').catch(() => {}); // an 'error' still ends in an exit
     worker.postMessage('close');
     await exited;
   }

@@ -54,7 +54,7 @@ export async function processIdentity(cx: RuleContext, job: Job, q: RepoQueue): 
   const bytes = frame.frame;
   const out =
     handle !== undefined && handle === ev.handle
-      ? (seq: number) => rewriteSeq(bytes, seq)
+      ? (seq: number) => rewriteSeq(bytes, seq, frame.seqSpan)
       : identityFrame(q.did, ev.time, handle);
   return { events: [{ kind: EventKind.identity, uid: account.uid, frame: out }] };
 }

@@ -69,12 +69,13 @@ export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Pr
   }
   const write = cx.heads.stage(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, false);
   const bytes = frame.frame;
+  const span = frame.seqSpan;
   return {
     events: [
       {
         kind: EventKind.commit,
         uid: account.uid,
-        frame: (seq) => rewriteSeq(bytes, seq),
+        frame: (seq) => rewriteSeq(bytes, seq, span),
         // what the worker learned, so the collection index needs no decode
         meta: {
           type: '#commit',
@@ -106,11 +107,12 @@ export async function processSync(cx: RuleContext, job: Job, q: RepoQueue): Prom
   if (head && r.rev < head.rev) return drop('rev-not-newer', `rev ${r.rev} < stored ${head.rev}`);
   const write = cx.heads.stage(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, true);
   const bytes = frame.frame;
+  const span = frame.seqSpan;
   const events: AppendEvent[] = [
     {
       kind: EventKind.sync,
       uid: account.uid,
-      frame: (seq) => rewriteSeq(bytes, seq),
+      frame: (seq) => rewriteSeq(bytes, seq, span),
       meta: { type: '#sync', did: q.did, rev: r.rev },
     },
   ];
