@@ -34,12 +34,8 @@ export class Lru<K, V> {
   /**
    * @param capacity entries kept; `set` evicts the least recent beyond it
    *   (Infinity: the owner evicts, e.g. by bytes, with `evictOldest`).
-   * @param onEvict called for each entry `set` evicts (not for `delete`).
    */
-  constructor(
-    readonly capacity: number,
-    private readonly onEvict?: (key: K, value: V) => void,
-  ) {
+  constructor(readonly capacity: number) {
     if (!(capacity >= 0)) throw new Error(`invalid LRU capacity: ${capacity}`);
   }
 
@@ -60,10 +56,6 @@ export class Lru<K, V> {
     return this.index.get(key)?.value;
   }
 
-  has(key: K): boolean {
-    return this.index.has(key);
-  }
-
   /** Inserts or replaces as the most recent, then evicts the least recent beyond capacity. */
   set(key: K, value: V): void {
     const n = this.index.get(key);
@@ -78,10 +70,7 @@ export class Lru<K, V> {
     else this.oldest = node;
     this.newest = node;
     this.index.set(key, node);
-    while (this.index.size > this.capacity) {
-      const evicted = this.evictOldest();
-      if (evicted && this.onEvict) this.onEvict(evicted[0], evicted[1]);
-    }
+    while (this.index.size > this.capacity) this.evictOldest();
   }
 
   /** Replaces the value of a present key without changing its recency; false if absent. */
@@ -100,13 +89,7 @@ export class Lru<K, V> {
     return true;
   }
 
-  /** The least recent entry, without removing it. */
-  peekOldest(): [K, V] | undefined {
-    const n = this.oldest;
-    return n ? [n.key, n.value] : undefined;
-  }
-
-  /** Removes and returns the least recent entry (onEvict is not called: the caller is evicting). */
+  /** Removes and returns the least recent entry. */
   evictOldest(): [K, V] | undefined {
     const n = this.oldest;
     if (n === null) return undefined;
@@ -131,13 +114,6 @@ export class Lru<K, V> {
       yield [n.key, n.value];
       n = next;
     }
-  }
-
-  values(): IterableIterator<V> {
-    const it = this.entries();
-    return (function* () {
-      for (const [, v] of it) yield v;
-    })();
   }
 
   private toFront(n: Node<K, V>): void {
