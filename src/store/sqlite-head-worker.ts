@@ -16,10 +16,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import {
-  HEAD_UPDATE_SQL,
   type HeadWorkerData,
   type HeadWorkerReply,
   type HeadWorkerRequest,
+  headRowsWriter,
 } from './sqlite-head-writer.ts';
 
 const port = parentPort;
@@ -29,15 +29,7 @@ const opts = workerData as HeadWorkerData;
 const db = new Database(opts.path, { fileMustExist: true });
 db.pragma(`busy_timeout = ${opts.busyTimeoutMs}`);
 db.pragma(`synchronous = ${opts.synchronous}`);
-const update = db.prepare(HEAD_UPDATE_SQL);
-const writeAll = db.transaction((rows: HeadWorkerRequest['rows']): boolean[] => {
-  const written = new Array<boolean>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const [uid, rev, commitCid, dataCid] = rows[i];
-    written[i] = update.run(rev, commitCid, dataCid, uid, rev).changes > 0;
-  }
-  return written;
-});
+const writeAll = headRowsWriter(db);
 
 port.on('message', (req: HeadWorkerRequest | 'close') => {
   if (req === 'close') {

@@ -14,12 +14,34 @@
 // recovery rewrites them), and the next call starts a new worker.
 import { once } from 'node:events';
 import type { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import type { HeadUpdate } from './metadata-store.ts';
 
-/** The rev-gated head update, shared by the inline path and the worker. */
-export const HEAD_UPDATE_SQL = `UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
-      WHERE uid = ? AND (rev IS NULL OR rev < ?)`;
+/** One head update as it crosses to the worker: uid, rev, commit CID, data CID. */
+export type HeadRow = [number, string, string, string];
+
+export function headRows(updates: readonly HeadUpdate[]): HeadRow[] {
+  return updates.map(({ uid, head }) => [uid, head.rev, head.commitCid, head.dataCid]);
+}
+
+/**
+ * The head write itself, for the worker and the inline path alike: the
+ * rev-gated UPDATE of every row in one transaction on `db`; per row, whether
+ * it changed.
+ */
+export function headRowsWriter(db: Database.Database): (rows: readonly HeadRow[]) => boolean[] {
+  const update = db.prepare(`UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
+      WHERE uid = ? AND (rev IS NULL OR rev < ?)`);
+  return db.transaction((rows: readonly HeadRow[]): boolean[] => {
+    const written = new Array<boolean>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const [uid, rev, commitCid, dataCid] = rows[i];
+      written[i] = update.run(rev, commitCid, dataCid, uid, rev).changes > 0;
+    }
+    return written;
+  });
+}
 
 export interface HeadWorkerData {
   path: string;
@@ -29,8 +51,7 @@ export interface HeadWorkerData {
 
 export interface HeadWorkerRequest {
   id: number;
-  /** uid, rev, commit CID, data CID */
-  rows: Array<[number, string, string, string]>;
+  rows: HeadRow[];
 }
 
 export type HeadWorkerReply = { id: number; written: boolean[] } | { id: number; error: string };
@@ -56,12 +77,7 @@ export class SqliteHeadWriter {
     if (this.closed) return Promise.reject(new Error('metadata store is closed'));
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
-    const rows: HeadWorkerRequest['rows'] = updates.map(({ uid, head }) => [
-      uid,
-      head.rev,
-      head.commitCid,
-      head.dataCid,
-    ]);
+    const rows = headRows(updates);
     // held while a call is out, so the process waits for the answer
     if (this.calls.size === 0) worker.ref();
     const answer = new Promise<boolean[]>((resolve, reject) => {

@@ -41,7 +41,7 @@ import {
   LOG_CHECKPOINT_KEY,
   takedownFromRow,
 } from './rows.ts';
-import { HEAD_UPDATE_SQL, SqliteHeadWriter } from './sqlite-head-writer.ts';
+import { type HeadRow, headRows, headRowsWriter, SqliteHeadWriter } from './sqlite-head-writer.ts';
 
 export interface SqliteBackendOptions {
   /** File path, or ':memory:'. */
@@ -101,7 +101,6 @@ function prepareStatements(db: Database.Database) {
     setUpstreamStatus: p('UPDATE accounts SET upstream_status = ? WHERE uid = ? RETURNING *'),
     updateHead: p(`UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ?
       WHERE uid = ? AND (rev IS NULL OR rev < ?) RETURNING *`),
-    updateHeadQuiet: p(HEAD_UPDATE_SQL),
     resetHead: p('UPDATE accounts SET rev = ?, commit_cid = ?, data_cid = ? WHERE uid = ? RETURNING *'),
     accountPage: p('SELECT * FROM accounts WHERE uid > ? ORDER BY uid LIMIT ?'),
     activeAccountPage: p(`SELECT * FROM accounts WHERE uid > ? AND status = 'active'
@@ -136,6 +135,8 @@ export class SqliteBackend implements MetadataBackend {
   private readonly banLookups = new Map<number, Database.Statement>();
   /** The head writes' thread (null: they run inline, on this connection). */
   private readonly heads: SqliteHeadWriter | null;
+  /** The inline head write (sqlite-head-writer.ts; the worker runs the same). */
+  private readonly writeHeadRows: (rows: readonly HeadRow[]) => boolean[];
   private closed = false;
 
   constructor(opts: SqliteBackendOptions) {
@@ -150,6 +151,7 @@ export class SqliteBackend implements MetadataBackend {
     this.db.pragma('foreign_keys = ON');
     migrateSqlite(this.db);
     this.s = prepareStatements(this.db);
+    this.writeHeadRows = headRowsWriter(this.db);
     this.heads =
       this.db.memory || opts.headWrites === 'inline'
         ? null
@@ -320,12 +322,7 @@ export class SqliteBackend implements MetadataBackend {
     if (updates.length === 0) return [];
     if (this.heads) return this.heads.write(updates);
     // One transaction: one WAL commit for the batch instead of one per head.
-    return this.db.transaction(() =>
-      updates.map(
-        ({ uid, head }) =>
-          this.s.updateHeadQuiet.run(head.rev, head.commitCid, head.dataCid, uid, head.rev).changes > 0,
-      ),
-    )();
+    return this.writeHeadRows(headRows(updates));
   }
 
   async resetAccountHead(uid: number, head: RepoHead | null): Promise<Account | undefined> {

@@ -10,6 +10,7 @@
 //   DID, a body that does not parse), with the most precise reason it can
 //   give: a frame without a readable DID is run through the full checks so
 //   its drop says what is wrong with it.
+import { CURRENT_TYPES } from '../ingest/frame-check.ts';
 import type { InboundFrame } from '../ingest/frame-sink.ts';
 import { EventShapeError, parseEventBody } from '../protocol/events.ts';
 import { decodeFrame } from '../protocol/frames.ts';
@@ -19,8 +20,6 @@ import { type Decision, drop, type Job } from './job.ts';
 import type { ValidationMetrics } from './metrics.ts';
 import type { VerifyPool } from './pool.ts';
 import { verifyFrame } from './verify-frame.ts';
-
-const KNOWN_TYPES = new Set(['#commit', '#sync', '#identity', '#account']);
 
 export interface Admission {
   identity: Pick<IdentityCache, 'get' | 'resolve'>;
@@ -32,7 +31,7 @@ export interface Admission {
 
 /** Reads the DID and starts the stateless work; returns a Decision only for frames rejected outright. */
 export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | undefined {
-  if (!KNOWN_TYPES.has(frame.type)) return drop('unknown-type', `type ${frame.type.slice(0, 64)}`);
+  if (!CURRENT_TYPES.has(frame.type)) return drop('unknown-type', `type ${frame.type.slice(0, 64)}`);
   // ingest read the DID in its one pass over the frame; other sources are peeked here
   const did = frame.did ?? peekEventDid(frame.frame, frame.type);
   if (did === undefined) return rejectUnreadable(a, frame);
