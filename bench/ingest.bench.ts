@@ -117,6 +117,7 @@ async function runScenario(hosts: number, rate: number): Promise<Result> {
         hostMaxFailures: 15,
         hostConnectsPerSecond: 500,
         hostMaxInFlight: 32,
+        hostCursorWindow: 8192,
         hostBadFramesPerMinute: 20,
         ingestFrameBudgetMb: 256,
         hostRatePerSecond: 50,

@@ -428,6 +428,14 @@ export const SETTINGS = {
     describe: "unfinished frames per host before ingest stops reading that host's socket",
     parse: int(1, 10_000),
   }),
+  hostCursorWindow: setting({
+    env: 'RELAY_HOST_CURSOR_WINDOW',
+    flag: '--host-cursor-window',
+    default: 8192,
+    describe:
+      "frames per host read past its saved cursor, finished or not, before ingest stops reading that host's socket: how far the host's other frames go on while one waits (a DID resolution, a resync) and holds the cursor",
+    parse: int(1, 1_000_000),
+  }),
   hostBadFramesPerMinute: setting({
     env: 'RELAY_HOST_BAD_FRAMES_PER_MINUTE',
     flag: '--host-bad-frames-per-minute',

@@ -706,6 +706,7 @@ export class HostManager implements HostControl {
       lookup: this.lookup,
       allowPrivate: this.cfg.allowInsecureHosts,
       maxInFlight: this.cfg.hostMaxInFlight,
+      cursorWindow: this.cfg.hostCursorWindow,
       maxQueuedFrames: this.tuning.maxQueuedFrames,
       badFramesPerMinute: this.cfg.hostBadFramesPerMinute,
       budget: this.frameBudget,

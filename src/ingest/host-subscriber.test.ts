@@ -73,3 +73,96 @@ describe('HostSubscriber frame rules', () => {
     }
   });
 });
+
+describe('HostSubscriber with one slow frame', () => {
+  // A frame whose validation waits on the network (a DID resolution, a
+  // resync) must not stop its host: the validator parks that repo and goes
+  // on with the others, so ingest must keep reading too, as far as the
+  // cursor window. Only the cursor waits for the slow frame.
+  async function withSlowFirstFrame(
+    cfg: { hostMaxInFlight: number; hostCursorWindow: number },
+    body: (t: {
+      m: HostManager;
+      hostId: number;
+      sink: RecordingSink;
+      submitted: number[];
+      release: () => void;
+    }) => Promise<void>,
+  ): Promise<void> {
+    const pds = await scriptedPds([
+      (ws) => {
+        for (let seq = 1; seq <= FRAMES; seq++) ws.send(commit(seq));
+      },
+    ]);
+    const db = await tempMetadataStore({ cursorFlushMs: 20 });
+    const sink = new RecordingSink();
+    let release!: () => void;
+    const slow = new Promise<void>((r) => {
+      release = r;
+    });
+    const submitted: number[] = [];
+    const submit = sink.submit.bind(sink);
+    sink.submit = async (f) => {
+      submitted.push(f.upstreamSeq);
+      if (f.upstreamSeq === 1) await slow;
+      return submit(f);
+    };
+    const m = new HostManager({
+      store: db.store,
+      sink,
+      fetcher: createSafeFetcher({ allowPrivate: true, allowInsecure: true }),
+      config: testConfig(cfg),
+    });
+    await m.start();
+    try {
+      const { host } = await m.crawl(pds.hostname, { admin: true });
+      await body({ m, hostId: host.id, sink, submitted, release });
+    } finally {
+      release();
+      await m.stop();
+      await db.destroy();
+      await pds.close();
+    }
+  }
+  const FRAMES = 40;
+  const all = Array.from({ length: FRAMES }, (_, i) => i + 1);
+
+  it('keeps reading past an unfinished frame; the cursor stays before it until it finishes', async () => {
+    await withSlowFirstFrame(
+      { hostMaxInFlight: 4, hostCursorWindow: 8192 },
+      async ({ m, hostId, sink, release }) => {
+        await waitFor(
+          () => sink.seqs.get(hostId)?.length === FRAMES - 1,
+          'every frame but the slow one finished',
+        );
+        assert.equal(m.subscriber(hostId)?.cursor, 0, 'the cursor waits for the slow frame');
+        release();
+        await waitFor(() => m.subscriber(hostId)?.cursor === FRAMES, 'the cursor passes them all');
+        assert.deepEqual(sink.sorted(hostId), all);
+      },
+    );
+  });
+
+  it('reads no further than the cursor window past the slow frame', async () => {
+    await withSlowFirstFrame(
+      { hostMaxInFlight: 4, hostCursorWindow: 16 },
+      async ({ m, hostId, sink, submitted, release }) => {
+        const sub = () => m.subscriber(hostId);
+        await waitFor(
+          () => sink.seqs.get(hostId)?.length === 15 && sub()?.paused === true,
+          'the window full and the socket paused',
+        );
+        assert.deepEqual(
+          [...submitted].sort((a, b) => a - b),
+          all.slice(0, 16),
+          'frames 1-16 handed on, nothing past the window',
+        );
+        assert.equal(sub()?.cursor, 0);
+        release();
+        await waitFor(() => sub()?.cursor === FRAMES, 'the cursor passes them all');
+        assert.deepEqual(sink.sorted(hostId), all);
+        assert.equal(submitted.length, FRAMES, 'each frame handed on once');
+      },
+    );
+  });
+});

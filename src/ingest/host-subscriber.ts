@@ -55,6 +55,7 @@ import { assertDialable, type NodeLookup } from './host-checks.ts';
 import { type CrawlTarget, subscribeUrl } from './host-policy.ts';
 import type { DisconnectReason, DropReason, HostTally, IngestMetrics } from './metrics.ts';
 import type { HostRateLimiter } from './rate-limiter.ts';
+import { RelayedSeqs } from './relayed-seqs.ts';
 import type { ScheduledJob, Scheduler } from './scheduler.ts';
 
 /** The upstream message size limit (atproto event-stream: 5,000,000 bytes). */
@@ -95,7 +96,10 @@ export interface SubscriberOptions {
   log: Logger;
   lookup: NodeLookup;
   allowPrivate: boolean;
+  /** Frames handed on and not finished, at most. */
   maxInFlight: number;
+  /** Frames past the cursor (finished or not) at most: how far the host runs ahead of one slow frame (cursor-tracker.ts). */
+  cursorWindow: number;
   /** Frames parsed but not yet handed on (rate limit, in-flight limit); at the bound the connection is closed. */
   maxQueuedFrames: number;
   /** Bad frames allowed per minute (burst of the same size); the one that empties the allowance disconnects. */
@@ -151,7 +155,7 @@ export class HostSubscriber implements BudgetClient {
   private closeReason: 'future-cursor' | 'sink-failed' | 'restart' | undefined;
   private settledWaiters: (() => void)[] = [];
   /** Seqs above the cursor already relayed: skipped when received again (see the file comment). */
-  private readonly relayed = new Set<number>();
+  private readonly relayed = new RelayedSeqs();
   /** Log mark of the frames in `relayed` (undefined when it is empty). */
   private relayedMark: number | undefined;
   /** The first cursor of a host subscribed live is being stored: hand nothing on yet. */
@@ -171,9 +175,9 @@ export class HostSubscriber implements BudgetClient {
     this.target = opts.target;
     this.cursor = opts.cursor;
     this.failures = opts.failures;
-    this.tracker = new CursorTracker(opts.maxInFlight, opts.cursor);
+    this.tracker = new CursorTracker(opts.maxInFlight, opts.cursorWindow, opts.cursor);
     if (opts.relayed) {
-      for (const seq of opts.relayed.seqs) if (seq > opts.cursor) this.relayed.add(seq);
+      this.relayed.add(opts.relayed.seqs, opts.cursor);
       if (this.relayed.size > 0) this.relayedMark = opts.relayed.mark;
     }
     this.tally = opts.metrics.hostTally(opts.target.hostname);
@@ -319,11 +323,11 @@ export class HostSubscriber implements BudgetClient {
     // out already: remember them so the re-read does not relay them twice.
     const ahead = this.tracker.finishedAhead().filter((seq) => seq > this.cursor);
     if (ahead.length > 0) {
-      for (const seq of ahead) this.relayed.add(seq);
+      this.relayed.add(ahead, this.cursor);
       const mark = this.tracker.lowMark ?? 0;
       this.relayedMark = this.relayedMark === undefined ? mark : Math.min(this.relayedMark, mark);
     }
-    this.tracker = new CursorTracker(this.o.maxInFlight, this.cursor);
+    this.tracker = new CursorTracker(this.o.maxInFlight, this.o.cursorWindow, this.cursor);
     let ws: WebSocket;
     try {
       assertDialable(this.target.hostname, this.o.allowPrivate);
@@ -551,7 +555,7 @@ export class HostSubscriber implements BudgetClient {
         this.persistingFirstCursor = false;
         if (seq > this.cursor) {
           this.cursor = seq;
-          if (this.tracker.inFlight === 0) this.tracker.committed = seq;
+          if (this.tracker.tracked === 0) this.tracker.committed = seq;
         }
         this.pump();
       },
@@ -621,9 +625,7 @@ export class HostSubscriber implements BudgetClient {
     if (advanced !== undefined && tracker === this.tracker && advanced > this.cursor) {
       this.cursor = advanced;
       this.o.hooks.saveCursor(this.hostId, advanced);
-      if (this.relayed.size > 0) {
-        for (const seq of this.relayed) if (seq <= advanced) this.relayed.delete(seq);
-      }
+      if (this.relayed.size > 0) this.relayed.dropThrough(advanced);
       if (this.relayed.size === 0) this.relayedMark = undefined;
     }
   }

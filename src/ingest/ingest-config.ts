@@ -14,6 +14,7 @@ export type IngestConfig = Pick<
   | 'hostMaxFailures'
   | 'hostConnectsPerSecond'
   | 'hostMaxInFlight'
+  | 'hostCursorWindow'
   | 'hostBadFramesPerMinute'
   | 'ingestFrameBudgetMb'
   | 'hostRatePerSecond'

@@ -64,6 +64,7 @@ export function testConfig(over: Partial<IngestConfig> = {}): IngestConfig {
     hostMaxFailures: 15,
     hostConnectsPerSecond: 1000,
     hostMaxInFlight: 8,
+    hostCursorWindow: 8192,
     hostBadFramesPerMinute: 20,
     ingestFrameBudgetMb: 256,
     hostRatePerSecond: 100_000,
