@@ -8,13 +8,13 @@ import { fromUint8Array } from '@atcute/car';
 import { decode as atcuteDecode, encode as atcuteEncode } from '@atcute/cbor';
 import { type CommitResult, SimRepo } from '../sim/repo.ts';
 import { checkFrame } from '../src/ingest/frame-check.ts';
-import { utf8Encode } from '../src/protocol/bytes.ts';
+import { ownedCopy, SEQ_HEADROOM, utf8Encode } from '../src/protocol/bytes.ts';
 import { readCar, writeCar } from '../src/protocol/car.ts';
 import { decodeCbor, encodeCbor } from '../src/protocol/cbor.ts';
 import { type Cid, CidLinkWrapper, cidForCbor, cidForRaw, cidMatchesBlock } from '../src/protocol/cid.ts';
 import { decodeCommit, unsignedCommitBytes, verifyCommitSignature } from '../src/protocol/commit.ts';
 import { parseEventBody } from '../src/protocol/events.ts';
-import { decodeFrame, encodeFrame, readFrameSeq, rewriteSeq } from '../src/protocol/frames.ts';
+import { decodeFrame, encodeFrame, readFrameSeq, rewriteSeq, seqWriter } from '../src/protocol/frames.ts';
 import { Keypair, verifySignature } from '../src/protocol/keys.ts';
 import { Mst } from '../src/protocol/mst.ts';
 import { verifyCommitProof } from '../src/protocol/mst-proof.ts';
@@ -244,6 +244,16 @@ function main(): void {
     ['body: atcute encode only (no wrap)', () => atcuteEncode(atcuteBody)],
     ['rewriteSeq', () => rewriteSeq(frame, 9876543210)],
     ['rewriteSeq at the span ingest found (checkFrame)', () => rewriteSeq(frame, 9876543210, seqSpan)],
+    // in place, as a frame back from a verify worker is (ingest's copy has SEQ_HEADROOM
+    // free bytes before the frame); alternating widths so the prefix moves each call
+    (() => {
+      const write = seqWriter(ownedCopy(frame, SEQ_HEADROOM), seqSpan, true);
+      let flip = false;
+      return [
+        'seqWriter in place (relay seq width changes each call)',
+        () => write((flip = !flip) ? 9876543210 : 98765),
+      ] as [string, () => unknown];
+    })(),
     ['readFrameSeq', () => readFrameSeq(frame)],
   ];
 

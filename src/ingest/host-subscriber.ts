@@ -43,7 +43,7 @@
 // before handing anything on, so a crash cannot make it start live again.
 import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
-import { ownedCopy } from '../protocol/bytes.ts';
+import { ownedCopy, SEQ_HEADROOM } from '../protocol/bytes.ts';
 import { MAX_FRAME_BYTES } from '../protocol/events.ts';
 import { BadFrameAllowance } from './bad-frames.ts';
 import { CursorTracker } from './cursor-tracker.ts';
@@ -490,7 +490,9 @@ export class HostSubscriber implements BudgetClient {
       }
       // `ws` hands out small messages as views into its socket chunk; a copy of
       // exactly the frame frees the chunk and keeps the budget's count honest
-      const frame = data.byteLength === data.buffer.byteLength ? data : ownedCopy(data);
+      // (with a few free bytes before it, so the relay seq can be written in
+      // place: frames.ts seqWriter)
+      const frame = data.byteLength === data.buffer.byteLength ? data : ownedCopy(data, SEQ_HEADROOM);
       const event: InboundFrame = {
         hostId: this.hostId,
         hostname: this.hostname,

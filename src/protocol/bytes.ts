@@ -28,11 +28,36 @@ export function allocBytes(length: number): Uint8Array {
   return new Uint8Array(Buffer.allocUnsafeSlow(length).buffer, 0, length);
 }
 
-/** A copy of `bytes` in an ArrayBuffer of its own (see allocBytes). */
-export function ownedCopy(bytes: Uint8Array): Uint8Array {
-  const copy = allocBytes(bytes.byteLength);
-  copy.set(bytes);
-  return copy;
+/**
+ * Free bytes ingest leaves before each frame it copies, so the relay can
+ * write its own seq into the frame in place even when that seq's encoding is
+ * longer than the upstream one (at most 8 bytes: 1 → 9), instead of copying
+ * the whole frame again (frames.ts seqWriter).
+ */
+export const SEQ_HEADROOM = 8;
+
+/**
+ * A copy of `bytes` in an ArrayBuffer of its own (see allocBytes), placed
+ * `headroom` bytes from its start (the view covers the rest of the buffer).
+ */
+export function ownedCopy(bytes: Uint8Array, headroom = 0): Uint8Array {
+  const copy = allocBytes(headroom + bytes.byteLength);
+  copy.set(bytes, headroom);
+  return headroom === 0 ? copy : copy.subarray(headroom);
+}
+
+/**
+ * Whether `view` is all its ArrayBuffer holds but at most SEQ_HEADROOM free
+ * bytes before it: moving the buffer to another thread moves this frame and
+ * nothing else.
+ */
+export function isWholeBuffer(view: Uint8Array): boolean {
+  const buf = view.buffer;
+  return (
+    buf instanceof ArrayBuffer &&
+    view.byteOffset <= SEQ_HEADROOM &&
+    view.byteOffset + view.byteLength === buf.byteLength
+  );
 }
 
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { seededRandom as rng } from '../../sim/prng.ts';
-import { concatBytes } from './bytes.ts';
+import { concatBytes, ownedCopy, SEQ_HEADROOM } from './bytes.ts';
 import { encodeCbor } from './cbor.ts';
 import { cidForCbor } from './cid.ts';
 import { MAX_EVENT_DEPTH } from './events.ts';
@@ -13,6 +13,7 @@ import {
   FrameError,
   readFrameSeq,
   rewriteSeq,
+  seqWriter,
 } from './frames.ts';
 
 function reasonOf(fn: () => unknown): string {
@@ -303,5 +304,60 @@ describe('rewriteSeq on a body without seq (issue 12 fuzzing)', () => {
   it('still refuses a frame that does not decode', () => {
     assert.throws(() => rewriteSeq(concatBytes([header, hex('a2 6161 01 6161 02')]), 5), FrameError);
     assert.throws(() => rewriteSeq(concatBytes([header, hex('a1 6161')]), 5), FrameError);
+  });
+});
+
+describe('seqWriter', () => {
+  const widths = [0, 23, 24, 255, 256, 65536, 2 ** 32, Number.MAX_SAFE_INTEGER];
+  /** Where the seq value is (what ingest's checkFrame reports), found here by its key's bytes. */
+  function spanOf(frame: Uint8Array): { start: number; end: number } {
+    for (let i = 0; i + 4 < frame.length; i++) {
+      if (frame[i] === 0x63 && frame[i + 1] === 0x73 && frame[i + 2] === 0x65 && frame[i + 3] === 0x71) {
+        const first = frame[i + 4];
+        const info = first & 0x1f;
+        const len = info < 24 ? 1 : info === 24 ? 2 : info === 25 ? 3 : info === 26 ? 5 : 9;
+        return { start: i + 4, end: i + 4 + len };
+      }
+    }
+    throw new Error('no seq key');
+  }
+
+  it('in place: the bytes rewriteSeq gives, in the same buffer, for every width change', () => {
+    for (const from of widths) {
+      for (const to of widths) {
+        const original = encodeFrame('#commit', commitBody(from));
+        const frame = ownedCopy(original, SEQ_HEADROOM);
+        const out = seqWriter(frame, spanOf(original), true)(to);
+        assert.deepEqual(out, rewriteSeq(original, to), `${from} -> ${to}`);
+        assert.equal(out.buffer, frame.buffer, `${from} -> ${to}: written in place, not copied`);
+      }
+    }
+  });
+
+  it('called again (an append retried with another seq), it rewrites what it returned last', () => {
+    const original = encodeFrame('#commit', commitBody(5));
+    const write = seqWriter(ownedCopy(original, SEQ_HEADROOM), spanOf(original), true);
+    for (const seq of [300, 2 ** 40, 7, 70_000, 2 ** 40 + 1]) {
+      assert.deepEqual(write(seq), rewriteSeq(original, seq), `seq ${seq}`);
+    }
+  });
+
+  it('copies where there is no room before the frame, a span does not fit, or in place was not allowed', () => {
+    const original = encodeFrame('#commit', commitBody(5));
+    const span = spanOf(original);
+    const tight = ownedCopy(original); // no headroom: a longer seq cannot be written in place
+    const grown = seqWriter(tight, span, true)(2 ** 40);
+    assert.deepEqual(grown, rewriteSeq(original, 2 ** 40));
+    assert.notEqual(grown.buffer, tight.buffer);
+    assert.deepEqual(tight, original, 'the input is left as it was');
+    const shrunk = seqWriter(ownedCopy(encodeFrame('#commit', commitBody(70_000))), undefined, true)(3);
+    assert.deepEqual(shrunk, rewriteSeq(original, 3), 'no span: walked for, then copied');
+    const wrong = seqWriter(ownedCopy(original, SEQ_HEADROOM), { start: 3, end: 4 }, true)(9);
+    assert.deepEqual(wrong, rewriteSeq(original, 9), 'a span that does not fit: walked for');
+    const shared = ownedCopy(original, SEQ_HEADROOM);
+    const copied = seqWriter(shared, span, false)(2 ** 40);
+    assert.deepEqual(copied, rewriteSeq(original, 2 ** 40));
+    assert.deepEqual(shared, original, 'not in place: the input is untouched');
+    assert.throws(() => seqWriter(ownedCopy(original, SEQ_HEADROOM), span, true)(-1), RangeError);
   });
 });

@@ -275,6 +275,56 @@ export function rewriteSeq(frame: Uint8Array, seq: number, known?: SeqSpan): Uin
   return out;
 }
 
+/**
+ * A frame's re-sequencing for the event log (AppendEvent.frame): each call
+ * returns the frame with `seq` as its body's seq, like rewriteSeq. With
+ * `inPlace`, the caller promises nobody else holds the frame's buffer (a
+ * frame moved to a worker thread and back: the view it had is detached), and
+ * the seq is written into the buffer itself: when the new seq's encoding is
+ * longer or shorter than the old one, the bytes before it (header, `ops`,
+ * `rev`: a few hundred bytes) move by the difference into the free bytes
+ * ingest left before the frame (SEQ_HEADROOM), and the rest (the CAR) stays
+ * where it is. That saves an allocation and a ~3 KB copy per event on the
+ * main thread. Where the room is missing (a frame `ws` allocated itself) or
+ * the body has no seq, it copies, as rewriteSeq does. An append that is
+ * refused and retried calls again with another seq: the writer works on
+ * what its last call returned, so a repeated call is as good as the first,
+ * and the view an earlier call returned is not to be used after a later one.
+ */
+export function seqWriter(
+  frame: Uint8Array,
+  known: SeqSpan | undefined,
+  inPlace: boolean,
+): (seq: number) => Uint8Array {
+  if (!inPlace) return (seq) => rewriteSeq(frame, seq, known);
+  let current = frame;
+  let span = known;
+  return (seq) => {
+    if (span === undefined || !isSeqSpan(current, span)) {
+      current = rewriteSeq(current, seq, span);
+      span = undefined;
+      return current;
+    }
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`invalid seq ${seq}`);
+    const { start, end } = span;
+    const value = encodeUint(seq);
+    const delta = value.length - (end - start);
+    const offset = current.byteOffset;
+    if (delta > offset) {
+      current = rewriteSeq(current, seq, span);
+      span = undefined;
+      return current;
+    }
+    const whole = new Uint8Array(current.buffer, 0, offset + current.byteLength);
+    const moved = offset - delta;
+    if (delta !== 0) whole.copyWithin(moved, offset, offset + start);
+    whole.set(value, moved + start);
+    current = whole.subarray(moved);
+    span = { start, end: start + value.length };
+    return current;
+  };
+}
+
 /** The body's top-level `seq` if it is an unsigned integer; undefined otherwise or on malformed input. */
 export function readFrameSeq(frame: Uint8Array): number | undefined {
   try {

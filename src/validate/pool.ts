@@ -19,6 +19,7 @@
 // SQLite head writer).
 import type { Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
+import { isWholeBuffer } from '../protocol/bytes.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 
@@ -144,15 +145,9 @@ export class VerifyPool {
       // was the biggest item of the main thread's profile.
       const moved: ArrayBuffer[] = [];
       for (const t of part) {
-        const buf = t.frame.buffer;
-        if (
-          t.movable &&
-          buf instanceof ArrayBuffer &&
-          t.frame.byteOffset === 0 &&
-          t.frame.byteLength === buf.byteLength
-        ) {
+        if (t.movable && isWholeBuffer(t.frame)) {
           t.returnFrame = true;
-          moved.push(buf);
+          moved.push(t.frame.buffer as ArrayBuffer);
         }
       }
       const req: WorkerRequest = { batch, tasks: part };

@@ -12,7 +12,7 @@ import { isActive } from '../accounts/status.ts';
 import type { AppendEvent } from '../eventlog/types.ts';
 import { EventKind } from '../eventlog/types.ts';
 import type { InboundFrame } from '../ingest/frame-sink.ts';
-import { rewriteSeq } from '../protocol/frames.ts';
+import { seqWriter } from '../protocol/frames.ts';
 import { isDecision } from './account-context.ts';
 import { type Decision, drop, type Job, nowIso, type RepoQueue, type RuleContext } from './job.ts';
 import type { ChainFailure } from './metrics.ts';
@@ -22,7 +22,9 @@ import type { VerifyResult } from './verify-frame.ts';
 export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Promise<Decision> {
   const frame = job.frame as InboundFrame;
   const r = await (job.verified as Promise<VerifyResult>);
-  if (r.frame) frame.frame = r.frame; // moved to the worker and back (pool.ts)
+  // moved to the worker and back (pool.ts): its buffer is ours alone, so the
+  // relay seq is written into it in place (seqWriter)
+  if (r.frame) frame.frame = r.frame;
   if (!r.ok) return drop(r.reason, r.detail);
   const ctx = cx.accounts.accountContextNow(job, q) ?? (await cx.accounts.accountContext(job, q));
   if (isDecision(ctx)) return ctx;
@@ -68,14 +70,12 @@ export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Pr
     }
   }
   const write = cx.heads.stage(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, false);
-  const bytes = frame.frame;
-  const span = frame.seqSpan;
   return {
     events: [
       {
         kind: EventKind.commit,
         uid: account.uid,
-        frame: (seq) => rewriteSeq(bytes, seq, span),
+        frame: seqWriter(frame.frame, frame.seqSpan, r.frame !== undefined),
         // what the worker learned, so the collection index needs no decode
         meta: {
           type: '#commit',
@@ -92,7 +92,9 @@ export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Pr
 export async function processSync(cx: RuleContext, job: Job, q: RepoQueue): Promise<Decision> {
   const frame = job.frame as InboundFrame;
   const r = await (job.verified as Promise<VerifyResult>);
-  if (r.frame) frame.frame = r.frame; // moved to the worker and back (pool.ts)
+  // moved to the worker and back (pool.ts): its buffer is ours alone, so the
+  // relay seq is written into it in place (seqWriter)
+  if (r.frame) frame.frame = r.frame;
   if (!r.ok) return drop(r.reason, r.detail);
   const ctx = await cx.accounts.accountContext(job, q);
   if (isDecision(ctx)) return ctx;
@@ -106,13 +108,11 @@ export async function processSync(cx: RuleContext, job: Job, q: RepoQueue): Prom
   const head = cx.heads.current(account);
   if (head && r.rev < head.rev) return drop('rev-not-newer', `rev ${r.rev} < stored ${head.rev}`);
   const write = cx.heads.stage(account, { rev: r.rev, commitCid: r.commitCid, dataCid: r.dataCid }, true);
-  const bytes = frame.frame;
-  const span = frame.seqSpan;
   const events: AppendEvent[] = [
     {
       kind: EventKind.sync,
       uid: account.uid,
-      frame: (seq) => rewriteSeq(bytes, seq, span),
+      frame: seqWriter(frame.frame, frame.seqSpan, r.frame !== undefined),
       meta: { type: '#sync', did: q.did, rev: r.rev },
     },
   ];
