@@ -424,7 +424,7 @@ export const SETTINGS = {
   hostMaxInFlight: setting({
     env: 'RELAY_HOST_MAX_IN_FLIGHT',
     flag: '--host-max-in-flight',
-    default: 32,
+    default: 512,
     describe: "unfinished frames per host before ingest stops reading that host's socket",
     parse: int(1, 10_000),
   }),
