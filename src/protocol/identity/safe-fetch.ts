@@ -21,10 +21,11 @@
 // the addresses it is given exactly as above, so the refusal happens before
 // any connection either way. The repo fetcher uses this to keep getRepo
 // downloads off the main thread (src/validate/repo-digest.ts).
-import { promises as dns, type LookupAddress } from 'node:dns';
+import type { LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { dnsLookup } from './dns-lookup.ts';
 import { addressRefusalReason } from './ip-policy.ts';
 
 export type LookupFn = (hostname: string) => Promise<ReadonlyArray<{ address: string; family: number }>>;
@@ -34,7 +35,7 @@ export interface SafeFetcherOptions {
   allowPrivate?: boolean;
   /** Permit plain http:// URLs (local development and tests only). */
   allowInsecure?: boolean;
-  /** Hostname resolution; defaults to dns.lookup with all addresses. */
+  /** Hostname resolution; defaults to DNS through c-ares (dns-lookup.ts), all addresses. */
   lookup?: LookupFn;
   /** Overrides the public-address policy: return a reason to refuse, or undefined to allow. */
   addressPolicy?: (address: string) => string | undefined;
@@ -207,8 +208,8 @@ export class FetchNetworkError extends SafeFetchError {
   }
 }
 
-export const defaultLookup: LookupFn = async (hostname) =>
-  dns.lookup(hostname, { all: true, order: 'verbatim' } as { all: true });
+/** DNS through c-ares, off libuv's threadpool (dns-lookup.ts says why). */
+export const defaultLookup: LookupFn = dnsLookup;
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 const is2xx = (s: number): boolean => s >= 200 && s < 300;
