@@ -7,7 +7,9 @@
 // frames (CursorTracker). It never reads more than it can hold: at most
 // `maxInFlight` unfinished frames plus the few parsed out of the last socket
 // read (held-frames.ts, bounded; at the bound the connection is closed and
-// re-read from the cursor). When the sink is behind, the host is over its
+// re-read from the cursor), and at most `cursorWindow` frames past the
+// cursor, so one slow frame holds the cursor but not the host's other
+// frames (cursor-tracker.ts). When the sink is behind, the host is over its
 // rate limit, or the shared frame budget (frame-budget.ts) is used up or this
 // host holds its share, the socket is paused so TCP pushes back on the PDS;
 // nothing is dropped for being too fast.
