@@ -251,7 +251,10 @@ function main(): void {
       let flip = false;
       return [
         'seqWriter in place (relay seq width changes each call)',
-        () => write((flip = !flip) ? 9876543210 : 98765),
+        () => {
+          flip = !flip;
+          return write(flip ? 9876543210 : 98765);
+        },
       ] as [string, () => unknown];
     })(),
     ['readFrameSeq', () => readFrameSeq(frame)],

@@ -19,8 +19,8 @@
 // SQLite head writer).
 import type { Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
-import { isWholeBuffer } from '../protocol/bytes.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
+import { isWholeBuffer } from '../protocol/bytes.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 
 export interface WorkerRequest {
