@@ -71,6 +71,7 @@ function liveView(live: HostLiveState): Record<string, unknown> {
     cursor: live.cursor,
     inFlight: live.inFlight,
     queued: live.queued,
+    pastCursor: live.pastCursor,
     paused: live.paused,
     failures: live.failures,
     ...(live.lastError !== undefined ? { lastError: live.lastError } : {}),

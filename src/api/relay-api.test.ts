@@ -153,6 +153,7 @@ describe('HTTP API through the running relay', () => {
     assert.equal(live.state, 'open');
     assert.equal(live.cursor, net.hosts[0].seq);
     assert.equal(live.inFlight, 0);
+    assert.equal(live.pastCursor, 0);
     assert.equal(live.paused, false);
     assert.equal(live.failures, 0);
     assert.deepEqual(row.rateLimits, row.defaultRateLimits);

@@ -40,6 +40,11 @@ export interface HostLiveState {
   inFlight?: number;
   /** Frames read but waiting for an in-flight slot or a rate-limit token. */
   queued?: number;
+  /**
+   * Frames read past the cursor, finished or not: many while the cursor
+   * stands still means one slow frame holds it (RELAY_HOST_CURSOR_WINDOW).
+   */
+  pastCursor?: number;
   /** Socket reading paused (back-pressure or rate limit). */
   paused?: boolean;
   /** Consecutive connection failures. */
@@ -122,6 +127,8 @@ export interface HostSnapshot {
   failures: number;
   inFlight: number;
   queued: number;
+  /** Frames read past the cursor, finished or not. */
+  pastCursor: number;
   paused: boolean;
   /** Effective limits (the computed ones with any override applied). */
   rateLimits: HostRateLimits;
@@ -163,6 +170,7 @@ export class LiveStateSnapshot {
           cursor: s.cursor,
           inFlight: s.inFlight,
           queued: s.queued,
+          pastCursor: s.pastCursor,
           paused: s.paused,
           failures: s.failures,
           ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),

@@ -632,6 +632,7 @@ export class HostManager implements HostControl {
       failures: s.failures,
       inFlight: s.inFlight,
       queued: s.queued,
+      pastCursor: s.pastCursor,
       paused: s.paused,
       ...this.limits.view(s.hostId),
       lastError: s.lastError,

@@ -158,6 +158,11 @@ describe('HostSubscriber with one slow frame', () => {
           'frames 1-16 handed on, nothing past the window',
         );
         assert.equal(sub()?.cursor, 0);
+        assert.equal(
+          m.list().find((h) => h.hostId === hostId)?.pastCursor,
+          16,
+          'the admin listing shows the window in use',
+        );
         release();
         await waitFor(() => sub()?.cursor === FRAMES, 'the cursor passes them all');
         assert.deepEqual(sink.sorted(hostId), all);

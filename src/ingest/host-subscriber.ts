@@ -214,6 +214,11 @@ export class HostSubscriber implements BudgetClient {
     return this.held.queued;
   }
 
+  /** Frames read past the cursor, finished or not (how much of the cursor window is in use). */
+  get pastCursor(): number {
+    return this.tracker.tracked;
+  }
+
   get paused(): boolean {
     return this.ws?.isPaused ?? false;
   }
