@@ -300,29 +300,42 @@ export function seqWriter(
   let current = frame;
   let span = known;
   return (seq) => {
-    if (span === undefined || !isSeqSpan(current, span)) {
+    const written =
+      span !== undefined && isSeqSpan(current, span) ? writeSeqInPlace(current, span, seq) : undefined;
+    if (written === undefined) {
+      // no room before the frame, a span that does not fit, or an invalid seq (rewriteSeq throws)
       current = rewriteSeq(current, seq, span);
       span = undefined;
-      return current;
+    } else {
+      current = written.frame;
+      span = written.span;
     }
-    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`invalid seq ${seq}`);
-    const { start, end } = span;
-    const value = encodeUint(seq);
-    const delta = value.length - (end - start);
-    const offset = current.byteOffset;
-    if (delta > offset) {
-      current = rewriteSeq(current, seq, span);
-      span = undefined;
-      return current;
-    }
-    const whole = new Uint8Array(current.buffer, 0, offset + current.byteLength);
-    const moved = offset - delta;
-    if (delta !== 0) whole.copyWithin(moved, offset, offset + start);
-    whole.set(value, moved + start);
-    current = whole.subarray(moved);
-    span = { start, end: start + value.length };
     return current;
   };
+}
+
+/**
+ * Writes `seq` over the seq value at `span` inside the frame's own buffer,
+ * moving the bytes before it by the change in width (seqWriter). Undefined,
+ * with nothing written, when the seq is not a safe unsigned integer or there
+ * are fewer free bytes before the frame than the new encoding needs.
+ */
+function writeSeqInPlace(
+  frame: Uint8Array,
+  span: SeqSpan,
+  seq: number,
+): { frame: Uint8Array; span: SeqSpan } | undefined {
+  if (!Number.isSafeInteger(seq) || seq < 0) return undefined;
+  const { start, end } = span;
+  const value = encodeUint(seq);
+  const delta = value.length - (end - start);
+  const offset = frame.byteOffset;
+  if (delta > offset) return undefined;
+  const whole = new Uint8Array(frame.buffer, 0, offset + frame.byteLength);
+  const moved = offset - delta;
+  if (delta !== 0) whole.copyWithin(moved, offset, offset + start);
+  whole.set(value, moved + start);
+  return { frame: whole.subarray(moved), span: { start, end: start + value.length } };
 }
 
 /** The body's top-level `seq` if it is an unsigned integer; undefined otherwise or on malformed input. */
