@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../../../test/support/identity-servers.ts';
+import { waitFor } from '../../../test/support/wait.ts';
 import { HandleResolver, type ResolveTxtFn } from './handle-resolver.ts';
 import { createSafeFetcher } from './safe-fetch.ts';
 
@@ -123,5 +124,38 @@ describe('HandleResolver', () => {
     assert.equal(await r.verifyHandle('http.test', ALICE, { did: ALICE, handle: 'http.test' }), false);
     // the identity is for another DID
     assert.equal(await r.verifyHandle('alice.test', ALICE, { did: BOB, handle: 'alice.test' }), false);
+  });
+});
+
+describe('HandleResolver concurrency', () => {
+  it('runs at most maxConcurrent resolutions at once, the rest in order; a full queue answers undefined', async () => {
+    let running = 0;
+    let most = 0;
+    const started: string[] = [];
+    const release: (() => void)[] = [];
+    const resolveTxt: ResolveTxtFn = async (name) => {
+      started.push(name);
+      running++;
+      most = Math.max(most, running);
+      await new Promise<void>((r) => release.push(r));
+      running--;
+      return [[`did=${ALICE}`]];
+    };
+    const r = new HandleResolver({
+      fetcher: createSafeFetcher({ allowPrivate: true, allowInsecure: true }),
+      resolveTxt,
+      allowReservedTlds: true,
+      maxConcurrent: 2,
+      maxQueued: 2,
+    });
+    const answers = ['a', 'b', 'c', 'd'].map((h) => r.resolve(`${h}.test`));
+    assert.equal(await r.resolve('e.test'), undefined, 'the fifth finds the queue full');
+    assert.deepEqual(started, ['_atproto.a.test', '_atproto.b.test']);
+    for (const go of release.splice(0)) go();
+    await waitFor(() => started.length === 4 && release.length === 2, 'the waiting two started');
+    for (const go of release.splice(0)) go();
+    assert.deepEqual(await Promise.all(answers), [ALICE, ALICE, ALICE, ALICE]);
+    assert.deepEqual(started, ['_atproto.a.test', '_atproto.b.test', '_atproto.c.test', '_atproto.d.test']);
+    assert.equal(most, 2);
   });
 });

@@ -9,8 +9,15 @@
 // and the simulated network need no real DNS. Any failure (no record,
 // conflicting records, timeout, refused address) means "no DID", never an
 // exception, because an unverifiable handle is a normal state of the world.
+//
+// Resolutions run through a FIFO concurrency limiter (32 at once, like DID
+// resolution): every #identity a host sends asks for one, and DNS lookups go
+// through c-ares (dns-lookup.ts), so nothing else caps how many DNS queries
+// and HTTPS requests a burst of them opens. A full queue (100,000 waiting)
+// is "no DID" too.
 import { promises as dns } from 'node:dns';
 import { isValidDid, isValidHandle, normalizeHandle } from '../syntax.ts';
+import { ConcurrencyLimiter } from './concurrency-limiter.ts';
 import type { AtprotoIdentity } from './did-document.ts';
 import type { SafeFetcher } from './safe-fetch.ts';
 
@@ -29,6 +36,10 @@ export interface HandleResolverOptions {
    * .internal, ...). Off in production; on for development and tests.
    */
   allowReservedTlds?: boolean;
+  /** Resolutions at once (default 32); the rest wait in order. */
+  maxConcurrent?: number;
+  /** Resolutions waiting at most (default 100,000); beyond, resolve answers undefined at once. */
+  maxQueued?: number;
 }
 
 const RESERVED_TLDS = new Set([
@@ -49,6 +60,7 @@ export class HandleResolver {
   private readonly wellKnownUrl: (handle: string) => string;
   private readonly timeoutMs: number;
   private readonly allowReservedTlds: boolean;
+  private readonly limiter: ConcurrencyLimiter;
 
   constructor(opts: HandleResolverOptions) {
     this.fetcher = opts.fetcher;
@@ -56,13 +68,16 @@ export class HandleResolver {
     this.wellKnownUrl = opts.wellKnownUrl ?? ((h) => `https://${h}/.well-known/atproto-did`);
     this.timeoutMs = opts.timeoutMs ?? 5_000;
     this.allowReservedTlds = opts.allowReservedTlds ?? false;
+    this.limiter = new ConcurrencyLimiter(opts.maxConcurrent ?? 32, opts.maxQueued ?? 100_000);
   }
 
   /** The DID the handle's domain points at, or undefined. DNS first, then HTTPS. */
   async resolve(handle: string): Promise<string | undefined> {
     const h = this.resolvableHandle(handle);
     if (h === undefined) return undefined;
-    return (await this.resolveDns(h)) ?? (await this.resolveHttp(h));
+    return this.limiter
+      .run(async () => (await this.resolveDns(h)) ?? (await this.resolveHttp(h)))
+      .catch(() => undefined); // only a full queue rejects: both lookups answer undefined on failure
   }
 
   /** `_atproto.<handle>` TXT lookup; exactly one distinct valid `did=` value counts. */
