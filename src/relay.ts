@@ -79,6 +79,7 @@ import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
 import { decodeFrame } from './protocol/frames.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
+import { addressLookup, createDnsResolver } from './protocol/identity/dns-lookup.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
 import { IdentityCache } from './protocol/identity/identity-cache.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/identity/safe-fetch.ts';
@@ -207,11 +208,11 @@ export class Relay {
 
     // Identity and outbound HTTP (every outbound request goes through the SSRF guard).
     const insecure = cfg.allowInsecureHosts;
-    const fetcher = createSafeFetcher({
-      allowPrivate: insecure,
-      allowInsecure: insecure,
-      lookup: this.deps.lookup,
-    });
+    // one DNS resolver (RELAY_DNS_SERVERS, else the system's) for every name the relay looks up
+    const dns = createDnsResolver(cfg.dnsServers);
+    const lookup = this.deps.lookup ?? addressLookup(dns);
+    const resolveTxt = this.deps.resolveTxt ?? ((name: string) => dns.resolveTxt(name));
+    const fetcher = createSafeFetcher({ allowPrivate: insecure, allowInsecure: insecure, lookup });
     this.fetcher = fetcher;
     const identity = new IdentityCache({
       resolver: new DidResolver({ fetcher, plcUrl: cfg.plcUrl, allowInsecureDidWeb: insecure }),
@@ -222,8 +223,7 @@ export class Relay {
     });
     this.identity = identity;
     const handleResolver =
-      this.deps.handleResolver ??
-      new HandleResolver({ fetcher, resolveTxt: this.deps.resolveTxt, allowReservedTlds: insecure });
+      this.deps.handleResolver ?? new HandleResolver({ fetcher, resolveTxt, allowReservedTlds: insecure });
 
     // Who is the client (trusted proxies, IPv6 /64): one resolver for every per-client limit and listing.
     const clients = new ClientAddressResolver(parseAddressBlocks(cfg.trustedProxies ?? ''));
@@ -325,7 +325,7 @@ export class Relay {
       config: cfg,
       log,
       registry: this.registry,
-      lookup: this.deps.lookup,
+      lookup,
       logHead: () => eventLog.head(),
       resyncNow: (did) => validator.requestResync(did),
     });

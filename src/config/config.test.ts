@@ -54,6 +54,12 @@ describe('config', () => {
     assert.equal(c.adminPassword, 's3cret');
   });
 
+  it('reads DNS servers: IPv4, IPv6, with or without a port; none by default', () => {
+    assert.deepEqual(loadConfig({ env: {} }).dnsServers, []);
+    const c = loadConfig({ env: { RELAY_DNS_SERVERS: ' 127.0.0.1:5353, ::1,[2001:db8::1]:53,10.0.0.2 ' } });
+    assert.deepEqual(c.dnsServers, ['127.0.0.1:5353', '::1', '[2001:db8::1]:53', '10.0.0.2']);
+  });
+
   it('lets flags override the environment', () => {
     const c = loadConfig({
       env: { RELAY_PORT: '3000' },
@@ -83,6 +89,10 @@ describe('config', () => {
       /RELAY_HTTP_REQUEST_TIMEOUT_MS/,
     ],
     [{ RELAY_MAX_CONNECTIONS: '0' }, [], /RELAY_MAX_CONNECTIONS/],
+    [{ RELAY_DNS_SERVERS: 'dns.example' }, [], /RELAY_DNS_SERVERS.*dns\.example/],
+    [{ RELAY_DNS_SERVERS: '1.1.1.1:0' }, [], /RELAY_DNS_SERVERS/],
+    [{ RELAY_DNS_SERVERS: '1.1.1.1, 300.1.1.1' }, [], /RELAY_DNS_SERVERS.*300/],
+    [{ RELAY_DNS_SERVERS: '[1.1.1.1]:53' }, [], /RELAY_DNS_SERVERS/],
     [{ RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS: '0' }, [], /RELAY_HTTP_KEEP_ALIVE_TIMEOUT_MS/],
     [{}, ['--no-such-flag'], /--no-such-flag/],
     [{}, ['--port'], /--port/],

@@ -4,6 +4,7 @@
 // with a message that says which setting and what was expected. Kept apart
 // from the table so the table reads as a list of settings and the checks can
 // be read (and reused by new settings) in one place.
+import { isIP } from 'node:net';
 import { parseAddressBlocks } from '../http/client-address.ts';
 import { type LogFormat, parseLogLevels } from '../log.ts';
 
@@ -105,6 +106,30 @@ export const addressBlocks: Parser<string | undefined> = (raw, name) => {
       `expected comma-separated IP addresses or CIDR blocks: ${(err as Error).message}`,
     );
   }
+};
+
+/**
+ * DNS servers: comma-separated `IP`, `IP:port`, `[IPv6]` or `[IPv6]:port`
+ * (the forms c-ares's setServers takes); empty: the system's (/etc/resolv.conf).
+ */
+export const dnsServers: Parser<string[]> = (raw, name) => {
+  const out: string[] = [];
+  for (const part of raw.split(',')) {
+    const v = part.trim();
+    if (v === '') continue;
+    const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(v) ?? /^([\d.]+)(?::(\d{1,5}))?$/.exec(v);
+    const ip = m ? m[1] : v; // else a bare IPv6 address
+    const p = m?.[2];
+    const ok = m ? isIP(ip) === (v.startsWith('[') ? 6 : 4) : isIP(v) === 6;
+    if (!ok || (p !== undefined && (Number(p) < 1 || Number(p) > 65535))) {
+      throw new ConfigError(
+        name,
+        `expected comma-separated DNS servers (IP, IP:port, [IPv6]:port), got "${v}"`,
+      );
+    }
+    out.push(v);
+  }
+  return out;
 };
 
 export const logLevel: Parser<string> = (raw, name) => {

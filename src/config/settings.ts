@@ -9,6 +9,7 @@ import {
   autoOrInt,
   bool,
   databaseUrl,
+  dnsServers,
   type EventLogBackend,
   eventLogBackend,
   httpUrl,
@@ -180,6 +181,14 @@ export const SETTINGS = {
     default: 72,
     describe: 'how long the event log keeps events for cursor replay',
     parse: num(0.01, 24 * 365),
+  }),
+  dnsServers: setting<string[]>({
+    env: 'RELAY_DNS_SERVERS',
+    flag: '--dns-servers',
+    default: [],
+    describe:
+      "DNS servers for every name the relay resolves (hosts, DID documents, handles): comma-separated IP, IP:port or [IPv6]:port; unset: the system's (/etc/resolv.conf)",
+    parse: dnsServers,
   }),
   allowInsecureHosts: setting({
     env: 'RELAY_ALLOW_INSECURE_HOSTS',

@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { type StreamReader, subscribe } from '../../sim/consumer.ts';
 import { SimNetwork } from '../../sim/network.ts';
-import { findChromium } from '../../test/support/chromium.ts';
+import { CHROMIUM_ARGS, findChromium } from '../../test/support/chromium.ts';
 import {
   crawlAll,
   startTestRelay,
@@ -82,7 +82,7 @@ describe('dashboard in a browser', { skip }, () => {
     browser = await launcher.launch({
       executablePath: (chromium as { path: string }).path,
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
+      args: [...CHROMIUM_ARGS],
     });
     page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
     page.setDefaultTimeout(WAIT_DEADLINE_MS);

@@ -41,3 +41,27 @@ export function findChromium(): { path: string } | { skip: string } {
   if (installed) return { path: installed };
   return { skip: `apt-get install chromium failed (exit ${r.status ?? r.signal})` };
 }
+
+/**
+ * Flags for every test browser. Besides what a headless container needs,
+ * Chromium must not reach the network on its own: left alone it looks up
+ * and calls Google's services (autofill, accounts, component updates) in the
+ * background, DNS queries that leave the machine. The resolver rule answers
+ * every name but loopback's "not found" inside Chromium, so no query is sent
+ * whatever a feature tries; the other flags switch those features off.
+ */
+export const CHROMIUM_ARGS: readonly string[] = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-dev-shm-usage',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1, EXCLUDE localhost',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-domain-reliability',
+  '--disable-client-side-phishing-detection',
+  '--disable-features=AutofillServerCommunication,OptimizationHints,MediaRouter,Translate',
+  '--no-first-run',
+  '--no-default-browser-check',
+  '--no-pings',
+];

@@ -4,6 +4,7 @@
 // stdout; tests wait for a log message (and read ports from it) rather than
 // for time.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { TEST_DNS_SERVERS } from './sim-dns.ts';
 import { WAIT_DEADLINE_MS } from './wait.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -27,7 +28,8 @@ export function startMain(env: Record<string, string>, preload: readonly string[
   const imports = preload.flatMap((p) => ['--import', p]);
   const child = spawn(process.execPath, ['--import', 'tsx', ...imports, 'src/main.ts'], {
     cwd: root,
-    env: { ...process.env, RELAY_UPSTREAM: 'none', ...env },
+    // no DNS query leaves the machine (sim-dns.ts) unless the test names its own servers
+    env: { ...process.env, RELAY_UPSTREAM: 'none', RELAY_DNS_SERVERS: TEST_DNS_SERVERS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];

@@ -7,6 +7,7 @@ import { simHandleResolver } from '../../sim/plc.ts';
 import { loadConfig, type RelayConfig } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/log.ts';
 import { Relay, type RelayDeps } from '../../src/relay.ts';
+import { TEST_DNS_SERVERS } from './sim-dns.ts';
 import { waitFor } from './wait.ts';
 
 export const TEST_ADMIN_PASSWORD = 'test-password';
@@ -28,6 +29,8 @@ export function testRelayConfig(
       RELAY_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD,
       RELAY_EVENTLOG_FSYNC: 'false',
       RELAY_VALIDATION_WORKERS: '1',
+      // no DNS query leaves the machine (sim-dns.ts)
+      RELAY_DNS_SERVERS: TEST_DNS_SERVERS,
       // Run the end-to-end tests on PostgreSQL with e.g.
       // TEST_RELAY_DATABASE_URL=postgres://postgres@127.0.0.1:5432/<fresh database>
       ...(process.env.TEST_RELAY_DATABASE_URL ? { DATABASE_URL: process.env.TEST_RELAY_DATABASE_URL } : {}),

@@ -5,6 +5,7 @@
 // for the failure message.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
+import { TEST_DNS_SERVERS } from './sim-dns.ts';
 import { WAIT_DEADLINE_MS } from './wait.ts';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -33,7 +34,8 @@ export function spawnRelay(
   const script = opts.compiled ? ['dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'];
   const child = spawn(process.execPath, [...nodeArgs, ...script], {
     cwd: root,
-    env: { ...process.env, ...env },
+    // no DNS query leaves the machine (sim-dns.ts) unless the test names its own servers
+    env: { ...process.env, RELAY_DNS_SERVERS: TEST_DNS_SERVERS, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: string[] = [];

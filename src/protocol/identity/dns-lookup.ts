@@ -59,5 +59,17 @@ export function addressLookup(
   };
 }
 
-/** The relay's default lookup: c-ares with the system's DNS servers (/etc/resolv.conf). */
-export const dnsLookup = addressLookup(new Resolver({ timeout: RESOLVER_TIMEOUT_MS, tries: RESOLVER_TRIES }));
+/**
+ * A c-ares resolver with the relay's timeouts, asking `servers` (RELAY_DNS_SERVERS:
+ * `IP`, `IP:port`, `[IPv6]:port`) or, when none are given, the system's
+ * (/etc/resolv.conf). The relay makes one and uses it for every name:
+ * addresses (addressLookup) and handles' TXT records.
+ */
+export function createDnsResolver(servers: readonly string[] = []): Resolver {
+  const resolver = new Resolver({ timeout: RESOLVER_TIMEOUT_MS, tries: RESOLVER_TRIES });
+  if (servers.length > 0) resolver.setServers(servers);
+  return resolver;
+}
+
+/** The default lookup where no resolver is given: c-ares with the system's DNS servers. */
+export const dnsLookup = addressLookup(createDnsResolver());
