@@ -9,7 +9,8 @@
 // signature and MST checks). Outcomes per host are a separate two-series
 // counter (passed/dropped), so the host label does not multiply the
 // type × reason series.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { type TallyChild, TallyHistogram } from '../tally-histogram.ts';
 import type { DropReason } from './reasons.ts';
 
 export type ChainFailure = 'since' | 'prev-data' | 'inversion';
@@ -43,8 +44,8 @@ export class ValidationMetrics {
   private readonly identityRetryCounter: Counter;
   /** Repos and their events waiting for a DID resolution to be retried (set by the validator). */
   identityWaiting: () => { repos: number; events: number } = () => ({ repos: 0, events: 0 });
-  private readonly latencyHistogram: Histogram<'type'>;
-  private readonly verifyHistogram: Histogram<'type'>;
+  private readonly latencyHistogram: TallyHistogram<'type'>;
+  private readonly verifyHistogram: TallyHistogram<'type'>;
 
   constructor(registry: Registry = new Registry()) {
     const registers = [registry];
@@ -127,14 +128,14 @@ export class ValidationMetrics {
       help: 'Resyncs waiting for a rate-limit token or a free slot',
       registers,
     });
-    this.latencyHistogram = new Histogram({
+    this.latencyHistogram = new TallyHistogram({
       name: 'relay_validation_latency_seconds',
       help: 'Ingest-to-durable latency of passed events: frame read from the host socket to event durable in the log, by type',
       labelNames: ['type'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    this.verifyHistogram = new Histogram({
+    this.verifyHistogram = new TallyHistogram({
       name: 'relay_validation_verify_seconds',
       help: 'Verification round trip of #commit/#sync in the worker pool (queue wait included), by type',
       labelNames: ['type'],
@@ -147,8 +148,9 @@ export class ValidationMetrics {
   // plain tallies, added to their Prometheus counters when the registry is
   // read (the counters' collect hooks call flushTallies): a prom-client
   // increment hashes its label set, which showed in the main thread's
-  // profile at one or two per event. Histogram children are looked up once
-  // per label value and kept, for the same reason.
+  // profile at one or two per event. The two per-event histograms are
+  // TallyHistograms (tally-histogram.ts: prom-client's observe hashes the
+  // label set too), their children looked up once per label value and kept.
   private readonly passedByHost = new Map<string, number>();
   private readonly flushed = {
     passed: new Map<string, number>(),
@@ -156,8 +158,8 @@ export class ValidationMetrics {
     hits: 0,
     misses: 0,
   };
-  private readonly latencyChildren = new Map<string, { observe(v: number): void }>();
-  private readonly verifyChildren = new Map<string, { observe(v: number): void }>();
+  private readonly latencyChildren = new Map<string, TallyChild>();
+  private readonly verifyChildren = new Map<string, TallyChild>();
 
   /** Adds what was tallied since the last read to the Prometheus counters. */
   private flushTallies(): void {
