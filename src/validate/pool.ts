@@ -22,17 +22,15 @@ import { type Logger, silentLogger } from '../log.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { isWholeBuffer } from '../protocol/bytes.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
-import { decodeResult, encodeTask, type ResultTuple, type TaskTuple } from './verify-wire.ts';
 
-/** Tasks and results travel as arrays (verify-wire.ts: receiving objects cost ~4 µs each on the main thread). */
 export interface WorkerRequest {
   batch: number;
-  tasks: TaskTuple[];
+  tasks: VerifyTask[];
 }
 
 export interface WorkerResponse {
   batch: number;
-  results: ResultTuple[];
+  results: VerifyResult[];
 }
 
 export interface VerifyPoolOptions {
@@ -146,16 +144,13 @@ export class VerifyPool {
       // back with its result (worker.ts): structured-cloning ~3 KB per task
       // was the biggest item of the main thread's profile.
       const moved: ArrayBuffer[] = [];
-      const encoded: TaskTuple[] = new Array(part.length);
-      for (let j = 0; j < part.length; j++) {
-        const t = part[j];
+      for (const t of part) {
         if (t.movable && isWholeBuffer(t.frame)) {
           t.returnFrame = true;
           moved.push(t.frame.buffer as ArrayBuffer);
         }
-        encoded[j] = encodeTask(t);
       }
-      const req: WorkerRequest = { batch, tasks: encoded };
+      const req: WorkerRequest = { batch, tasks: part };
       target.worker.postMessage(req, moved);
     }
   }
@@ -171,7 +166,7 @@ export class VerifyPool {
       for (let i = 0; i < waiters.length; i++) {
         const w = waiters[i];
         this.observe?.(w.type, (now - w.queuedAt) / 1000);
-        w.resolve(decodeResult(res.results[i]));
+        w.resolve(res.results[i]);
       }
     });
     pw.worker.on('error', (err) => {
