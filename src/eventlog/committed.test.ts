@@ -39,7 +39,14 @@ describe('CommittedStream', () => {
     assert.deepEqual(calls.slice(3), ['first', 'broken']);
     const text = await registry.metrics();
     assert.match(text, /relay_committed_events_total\{type="#account"\} 1/);
+    assert.match(text, /relay_committed_events_total\{type="#commit"\} 1/);
     assert.match(text, /relay_committed_subscriber_errors_total\{subscriber="broken"\} 2/);
+    // counted once each, however often the registry is read (tallies are added as deltas)
+    await log.append([{ kind: EventKind.commit, uid: 1, frame: new Uint8Array([4]) }]);
+    await registry.metrics();
+    const again = await registry.metrics();
+    assert.match(again, /relay_committed_events_total\{type="#commit"\} 2/);
+    assert.match(again, /relay_committed_events_total\{type="#identity"\} 1/);
     // read back from the log: no meta (it is never stored)
     assert.equal((await log.readFrom(0))[0].meta, undefined);
     stream.close();
