@@ -25,6 +25,8 @@ const RCODE_NXDOMAIN = 3;
 const RCODE_NOTIMP = 4;
 /** What a client may read from an answer (seconds); short, as the simulation changes handles. */
 const TTL_SECONDS = 1;
+/** Queries kept for `queries` (a long benchmark asks many). */
+const MAX_KEPT_QUERIES = 10_000;
 
 export interface SimDnsOptions {
   /** The DID a handle points at (e.g. the simulated PLC's `resolveHandle`), null/undefined when none. */
@@ -81,7 +83,7 @@ function txtBytes(text: string): Buffer {
 }
 
 export class SimDns {
-  /** Queries answered, by `<type> <name>` (tests check what the relay asked). */
+  /** The last MAX_KEPT_QUERIES queries answered, as `<type> <name>` (tests check what the relay asked). */
   readonly queries: string[] = [];
 
   private constructor(
@@ -146,6 +148,8 @@ export class SimDns {
       header.writeUInt16BE(0x8000 | 0x0080 | rd | q, 2);
       return header;
     }
+    if (this.queries.length >= MAX_KEPT_QUERIES)
+      this.queries.splice(0, this.queries.length - MAX_KEPT_QUERIES + 1);
     this.queries.push(
       `${q.type === TYPE_TXT ? 'TXT' : q.type === TYPE_A ? 'A' : q.type === TYPE_AAAA ? 'AAAA' : q.type} ${q.name}`,
     );
