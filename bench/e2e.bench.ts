@@ -41,6 +41,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebSocket } from 'ws';
+import { SimDns } from '../sim/dns.ts';
 import { ThreadedSimNetwork } from '../sim/threaded.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
 
@@ -214,6 +215,8 @@ const net = await ThreadedSimNetwork.start({
   threads: simThreads,
   historySize: 200_000,
 });
+// the network's DNS: `_atproto.<handle>` TXT from its PLC (whose handles the host workers keep current)
+const dns = await SimDns.start({ resolveHandle: (h) => net.plc.resolveHandle(h) });
 try {
   const t0 = performance.now();
   await net.pregenerate(totalEvents);
@@ -237,6 +240,8 @@ try {
       RELAY_BIND: '127.0.0.1',
       RELAY_DATA_DIR: dataDir,
       RELAY_PLC_URL: net.plc.url,
+      // handle checks answered by the simulated network, on loopback, as a real domain's TXT record would
+      RELAY_DNS_SERVERS: dns.server,
       RELAY_UPSTREAM: 'none',
       RELAY_ALLOW_INSECURE_HOSTS: 'true',
       RELAY_ADMIN_PASSWORD: 'bench',
@@ -378,6 +383,11 @@ try {
       `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event; ` +
       `machine ${result.machineBusyCores} cores busy, steal ${result.stealPercent} %`,
   );
+  const txt = dns.queries.filter((q) => q.startsWith('TXT ')).length;
+  const metricsText = await (await fetch(`http://127.0.0.1:${relay.metricsPort}/metrics`)).text();
+  const unverified =
+    /relay_validation_account_events_total\{event="unverified-handle"\} (\d+)/.exec(metricsText)?.[1] ?? '0';
+  log(`handle checks: ${txt} TXT queries to the simulated DNS, ${unverified} handles left unverified`);
   console.log(JSON.stringify(result));
 } finally {
   consumers?.send({ type: 'exit' });
@@ -389,6 +399,7 @@ try {
   }
   relay?.child.kill('SIGKILL');
   await net.stop().catch(() => {});
+  await dns.close();
   rmSync(dataDir, { recursive: true, force: true });
 }
 process.exit(0);
