@@ -73,6 +73,10 @@ describe('SimDns', () => {
       // a label running past the end: FORMERR
       const cut = Buffer.from([0, 2, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 40, 0x61]);
       assert.equal((await ask(cut)).readUInt16BE(2) & 0xf, 1);
+      // a response is not answered: the next reply is to the query after it
+      socket.send(Buffer.from([0, 3, 0x81, 0x80, 0, 0, 0, 0, 0, 0, 0, 0]), Number(port), host);
+      const after = await ask(Buffer.from([0, 4, 0x01, 0x00, 0, 2, 0, 0, 0, 0, 0, 0]));
+      assert.equal(after.readUInt16BE(0), 4);
       // still answering real queries afterwards
       assert.deepEqual(await resolver.resolveTxt('_atproto.alice.alpha.test'), [['did=did:plc:alice']]);
     } finally {

@@ -12,7 +12,8 @@
 // `hosts` (loopback, as everything in the simulation). Every other name is
 // NXDOMAIN, at once, so a lookup the simulation cannot answer fails fast
 // instead of waiting for a timeout. Only standard queries of one question
-// are answered (what c-ares sends); anything else gets FORMERR or NOTIMP.
+// are answered (what c-ares sends); anything else gets FORMERR or NOTIMP,
+// and a response (not a query) gets nothing.
 import { createSocket, type Socket } from 'node:dgram';
 
 const TYPE_A = 1;
@@ -46,7 +47,6 @@ interface Question {
 function readQuestion(msg: Buffer): Question | number {
   if (msg.length < 12) return RCODE_FORMERR;
   const flags = msg.readUInt16BE(2);
-  if (flags & 0x8000) return RCODE_FORMERR; // a response, not a query
   if (((flags >> 11) & 0xf) !== 0) return RCODE_NOTIMP; // opcode other than QUERY
   if (msg.readUInt16BE(4) !== 1) return RCODE_FORMERR;
   const labels: string[] = [];
@@ -137,9 +137,10 @@ export class SimDns {
     return exists ? out : undefined;
   }
 
-  /** The reply to one datagram, or undefined for one too short to answer. */
+  /** The reply to one datagram, or undefined for one too short to answer or not a query. */
   private answer(msg: Buffer): Buffer | undefined {
-    if (msg.length < 4) return undefined;
+    // too short to answer, or a response (answering one could start a loop between two servers)
+    if (msg.length < 4 || msg.readUInt16BE(2) & 0x8000) return undefined;
     const q = readQuestion(msg);
     const header = Buffer.alloc(12);
     msg.copy(header, 0, 0, 2); // id
