@@ -393,6 +393,38 @@ describe('HostManager against the simulated network', () => {
     }
   });
 
+  it('a cursor reset the store fails puts the host back on the cursor the store holds', async () => {
+    const sink = new RecordingSink();
+    const r = await rig({}, undefined, sink);
+    const h = net.hosts[2];
+    const did = net.accounts.find((x) => x.host === 2)!.did;
+    try {
+      const { host } = await r.manager.crawl(h.hostname, { admin: true });
+      await waitFor(() => r.manager.connectedCount === 1, 'connected');
+      h.writeRecord(did);
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'first event');
+      await r.db.store.flushCursors();
+      const stored = (await r.db.store.getHost(host.id))?.cursor;
+      const old = r.manager.subscriber(host.id);
+      const store = r.db.store as { resetHostCursor: typeof r.db.store.resetHostCursor };
+      const real = store.resetHostCursor.bind(r.db.store);
+      store.resetHostCursor = async () => {
+        store.resetHostCursor = real;
+        throw new Error('disk full');
+      };
+      await assert.rejects(r.manager.resetCursorById(host.id, 1), /disk full/);
+      assert.equal((await r.db.store.getHost(host.id))?.cursor, stored, 'cursor untouched');
+      // a fresh subscriber from the stored cursor, reading on
+      await waitFor(() => r.manager.connectedCount === 1, 'resubscribed');
+      assert.notEqual(r.manager.subscriber(host.id), old);
+      h.writeRecord(did);
+      await waitFor(() => r.manager.subscriber(host.id)?.cursor === h.seq, 'reads on');
+      assert.deepEqual(sink.seqs.get(host.id), [h.seq - 1, h.seq]);
+    } finally {
+      await teardown(r);
+    }
+  });
+
   it('staggers start-up dials of saved hosts', async () => {
     const db = await tempMetadataStore({ cursorFlushMs: 50 });
     const ids: number[] = [];

@@ -18,14 +18,9 @@
 // one check and one subscription. Per-host rate limiters and the operator's
 // overrides of their limits are host-limits.ts.
 //
-// An operator cursor reset (resetCursor) replaces the host's subscriber: the
-// old one is stopped and awaited (socket closed, every in-flight frame
-// settled, so each cursor advance it will ever make has reached the store's
-// coalescer), any status write its hooks started is awaited, and only then
-// is the cursor written (store.resetHostCursor drops the coalesced value) and
-// a fresh subscriber dialled from it. While a reset runs, revive() leaves the
-// host alone, so a concurrent requestCrawl/reconnect/unblock cannot dial from
-// the old cursor; the reset itself resubscribes at the end.
+// An operator cursor reset (resetCursor) replaces the host's subscriber in
+// an order that keeps old frames from moving the new cursor; while one runs,
+// revive() and adopt() leave the host alone (cursor-reset.ts).
 //
 // Bounds (issue 12; what happens at each bound): `subs`, `limits` (per
 // host), `cursorResets` and the hooks' tracked status writes hold at most
@@ -49,10 +44,11 @@ import {
   type LookupFn,
   type SafeFetcher,
 } from '../protocol/identity/safe-fetch.ts';
-import type { Host, HostStatus, MetadataStore } from '../store/metadata-store.ts';
+import type { Host, MetadataStore } from '../store/metadata-store.ts';
 import { bootstrapFromUpstream } from './bootstrap.ts';
 import { BootstrapLoop } from './bootstrap-loop.ts';
 import { CrawlAdmission, type CrawlOptions, type CrawlResult } from './crawl-admission.ts';
+import { CursorResets } from './cursor-reset.ts';
 import { FrameBudget } from './frame-budget.ts';
 import type { FrameSink } from './frame-sink.ts';
 import { guardedLookup, type NodeLookup } from './host-checks.ts';
@@ -66,15 +62,9 @@ import {
   refusalResult,
 } from './host-control.ts';
 import { HostLimits } from './host-limits.ts';
-import {
-  CrawlRefusedError,
-  hostAccountLimit,
-  isTrustedHostname,
-  parseTrustedDomains,
-} from './host-policy.ts';
+import { hostAccountLimit, isTrustedHostname, parseTrustedDomains } from './host-policy.ts';
 import { HostSubscriber } from './host-subscriber.ts';
 import { type IngestConfig, type IngestTuning, resolveTuning } from './ingest-config.ts';
-import { recordCursorReset } from './log-recovery.ts';
 import { IngestMetrics } from './metrics.ts';
 import { NewHostQuota } from './new-host-quota.ts';
 import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
@@ -128,18 +118,6 @@ export interface RelayedSinceCheckpoint {
 
 export type { HostSnapshot } from './host-control.ts';
 
-function noop(): void {}
-
-function refuseIfBlocked(host: Host): void {
-  if (host.status === 'blocked' || host.status === 'banned') {
-    throw new CrawlRefusedError(
-      409,
-      'HostBlocked',
-      `host ${host.hostname} is ${host.status}; unblock it before resetting its cursor`,
-    );
-  }
-}
-
 export class HostManager implements HostControl {
   readonly metrics: IngestMetrics;
   /** The byte budget all subscribers share for the frames they hold. */
@@ -162,7 +140,7 @@ export class HostManager implements HostControl {
   /** requestCrawl, admin and bootstrap additions (crawl-admission.ts). */
   private readonly admission: CrawlAdmission;
   /** Cursor resets by host id (queued ones chained), so revive() can stay out of their way. */
-  private readonly cursorResets = new Map<number, Promise<Host>>();
+  private readonly cursorResets: CursorResets;
   /** What subscribers write to the store; tracks their status writes (subscriber-hooks.ts). */
   private readonly hooks: SubscriberStoreHooks;
   private sweepTimer: NodeJS.Timeout | undefined;
@@ -245,6 +223,21 @@ export class HostManager implements HostControl {
     });
     this.logHead = opts.logHead ?? (() => 0);
     this.leases = opts.leases;
+    this.cursorResets = new CursorResets({
+      store: this.store,
+      log: this.log,
+      logHead: () => this.logHead(),
+      subscriber: (hostId) => this.subs.get(hostId),
+      dropSubscriber: (hostId, sub) => {
+        if (this.subs.get(hostId) === sub) this.subs.delete(hostId);
+      },
+      writesOf: (hostId) => this.hooks.writesOf(hostId),
+      forgetRecovered: (hostId) => this.relayedAtStart?.byHost.delete(hostId),
+      resubscribe: (host) => {
+        if (host.status === 'active' && this.started && !this.stopping) this.subscribe(host, 0);
+      },
+      isStopping: () => this.stopping !== undefined,
+    });
   }
 
   // --- lifecycle -------------------------------------------------------------
@@ -338,7 +331,7 @@ export class HostManager implements HostControl {
       if (this.sweepTimer) clearInterval(this.sweepTimer);
       if (this.limitsTimer) clearInterval(this.limitsTimer);
       await Promise.all([...this.subs.values()].map((s) => s.stop()));
-      await Promise.allSettled([...this.cursorResets.values()]);
+      await this.cursorResets.allSettled();
       this.scheduler.stop();
       await this.bootstrap?.stop();
       await this.admission.settled();
@@ -455,7 +448,7 @@ export class HostManager implements HostControl {
   // --- admin actions by host id (throw CrawlRefusedError) ---------------------
 
   async blockHostById(hostId: number): Promise<void> {
-    await this.cursorResets.get(hostId)?.then(noop, noop); // else the reset could mark it active again
+    await this.cursorResets.settled(hostId); // else the reset could mark it active again
     await this.store.setHostStatus(hostId, 'blocked');
     const sub = this.subs.get(hostId);
     if (sub) {
@@ -507,68 +500,7 @@ export class HostManager implements HostControl {
    * banned host, 503 while stopping.
    */
   resetCursorById(hostId: number, cursor: number | null): Promise<Host> {
-    if (cursor !== null && (!Number.isSafeInteger(cursor) || cursor < 0)) {
-      return Promise.reject(
-        new CrawlRefusedError(
-          400,
-          'InvalidRequest',
-          `cursor must be a non-negative integer or null, got ${String(cursor)}`,
-        ),
-      );
-    }
-    if (this.stopping) return Promise.reject(new CrawlRefusedError(503, 'Unavailable', 'relay is stopping'));
-    const before = this.cursorResets.get(hostId);
-    const run = (before ? before.then(noop, noop) : Promise.resolve()).then(() =>
-      this.doResetCursor(hostId, cursor ?? 0),
-    );
-    this.cursorResets.set(hostId, run);
-    const done = () => {
-      if (this.cursorResets.get(hostId) === run) this.cursorResets.delete(hostId);
-    };
-    run.then(done, done);
-    return run;
-  }
-
-  private async doResetCursor(hostId: number, seq: number): Promise<Host> {
-    const host = await this.store.getHost(hostId);
-    if (!host) throw new CrawlRefusedError(404, 'HostNotFound', `unknown host ${hostId}`);
-    refuseIfBlocked(host);
-    const old = this.subs.get(hostId);
-    // stop() resolves once the socket is closed and every in-flight frame has
-    // settled: each cursor advance the old subscriber will make is made by now.
-    if (old) await old.stop();
-    let now: Host | undefined;
-    let was: HostStatus;
-    this.relayedAtStart?.byHost.delete(hostId);
-    try {
-      await this.hooks.writesOf(hostId);
-      // Events this host sent before the reset must not count as "already
-      // relayed" for what it sends after it (a PDS that reset its seqs reuses them).
-      await recordCursorReset(this.store, hostId, this.logHead());
-      await this.store.resetHostCursor(hostId, seq);
-      await this.store.resetHostFailures(hostId);
-      now = await this.store.getHost(hostId);
-      if (!now) throw new CrawlRefusedError(404, 'HostNotFound', `unknown host ${hostId}`);
-      was = now.status;
-      if (was === 'idle' || was === 'offline')
-        now = (await this.store.setHostStatus(hostId, 'active')) ?? now;
-    } catch (err) {
-      // The store failed: put the host back on whatever cursor the store holds.
-      if (this.subs.get(hostId) === old) this.subs.delete(hostId);
-      const current = await this.store.getHost(hostId).catch(() => undefined);
-      if (current?.status === 'active' && this.started && !this.stopping) this.subscribe(current, 0);
-      throw err;
-    }
-    now.cursor = seq;
-    now.failures = 0;
-    // blockHost may have run meanwhile: it removed (and stopped) the subscriber itself.
-    if (this.subs.get(hostId) === old) this.subs.delete(hostId);
-    if (now.status === 'active' && this.started && !this.stopping) this.subscribe(now, 0);
-    this.log.info(
-      { host: now.hostname, from: host.cursor, cursor: seq, was, status: now.status },
-      'host cursor reset',
-    );
-    return now;
+    return this.cursorResets.reset(hostId, cursor);
   }
 
   /**
