@@ -148,6 +148,11 @@ interface Scrape {
   appended: number;
   busySeconds: number;
   head: number;
+  /** The validator's identity-cache lookups at admission (#commit, #sync): a miss sends the frame to a worker without a key. */
+  identityHits: number;
+  identityMisses: number;
+  /** Commit signatures the validator checked on its main thread (after the worker). */
+  mainThreadSignatures: number;
   latency: Map<number, number>; // le → cumulative count (commits)
 }
 
@@ -166,6 +171,9 @@ async function scrape(metricsPort: number): Promise<Scrape> {
     appended: value('relay_eventlog_appended_total'),
     busySeconds: value('relay_main_thread_busy_seconds_total'),
     head: value('relay_eventlog_head_seq'),
+    identityHits: value('relay_validation_identity_lookups_total\\{result="hit"\\}'),
+    identityMisses: value('relay_validation_identity_lookups_total\\{result="miss"\\}'),
+    mainThreadSignatures: value('relay_validation_main_thread_signatures_total'),
     latency,
   };
 }
@@ -286,9 +294,19 @@ try {
     });
   });
 
+  const w0 = { cpu: procCpuSeconds(pid), main: procCpuSeconds(pid, pid), m: await scrape(relay.metricsPort) };
   await net.startGenerator(rate);
   log(`warming up ${warmup} s at ${rate} events/s`);
   await sleep(warmup * 1000);
+  const w1 = { cpu: procCpuSeconds(pid), main: procCpuSeconds(pid, pid), m: await scrape(relay.metricsPort) };
+  const warmed = w1.m.appended - w0.m.appended;
+  // the warm-up starts cold: every account's DID is resolved for the first time
+  log(
+    `warm-up: ${warmed} events appended, relay CPU ${Math.round(((w1.cpu - w0.cpu) * 1e6) / warmed)} µs/event, ` +
+      `main thread ${Math.round(((w1.main - w0.main) * 1e6) / warmed)} µs/event, ` +
+      `identity cache missed at admission ${w1.m.identityMisses - w0.m.identityMisses} times, ` +
+      `${w1.m.mainThreadSignatures - w0.m.mainThreadSignatures} signatures checked on the main thread`,
+  );
   let peakRss = procRssBytes(pid);
   const rssTimer = setInterval(() => {
     peakRss = Math.max(peakRss, procRssBytes(pid));
@@ -364,6 +382,12 @@ try {
     simCpuUsPerEvent: Math.round(((b.sim - a.sim) * 1e6) / (b.net - a.net)),
     consumerCpuUsPerEvent: Math.round(((b.consumerCpu - a.consumerCpu) * 1e6) / (b.net - a.net)),
     consumersClosed: b.c.closed,
+    identityMissPercent: Number(
+      (
+        (100 * (b.m.identityMisses - a.m.identityMisses)) /
+        Math.max(1, b.m.identityMisses - a.m.identityMisses + b.m.identityHits - a.m.identityHits)
+      ).toFixed(1),
+    ),
     machineBusyCores: Number(
       (
         ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) *
@@ -381,7 +405,8 @@ try {
       `p50/p99 ingest→durable ≤ ${result.p50IngestToDurableMs}/${result.p99IngestToDurableMs} ms, ` +
       `RSS ${result.peakRssMb} MB, load ${result.load.toFixed(1)}; ` +
       `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event; ` +
-      `machine ${result.machineBusyCores} cores busy, steal ${result.stealPercent} %`,
+      `machine ${result.machineBusyCores} cores busy, steal ${result.stealPercent} %; ` +
+      `identity cache missed at admission for ${result.identityMissPercent} % of commits`,
   );
   const txt = dns.queries.filter((q) => q.startsWith('TXT ')).length;
   const metricsText = await (await fetch(`http://127.0.0.1:${relay.metricsPort}/metrics`)).text();

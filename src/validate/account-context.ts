@@ -307,14 +307,20 @@ export class AccountResolver {
     r: VerifiedCommit,
     ctx: AccountContext,
     q: RepoQueue,
+    workerKey: PublicKey | undefined,
   ): Promise<Decision | undefined> {
     if (r.sig === 'ok') return undefined;
     const signed = r.signed;
     if (!signed) return drop('bad-signature', 'no signed bytes');
-    const attempt = (id: AtprotoIdentity) =>
-      id.signingKey ? checkSignature(id.signingKey, signed.message, signed.sig) : 'no-key';
+    const attempt = (id: AtprotoIdentity) => {
+      if (!id.signingKey) return 'no-key';
+      this.metrics.signatureOnMainThread();
+      return checkSignature(id.signingKey, signed.message, signed.sig);
+    };
     let identity = ctx.identity;
-    let s = attempt(identity);
+    // the worker's 'bad' stands for the key it was given: checked again only with another
+    let s =
+      r.sig === 'bad' && keyEquals(workerKey, identity.signingKey) ? ('bad' as const) : attempt(identity);
     if (s === 'bad' && !ctx.refreshed && this.mayForceRefresh(q.did, 'key')) {
       this.metrics.event('re-resolve');
       try {

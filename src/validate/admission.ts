@@ -1,9 +1,11 @@
 // Admission: the first thing the validator does with a frame, on the main
 // thread, before the frame joins its repo's queue. It reads the DID (ingest
 // already did in its one pass over the frame; other sources are peeked), and
-// - for #commit and #sync, starts the stateless work at once: the frame goes
-//   to the worker pool with the signing key when the identity cache has it
-//   (otherwise a resolution starts now, so it overlaps the worker's work);
+// - for #commit and #sync, starts the stateless work: the frame goes to the
+//   worker pool with the account's signing key, at once when the identity
+//   cache has it, otherwise once the DID resolves (so signatures are checked
+//   in the workers, never again on the main thread, but for a key that
+//   changed in between);
 // - for #identity and #account (small, cheap), decodes and shape-checks the
 //   body here, as the per-type rules need it;
 // - refuses outright what no rule could accept (unknown type, no readable
@@ -15,11 +17,12 @@ import type { InboundFrame } from '../ingest/frame-sink.ts';
 import { EventShapeError, parseEventBody } from '../protocol/events.ts';
 import { decodeFrame } from '../protocol/frames.ts';
 import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
+import type { PublicKey } from '../protocol/keys.ts';
 import { peekEventDid } from './frame-peek.ts';
 import { type Decision, drop, type Job } from './job.ts';
 import type { ValidationMetrics } from './metrics.ts';
 import type { VerifyPool } from './pool.ts';
-import { verifyFrame } from './verify-frame.ts';
+import { type VerifyResult, verifyFrame } from './verify-frame.ts';
 
 export interface Admission {
   identity: Pick<IdentityCache, 'get' | 'resolve'>;
@@ -39,15 +42,21 @@ export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | u
   if (frame.type === '#commit' || frame.type === '#sync') {
     const cached = a.identity.get(did);
     a.metrics.identityLookup(cached !== undefined);
-    if (!cached) a.identity.resolve(did).catch(() => {}); // warm up while the worker runs
-    job.verified = a.pool.verify({
-      type: frame.type,
-      frame: frame.frame,
-      movable: frame.owned === true,
-      key: cached?.signingKey,
-      nowMs: a.now(),
-      maxRevSkewMs: a.maxRevSkewMs,
-    });
+    if (cached) {
+      job.verified = startVerify(a, job, frame, cached.signingKey);
+    } else {
+      // Resolved first, so the worker checks the signature with the key: the
+      // repo's rules need the identity before they decide anyway, and a key
+      // learned later would mean an ECDSA verification on the main thread
+      // (every commit admitted before the resolution settled). On failure the
+      // worker runs without a key; the rules retry the resolution and check
+      // the signature themselves if it then succeeds.
+      job.awaitingIdentity = true;
+      job.verified = a.identity.resolve(did).then(
+        (identity) => startVerify(a, job, frame, identity.signingKey),
+        () => startVerify(a, job, frame, undefined),
+      );
+    }
     // handled when the repo queue reaches the job; until then a rejection (pool closing) must not count as unhandled
     job.verified.catch(() => {});
     return undefined;
@@ -64,6 +73,24 @@ export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | u
     return drop('bad-frame', (err as Error).message);
   }
   return undefined;
+}
+
+function startVerify(
+  a: Admission,
+  job: Job,
+  frame: InboundFrame,
+  key: PublicKey | undefined,
+): Promise<VerifyResult> {
+  job.verifyKey = key;
+  job.awaitingIdentity = false;
+  return a.pool.verify({
+    type: frame.type,
+    frame: frame.frame,
+    movable: frame.owned === true,
+    key,
+    nowMs: a.now(),
+    maxRevSkewMs: a.maxRevSkewMs,
+  });
 }
 
 /** A frame without a readable DID: dropped, with the reason the full checks give. */

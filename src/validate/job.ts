@@ -7,6 +7,7 @@ import type { AppendEvent } from '../eventlog/types.ts';
 import type { InboundFrame } from '../ingest/frame-sink.ts';
 import type { Logger } from '../log.ts';
 import type { AccountEvent, IdentityEvent } from '../protocol/events.ts';
+import type { PublicKey } from '../protocol/keys.ts';
 import type { AccountStatus, MetadataStore } from '../store/metadata-store.ts';
 import type { AccountResolver } from './account-context.ts';
 import type { HeadWriter, StagedHead } from './head-writer.ts';
@@ -43,6 +44,10 @@ export interface Job {
   type: string;
   did: string;
   verified?: Promise<VerifyResult>;
+  /** The signing key `verified`'s worker checked the signature with (none: it could not). */
+  verifyKey: PublicKey | undefined;
+  /** `verified` waits for the DID to resolve before it goes to a worker (admission.ts). */
+  awaitingIdentity: boolean;
   parsed?: IdentityEvent | AccountEvent;
   /** Order-queue generation: an entry is live only while its gen equals the job's. */
   gen: number;

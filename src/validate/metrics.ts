@@ -29,6 +29,8 @@ export class ValidationMetrics {
   identity = { hits: 0, misses: 0 };
   /** Retries of a DID resolution that failed transiently (the repo's events waited). */
   identityRetries = 0;
+  /** Signatures the validator checked itself, after the worker (see signatureOnMainThread). */
+  mainThreadSignatures = 0;
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
@@ -42,6 +44,7 @@ export class ValidationMetrics {
   private readonly identityCounter: Counter<'result'>;
   readonly resyncQueue: Gauge;
   private readonly identityRetryCounter: Counter;
+  private readonly mainThreadSignatureCounter: Counter;
   /** Repos and their events waiting for a DID resolution to be retried (set by the validator). */
   identityWaiting: () => { repos: number; events: number } = () => ({ repos: 0, events: 0 });
   private readonly latencyHistogram: TallyHistogram<'type'>;
@@ -110,6 +113,11 @@ export class ValidationMetrics {
     this.identityRetryCounter = new Counter({
       name: 'relay_validation_identity_retries_total',
       help: 'DID resolutions retried after a transient failure (PLC or did:web host unreachable, 5xx, 429): the events waited instead of being dropped',
+      registers,
+    });
+    this.mainThreadSignatureCounter = new Counter({
+      name: 'relay_validation_main_thread_signatures_total',
+      help: 'Commit signatures checked on the main thread instead of a worker: the key the worker had was missing or has changed since (a rotation). Near 0 in the steady state; each costs the main thread one ECDSA verification',
       registers,
     });
     new Gauge({
@@ -235,6 +243,12 @@ export class ValidationMetrics {
     else if (name === 'unverified-handle') this.unverifiedHandles++;
     else this.reresolutions++;
     this.miscCounter.inc({ event: name });
+  }
+
+  /** A commit signature checked on the main thread, after the worker (key missing there, or rotated since). */
+  signatureOnMainThread(): void {
+    this.mainThreadSignatures++;
+    this.mainThreadSignatureCounter.inc();
   }
 
   identityRetry(): void {

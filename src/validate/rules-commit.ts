@@ -21,6 +21,8 @@ import type { VerifyResult } from './verify-frame.ts';
 
 export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Promise<Decision> {
   const frame = job.frame as InboundFrame;
+  // its verification waits for a DID resolution (the network): other repos go on meanwhile
+  if (job.awaitingIdentity) cx.order.park(q);
   const r = await (job.verified as Promise<VerifyResult>);
   // moved to the worker and back (pool.ts): its buffer is ours alone, so the
   // relay seq is written into it in place (seqWriter)
@@ -36,7 +38,7 @@ export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Pr
   if (!isActive(account))
     return drop('inactive-account', `status ${account.status}/${account.upstreamStatus}`);
   if (r.sig !== 'ok') {
-    const sigErr = await cx.accounts.checkCommitSignature(r, ctx, q);
+    const sigErr = await cx.accounts.checkCommitSignature(r, ctx, q, job.verifyKey);
     if (sigErr) return sigErr;
   }
   const head = cx.heads.current(account);
@@ -91,6 +93,8 @@ export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Pr
 
 export async function processSync(cx: RuleContext, job: Job, q: RepoQueue): Promise<Decision> {
   const frame = job.frame as InboundFrame;
+  // its verification waits for a DID resolution (the network): other repos go on meanwhile
+  if (job.awaitingIdentity) cx.order.park(q);
   const r = await (job.verified as Promise<VerifyResult>);
   // moved to the worker and back (pool.ts): its buffer is ours alone, so the
   // relay seq is written into it in place (seqWriter)
@@ -103,7 +107,7 @@ export async function processSync(cx: RuleContext, job: Job, q: RepoQueue): Prom
   if ((account.status !== 'active' && !healing) || account.upstreamStatus !== 'active') {
     return drop('inactive-account', `status ${account.status}/${account.upstreamStatus}`);
   }
-  const sigErr = await cx.accounts.checkCommitSignature(r, ctx, q);
+  const sigErr = await cx.accounts.checkCommitSignature(r, ctx, q, job.verifyKey);
   if (sigErr) return sigErr;
   const head = cx.heads.current(account);
   if (head && r.rev < head.rev) return drop('rev-not-newer', `rev ${r.rev} < stored ${head.rev}`);

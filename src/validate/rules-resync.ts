@@ -101,6 +101,8 @@ export async function resyncRepo(cx: RuleContext, q: RepoQueue): Promise<void> {
       did,
       gen: 0,
       inOrder: false,
+      verifyKey: undefined,
+      awaitingIdentity: false,
       decision: null,
       resolve: () => {},
       reject: (err) => cx.log.error({ did, err }, 'resync events not appended'),

@@ -92,12 +92,41 @@ describe('Validator', () => {
     withHarness({}, async (h) => {
       const did = await newAccount(h);
       const before = h.net.plc.requests;
+      const onMainBefore = h.validator.metrics.mainThreadSignatures;
       h.net.hosts[0].injectFault('wrongKey');
       h.net.hosts[0].writeRecord(did);
       await h.submitAll(h.takeFrames(0));
       assert.equal(h.validator.metrics.droppedCount('bad-signature'), 1);
       assert.equal(h.net.plc.requests - before, 1, 'one forced re-resolution');
       assert.equal(h.validator.metrics.reresolutions, 1);
+      // the re-resolution gave the key the worker had already tried: nothing to check again
+      assert.equal(h.validator.metrics.mainThreadSignatures - onMainBefore, 0);
+    }));
+
+  it("verifies a new account's first commit in a worker with its key, not again on the main thread", () =>
+    withHarness({ settings: { workers: 1 } }, async (h) => {
+      // #identity, #account and #commit submitted at once: the commit is admitted
+      // before any of them resolved the DID, so the identity cache misses
+      await newAccount(h);
+      const dids = [h.net.createAccount(1), h.net.createAccount(1)];
+      for (const did of dids) h.net.hosts[1].writeRecord(did);
+      await h.submitAll(h.takeFrames(1));
+      assert.equal(h.validator.metrics.passed.get('#commit'), 5);
+      assert.equal(h.validator.metrics.dropped.size, 0);
+      assert.ok(h.validator.metrics.identity.misses >= 3, 'the identity cache missed at admission');
+      assert.equal(h.validator.metrics.mainThreadSignatures, 0);
+    }));
+
+  it('checks a commit signed with a rotated key against the new key', () =>
+    withHarness({ settings: { workers: 1 } }, async (h) => {
+      const did = await newAccount(h);
+      await h.validator.whenIdle();
+      const host = h.net.hosts[0];
+      host.rotateSigningKey(did);
+      host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      assert.equal(h.validator.metrics.dropped.size, 0);
+      assert.equal(h.validator.metrics.passed.get('#commit'), 2);
     }));
 
   it('drops a high-S signature', () =>
