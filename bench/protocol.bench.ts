@@ -128,7 +128,7 @@ export function sampleCommitFrame(): { frame: Uint8Array; blockCount: number } {
  * Real signed commits from a repo of `records` records (so the MST has a
  * realistic depth): each is a single-record create, the common case.
  */
-function realCommits(alg: 'k256' | 'p256', records: number, count: number) {
+export function realCommits(alg: 'k256' | 'p256', records: number, count: number) {
   const key = Keypair.generate(alg);
   const repo = new SimRepo(did, key, new TidClock({ clockId: 1 }));
   const batch = 200;
@@ -181,7 +181,7 @@ function verifyFully(frame: Uint8Array, key: Keypair): boolean {
   return true;
 }
 
-function commitFrame(c: CommitResult, seq: number): Uint8Array {
+export function commitFrame(c: CommitResult, seq: number): Uint8Array {
   return encodeFrame('#commit', {
     seq,
     rebase: false,

@@ -73,6 +73,33 @@ describe('commit', () => {
     });
   }
 
+  it('writes the signed bytes exactly as the general encoder would, for any DID, rev and prev', () => {
+    const cid = (i: number) => cidForCbor(encodeCbor({ i }));
+    const dids = [
+      'did:plc:a',
+      DID,
+      `did:web:${'a'.repeat(20)}.example`, // text head of 1 byte → 2 bytes at 24
+      `did:web:${'b'.repeat(300)}.example`, // 3-byte text head
+      `did:web:${'c'.repeat(2030)}`,
+      'did:web:exämple.com', // non-ASCII: the general encoder
+    ];
+    const revs = [REV, '2222222222222', 'x'.repeat(30), 'révision'];
+    let n = 0;
+    for (const did of dids) {
+      for (const rev of revs) {
+        for (const prev of [null, cid(n)]) {
+          const unsigned = { did, version: 3 as const, data: cid(n + 1000), rev, prev };
+          assert.deepEqual(
+            unsignedCommitBytes(unsigned),
+            encodeCbor(unsigned),
+            `${did.slice(0, 40)} ${rev} ${prev}`,
+          );
+          n++;
+        }
+      }
+    }
+  });
+
   it('keeps a non-null prev', () => {
     const key = Keypair.generate('k256');
     const first = signCommit({ did: DID, data: DATA, rev: REV }, key);
