@@ -4,8 +4,8 @@
 // - for #commit and #sync, starts the stateless work: the frame goes to the
 //   worker pool with the account's signing key, at once when the identity
 //   cache has it, otherwise once the DID resolves (so signatures are checked
-//   in the workers, never again on the main thread, but for a key that
-//   changed in between);
+//   in the workers; the main thread checks one only when the resolution
+//   failed or the key changed in between);
 // - for #identity and #account (small, cheap), decodes and shape-checks the
 //   body here, as the per-type rules need it;
 // - refuses outright what no rule could accept (unknown type, no readable

@@ -18,9 +18,10 @@
 // Work is split by whether it needs account state:
 // - stateless and CPU-heavy (frame decode, CAR hash checks, commit decode,
 //   signature, MST inversion): a pool of worker threads (pool.ts,
-//   verify-frame.ts). The main thread passes the signing key along when the
-//   identity cache has it; otherwise the worker returns the signed bytes and
-//   the main thread checks them once the DID is resolved.
+//   verify-frame.ts). The main thread passes the signing key along: at once
+//   when the identity cache has it, after the DID resolves when not. Only
+//   when that resolution failed, or the key changed since, does the worker
+//   return the signed bytes for the main thread to check.
 // - stateful (identity, host authority, status, stored rev/since/prevData,
 //   resync): the main thread, one repo at a time, in the repo's input order.
 //
