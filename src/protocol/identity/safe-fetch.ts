@@ -510,12 +510,18 @@ class Deadline {
   /** Settles like `p`, or rejects with a timeout after `limitMs` or the overall deadline, whichever is first. */
   race<T>(p: Promise<T>, limitMs: number): Promise<T> {
     const remaining = Math.max(0, this.remaining());
-    const err =
-      limitMs < remaining
-        ? new FetchTimeoutError(this.url, 'connect', limitMs)
-        : new FetchTimeoutError(this.url, 'total', this.totalMs);
+    const connect = limitMs < remaining;
     return new Promise<T>((resolve, reject) => {
-      const t = setTimeout(() => reject(err), Math.min(limitMs, remaining));
+      // the error only when it happens: capturing its stack costs ~6 µs, on every lookup of every request
+      const t = setTimeout(
+        () =>
+          reject(
+            connect
+              ? new FetchTimeoutError(this.url, 'connect', limitMs)
+              : new FetchTimeoutError(this.url, 'total', this.totalMs),
+          ),
+        Math.min(limitMs, remaining),
+      );
       p.then(
         (v) => {
           clearTimeout(t);
