@@ -92,34 +92,30 @@ export function validateCommit(value: unknown): Commit {
   return { did, version: 3, data, rev, prev: prev as Cid | null, sig };
 }
 
-/** The bytes the signature covers: the commit without `sig`, as canonical DAG-CBOR. */
-//
-// Written out by hand: the shape is fixed, so the bytes are laid out straight
-// into a slice of exactly their size from Buffer's pool. The general encoder (encodeCbor) starts
-// every call with a 1 KB chunk from Buffer's pool; in the verify workers,
-// whose other allocations drain the same pool, that made a fresh 8 KB
-// ArrayBuffer every few commits, and the signed bytes cost ~5 % of a whole
-// verifyFrame (docs/benchmarks.md). Non-ASCII strings (no valid DID or TID
-// has any) go through encodeCbor. The test checks the two agree.
+/**
+ * The bytes the signature covers: the commit without `sig`, as canonical DAG-CBOR.
+ *
+ * Written out by hand, since the shape is fixed: the bytes go straight into a
+ * slice of exactly their size from Buffer's pool. The general encoder
+ * (encodeCbor) takes a 1 KB chunk from that pool on every call; in the verify
+ * workers, whose other allocations draw on it too, that made a new 8 KB
+ * ArrayBuffer every few commits, ~5 % of a whole verifyFrame
+ * (docs/benchmarks.md, eighth session). Non-ASCII strings (no valid DID or
+ * TID has any) go through encodeCbor; a test checks that the two agree.
+ */
 export function unsignedCommitBytes(commit: UnsignedCommit): Uint8Array {
   const { did, rev, data, prev } = commit;
   if (!isAscii(did) || !isAscii(rev) || commit.version !== 3) {
     return encodeCbor({ did, version: commit.version, data, rev, prev });
   }
+  // the map's head, then each key (its head and name) and value
   const size =
-    1 + // map of 5
-    4 +
-    headSize(did.length) +
-    did.length +
-    4 +
-    headSize(rev.length) +
-    rev.length +
-    5 +
-    cidLinkSize(data) +
-    5 +
-    (prev === null ? 1 : cidLinkSize(prev)) +
-    8 +
-    1;
+    1 +
+    (4 + textSize(did)) +
+    (4 + textSize(rev)) +
+    (5 + cidLinkSize(data)) +
+    (5 + (prev === null ? 1 : cidLinkSize(prev))) +
+    (8 + 1);
   // from Buffer's pool: a few hundred bytes, not worth an ArrayBuffer of their own
   const pooled = Buffer.allocUnsafe(size);
   const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
@@ -147,6 +143,11 @@ function isAscii(s: string): boolean {
 /** Bytes of a CBOR head for `n`. */
 function headSize(n: number): number {
   return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Bytes of an ASCII string as a CBOR text string. */
+function textSize(s: string): number {
+  return headSize(s.length) + s.length;
 }
 
 /** A CBOR head of major type `major` (0-7) for `n`. */
