@@ -5,6 +5,7 @@
 // `sig`; because decoding is strict (canonical CBOR only) and the field set is
 // fixed, re-encoding the decoded fields reproduces exactly the signed bytes.
 // Decoding rejects anything but that shape, with a reason a relay can log.
+import { allocPooled } from './bytes.ts';
 import { decodeCbor, encodeCbor } from './cbor.ts';
 import { type Cid, cidForCbor, isCid } from './cid.ts';
 import { type Keypair, type PublicKey, toHighS, verifySignature } from './keys.ts';
@@ -116,9 +117,7 @@ export function unsignedCommitBytes(commit: UnsignedCommit): Uint8Array {
     (5 + cidLinkSize(data)) +
     (5 + (prev === null ? 1 : cidLinkSize(prev))) +
     (8 + 1);
-  // from Buffer's pool: a few hundred bytes, not worth an ArrayBuffer of their own
-  const pooled = Buffer.allocUnsafe(size);
-  const out = new Uint8Array(pooled.buffer, pooled.byteOffset, size);
+  const out = allocPooled(size);
   // keys in canonical order: by length, then bytewise (did, rev, data, prev, version)
   out[0] = 0xa5;
   let off = writeAscii(out, 1, 'did', 0x63);

@@ -17,7 +17,7 @@
 // Encoding writes the fixed shape directly (tested byte-for-byte against the
 // generic encoder), and a node that the fast path read and whose only change
 // since is child CIDs is re-encoded by patching its old block (patchedBlock).
-import { utf8Decode } from './bytes.ts';
+import { allocPooled, utf8Decode } from './bytes.ts';
 import { decodeCbor } from './cbor.ts';
 import { CborScanError, CborScanner, type ScanLimits } from './cbor-scan.ts';
 import { type Cid, CidLinkWrapper, isCid } from './cid.ts';
@@ -396,7 +396,7 @@ export function encodeNode(n: EncodableNode): Uint8Array {
     size += 1 + 2 + headLength(suffix) + suffix + 2 + headLength(p) + 2;
     size += cidLength(e.right ? e.right.cid : null) + 2 + cidLength(e.value);
   }
-  const buf = new Uint8Array(size);
+  const buf = allocPooled(size);
   let pos = writeHead(buf, 0, 5, 2);
   pos = writeKey1(buf, pos, 0x65); // "e"
   pos = writeHead(buf, pos, 4, es.length);
@@ -456,7 +456,8 @@ export function patchedBlock<Child extends EncodedChild>(
     if ((e.right === null) !== linkAt[i + 1] < 0 || (e.right && e.right.cid!.bytes.length !== 36))
       return null;
   }
-  const out = src.bytes.slice();
+  const out = allocPooled(src.bytes.length);
+  out.set(src.bytes);
   if (n.left) out.set(n.left.cid!.bytes, linkAt[0]);
   for (let i = 0; i < es.length; i++) {
     const r = es[i].right;
