@@ -13,7 +13,11 @@
 // difference over the calls is the count per frame, so node's start-up and
 // the module loading cancel out. V8 runs single-threaded and predictable
 // (--single-threaded --predictable): callgrind counts every thread, and
-// background compilation and GC made the counts wander by half.
+// background compilation and GC made the counts wander by half. It also
+// prints the CPU time per call of the compiled build (outside valgrind),
+// for scale: the protocol bench runs the sources under tsx, where the same
+// verifyFrame took 1.1-1.4x the compiled build's time (what `npm start`
+// runs; five back-to-back pairs, docs/benchmarks.md).
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,7 +69,18 @@ try {
   console.log(
     `verifyFrame: ${per.toLocaleString('en')} instructions per #commit (${calls} calls; callgrind)`,
   );
-  console.log(JSON.stringify({ bench: 'verify-instructions', calls, instructionsPerFrame: per }));
+  // and the time, for scale: CPU per call of the compiled build, outside valgrind
+  const timed = spawnSync(
+    process.execPath,
+    [join(root, 'bench/verify-instructions-run.mjs'), framesFile, 'time', '4'],
+    { encoding: 'utf8' },
+  );
+  if (timed.status !== 0) throw new Error(`timing run failed:\n${timed.stderr.slice(-2000)}`);
+  const us = Number(timed.stdout.trim());
+  console.log(`verifyFrame: ${us} µs of CPU per #commit (compiled build, 4 s; varies with the machine)`);
+  console.log(
+    JSON.stringify({ bench: 'verify-instructions', calls, instructionsPerFrame: per, cpuUsPerFrame: us }),
+  );
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }
