@@ -127,6 +127,9 @@ describe('Validator', () => {
       await h.submitAll(h.takeFrames(0));
       assert.equal(h.validator.metrics.dropped.size, 0);
       assert.equal(h.validator.metrics.passed.get('#commit'), 2);
+      // 0 when the #identity purged the cache before the commit was admitted (the
+      // worker got the new key), 1 when the worker had the old key
+      assert.ok(h.validator.metrics.mainThreadSignatures <= 1);
     }));
 
   it('drops a high-S signature', () =>
