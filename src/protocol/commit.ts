@@ -7,6 +7,7 @@
 // Decoding rejects anything but that shape, with a reason a relay can log.
 import { allocPooled } from './bytes.ts';
 import { decodeCbor, encodeCbor } from './cbor.ts';
+import { cborHeadLength, cidLinkLength, writeCborHead, writeCidLink } from './cbor-write.ts';
 import { type Cid, cidForCbor, isCid } from './cid.ts';
 import { type Keypair, type PublicKey, toHighS, verifySignature } from './keys.ts';
 
@@ -114,8 +115,8 @@ export function unsignedCommitBytes(commit: UnsignedCommit): Uint8Array {
     1 +
     (4 + textSize(did)) +
     (4 + textSize(rev)) +
-    (5 + cidLinkSize(data)) +
-    (5 + (prev === null ? 1 : cidLinkSize(prev))) +
+    (5 + cidLinkLength(data)) +
+    (5 + cidLinkLength(prev)) +
     (8 + 1);
   const out = allocPooled(size);
   // keys in canonical order: by length, then bytewise (did, rev, data, prev, version)
@@ -127,8 +128,7 @@ export function unsignedCommitBytes(commit: UnsignedCommit): Uint8Array {
   off = writeAscii(out, off, 'data', 0x64);
   off = writeCidLink(out, off, data);
   off = writeAscii(out, off, 'prev', 0x64);
-  if (prev === null) out[off++] = 0xf6;
-  else off = writeCidLink(out, off, prev);
+  off = writeCidLink(out, off, prev);
   off = writeAscii(out, off, 'version', 0x67);
   out[off++] = 0x03;
   return out;
@@ -139,40 +139,9 @@ function isAscii(s: string): boolean {
   return true;
 }
 
-/** Bytes of a CBOR head for `n`. */
-function headSize(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-}
-
 /** Bytes of an ASCII string as a CBOR text string. */
 function textSize(s: string): number {
-  return headSize(s.length) + s.length;
-}
-
-/** A CBOR head of major type `major` (0-7) for `n`. */
-function writeHead(out: Uint8Array, off: number, major: number, n: number): number {
-  const m = major << 5;
-  if (n < 24) {
-    out[off] = m | n;
-    return off + 1;
-  }
-  if (n < 0x100) {
-    out[off] = m | 24;
-    out[off + 1] = n;
-    return off + 2;
-  }
-  if (n < 0x10000) {
-    out[off] = m | 25;
-    out[off + 1] = n >>> 8;
-    out[off + 2] = n & 0xff;
-    return off + 3;
-  }
-  out[off] = m | 26;
-  out[off + 1] = n >>> 24;
-  out[off + 2] = (n >>> 16) & 0xff;
-  out[off + 3] = (n >>> 8) & 0xff;
-  out[off + 4] = n & 0xff;
-  return off + 5;
+  return cborHeadLength(s.length) + s.length;
 }
 
 /** A short ASCII key whose head byte is given. */
@@ -183,24 +152,9 @@ function writeAscii(out: Uint8Array, off: number, key: string, head: number): nu
 }
 
 function writeText(out: Uint8Array, off: number, s: string): number {
-  off = writeHead(out, off, 3, s.length);
+  off = writeCborHead(out, off, 3, s.length);
   for (let i = 0; i < s.length; i++) out[off++] = s.charCodeAt(i);
   return off;
-}
-
-/** Tag 42 and a byte string of 0x00 + the CID's bytes (DAG-CBOR's link). */
-function cidLinkSize(cid: Cid): number {
-  const n = cid.bytes.length + 1;
-  return 2 + headSize(n) + n;
-}
-
-function writeCidLink(out: Uint8Array, off: number, cid: Cid): number {
-  out[off++] = 0xd8;
-  out[off++] = 42;
-  off = writeHead(out, off, 2, cid.bytes.length + 1);
-  out[off++] = 0;
-  out.set(cid.bytes, off);
-  return off + cid.bytes.length;
 }
 
 /** Encodes a signed commit block. */

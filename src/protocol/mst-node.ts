@@ -20,6 +20,7 @@
 import { allocPooled, utf8Decode } from './bytes.ts';
 import { decodeCbor } from './cbor.ts';
 import { CborScanError, CborScanner, type ScanLimits } from './cbor-scan.ts';
+import { cborHeadLength, cidLinkLength, writeCborHead, writeCidLink } from './cbor-write.ts';
 import { type Cid, CidLinkWrapper, isCid } from './cid.ts';
 import {
   commonKeyPrefixLength,
@@ -328,53 +329,12 @@ function readCanonicalNode<Child>(
 // `t`, `v`) instead of going through the generic encoder; the test suite
 // checks the output byte-for-byte against encodeCbor.
 
-function headLength(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
-}
-
-function cidLength(c: Cid | null): number {
-  if (!c) return 1;
-  const n = c.bytes.length + 1;
-  return 2 + headLength(n) + n;
-}
-
-function writeHead(buf: Uint8Array, pos: number, major: number, n: number): number {
-  const m = major << 5;
-  if (n < 24) {
-    buf[pos] = m | n;
-    return pos + 1;
-  }
-  if (n < 0x100) {
-    buf[pos] = m | 24;
-    buf[pos + 1] = n;
-    return pos + 2;
-  }
-  if (n < 0x10000) {
-    buf[pos] = m | 25;
-    buf[pos + 1] = n >> 8;
-    buf[pos + 2] = n & 0xff;
-    return pos + 3;
-  }
-  buf[pos] = m | 26;
-  buf[pos + 1] = (n >>> 24) & 0xff;
-  buf[pos + 2] = (n >>> 16) & 0xff;
-  buf[pos + 3] = (n >>> 8) & 0xff;
-  buf[pos + 4] = n & 0xff;
-  return pos + 5;
-}
-
-function writeCid(buf: Uint8Array, pos: number, c: Cid | null): number {
-  if (!c) {
-    buf[pos] = 0xf6; // null
-    return pos + 1;
-  }
-  buf[pos] = 0xd8; // tag(42)
-  buf[pos + 1] = 42;
-  pos = writeHead(buf, pos + 2, 2, c.bytes.length + 1);
-  buf[pos] = 0; // multibase identity prefix
-  buf.set(c.bytes, pos + 1);
-  return pos + 1 + c.bytes.length;
-}
+// the shared writers, copied into module-local constants like the other hot
+// imports above (under tsx an imported binding is read through a getter)
+const headLength = cborHeadLength;
+const cidLength = cidLinkLength;
+const writeHead = writeCborHead;
+const writeCid = writeCidLink;
 
 function writeKey1(buf: Uint8Array, pos: number, ch: number): number {
   buf[pos] = 0x61; // text(1)
