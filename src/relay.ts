@@ -335,6 +335,9 @@ export class Relay {
     store.setLogCheckpointSource(() =>
       Math.min(eventLog.head(), hosts.logMark() ?? Number.POSITIVE_INFINITY, validator.headFloor() - 1),
     );
+    // ...and no stored cursor passes a frame whose repo head is not stored
+    // (what an ingest process, which has no log scan, relies on: head-writer.ts).
+    store.setCursorWriteBarrier(() => validator.headsWritten());
 
     // Collection index backfill and cleaner (both use the SSRF-safe fetcher).
     const backfiller = new CollectionBackfiller({

@@ -194,7 +194,11 @@ export class HostManager implements HostControl {
     });
     this.scheduler = new Scheduler(this.now);
     this.registry = opts.registry;
-    this.metrics = new IngestMetrics(opts.registry, () => this.store.countHostsByStatus());
+    this.metrics = new IngestMetrics(
+      opts.registry,
+      () => this.store.countHostsByStatus(),
+      () => this.store.cursorStats().waitingForBarrier,
+    );
     this.frameBudget = new FrameBudget(opts.config.ingestFrameBudgetMb * 1024 * 1024, {
       bytesInFlight: this.metrics.frameBytesInFlight,
       fills: this.metrics.frameBudgetFills,

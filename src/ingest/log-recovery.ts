@@ -31,9 +31,11 @@
 //     before it is handed on, and relay seqs only grow.
 //   - If F was handed on after the batch, q is above the log head at the
 //     batch, which is at least C.
-//   Heads: a frame's submit resolves (and the cursor may pass it) only once
-//   its head is stored; heads staged by the relay itself (resync) are covered
-//   by the head floor.
+//   Heads: a frame's submit resolves at durability, before its head is
+//   written, but a cursor batch is written only once the heads of the frames
+//   it passes are stored (validate/head-writer.ts, "Cursors wait for
+//   heads"); heads not yet written, including those staged by the relay
+//   itself (resync), are covered by the head floor.
 //
 // The scan (recoverFromLog). At start, before any host is dialled: read the
 // log from C + 1 to its head (taken-down records included). Each record with

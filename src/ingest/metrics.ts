@@ -99,7 +99,11 @@ export class IngestMetrics {
   readonly connected: Gauge;
   readonly hosts: Gauge<'status'>;
 
-  constructor(registry?: Registry, hostCounts?: () => Promise<Record<string, number>>) {
+  constructor(
+    registry?: Registry,
+    hostCounts?: () => Promise<Record<string, number>>,
+    cursorWriteWaiting?: () => boolean,
+  ) {
     this.registry = registry ?? new Registry();
     const registers = [this.registry];
     const metrics = this;
@@ -182,6 +186,14 @@ export class IngestMetrics {
       name: 'relay_ingest_hosts_connected',
       help: 'Host subscriptions currently open',
       registers,
+    });
+    new Gauge({
+      name: 'relay_ingest_cursor_write_waiting_for_heads',
+      help: '1 while a batch of host cursors waits for the repo heads of the frames it passes to be written (validate/head-writer.ts); stuck at 1 means head writes are stalled',
+      registers,
+      collect() {
+        this.set(cursorWriteWaiting?.() ? 1 : 0);
+      },
     });
     const counts = hostCounts;
     this.hosts = new Gauge({

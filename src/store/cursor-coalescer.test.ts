@@ -118,4 +118,27 @@ describe('CursorCoalescer', () => {
     await c.close();
     assert.equal(m.batches.length, 0);
   });
+
+  it('writes a batch only after the write barrier resolves; updates made meanwhile wait for the next batch', async () => {
+    const m = memorySink();
+    const c = new CursorCoalescer({ sink: m.sink, intervalMs: 0 });
+    let open!: () => void;
+    let barriers = 0;
+    c.setBarrier(() => {
+      barriers++;
+      return barriers === 1 ? new Promise<void>((r) => (open = r)) : Promise.resolve();
+    });
+    c.update(1, 10);
+    const flushing = c.flush();
+    await waitFor(() => c.waitingForBarrier, 'the batch waits for the barrier');
+    c.update(1, 20); // after the batch was taken: not in it
+    assert.equal(m.batches.length, 0, 'nothing written while the barrier holds');
+    assert.equal(c.peek(1), 20);
+    open();
+    await flushing;
+    assert.equal(c.waitingForBarrier, false);
+    assert.deepEqual(m.batches, [[{ hostId: 1, seq: 10 }]]);
+    await c.close();
+    assert.deepEqual(m.batches.at(-1), [{ hostId: 1, seq: 20 }]);
+  });
 });

@@ -10,6 +10,11 @@
 // takes the batch, and written with it: so the stored checkpoint always
 // describes exactly the stored cursors (see MetadataStore.getLogCheckpoint).
 // A changed checkpoint is written even when no cursor moved.
+//
+// A write barrier (optional) runs after the batch is taken and before it is
+// written: the validator's "every head of a frame these cursors pass is in
+// the store" (validate/head-writer.ts, barrier). Until it resolves the batch
+// waits, visible to peek(), and `waitingForBarrier` says so.
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import type { CursorUpdate } from './metadata-store.ts';
@@ -33,6 +38,9 @@ export class CursorCoalescer {
   private readonly log: Logger;
   private closed = false;
   private checkpointSource?: () => number;
+  private barrier?: () => Promise<void>;
+  /** A batch is taken and waits for the write barrier. */
+  waitingForBarrier = false;
   private writtenCheckpoint?: number;
   flushes = 0;
   rowsWritten = 0;
@@ -72,6 +80,11 @@ export class CursorCoalescer {
     this.checkpointSource = source;
   }
 
+  /** Sets what every batch waits for between being taken and being written (see the file comment). */
+  setBarrier(barrier: () => Promise<void>): void {
+    this.barrier = barrier;
+  }
+
   /** Drops any unwritten value for a host (before an explicit cursor reset). */
   forget(hostId: number): void {
     this.pending.delete(hostId);
@@ -90,6 +103,14 @@ export class CursorCoalescer {
     const updates = [...batch].map(([hostId, seq]) => ({ hostId, seq }));
     const run = (async () => {
       try {
+        if (this.barrier) {
+          this.waitingForBarrier = true;
+          try {
+            await this.barrier();
+          } finally {
+            this.waitingForBarrier = false;
+          }
+        }
         this.rowsWritten += await this.sink(updates, checkpoint);
         if (checkpoint !== undefined) this.writtenCheckpoint = checkpoint;
         this.flushes++;

@@ -223,6 +223,12 @@ export interface MetadataStore {
    * cursors to write; its value is stored with them (getLogCheckpoint).
    */
   setLogCheckpointSource(source: () => number): void;
+  /**
+   * What every cursor batch waits for between being taken and being written:
+   * the repo heads of the frames it passes are in the store (the Validator's
+   * headsWritten; see validate/head-writer.ts).
+   */
+  setCursorWriteBarrier(barrier: () => Promise<void>): void;
   /** O(1), in memory; written by the coalescer's timer, by flushCursors() and at close(). */
   updateHostCursor(hostId: number, seq: number): void;
   flushCursors(): Promise<void>;
@@ -277,7 +283,8 @@ export interface MetadataStore {
   setSetting<K extends SettingKey>(key: K, value: RelaySettings[K]): Promise<void>;
 
   cacheStats(): { size: number; capacity: number; hits: number; misses: number };
-  cursorStats(): { flushes: number; rowsWritten: number; pending: number };
+  /** `waitingForBarrier`: a taken batch waits for its write barrier (setCursorWriteBarrier). */
+  cursorStats(): { flushes: number; rowsWritten: number; pending: number; waitingForBarrier: boolean };
 
   /**
    * Drops the cached row of an account that another process changed (scale-out:

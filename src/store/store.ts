@@ -148,6 +148,10 @@ export class RelayMetadataStore implements MetadataStore {
     this.cursors.setCheckpointSource(source);
   }
 
+  setCursorWriteBarrier(barrier: () => Promise<void>): void {
+    this.cursors.setBarrier(barrier);
+  }
+
   async resetHostCursor(hostId: number, seq: number): Promise<void> {
     checkSeq(seq);
     await this.cursors.flush(); // let a running batch land first so it cannot overwrite the reset
@@ -320,11 +324,12 @@ export class RelayMetadataStore implements MetadataStore {
     };
   }
 
-  cursorStats(): { flushes: number; rowsWritten: number; pending: number } {
+  cursorStats(): { flushes: number; rowsWritten: number; pending: number; waitingForBarrier: boolean } {
     return {
       flushes: this.cursors.flushes,
       rowsWritten: this.cursors.rowsWritten,
       pending: this.cursors.pendingCount,
+      waitingForBarrier: this.cursors.waitingForBarrier,
     };
   }
 

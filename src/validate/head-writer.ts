@@ -25,6 +25,20 @@
 // thread. Until a head is written the in-memory overlay serves it, and
 // floor() keeps the log checkpoint below its event, so a crash repairs it
 // from the log (ingest/log-recovery.ts).
+//
+// Cursors wait for heads (`barrier`). A frame's submit resolves at
+// durability, before its head is written, so its host's cursor could be
+// stored while its head is not. A process with a log scan at start
+// (RELAY_ROLE=all) repairs that from the log; one without (RELAY_ROLE=ingest,
+// whose log is shared) or the process that takes its hosts over would find
+// the repo's next commit unchained and resync it, dropping the commits in
+// between. So the store writes a cursor batch only after barrier(): every
+// head handed to written() before the batch was taken is written (or its
+// write failed, which a resync heals as for any failed head write). Every
+// frame the batch's cursors pass was handed to written() before the batch was
+// taken: written() runs in the same step that resolves the frame's submit,
+// and the cursor only moves after that. While a barrier waits, chunks are
+// written without the delay.
 import type { Logger } from '../log.ts';
 import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 
@@ -52,6 +66,11 @@ export class HeadWriter {
   /** The chunk being written; one chunk at a time, so a repo's heads land in order. */
   private headWritesInFlight: StagedHead[] = [];
   private closing = false;
+  /** Heads handed to written() so far, and of those, the ones whose write has settled. */
+  private queued = 0;
+  private settled = 0;
+  /** barrier() callers, each waiting for `settled` to reach its `upTo` (in order of upTo). */
+  private readonly barriers: { upTo: number; resolve: () => void }[] = [];
 
   /** `onWritten` runs after each chunk's write settles (the Validator's idle check). */
   constructor(
@@ -90,6 +109,25 @@ export class HeadWriter {
   written(write: StagedHead, seq: number): void {
     write.seq = seq;
     this.headWrites.push(write);
+    this.queued++;
+  }
+
+  /**
+   * Resolves once every head handed to written() before this call has been
+   * written, or its write has failed (see the file comment: the store's
+   * cursor batches wait for this). Writes what waits without the delay.
+   */
+  barrier(): Promise<void> {
+    if (this.settled >= this.queued) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.barriers.push({ upTo: this.queued, resolve });
+      if (this.headWriteTimer) {
+        // a delayed write is pending: start it now
+        clearTimeout(this.headWriteTimer);
+        this.headWriteTimer = null;
+      }
+      this.schedule();
+    });
   }
 
   /**
@@ -118,7 +156,7 @@ export class HeadWriter {
   /** Starts the next chunk's write (after the delay) unless one is pending or running. */
   schedule(): void {
     if (this.headWriteTimer || this.headWritesInFlight.length > 0 || this.headWrites.length === 0) return;
-    const now = this.closing || this.headWrites.length >= HEAD_WRITE_CHUNK;
+    const now = this.closing || this.barriers.length > 0 || this.headWrites.length >= HEAD_WRITE_CHUNK;
     this.headWriteTimer = setTimeout(
       () => {
         this.headWriteTimer = null;
@@ -126,6 +164,10 @@ export class HeadWriter {
         this.headWritesInFlight = chunk;
         void this.writeHeads(chunk).finally(() => {
           this.headWritesInFlight = [];
+          this.settled += chunk.length;
+          while (this.barriers.length > 0 && this.barriers[0].upTo <= this.settled) {
+            this.barriers.shift()?.resolve();
+          }
           this.schedule();
           this.onWritten();
         });

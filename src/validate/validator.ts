@@ -423,6 +423,15 @@ export class Validator implements FrameSink {
   }
 
   /**
+   * Resolves once the repo head of every event appended so far is written to
+   * the store (or its write failed). The store's cursor batches wait for it
+   * (head-writer.ts, "Cursors wait for heads").
+   */
+  headsWritten(): Promise<void> {
+    return this.heads.barrier();
+  }
+
+  /**
    * The account's newest head when it is newer than the stored one: staged
    * after its event was decided and not yet written (heads are written in
    * batches; head-writer.ts). The sync read endpoints overlay it so that what
