@@ -92,6 +92,28 @@ export interface RuleContext {
   finish: (job: Job, decision: Decision) => void;
 }
 
+/**
+ * Waits, with the repo parked, until every event decided before now is
+ * durable in the log and its repo head is in the store (rejects if the last
+ * append failed). A rule calls it before writing account state at decision
+ * time (an upstream status, desynchronized), so that the stored account is
+ * never ahead of the log: after a crash, ingest receives again the frames
+ * above the stored cursor, and if a status from a later frame were stored
+ * while an earlier commit of the repo was not yet in the log, that commit
+ * would be judged by the later status (dropped as inactive) and lost; the
+ * repo's head would then lag, and its next commit would break the chain.
+ */
+export async function storedAfterEarlierEvents(cx: RuleContext, q: RepoQueue): Promise<void> {
+  cx.order.park(q);
+  cx.metrics.accountWritesWaiting++;
+  try {
+    await cx.order.settled();
+    await cx.heads.barrier();
+  } finally {
+    cx.metrics.accountWritesWaiting--;
+  }
+}
+
 export function nowIso(cx: RuleContext): string {
   return new Date(cx.now()).toISOString();
 }

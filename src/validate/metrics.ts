@@ -31,6 +31,8 @@ export class ValidationMetrics {
   identityRetries = 0;
   /** Signatures the validator checked itself, after the worker (see signatureOnMainThread). */
   mainThreadSignatures = 0;
+  /** Account state writes waiting until the repo's earlier events are durable and their heads stored (job.ts storedAfterEarlierEvents). */
+  accountWritesWaiting = 0;
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
@@ -119,6 +121,14 @@ export class ValidationMetrics {
       name: 'relay_validation_main_thread_signatures_total',
       help: 'Commit signatures checked on the main thread instead of a worker: the key the worker had was missing or has changed since (a rotation). Near 0 in the steady state; each costs the main thread one ECDSA verification',
       registers,
+    });
+    new Gauge({
+      name: 'relay_validation_account_writes_waiting',
+      help: 'Account status writes (an upstream status, desynchronized) waiting until the events decided before them are durable and their repo heads stored; stuck above 0 means head writes are stalled',
+      registers,
+      collect() {
+        this.set(metrics.accountWritesWaiting);
+      },
     });
     new Gauge({
       name: 'relay_validation_identity_waiting_events',

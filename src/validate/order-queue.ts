@@ -29,6 +29,12 @@
 // appended events set are handed to the HeadWriter (head-writer.ts) with
 // their relay seqs; an operator takedown's hide is stored in the same
 // synchronous step as the append that assigned its #account seq.
+//
+// Settling (`settled`): a rule that writes account state at decision time
+// (an upstream status, desynchronized) first waits until every place taken
+// before it has been released and every append issued so far has settled,
+// with its own repo parked so that its place does not hold the front (see
+// storedAfterEarlierEvents in job.ts).
 import type { AppendEvent, Sequencer } from '../eventlog/types.ts';
 import type { HeadWriter } from './head-writer.ts';
 import type { Decision, Job, RepoQueue } from './job.ts';
@@ -46,6 +52,12 @@ export class OrderQueue {
   private appendsInFlight = 0;
   /** The last append issued, settled either way: drop-only batches resolve behind it. */
   private appendTail: Promise<unknown> = Promise.resolve();
+  /** The last append issued, as it settled (rejected if it failed). */
+  private lastAppend: Promise<unknown> = Promise.resolve();
+  /** Entries taken off the front so far (released or skipped), for settled(). */
+  private released = 0;
+  /** settled() callers, each waiting until `released` reaches its `upTo`. */
+  private settleWaiters: { upTo: number; resolve: () => void }[] = [];
 
   /** `onAppendSettled` runs after each append settles, either way (the Validator's idle check). */
   constructor(
@@ -63,6 +75,21 @@ export class OrderQueue {
   /** Nothing waits in the queue and every append has settled. */
   get idle(): boolean {
     return this.appendsInFlight === 0 && this.orderHead >= this.order.length;
+  }
+
+  /**
+   * Resolves once every place taken before this call has left the queue (its
+   * job appended, dropped, or stepped out) and every append issued by then
+   * has settled; rejects if the last of those appends failed. A caller whose
+   * own job holds a place parks its repo first (else it would wait for itself).
+   */
+  settled(): Promise<void> {
+    const upTo = this.released + (this.order.length - this.orderHead);
+    if (upTo <= this.released) return this.lastAppend.then(() => {});
+    return new Promise<void>((resolve) => {
+      this.settleWaiters.push({ upTo, resolve });
+      this.drain();
+    }).then(() => this.lastAppend.then(() => {}));
   }
 
   /** The job takes a place at the back. */
@@ -104,17 +131,27 @@ export class OrderQueue {
       const e = this.order[this.orderHead];
       if (e.gen !== e.job.gen) {
         this.orderHead++;
+        this.released++;
         continue;
       }
       if (e.job.decision === null) break;
       batch.push(e.job);
       this.orderHead++;
+      this.released++;
     }
     if (this.orderHead > 1024 && this.orderHead * 2 > this.order.length) {
       this.order = this.order.slice(this.orderHead);
       this.orderHead = 0;
     }
     if (batch.length > 0) this.flush(batch);
+    if (this.settleWaiters.length > 0) {
+      // the appends of everything released so far are issued: lastAppend is the newest
+      const ready = this.settleWaiters.filter((w) => w.upTo <= this.released);
+      if (ready.length > 0) {
+        this.settleWaiters = this.settleWaiters.filter((w) => w.upTo > this.released);
+        for (const w of ready) w.resolve();
+      }
+    }
   }
 
   private flush(batch: Job[]): void {
@@ -140,6 +177,7 @@ export class OrderQueue {
       appended = Promise.reject(err);
     }
     this.appendTail = appended.catch(() => {});
+    this.lastAppend = appended;
     this.appendsInFlight++;
     void appended
       .catch(() => {})

@@ -14,7 +14,15 @@ import { accountFrame, identityFrame } from '../protocol/relay-frames.ts';
 import { isValidHandle, normalizeHandle } from '../protocol/syntax.ts';
 import type { Account } from '../store/metadata-store.ts';
 import { isDecision } from './account-context.ts';
-import { type Decision, drop, type Job, nowIso, type RepoQueue, type RuleContext } from './job.ts';
+import {
+  type Decision,
+  drop,
+  type Job,
+  nowIso,
+  type RepoQueue,
+  type RuleContext,
+  storedAfterEarlierEvents,
+} from './job.ts';
 
 /** The relay's #account event for an account: its own published status, with the status as meta. */
 export function accountEvent(account: Account, did: string, time: string): AppendEvent {
@@ -84,6 +92,7 @@ export async function processAccount(cx: RuleContext, job: Job, q: RepoQueue): P
   let { account } = ctx;
   const upstream = upstreamStatusOf(ev.active, ev.status);
   if (account.upstreamStatus !== upstream) {
+    await storedAfterEarlierEvents(cx, q);
     account = (await cx.store.setAccountUpstreamStatus(account.uid, upstream)) ?? account;
   }
   return { events: [accountEvent(account, q.did, ev.time)] };
@@ -131,7 +140,10 @@ export async function processRepair(cx: RuleContext, job: Job, q: RepoQueue): Pr
       job.repairResult = 'unchanged';
       return { events: [] };
     }
-    if (account.status === 'active') await cx.store.setAccountStatus(account.uid, 'desynchronized');
+    if (account.status === 'active') {
+      await storedAfterEarlierEvents(cx, q);
+      await cx.store.setAccountStatus(account.uid, 'desynchronized');
+    }
     q.resyncPending = true;
     job.repairResult = 'queued';
     return { events: [] };
@@ -141,6 +153,7 @@ export async function processRepair(cx: RuleContext, job: Job, q: RepoQueue): Pr
     return { events: [] };
   }
   const before = statusOfPublished(publishedStatus(account));
+  await storedAfterEarlierEvents(cx, q);
   account = (await cx.store.setAccountUpstreamStatus(account.uid, repair.status)) ?? account;
   if (statusOfPublished(publishedStatus(account)) === before) {
     job.repairResult = 'unchanged';

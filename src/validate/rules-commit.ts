@@ -14,7 +14,15 @@ import { EventKind } from '../eventlog/types.ts';
 import type { InboundFrame } from '../ingest/frame-sink.ts';
 import { seqWriter } from '../protocol/frames.ts';
 import { isDecision } from './account-context.ts';
-import { type Decision, drop, type Job, nowIso, type RepoQueue, type RuleContext } from './job.ts';
+import {
+  type Decision,
+  drop,
+  type Job,
+  nowIso,
+  type RepoQueue,
+  type RuleContext,
+  storedAfterEarlierEvents,
+} from './job.ts';
 import type { ChainFailure } from './metrics.ts';
 import { accountEvent } from './rules-account.ts';
 import type { VerifyResult } from './verify-frame.ts';
@@ -61,6 +69,7 @@ export async function processCommit(cx: RuleContext, job: Job, q: RepoQueue): Pr
         'sync 1.1 check failed (lenient: passed)',
       );
     } else {
+      await storedAfterEarlierEvents(cx, q);
       const updated = (await cx.store.setAccountStatus(account.uid, 'desynchronized')) ?? account;
       cx.resyncs.forget(q.did);
       q.resyncPending = true;

@@ -427,6 +427,73 @@ describe('Validator', () => {
     });
   });
 
+  it("stores an upstream status only once the repo's earlier commit is durable and its head stored", async () => {
+    // After a crash ingest receives again the frames above the stored cursor
+    // and judges them by the stored account: a status from a later frame,
+    // stored while an earlier commit's head was not, would drop that commit
+    // as inactive and leave the head behind. Head writes are held here.
+    let holdHeads = false;
+    let releaseHeads!: () => void;
+    const headsReleased = new Promise<void>((r) => {
+      releaseHeads = r;
+    });
+    let headWritesHeld = 0;
+    const storedRev = new Map<number, string>();
+    const statusWrites: { status: string; headRevAtWrite: string | undefined }[] = [];
+    const wrapStore = (inner: MetadataStore): MetadataStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (typeof v !== 'function') return v;
+          if (prop === 'updateAccountHeads') {
+            return async (updates: { uid: number; head: { rev: string } }[]) => {
+              if (holdHeads) {
+                headWritesHeld++;
+                await headsReleased;
+              }
+              const out = await v.call(target, updates);
+              for (const u of updates) storedRev.set(u.uid, u.head.rev);
+              return out;
+            };
+          }
+          if (prop === 'setAccountUpstreamStatus') {
+            return (uid: number, status: string) => {
+              statusWrites.push({ status, headRevAtWrite: storedRev.get(uid) });
+              return v.call(target, uid, status);
+            };
+          }
+          return v;
+        },
+      });
+    await withHarness({ wrapStore }, async (h) => {
+      const did = await newAccount(h);
+      await h.validator.whenIdle();
+      const host = h.net.hosts[0];
+      holdHeads = true;
+      setTimeout(releaseHeads, 60_000).unref(); // never hang the harness's close
+      const c = host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0)); // durable: submit resolves at durability
+      await waitFor(() => headWritesHeld > 0, "the commit's head write held");
+      host.deactivate(did);
+      const done = h.submitAll(h.takeFrames(0));
+      await waitFor(
+        () => statusWrites.length > 0 || h.validator.metrics.accountWritesWaiting > 0,
+        'the status written, or waiting',
+      );
+      releaseHeads();
+      await done;
+      assert.deepEqual(statusWrites, [{ status: 'deactivated', headRevAtWrite: c.rev }]);
+      const out = await h.output();
+      assert.deepEqual(
+        out.slice(-2).map((e) => [e.t, e.body.rev ?? e.body.status]),
+        [
+          ['#commit', c.rev],
+          ['#account', 'deactivated'],
+        ],
+      );
+    });
+  });
+
   it('drops commits of a deactivated account and re-emits its status', () =>
     withHarness({}, async (h) => {
       const did = await newAccount(h);
