@@ -36,9 +36,16 @@
 // head handed to written() before the batch was taken is written (or its
 // write failed, which a resync heals as for any failed head write). Every
 // frame the batch's cursors pass was handed to written() before the batch was
-// taken: written() runs in the same step that resolves the frame's submit,
+// taken: written() runs before the step that resolves the frame's submit,
 // and the cursor only moves after that. While a barrier waits, chunks are
 // written without the delay.
+//
+// Backpressure (`backlogged`). If the store stalls, heads would pile up here
+// without bound (ingest goes on while appends succeed). Past
+// `maxUnwritten` heads handed over and not written, the order queue
+// resolves the submits of newly appended events only after a barrier: the
+// frames stay in flight, the ingest frame budget fills and the host sockets
+// pause, as for a slow log.
 import type { Logger } from '../log.ts';
 import type { Account, MetadataStore, RepoHead } from '../store/metadata-store.ts';
 
@@ -77,7 +84,13 @@ export class HeadWriter {
     private readonly store: MetadataStore,
     private readonly log: Logger,
     private readonly onWritten: () => void,
+    private readonly maxUnwritten = 16_384,
   ) {}
+
+  /** More heads wait to be written than `maxUnwritten` (see "Backpressure"). */
+  get backlogged(): boolean {
+    return this.queued - this.settled > this.maxUnwritten;
+  }
 
   /** No head waits to be written and none is being written. */
   get idle(): boolean {

@@ -3,7 +3,7 @@
 import { availableParallelism } from 'node:os';
 import type { RelayConfig } from '../config/config.ts';
 import type { RepoLimits } from './repo-fetch.ts';
-import type { ValidationSettings } from './validator.ts';
+import { DEFAULT_VALIDATION_SETTINGS, type ValidationSettings } from './validator.ts';
 
 export { ValidationMetrics } from './metrics.ts';
 export { DROP_REASONS, type DropReason } from './reasons.ts';
@@ -40,6 +40,7 @@ export function validationSettingsFromConfig(cfg: RelayConfig): ValidationSettin
     identityRetryMaxMs: cfg.identityRetryMaxSeconds * 1000,
     identityWebRetryMaxMs: cfg.identityWebRetryMaxSeconds * 1000,
     maxRepoBytes: cfg.maxRepoMb * 1024 * 1024,
+    maxUnwrittenHeads: DEFAULT_VALIDATION_SETTINGS.maxUnwrittenHeads,
   };
 }
 

@@ -33,6 +33,9 @@ export class ValidationMetrics {
   mainThreadSignatures = 0;
   /** Account state writes waiting until the repo's earlier events are durable and their heads stored (job.ts storedAfterEarlierEvents). */
   accountWritesWaiting = 0;
+  /** Append batches whose submits were held until their repo heads were written (head-writer.ts, "Backpressure"). */
+  headBackpressure = 0;
+  private readonly headBackpressureCounter: Counter;
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
@@ -120,6 +123,11 @@ export class ValidationMetrics {
     this.mainThreadSignatureCounter = new Counter({
       name: 'relay_validation_main_thread_signatures_total',
       help: 'Commit signatures checked on the main thread instead of a worker: the key the worker had was missing or has changed since (a rotation). Near 0 in the steady state; each costs the main thread one ECDSA verification',
+      registers,
+    });
+    this.headBackpressureCounter = new Counter({
+      name: 'relay_validation_head_backpressure_total',
+      help: 'Append batches whose frames were held in flight until their repo heads were written, because too many heads waited (the metadata store is slow or stalled; ingest pauses through the frame budget)',
       registers,
     });
     new Gauge({
@@ -244,6 +252,12 @@ export class ValidationMetrics {
   resyncHostLimited(result: 'deferred' | 'refused'): void {
     this.resyncHostLimits[result]++;
     this.resyncHostCounter.inc({ result });
+  }
+
+  /** An append batch's submits wait for its heads (head-writer.ts, "Backpressure"). */
+  heldForHeads(): void {
+    this.headBackpressure++;
+    this.headBackpressureCounter.inc();
   }
 
   event(name: 'migration' | 'throttled' | 'missing-prev-data' | 'unverified-handle' | 're-resolve'): void {

@@ -205,13 +205,22 @@ export class OrderQueue {
           if (!d.drop && typeof j.frame?.receivedAt === 'number') {
             this.metrics.latency(j.type, (now - j.frame.receivedAt) / 1000);
           }
-          const hide = hides.get(j);
           // written later, batched; headFloor() covers it until then
           if (d.write) this.heads.written(d.write, seqs[k - 1]);
-          if (hide) hide.then(j.resolve, j.reject);
-          else j.resolve();
         }
         this.heads.schedule();
+        const release = () => {
+          for (const j of batch) {
+            const hide = hides.get(j);
+            if (hide) hide.then(j.resolve, j.reject);
+            else j.resolve();
+          }
+        };
+        // a stalled store: hold these frames in flight until their heads are written (head-writer.ts, "Backpressure")
+        if (this.heads.backlogged) {
+          this.metrics.heldForHeads();
+          void this.heads.barrier().then(release);
+        } else release();
       },
       (err: unknown) => {
         for (const j of batch) j.reject(err);

@@ -494,6 +494,50 @@ describe('Validator', () => {
     });
   });
 
+  it('holds submits in flight while too many heads wait for a stalled store, and lets them go once written', async () => {
+    let holdHeads = false;
+    let releaseHeads!: () => void;
+    const headsReleased = new Promise<void>((r) => {
+      releaseHeads = r;
+    });
+    const wrapStore = (inner: MetadataStore): MetadataStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (prop !== 'updateAccountHeads' || typeof v !== 'function') return v;
+          return async (...args: unknown[]) => {
+            if (holdHeads) await headsReleased;
+            return v.apply(target, args);
+          };
+        },
+      });
+    await withHarness({ wrapStore, settings: { maxUnwrittenHeads: 2 } }, async (h) => {
+      const did = await newAccount(h);
+      await h.validator.whenIdle();
+      holdHeads = true;
+      setTimeout(releaseHeads, 60_000).unref(); // never hang the harness's close
+      const host = h.net.hosts[0];
+      // two heads may wait: those submits resolve at durability as usual
+      for (let i = 0; i < 2; i++) {
+        host.writeRecord(did);
+        await h.submitAll(h.takeFrames(0));
+      }
+      assert.equal(h.validator.metrics.headBackpressure, 0);
+      const c = host.writeRecord(did);
+      let resolved = false;
+      const third = h.submitAll(h.takeFrames(0)).then(() => {
+        resolved = true;
+      });
+      await waitFor(() => h.validator.metrics.headBackpressure === 1, 'the third held for its head');
+      assert.equal(resolved, false, 'durable, but held in flight while the heads cannot be written');
+      releaseHeads();
+      await third;
+      const out = await h.output();
+      assert.equal(out.at(-1)?.body.rev, c.rev);
+      assert.equal((await h.store.getAccountByDid(did))?.head?.rev, c.rev);
+    });
+  });
+
   it('drops commits of a deactivated account and re-emits its status', () =>
     withHarness({}, async (h) => {
       const did = await newAccount(h);

@@ -117,6 +117,12 @@ export interface ValidationSettings {
   identityRetryMaxMs: number;
   identityWebRetryMaxMs: number;
   maxRepoBytes: number;
+  /**
+   * Repo heads of durable events waiting to be written before submits stop
+   * resolving (head-writer.ts, "Backpressure"): a stalled metadata store
+   * then pauses ingest through the frame budget instead of growing memory.
+   */
+  maxUnwrittenHeads: number;
 }
 
 export const DEFAULT_VALIDATION_SETTINGS: ValidationSettings = {
@@ -134,6 +140,7 @@ export const DEFAULT_VALIDATION_SETTINGS: ValidationSettings = {
   identityRetryMaxMs: 600_000,
   identityWebRetryMaxMs: 60_000,
   maxRepoBytes: 512 * 1024 * 1024,
+  maxUnwrittenHeads: 16_384,
 };
 
 export type IdentitySource = Pick<IdentityCache, 'get' | 'resolve' | 'purge'>;
@@ -179,7 +186,12 @@ export class Validator implements FrameSink {
     this.log = (opts.logger ?? silentLogger).child({ module: 'validate' });
     this.now = opts.now ?? Date.now;
     this.metrics = new ValidationMetrics(opts.registry);
-    this.heads = new HeadWriter(opts.store, this.log, () => this.checkIdle());
+    this.heads = new HeadWriter(
+      opts.store,
+      this.log,
+      () => this.checkIdle(),
+      this.settings.maxUnwrittenHeads,
+    );
     this.order = new OrderQueue(opts.log, this.heads, this.metrics, () => this.checkIdle());
     this.accounts = new AccountResolver({
       identity: this.identity,
