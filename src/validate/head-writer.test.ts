@@ -49,13 +49,46 @@ describe('HeadWriter.barrier', () => {
     assert.equal(store.stored.get(2), 'b');
   });
 
-  it('resolves when a write fails (the stored head stays behind; a resync heals it)', async () => {
+  it('retries a failed write in order, keeping the head in the overlay; the barrier waits for it', async () => {
+    const store = fakeStore();
+    let failures = 2;
+    const inner = store.updateAccountHeads;
+    store.updateAccountHeads = async (updates) => {
+      if (failures > 0) {
+        failures--;
+        throw new Error('connection reset');
+      }
+      return inner(updates);
+    };
+    let failed = 0;
+    const w = new HeadWriter(
+      store as unknown as MetadataStore,
+      silentLogger,
+      () => {},
+      16_384,
+      () => failed++,
+    );
+    const a = account(1);
+    w.written(w.stage(a, head('a'), false), 1);
+    w.schedule();
+    await waitFor(() => failed === 1, 'the first attempt failed');
+    assert.equal(w.current(a)?.rev, 'a', 'the head stays in the overlay for the repo next events');
+    assert.equal(w.floor(), 1, 'and the log checkpoint stays below it');
+    await w.barrier();
+    assert.equal(failed, 2);
+    assert.equal(store.stored.get(1), 'a');
+    assert.equal(w.idle, true);
+  });
+
+  it('gives a failing chunk up after three attempts when closing, so that a stop ends', async () => {
     const store = fakeStore();
     store.fail = true;
     const w = new HeadWriter(store as unknown as MetadataStore, silentLogger, () => {});
     w.written(w.stage(account(1), head('a'), false), 1);
+    w.close();
     w.schedule();
     await w.barrier();
+    assert.equal(store.calls, 3);
     assert.equal(store.stored.size, 0);
     assert.equal(w.idle, true);
   });

@@ -11,8 +11,7 @@
 // may still be unwritten; the log checkpoint stays below it, so after a crash
 // log-recovery.ts rebuilds from the log's tail both the heads the store lacks
 // and which re-received frames are already out (exactly once: see that
-// file). A head write that fails leaves the stored head behind, so the repo's
-// next event breaks the chain and resync heals it.
+// file). A head write that fails is retried (below).
 //
 // Head writes run after the append is durable, off the submit path, one
 // chunk at a time, HEAD_WRITE_DELAY_MS after the first head waiting (at once
@@ -33,12 +32,23 @@
 // whose log is shared) or the process that takes its hosts over would find
 // the repo's next commit unchained and resync it, dropping the commits in
 // between. So the store writes a cursor batch only after barrier(): every
-// head handed to written() before the batch was taken is written (or its
-// write failed, which a resync heals as for any failed head write). Every
+// head handed to written() before the batch was taken is written (a failed
+// write is retried, below, so the barrier waits for it). Every
 // frame the batch's cursors pass was handed to written() before the batch was
 // taken: written() runs before the step that resolves the frame's submit,
 // and the cursor only moves after that. While a barrier waits, chunks are
 // written without the delay.
+//
+// Failed writes are retried, not dropped. A chunk whose write fails goes
+// back to the front, in order, and is tried again after a back-off
+// (HEAD_RETRY_MIN_MS doubling to HEAD_RETRY_MAX_MS); its heads stay in the
+// overlay, so the repos' next events still chain, and barrier() and floor()
+// keep covering them. (Dropping them, as before, left the stored heads
+// behind: the repos' next commits broke the chain and were lost to a
+// resync.) A store that keeps failing thus stops the cursors and, through
+// the backpressure below, ingest. Only when closing does a chunk that failed
+// HEAD_CLOSE_ATTEMPTS times give up, so that a stop with the store down ends;
+// its heads are logged as lost.
 //
 // Backpressure (`backlogged`). If the store stalls, heads would pile up here
 // without bound (ingest goes on while appends succeed). Past
@@ -63,6 +73,11 @@ export interface StagedHead {
 const HEAD_WRITE_CHUNK = 1024;
 /** How long staged heads wait to be written together (hot accounts are written once per window). */
 const HEAD_WRITE_DELAY_MS = 100;
+/** Back-off between attempts at a chunk whose write failed: doubling from the first to the second. */
+const HEAD_RETRY_MIN_MS = 100;
+const HEAD_RETRY_MAX_MS = 5_000;
+/** When closing, attempts at a failing chunk before its heads are given up. */
+const HEAD_CLOSE_ATTEMPTS = 3;
 
 export class HeadWriter {
   /** DID → its newest staged head, until the store has it (the overlay). */
@@ -78,6 +93,9 @@ export class HeadWriter {
   private settled = 0;
   /** barrier() callers, each waiting for `settled` to reach its `upTo` (in order of upTo). */
   private readonly barriers: { upTo: number; resolve: () => void }[] = [];
+  /** Failed attempts in a row at the chunk at the front; the back-off before the next (0: none failed). */
+  private failedAttempts = 0;
+  private retryDelayMs = 0;
 
   /** `onWritten` runs after each chunk's write settles (the Validator's idle check). */
   constructor(
@@ -85,6 +103,8 @@ export class HeadWriter {
     private readonly log: Logger,
     private readonly onWritten: () => void,
     private readonly maxUnwritten = 16_384,
+    /** Called for each failed write attempt (a metric). */
+    private readonly onWriteFailed: () => void = () => {},
   ) {}
 
   /** More heads wait to be written than `maxUnwritten` (see "Backpressure"). */
@@ -175,9 +195,35 @@ export class HeadWriter {
         this.headWriteTimer = null;
         const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
         this.headWritesInFlight = chunk;
-        void this.writeHeads(chunk).finally(() => {
+        void this.writeHeads(chunk).then((written) => {
           this.headWritesInFlight = [];
-          this.settled += chunk.length;
+          let settledNow = written;
+          if (written < chunk.length) {
+            this.failedAttempts++;
+            this.onWriteFailed();
+            if (this.closing && this.failedAttempts >= HEAD_CLOSE_ATTEMPTS) {
+              // stopping with the store failing: give these up so that the stop ends
+              this.log.error(
+                { heads: chunk.length - written, attempts: this.failedAttempts },
+                'repo head writes given up at close; the stored heads stay behind',
+              );
+              for (let k = written; k < chunk.length; k++) this.dropOverlay(chunk[k]);
+              settledNow = chunk.length;
+              this.failedAttempts = 0;
+              this.retryDelayMs = 0;
+            } else {
+              // the rest of the chunk goes back to the front, in order, for the next attempt
+              this.headWrites.unshift(...chunk.slice(written));
+              this.retryDelayMs = Math.min(
+                HEAD_RETRY_MAX_MS,
+                Math.max(HEAD_RETRY_MIN_MS, this.retryDelayMs * 2),
+              );
+            }
+          } else {
+            this.failedAttempts = 0;
+            this.retryDelayMs = 0;
+          }
+          this.settled += settledNow;
           while (this.barriers.length > 0 && this.barriers[0].upTo <= this.settled) {
             this.barriers.shift()?.resolve();
           }
@@ -185,24 +231,32 @@ export class HeadWriter {
           this.onWritten();
         });
       },
-      now ? 0 : HEAD_WRITE_DELAY_MS,
+      this.retryDelayMs > 0 ? this.retryDelayMs : now ? 0 : HEAD_WRITE_DELAY_MS,
     );
   }
 
-  private async writeHeads(chunk: StagedHead[]): Promise<void> {
+  /** The staged head leaves the overlay unless a newer one replaced it. */
+  private dropOverlay(write: StagedHead): void {
+    if (this.heads.get(write.account.did) === write.head) this.heads.delete(write.account.did);
+  }
+
+  /** Writes the chunk in order; returns how many of its heads are written (the rest: the write failed). */
+  private async writeHeads(chunk: StagedHead[]): Promise<number> {
     let i = 0;
     while (i < chunk.length) {
       const start = i;
+      let end = i;
       try {
         if (chunk[i].reset) {
-          const { account, head } = chunk[i++];
+          const { account, head } = chunk[i];
+          end = i + 1;
           await this.store.resetAccountHead(account.uid, head);
         } else {
           // A run of updates; per uid only the highest rev, which is what
           // applying them one by one with the rev gate would leave.
           const best = new Map<number, { uid: number; did: string; head: RepoHead }>();
-          for (; i < chunk.length && !chunk[i].reset; i++) {
-            const { account, head } = chunk[i];
+          for (end = i; end < chunk.length && !chunk[end].reset; end++) {
+            const { account, head } = chunk[end];
             const cur = best.get(account.uid);
             if (!cur || cur.head.rev < head.rev)
               best.set(account.uid, { uid: account.uid, did: account.did, head });
@@ -210,13 +264,15 @@ export class HeadWriter {
           await this.store.updateAccountHeads([...best.values()]);
         }
       } catch (err) {
-        // The stored heads stay behind; the repos' next events break the chain and resync heals it.
-        this.log.error({ err, heads: i - start }, 'repo head write failed');
+        this.log.error(
+          { err, heads: chunk.length - start, retryInMs: Math.max(HEAD_RETRY_MIN_MS, this.retryDelayMs * 2) },
+          'repo head write failed; will retry',
+        );
+        return start;
       }
-      for (let k = start; k < i; k++) {
-        const { account, head } = chunk[k];
-        if (this.heads.get(account.did) === head) this.heads.delete(account.did);
-      }
+      i = end;
+      for (let k = start; k < i; k++) this.dropOverlay(chunk[k]);
     }
+    return chunk.length;
   }
 }

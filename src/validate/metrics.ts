@@ -36,6 +36,9 @@ export class ValidationMetrics {
   /** Append batches whose submits were held until their repo heads were written (head-writer.ts, "Backpressure"). */
   headBackpressure = 0;
   private readonly headBackpressureCounter: Counter;
+  /** Repo head write attempts that failed (retried: head-writer.ts). */
+  headWriteFailures = 0;
+  private readonly headWriteFailureCounter: Counter;
 
   private readonly passedCounter: Counter<'type'>;
   private readonly droppedCounter: Counter<'type' | 'reason'>;
@@ -128,6 +131,11 @@ export class ValidationMetrics {
     this.headBackpressureCounter = new Counter({
       name: 'relay_validation_head_backpressure_total',
       help: 'Append batches whose frames were held in flight until their repo heads were written, because too many heads waited (the metadata store is slow or stalled; ingest pauses through the frame budget)',
+      registers,
+    });
+    this.headWriteFailureCounter = new Counter({
+      name: 'relay_validation_head_write_failures_total',
+      help: 'Repo head write attempts that failed (the metadata store refused or was unreachable); they are retried with back-off, in order',
       registers,
     });
     new Gauge({
@@ -252,6 +260,12 @@ export class ValidationMetrics {
   resyncHostLimited(result: 'deferred' | 'refused'): void {
     this.resyncHostLimits[result]++;
     this.resyncHostCounter.inc({ result });
+  }
+
+  /** A repo head write attempt failed (it is retried). */
+  headWriteFailed(): void {
+    this.headWriteFailures++;
+    this.headWriteFailureCounter.inc();
   }
 
   /** An append batch's submits wait for its heads (head-writer.ts, "Backpressure"). */

@@ -494,6 +494,44 @@ describe('Validator', () => {
     });
   });
 
+  it("retries a failed head write: the repo's next commit still chains (no resync, nothing lost)", async () => {
+    let failNext = 0;
+    let failed = 0;
+    const wrapStore = (inner: MetadataStore): MetadataStore =>
+      new Proxy(inner, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (prop !== 'updateAccountHeads' || typeof v !== 'function') return v;
+          return async (...args: unknown[]) => {
+            if (failNext > 0) {
+              failNext--;
+              failed++;
+              throw new Error('connection reset');
+            }
+            return v.apply(target, args);
+          };
+        },
+      });
+    await withHarness({ wrapStore }, async (h) => {
+      const did = await newAccount(h);
+      await h.validator.whenIdle();
+      const host = h.net.hosts[0];
+      failNext = 1;
+      const c1 = host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      await waitFor(() => failed === 1, "the first commit's head write failed");
+      const c2 = host.writeRecord(did);
+      await h.submitAll(h.takeFrames(0));
+      await h.validator.whenIdle();
+      assert.equal(h.validator.metrics.droppedCount('chain-break'), 0);
+      assert.deepEqual(h.validator.metrics.resyncs, { ok: 0, failed: 0 });
+      assert.equal(h.validator.metrics.headWriteFailures, 1);
+      const revs = (await h.output()).filter((e) => e.t === '#commit').map((e) => e.body.rev);
+      assert.deepEqual(revs.slice(-2), [c1.rev, c2.rev]);
+      assert.equal((await h.store.getAccountByDid(did))?.head?.rev, c2.rev);
+    });
+  });
+
   it('holds submits in flight while too many heads wait for a stalled store, and lets them go once written', async () => {
     let holdHeads = false;
     let releaseHeads!: () => void;

@@ -191,6 +191,7 @@ export class Validator implements FrameSink {
       this.log,
       () => this.checkIdle(),
       this.settings.maxUnwrittenHeads,
+      () => this.metrics.headWriteFailed(),
     );
     this.order = new OrderQueue(opts.log, this.heads, this.metrics, () => this.checkIdle());
     this.accounts = new AccountResolver({
