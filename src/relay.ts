@@ -95,6 +95,8 @@ import {
 
 /** The relay's version, as /health and the page at `/` report it. */
 const RELAY_VERSION = '0.1.0';
+/** Repo head writes failing this long in a row make the relay not ready (a moment's failure does not). */
+const HEAD_WRITES_NOT_READY_AFTER_MS = 5_000;
 
 /** Injection points for tests and embedding; production uses the defaults. */
 export interface RelayDeps {
@@ -478,6 +480,14 @@ export class Relay {
       return w.failing ? `event log writes failing: ${w.error?.message ?? 'unknown error'}` : undefined;
     });
     this.health.notReady.push(() => coverage.notReadyReason());
+    // Repo head writes failing for a while (retried; cursors and, past a
+    // bound, ingest wait for them: validate/head-writer.ts).
+    this.health.notReady.push(() => {
+      const since = validator.headWritesFailingSince();
+      return since !== undefined && Date.now() - since >= HEAD_WRITES_NOT_READY_AFTER_MS
+        ? `repo head writes failing since ${new Date(since).toISOString()}`
+        : undefined;
+    });
     new Gauge({
       name: 'relay_up_since_seconds',
       help: 'Unix time the relay finished starting',

@@ -72,11 +72,13 @@ describe('HeadWriter.barrier', () => {
     w.written(w.stage(a, head('a'), false), 1);
     w.schedule();
     await waitFor(() => failed === 1, 'the first attempt failed');
+    assert.equal(typeof w.failingSince, 'number', 'failing since the first failed attempt');
     assert.equal(w.current(a)?.rev, 'a', 'the head stays in the overlay for the repo next events');
     assert.equal(w.floor(), 1, 'and the log checkpoint stays below it');
     await w.barrier();
     assert.equal(failed, 2);
     assert.equal(store.stored.get(1), 'a');
+    assert.equal(w.failingSince, undefined, 'cleared by the write that succeeded');
     assert.equal(w.idle, true);
   });
 

@@ -96,6 +96,8 @@ export class HeadWriter {
   /** Failed attempts in a row at the chunk at the front; the back-off before the next (0: none failed). */
   private failedAttempts = 0;
   private retryDelayMs = 0;
+  /** When the current run of failed attempts began (Date.now()), or undefined while writes succeed. */
+  failingSince: number | undefined;
 
   /** `onWritten` runs after each chunk's write settles (the Validator's idle check). */
   constructor(
@@ -200,6 +202,7 @@ export class HeadWriter {
           let settledNow = written;
           if (written < chunk.length) {
             this.failedAttempts++;
+            this.failingSince ??= Date.now();
             this.onWriteFailed();
             if (this.closing && this.failedAttempts >= HEAD_CLOSE_ATTEMPTS) {
               // stopping with the store failing: give these up so that the stop ends
@@ -211,6 +214,7 @@ export class HeadWriter {
               settledNow = chunk.length;
               this.failedAttempts = 0;
               this.retryDelayMs = 0;
+              this.failingSince = undefined;
             } else {
               // the rest of the chunk goes back to the front, in order, for the next attempt
               this.headWrites.unshift(...chunk.slice(written));
@@ -222,6 +226,7 @@ export class HeadWriter {
           } else {
             this.failedAttempts = 0;
             this.retryDelayMs = 0;
+            this.failingSince = undefined;
           }
           this.settled += settledNow;
           while (this.barriers.length > 0 && this.barriers[0].upTo <= this.settled) {

@@ -444,6 +444,11 @@ export class Validator implements FrameSink {
     return this.heads.barrier();
   }
 
+  /** When repo head writes began failing in a row (they are retried), or undefined while they succeed. */
+  headWritesFailingSince(): number | undefined {
+    return this.heads.failingSince;
+  }
+
   /**
    * The account's newest head when it is newer than the stored one: staged
    * after its event was decided and not yet written (heads are written in
