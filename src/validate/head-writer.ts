@@ -197,44 +197,47 @@ export class HeadWriter {
         this.headWriteTimer = null;
         const chunk = this.headWrites.splice(0, HEAD_WRITE_CHUNK);
         this.headWritesInFlight = chunk;
-        void this.writeHeads(chunk).then((written) => {
-          this.headWritesInFlight = [];
-          let settledNow = written;
-          if (written < chunk.length) {
-            this.failedAttempts++;
-            this.failingSince ??= Date.now();
-            this.onWriteFailed();
-            if (this.closing && this.failedAttempts >= HEAD_CLOSE_ATTEMPTS) {
-              // stopping with the store failing: give these up so that the stop ends
-              this.log.error(
-                { heads: chunk.length - written, attempts: this.failedAttempts },
-                'repo head writes given up at close; the stored heads stay behind',
-              );
-              for (let k = written; k < chunk.length; k++) this.dropOverlay(chunk[k]);
-              settledNow = chunk.length;
+        // writeHeads catches the store's errors; anything else counts as a failed attempt
+        void this.writeHeads(chunk)
+          .catch(() => 0)
+          .then((written) => {
+            this.headWritesInFlight = [];
+            let settledNow = written;
+            if (written < chunk.length) {
+              this.failedAttempts++;
+              this.failingSince ??= Date.now();
+              this.onWriteFailed();
+              if (this.closing && this.failedAttempts >= HEAD_CLOSE_ATTEMPTS) {
+                // stopping with the store failing: give these up so that the stop ends
+                this.log.error(
+                  { heads: chunk.length - written, attempts: this.failedAttempts },
+                  'repo head writes given up at close; the stored heads stay behind',
+                );
+                for (let k = written; k < chunk.length; k++) this.dropOverlay(chunk[k]);
+                settledNow = chunk.length;
+                this.failedAttempts = 0;
+                this.retryDelayMs = 0;
+                this.failingSince = undefined;
+              } else {
+                // the rest of the chunk goes back to the front, in order, for the next attempt
+                this.headWrites.unshift(...chunk.slice(written));
+                this.retryDelayMs = Math.min(
+                  HEAD_RETRY_MAX_MS,
+                  Math.max(HEAD_RETRY_MIN_MS, this.retryDelayMs * 2),
+                );
+              }
+            } else {
               this.failedAttempts = 0;
               this.retryDelayMs = 0;
               this.failingSince = undefined;
-            } else {
-              // the rest of the chunk goes back to the front, in order, for the next attempt
-              this.headWrites.unshift(...chunk.slice(written));
-              this.retryDelayMs = Math.min(
-                HEAD_RETRY_MAX_MS,
-                Math.max(HEAD_RETRY_MIN_MS, this.retryDelayMs * 2),
-              );
             }
-          } else {
-            this.failedAttempts = 0;
-            this.retryDelayMs = 0;
-            this.failingSince = undefined;
-          }
-          this.settled += settledNow;
-          while (this.barriers.length > 0 && this.barriers[0].upTo <= this.settled) {
-            this.barriers.shift()?.resolve();
-          }
-          this.schedule();
-          this.onWritten();
-        });
+            this.settled += settledNow;
+            while (this.barriers.length > 0 && this.barriers[0].upTo <= this.settled) {
+              this.barriers.shift()?.resolve();
+            }
+            this.schedule();
+            this.onWritten();
+          });
       },
       this.retryDelayMs > 0 ? this.retryDelayMs : now ? 0 : HEAD_WRITE_DELAY_MS,
     );
