@@ -19,9 +19,11 @@
 // Beside the firehose, the Jetstream-compatible JSON stream (GET /subscribe,
 // src/jetstream) and the collection index subscribe to the same stream;
 // a later stage never calls an earlier one (ingest learns its cursor can
-// move from the promise Validator.submit returns). Side: the metadata store
-// (hosts, accounts, heads, cursors), the identity cache, the HTTP API, the
-// collection index's backfill and cleaner, metrics.
+// move from the promise Validator.submit returns; the store writes those
+// cursors only once the repo heads they pass are stored, through
+// Validator.headsWritten wired below, beside the log checkpoint's source).
+// Side: the metadata store (hosts, accounts, heads, cursors), the identity
+// cache, the HTTP API, the collection index's backfill and cleaner, metrics.
 //
 // Start-up opens storage first and the network last; shutdown runs the other
 // way: stop reading hosts (ingest drains its in-flight frames through
