@@ -24,6 +24,32 @@ async function newAccount(h: Harness, i = 0, handle?: string): Promise<string> {
   return did;
 }
 
+/** Wrappers around some of the store's methods (each gets the store's own, bound). */
+type StoreIntercepts = {
+  [K in keyof MetadataStore]?: (own: NonNullable<MetadataStore[K]>) => MetadataStore[K];
+};
+
+/** A HarnessOptions.wrapStore that replaces the named methods with their wrappers. */
+function interceptStore(intercepts: StoreIntercepts): (inner: MetadataStore) => MetadataStore {
+  return (inner) =>
+    new Proxy(inner, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        const wrap = intercepts[prop as keyof MetadataStore] as ((own: unknown) => unknown) | undefined;
+        return wrap && typeof v === 'function' ? wrap(v.bind(target)) : v;
+      },
+    });
+}
+
+/** A promise to wait on and the function that resolves it. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => {
+    open = r;
+  });
+  return { opened, open };
+}
+
 const types = (events: { t: string }[]) => events.map((e) => e.t);
 
 describe('isAuthoritativeHost', () => {
@@ -366,28 +392,19 @@ describe('Validator', () => {
     // order queue; the victim's commit is decided behind it and waits there
     // when the operator takes the victim down.
     let holdDid = '';
-    let release!: () => void;
-    const held = new Promise<void>((r) => {
-      release = r;
-    });
+    const { opened: held, open: release } = gate();
     let holding = 0;
-    const wrapStore = (inner: MetadataStore): MetadataStore =>
-      new Proxy(inner, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          // the held DID misses the cache, so its lookup takes the (held) slow path
-          if (prop === 'cachedAccountByDid' && typeof v === 'function')
-            return (did: string) => (did === holdDid ? undefined : v.call(target, did));
-          if (prop !== 'getAccountByDid' || typeof v !== 'function') return v;
-          return async (did: string) => {
-            if (did === holdDid) {
-              holding++;
-              await held;
-            }
-            return v.call(target, did);
-          };
-        },
-      });
+    const wrapStore = interceptStore({
+      // the held DID misses the cache, so its lookup takes the (held) slow path
+      cachedAccountByDid: (own) => (did) => (did === holdDid ? undefined : own(did)),
+      getAccountByDid: (own) => async (did) => {
+        if (did === holdDid) {
+          holding++;
+          await held;
+        }
+        return own(did);
+      },
+    });
     await withHarness({ wrapStore }, async (h) => {
       const a = await newAccount(h, 0);
       const victim = await newAccount(h, 1);
@@ -433,38 +450,25 @@ describe('Validator', () => {
     // stored while an earlier commit's head was not, would drop that commit
     // as inactive and leave the head behind. Head writes are held here.
     let holdHeads = false;
-    let releaseHeads!: () => void;
-    const headsReleased = new Promise<void>((r) => {
-      releaseHeads = r;
-    });
+    const { opened: headsReleased, open: releaseHeads } = gate();
     let headWritesHeld = 0;
     const storedRev = new Map<number, string>();
     const statusWrites: { status: string; headRevAtWrite: string | undefined }[] = [];
-    const wrapStore = (inner: MetadataStore): MetadataStore =>
-      new Proxy(inner, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          if (typeof v !== 'function') return v;
-          if (prop === 'updateAccountHeads') {
-            return async (updates: { uid: number; head: { rev: string } }[]) => {
-              if (holdHeads) {
-                headWritesHeld++;
-                await headsReleased;
-              }
-              const out = await v.call(target, updates);
-              for (const u of updates) storedRev.set(u.uid, u.head.rev);
-              return out;
-            };
-          }
-          if (prop === 'setAccountUpstreamStatus') {
-            return (uid: number, status: string) => {
-              statusWrites.push({ status, headRevAtWrite: storedRev.get(uid) });
-              return v.call(target, uid, status);
-            };
-          }
-          return v;
-        },
-      });
+    const wrapStore = interceptStore({
+      updateAccountHeads: (own) => async (updates) => {
+        if (holdHeads) {
+          headWritesHeld++;
+          await headsReleased;
+        }
+        const out = await own(updates);
+        for (const u of updates) storedRev.set(u.uid, u.head.rev);
+        return out;
+      },
+      setAccountUpstreamStatus: (own) => (uid, status) => {
+        statusWrites.push({ status, headRevAtWrite: storedRev.get(uid) });
+        return own(uid, status);
+      },
+    });
     await withHarness({ wrapStore }, async (h) => {
       const did = await newAccount(h);
       await h.validator.whenIdle();
@@ -497,21 +501,16 @@ describe('Validator', () => {
   it("retries a failed head write: the repo's next commit still chains (no resync, nothing lost)", async () => {
     let failNext = 0;
     let failed = 0;
-    const wrapStore = (inner: MetadataStore): MetadataStore =>
-      new Proxy(inner, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          if (prop !== 'updateAccountHeads' || typeof v !== 'function') return v;
-          return async (...args: unknown[]) => {
-            if (failNext > 0) {
-              failNext--;
-              failed++;
-              throw new Error('connection reset');
-            }
-            return v.apply(target, args);
-          };
-        },
-      });
+    const wrapStore = interceptStore({
+      updateAccountHeads: (own) => async (updates) => {
+        if (failNext > 0) {
+          failNext--;
+          failed++;
+          throw new Error('connection reset');
+        }
+        return own(updates);
+      },
+    });
     await withHarness({ wrapStore }, async (h) => {
       const did = await newAccount(h);
       await h.validator.whenIdle();
@@ -534,21 +533,13 @@ describe('Validator', () => {
 
   it('holds submits in flight while too many heads wait for a stalled store, and lets them go once written', async () => {
     let holdHeads = false;
-    let releaseHeads!: () => void;
-    const headsReleased = new Promise<void>((r) => {
-      releaseHeads = r;
+    const { opened: headsReleased, open: releaseHeads } = gate();
+    const wrapStore = interceptStore({
+      updateAccountHeads: (own) => async (updates) => {
+        if (holdHeads) await headsReleased;
+        return own(updates);
+      },
     });
-    const wrapStore = (inner: MetadataStore): MetadataStore =>
-      new Proxy(inner, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          if (prop !== 'updateAccountHeads' || typeof v !== 'function') return v;
-          return async (...args: unknown[]) => {
-            if (holdHeads) await headsReleased;
-            return v.apply(target, args);
-          };
-        },
-      });
     await withHarness({ wrapStore, settings: { maxUnwrittenHeads: 2 } }, async (h) => {
       const did = await newAccount(h);
       await h.validator.whenIdle();
@@ -662,16 +653,13 @@ describe('Validator', () => {
     }));
 
   it('does not hold other repos up while one DID resolves', () => {
-    let release: () => void = () => {};
-    const gate = new Promise<void>((r) => {
-      release = r;
-    });
+    const { opened: slowResolved, open: release } = gate();
     let slowDid = '';
     const wrap = (inner: IdentitySource): IdentitySource => ({
       get: (did) => (did === slowDid ? undefined : inner.get(did)),
       purge: (did) => inner.purge(did),
       resolve: async (did, o) => {
-        if (did === slowDid) await gate;
+        if (did === slowDid) await slowResolved;
         return inner.resolve(did, o);
       },
     });
