@@ -14,46 +14,25 @@
 // same rule for account status written at decision time is tested in
 // validate/validator.test.ts, where the order of writes can be held exactly.)
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import type WebSocket from 'ws';
 import { SimNetwork } from '../sim/network.ts';
-import { deleteStreams, NATS_URL } from '../test/support/nats.ts';
-import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
+import { processMetric as metric, PG_URL, ScaleOutCluster } from '../test/support/scale-out-cluster.ts';
 import { followStream, StreamRecord } from '../test/support/stream-record.ts';
-import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RATE = 150;
 
-async function metric(r: RelayProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : 0;
-}
-
 describe('an ingest process killed while its head writes stall', () => {
-  const suffix = `${process.pid}_${randomBytes(3).toString('hex')}`;
-  const stream = `ih_${suffix}`;
-  const schema = `ih_${suffix}`;
-  const procs = new Set<RelayProcess>();
-  const dataDir = tempDir('atrelay-ingest-heads-');
-  after(async () => {
-    for (const p of procs) p.child.kill('SIGKILL');
-    await deleteStreams([stream, `KV_${stream}-leases`]);
-    const db = new pg.Client({ connectionString: PG_URL });
-    await db.connect();
-    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await db.end();
-  });
+  const cluster = new ScaleOutCluster('ih');
+  const schema = cluster.schema;
+  after(() => cluster.remove());
 
   it('loses no commit: the stored cursor never passes a frame whose head is unwritten', async (t) => {
+    await cluster.createSchema();
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
     const locker = new pg.Client({ connectionString: PG_URL });
     await locker.connect();
     const net = await SimNetwork.start({
@@ -69,35 +48,7 @@ describe('an ingest process killed while its head writes stall', () => {
     const downstream = new StreamRecord('fanout');
     let reader: WebSocket | undefined;
     let consumer: WebSocket | undefined;
-    const base = {
-      RELAY_PORT: '0',
-      RELAY_METRICS_PORT: '0',
-      RELAY_BIND: '127.0.0.1',
-      RELAY_PLC_URL: net.plc.url,
-      RELAY_UPSTREAM: 'none',
-      RELAY_ALLOW_INSECURE_HOSTS: 'true',
-      RELAY_ADMIN_PASSWORD: 'ingest-heads-test',
-      RELAY_HOST_RATE_PER_SECOND: '100000',
-      RELAY_HOST_RATE_PER_HOUR: '1000000000',
-      RELAY_HOST_RATE_PER_DAY: '1000000000',
-      DATABASE_URL: `${PG_URL}?options=-c%20search_path%3D${schema}`,
-      RELAY_EVENTLOG: 'nats',
-      RELAY_NATS_URL: NATS_URL,
-      RELAY_NATS_STREAM: stream,
-      RELAY_HOST_LEASE_SECONDS: '3',
-      RELAY_NATS_DUPLICATE_WINDOW_SECONDS: '120',
-      RELAY_COLLECTIONS_CLEANER_INTERVAL_SECONDS: '0',
-      ...(process.env.ATRELAY_TEST_RELAY_LOG ? { RELAY_LOG_LEVEL: 'debug' } : {}),
-    };
-    const start = async (role: 'ingest' | 'fanout', n: number) => {
-      const p = await spawnRelay({
-        ...base,
-        RELAY_ROLE: role,
-        RELAY_DATA_DIR: join(dataDir, `${role}-${n}`),
-      });
-      procs.add(p);
-      return p;
-    };
+    const start = (role: 'ingest' | 'fanout', n: number) => cluster.start(role, n, net.plc.url);
     const storedCursor = async () =>
       Number((await admin.query(`SELECT last_seq FROM ${schema}.hosts`)).rows[0]?.last_seq ?? 0);
     try {
@@ -133,9 +84,7 @@ describe('an ingest process killed while its head writes stall', () => {
         'a cursor batch taken after the stall (written, or waiting for its heads)',
       );
       t.diagnostic(`stalled at upstream seq ${stalledAt}; stored cursor ${await storedCursor()}`);
-      first.child.kill('SIGKILL');
-      await first.exited;
-      procs.delete(first);
+      await cluster.kill(first);
       await locker.query('ROLLBACK');
 
       // another ingest process takes the host over once the dead one's lease expires
@@ -165,7 +114,7 @@ describe('an ingest process killed while its head writes stall', () => {
       net.stopGenerator();
       consumer?.terminate();
       reader?.terminate();
-      for (const p of procs) p.child.kill('SIGKILL');
+      for (const p of cluster.procs) p.child.kill('SIGKILL');
       await locker.end().catch(() => {});
       await admin.end().catch(() => {});
       await net.stop();

@@ -8,49 +8,24 @@
 // arrive exactly once; a fan-out node is killed and restarted mid-stream and
 // its consumer resumes from its cursor with nothing missing or repeated.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import pg from 'pg';
 import WebSocket from 'ws';
 import { SimNetwork } from '../sim/network.ts';
-import { deleteStreams, NATS_URL } from '../test/support/nats.ts';
-import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
+import type { RelayProcess } from '../test/support/relay-process.ts';
+import { processMetric as metric, ScaleOutCluster } from '../test/support/scale-out-cluster.ts';
 import { followStream, StreamRecord } from '../test/support/stream-record.ts';
-import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 
-const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const RATE = 400;
 /** Events the network emits in all (about 20 s at RATE). */
 const TOTAL = 8000;
 
-async function metric(r: RelayProcess, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${r.metricsPort}/metrics`)).text();
-  const m = text.match(new RegExp(`^${name} (\\S+)$`, 'm'));
-  return m ? Number(m[1]) : 0;
-}
-
 describe('scale-out: two ingest and two fan-out processes on NATS JetStream and PostgreSQL', () => {
-  const suffix = `${process.pid}_${randomBytes(3).toString('hex')}`;
-  const stream = `so_${suffix}`;
-  const schema = `so_${suffix}`;
-  const procs = new Set<RelayProcess>();
-  const dataDir = tempDir('atrelay-scale-out-');
-  after(async () => {
-    for (const p of procs) p.child.kill('SIGKILL');
-    await deleteStreams([stream, `KV_${stream}-leases`]);
-    const db = new pg.Client({ connectionString: PG_URL });
-    await db.connect();
-    await db.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await db.end();
-  });
+  const cluster = new ScaleOutCluster('so');
+  after(() => cluster.remove());
 
   it('delivers one identical sequence on both fan-out nodes, every commit once through an ingest SIGKILL and a fan-out restart', async (t) => {
-    const db = new pg.Client({ connectionString: PG_URL });
-    await db.connect();
-    await db.query(`CREATE SCHEMA ${schema}`);
-    await db.end();
+    await cluster.createSchema();
     const net = await SimNetwork.start({
       hosts: 4,
       accountsPerHost: 20,
@@ -62,34 +37,7 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
     let readers: WebSocket[] = [];
     const fan = [new StreamRecord('fanout-1'), new StreamRecord('fanout-2')];
     const consumers: (WebSocket | undefined)[] = [undefined, undefined];
-    const base = {
-      RELAY_PORT: '0',
-      RELAY_METRICS_PORT: '0',
-      RELAY_BIND: '127.0.0.1',
-      RELAY_PLC_URL: net.plc.url,
-      RELAY_UPSTREAM: 'none',
-      RELAY_ALLOW_INSECURE_HOSTS: 'true',
-      RELAY_ADMIN_PASSWORD: 'scale-out-test',
-      RELAY_HOST_RATE_PER_SECOND: '100000',
-      RELAY_HOST_RATE_PER_HOUR: '1000000000',
-      RELAY_HOST_RATE_PER_DAY: '1000000000',
-      DATABASE_URL: `${PG_URL}?options=-c%20search_path%3D${schema}`,
-      RELAY_EVENTLOG: 'nats',
-      RELAY_NATS_URL: NATS_URL,
-      RELAY_NATS_STREAM: stream,
-      RELAY_HOST_LEASE_SECONDS: '3',
-      RELAY_NATS_DUPLICATE_WINDOW_SECONDS: '120',
-      RELAY_COLLECTIONS_CLEANER_INTERVAL_SECONDS: '0',
-    };
-    const start = async (role: 'ingest' | 'fanout', n: number) => {
-      const p = await spawnRelay({
-        ...base,
-        RELAY_ROLE: role,
-        RELAY_DATA_DIR: join(dataDir, `${role}-${n}`),
-      });
-      procs.add(p);
-      return p;
-    };
+    const start = (role: 'ingest' | 'fanout', n: number) => cluster.start(role, n, net.plc.url);
     const connect = (i: number, r: RelayProcess) => {
       const cursor = fan[i].lastSeq;
       consumers[i] = followStream(
@@ -134,9 +82,7 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
       const held = await Promise.all(ingest.map((p) => metric(p, 'relay_host_leases_held')));
       const victim = held[0] >= held[1] ? 0 : 1;
       t.diagnostic(`leases held ${held.join('/')}: killing ingest ${victim + 1}`);
-      ingest[victim].child.kill('SIGKILL');
-      await ingest[victim].exited;
-      procs.delete(ingest[victim]);
+      await cluster.kill(ingest[victim]);
       const survivor = ingest[1 - victim];
       await waitFor(
         async () => (await metric(survivor, 'relay_host_leases_held')) === 4,
@@ -145,9 +91,7 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
 
       // two thirds: restart fan-out 2; its consumer resumes from its cursor
       await waitFor(() => emittedNow() >= first + (2 * TOTAL) / 3, 'two thirds of the events emitted');
-      fanout[1].child.kill('SIGKILL');
-      await fanout[1].exited;
-      procs.delete(fanout[1]);
+      await cluster.kill(fanout[1]);
       consumers[1]?.terminate();
       fanout[1] = await start('fanout', 3);
       connect(1, fanout[1]);
@@ -203,7 +147,7 @@ describe('scale-out: two ingest and two fan-out processes on NATS JetStream and 
       net.stopGenerator();
       for (const c of consumers) c?.terminate();
       for (const r of readers) r.terminate();
-      for (const p of procs) p.child.kill('SIGKILL');
+      for (const p of cluster.procs) p.child.kill('SIGKILL');
       await net.stop();
     }
   });
