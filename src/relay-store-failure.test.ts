@@ -11,10 +11,15 @@ import { after, before, describe, it } from 'node:test';
 import pg from 'pg';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import {
+  assertEachCommitOnce,
+  crawlAll,
+  relayMetric,
+  startTestRelay,
+  waitRelayCaughtUp,
+} from '../test/support/relay-harness.ts';
 import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
 
 const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -49,8 +54,7 @@ describe('relay with a metadata store refusing repo head writes', () => {
     await crawlAll(r, net);
     const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
     try {
-      const metric = async (name: string) =>
-        (await r.registry.getSingleMetric(name)?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
+      const metric = (name: string) => relayMetric(r, name);
       const before = net.step(40);
       await waitRelayCaughtUp(r, net, consumer);
 
@@ -75,15 +79,7 @@ describe('relay with a metadata store refusing repo head writes', () => {
       const v = r.validator!;
       assert.equal(v.metrics.droppedCount('chain-break'), 0, 'no commit looked unchained');
       assert.deepEqual(v.metrics.resyncs, { ok: 0, failed: 0 });
-      const seen = new Map<string, number>();
-      for (const f of consumer.frames) {
-        const c = f.frame?.body.commit;
-        if (c && f.frame?.body.ops)
-          seen.set(cidToString(c as never), (seen.get(cidToString(c as never)) ?? 0) + 1);
-      }
-      for (const e of [...before, ...during, ...afterFix].filter((x) => x.t === '#commit')) {
-        assert.equal(seen.get(cidToString(e.commit!)), 1, `commit ${e.rev} of ${e.did} relayed once`);
-      }
+      assertEachCommitOnce(consumer, [...before, ...during, ...afterFix]);
       // every stored head is the account's current one
       for (const h of net.hosts) {
         for (const [did, a] of h.accounts) {

@@ -7,10 +7,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import {
+  assertEachCommitOnce,
+  crawlAll,
+  relayMetric,
+  startTestRelay,
+  waitRelayCaughtUp,
+} from '../test/support/relay-harness.ts';
 import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
-import { cidToString } from './protocol/cid.ts';
 import type { Relay } from './relay.ts';
 
 describe('relay with a full disk', () => {
@@ -46,8 +51,7 @@ describe('relay with a full disk', () => {
     await crawlAll(r, net);
     const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
     try {
-      const metric = async (name: string) =>
-        (await r.registry.getSingleMetric(name)?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
+      const metric = (name: string) => relayMetric(r, name);
       const before = net.step(40);
       await waitRelayCaughtUp(r, net, consumer);
       const reconnects = await metric('relay_ingest_reconnects_total');
@@ -78,15 +82,7 @@ describe('relay with a full disk', () => {
 
       const seqs = consumer.seqs();
       for (let i = 1; i < seqs.length; i++) assert.equal(seqs[i], seqs[i - 1] + 1, 'gapless relay seqs');
-      const seen = new Map<string, number>();
-      for (const f of consumer.frames) {
-        const c = f.frame?.body.commit;
-        if (c && f.frame?.body.ops)
-          seen.set(cidToString(c as never), (seen.get(cidToString(c as never)) ?? 0) + 1);
-      }
-      for (const e of [...before, ...during, ...afterFix].filter((x) => x.t === '#commit')) {
-        assert.equal(seen.get(cidToString(e.commit!)), 1, `commit ${e.rev} of ${e.did} relayed once`);
-      }
+      assertEachCommitOnce(consumer, [...before, ...during, ...afterFix]);
     } finally {
       await consumer.close();
     }

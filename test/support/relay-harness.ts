@@ -2,10 +2,14 @@
 // end-to-end tests need it: loopback only, ephemeral ports, the sim's PLC for
 // DID resolution and its handle map for handle checks, fsync off (a test
 // process is not a power cut), one validation worker.
+import assert from 'node:assert/strict';
+import type { ReceivedFrame } from '../../sim/consumer.ts';
 import type { SimNetwork } from '../../sim/network.ts';
+import type { EmittedEvent } from '../../sim/pds.ts';
 import { simHandleResolver } from '../../sim/plc.ts';
 import { loadConfig, type RelayConfig } from '../../src/config/config.ts';
 import { silentLogger } from '../../src/log.ts';
+import { cidToString } from '../../src/protocol/cid.ts';
 import { Relay, type RelayDeps } from '../../src/relay.ts';
 import { TEST_DNS_SERVERS } from './sim-dns.ts';
 import { waitFor } from './wait.ts';
@@ -97,5 +101,26 @@ export async function waitRelayCaughtUp(
   if (consumer) {
     const head = relay.eventLog?.head() ?? 0;
     await waitFor(() => (consumer.seqs().at(-1) ?? 0) >= head, `consumer at the log head ${head}`);
+  }
+}
+
+/** A metric of the relay's registry, summed over its labels (0 when absent). */
+export async function relayMetric(relay: Relay, name: string): Promise<number> {
+  return (await relay.registry.getSingleMetric(name)?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
+}
+
+/** Asserts that every #commit among `emitted` reached the consumer exactly once. */
+export function assertEachCommitOnce(
+  consumer: { frames: readonly ReceivedFrame[] },
+  emitted: EmittedEvent[],
+): void {
+  const seen = new Map<string, number>();
+  for (const f of consumer.frames) {
+    const c = f.frame?.body.commit;
+    if (c && f.frame?.body.ops)
+      seen.set(cidToString(c as never), (seen.get(cidToString(c as never)) ?? 0) + 1);
+  }
+  for (const e of emitted.filter((x) => x.t === '#commit')) {
+    assert.equal(seen.get(cidToString(e.commit!)), 1, `commit ${e.rev} of ${e.did} relayed once`);
   }
 }
