@@ -76,6 +76,10 @@ const HEAD_WRITE_DELAY_MS = 100;
 /** Back-off between attempts at a chunk whose write failed: doubling from the first to the second. */
 const HEAD_RETRY_MIN_MS = 100;
 const HEAD_RETRY_MAX_MS = 5_000;
+/** The back-off before attempt `failed + 1` at a chunk whose write failed `failed` times. */
+function retryDelayMs(failed: number): number {
+  return Math.min(HEAD_RETRY_MAX_MS, HEAD_RETRY_MIN_MS * 2 ** (failed - 1));
+}
 /** When closing, attempts at a failing chunk before its heads are given up. */
 const HEAD_CLOSE_ATTEMPTS = 3;
 
@@ -88,14 +92,12 @@ export class HeadWriter {
   /** The chunk being written; one chunk at a time, so a repo's heads land in order. */
   private headWritesInFlight: StagedHead[] = [];
   private closing = false;
-  /** Heads handed to written() so far, and of those, the ones whose write has settled. */
-  private queued = 0;
+  /** Heads whose write has settled (written, or given up at close), counted from the start; barrier() positions count on it. */
   private settled = 0;
   /** barrier() callers, each waiting for `settled` to reach its `upTo` (in order of upTo). */
   private readonly barriers: { upTo: number; resolve: () => void }[] = [];
-  /** Failed attempts in a row at the chunk at the front; the back-off before the next (0: none failed). */
+  /** Failed attempts in a row at the chunk at the front (0: none failed); the back-off follows from it (retryDelayMs). */
   private failedAttempts = 0;
-  private retryDelayMs = 0;
   /** When the current run of failed attempts began (Date.now()), or undefined while writes succeed. */
   failingSince: number | undefined;
 
@@ -111,7 +113,12 @@ export class HeadWriter {
 
   /** More heads wait to be written than `maxUnwritten` (see "Backpressure"). */
   get backlogged(): boolean {
-    return this.queued - this.settled > this.maxUnwritten;
+    return this.unsettled > this.maxUnwritten;
+  }
+
+  /** Heads handed to written() whose write has not settled: waiting, being written, or back for a retry. */
+  private get unsettled(): number {
+    return this.headWrites.length + this.headWritesInFlight.length;
   }
 
   /** No head waits to be written and none is being written. */
@@ -144,7 +151,6 @@ export class HeadWriter {
   written(write: StagedHead, seq: number): void {
     write.seq = seq;
     this.headWrites.push(write);
-    this.queued++;
   }
 
   /**
@@ -153,9 +159,9 @@ export class HeadWriter {
    * cursor batches wait for this). Writes what waits without the delay.
    */
   barrier(): Promise<void> {
-    if (this.settled >= this.queued) return Promise.resolve();
+    if (this.unsettled === 0) return Promise.resolve();
     return new Promise((resolve) => {
-      this.barriers.push({ upTo: this.queued, resolve });
+      this.barriers.push({ upTo: this.settled + this.unsettled, resolve });
       if (this.headWriteTimer) {
         // a delayed write is pending: start it now
         clearTimeout(this.headWriteTimer);
@@ -216,19 +222,13 @@ export class HeadWriter {
                 for (let k = written; k < chunk.length; k++) this.dropOverlay(chunk[k]);
                 settledNow = chunk.length;
                 this.failedAttempts = 0;
-                this.retryDelayMs = 0;
                 this.failingSince = undefined;
               } else {
                 // the rest of the chunk goes back to the front, in order, for the next attempt
                 this.headWrites.unshift(...chunk.slice(written));
-                this.retryDelayMs = Math.min(
-                  HEAD_RETRY_MAX_MS,
-                  Math.max(HEAD_RETRY_MIN_MS, this.retryDelayMs * 2),
-                );
               }
             } else {
               this.failedAttempts = 0;
-              this.retryDelayMs = 0;
               this.failingSince = undefined;
             }
             this.settled += settledNow;
@@ -239,7 +239,7 @@ export class HeadWriter {
             this.onWritten();
           });
       },
-      this.retryDelayMs > 0 ? this.retryDelayMs : now ? 0 : HEAD_WRITE_DELAY_MS,
+      this.failedAttempts > 0 ? retryDelayMs(this.failedAttempts) : now ? 0 : HEAD_WRITE_DELAY_MS,
     );
   }
 
@@ -273,7 +273,7 @@ export class HeadWriter {
         }
       } catch (err) {
         this.log.error(
-          { err, heads: chunk.length - start, retryInMs: Math.max(HEAD_RETRY_MIN_MS, this.retryDelayMs * 2) },
+          { err, heads: chunk.length - start, retryInMs: retryDelayMs(this.failedAttempts + 1) },
           'repo head write failed; will retry',
         );
         return start;
