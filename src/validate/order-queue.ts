@@ -50,9 +50,7 @@ export class OrderQueue {
   private orderHead = 0;
   /** Appends issued and not settled (whenIdle waits for them). */
   private appendsInFlight = 0;
-  /** The last append issued, settled either way: drop-only batches resolve behind it. */
-  private appendTail: Promise<unknown> = Promise.resolve();
-  /** The last append issued, as it settled (rejected if it failed). */
+  /** The last append issued (rejected if it failed): drop-only batches resolve behind it, either way. */
   private lastAppend: Promise<unknown> = Promise.resolve();
   /** Entries taken off the front so far (released or skipped), for settled(). */
   private released = 0;
@@ -165,9 +163,11 @@ export class OrderQueue {
       }
     }
     if (events.length === 0) {
-      void this.appendTail.then(() => {
-        for (const j of batch) j.resolve();
-      });
+      void this.lastAppend
+        .catch(() => {})
+        .then(() => {
+          for (const j of batch) j.resolve();
+        });
       return;
     }
     let appended: Promise<number[]>;
@@ -176,7 +176,6 @@ export class OrderQueue {
     } catch (err) {
       appended = Promise.reject(err);
     }
-    this.appendTail = appended.catch(() => {});
     this.lastAppend = appended;
     this.appendsInFlight++;
     void appended
