@@ -127,6 +127,28 @@ function prepareStatements(db: Database.Database) {
   };
 }
 
+/**
+ * `PRAGMA journal_mode = WAL`, retried for up to `waitMs` while SQLite answers
+ * SQLITE_BUSY. Switching a new database to WAL needs an exclusive lock, and
+ * when another process is migrating the same new file at that moment SQLite
+ * may refuse at once instead of calling the busy handler (a connection
+ * holding a shared lock is not made to wait for one that waits for it): seen
+ * about once in 80 starts of two processes on one new database.
+ */
+function enableWal(db: Database.Database, waitMs: number): void {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    try {
+      db.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) throw err;
+      // start-up only, and SQLite's own busy wait blocks the same way
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+}
+
 export class SqliteBackend implements MetadataBackend {
   readonly kind = 'sqlite' as const;
   private readonly db: Database.Database;
@@ -146,7 +168,7 @@ export class SqliteBackend implements MetadataBackend {
     // busy_timeout first: switching to WAL and migrating both need the lock
     // another process starting at the same moment may hold.
     this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
-    this.db.pragma('journal_mode = WAL');
+    enableWal(this.db, busyTimeoutMs);
     this.db.pragma(`synchronous = ${synchronous}`);
     this.db.pragma('foreign_keys = ON');
     migrateSqlite(this.db);
