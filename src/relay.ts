@@ -206,7 +206,7 @@ export class Relay {
     this.committed = committed;
     // every writer of the index goes through the known-pairs cache (collections/known-pairs.ts)
     const collectionIndex = new KnownPairsIndex(
-      await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir }),
+      await openCollectionIndex({ databaseUrl: cfg.databaseUrl, dataDir: cfg.dataDir, logger: log }),
     );
     this.collectionIndex = collectionIndex;
 

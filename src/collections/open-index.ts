@@ -4,6 +4,7 @@
 // metadata tables in the same database and schema).
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Logger } from '../log.ts';
 import type { CollectionIndexStore } from './index-store.ts';
 import { PostgresCollectionIndex } from './postgres-index.ts';
 import { COLLECTIONS_SQLITE_FILE, SqliteCollectionIndex } from './sqlite-index.ts';
@@ -12,6 +13,8 @@ export interface OpenCollectionIndexOptions {
   databaseUrl?: string;
   dataDir: string;
   pgSchema?: string;
+  /** Where the PostgreSQL pool logs (idle connection failures). */
+  logger?: Logger;
   pgPoolSize?: number;
   /** SQLite page cache in KiB (default 64 MiB); raise it for a large backfill */
   sqliteCacheKiB?: number;
@@ -25,6 +28,7 @@ export async function openCollectionIndex(opts: OpenCollectionIndexOptions): Pro
       connectionString: opts.databaseUrl,
       schema: opts.pgSchema,
       poolSize: opts.pgPoolSize,
+      logger: opts.logger,
     });
   }
   mkdirSync(opts.dataDir, { recursive: true });

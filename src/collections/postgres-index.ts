@@ -12,7 +12,9 @@
 // of the same kind are merged, so call order is preserved. Text columns use
 // COLLATE "C" so DID order — and thus cursors — is byte order, identical to
 // SQLite's.
-import pg from 'pg';
+import type pg from 'pg';
+import { type Logger, silentLogger } from '../log.ts';
+import { createPgPool } from '../store/pg-pool.ts';
 import {
   assertPairs,
   type BackfillItem,
@@ -90,9 +92,8 @@ export interface PostgresIndexOptions {
   schema?: string;
   poolSize?: number;
   connectTimeoutMs?: number;
+  logger?: Logger;
 }
-
-const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
 
 export class PostgresCollectionIndex implements CollectionIndexStore {
   readonly kind = 'postgres' as const;
@@ -105,15 +106,14 @@ export class PostgresCollectionIndex implements CollectionIndexStore {
 
   /** Connects and creates the tables; rejects if the server is unreachable. */
   static async open(opts: PostgresIndexOptions): Promise<PostgresCollectionIndex> {
-    if (opts.schema !== undefined && !SCHEMA_RE.test(opts.schema))
-      throw new Error(`invalid PostgreSQL schema name: ${opts.schema}`);
-    const pool = new pg.Pool({
+    const pool = createPgPool({
       connectionString: opts.connectionString,
+      schema: opts.schema,
       max: opts.poolSize ?? 4,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
-      options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      log: opts.logger ?? silentLogger,
+      purpose: 'collection index',
     });
-    pool.on('error', () => {});
     try {
       const c = await pool.connect();
       try {

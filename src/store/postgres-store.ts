@@ -7,7 +7,7 @@
 // unnest() arrays: one round trip for any number of hosts. Head updates go
 // through a group-commit batcher (head-batcher.ts): one fsync per batch, and
 // updateAccountHeads queues its whole list into one batch (one round trip).
-import pg from 'pg';
+import type pg from 'pg';
 import type { Logger } from '../log.ts';
 import { silentLogger } from '../log.ts';
 import { HeadUpdateBatcher, type HeadWrite } from './head-batcher.ts';
@@ -31,6 +31,7 @@ import type {
 } from './metadata-store.ts';
 import { DEFAULT_HOST_ACCOUNT_LIMIT } from './metadata-store.ts';
 import { migratePostgres } from './migrations.ts';
+import { createPgPool } from './pg-pool.ts';
 import {
   type AccountRow,
   accountFromRow,
@@ -51,8 +52,6 @@ export interface PostgresBackendOptions {
   log?: Logger;
 }
 
-const SCHEMA_RE = /^[a-z_][a-z0-9_]{0,62}$/;
-
 export class PostgresBackend implements MetadataBackend {
   readonly kind = 'postgres' as const;
   private closed = false;
@@ -63,17 +62,14 @@ export class PostgresBackend implements MetadataBackend {
 
   /** Connects, runs migrations, and fails (rejects) if the server is unreachable. */
   static async open(opts: PostgresBackendOptions): Promise<PostgresBackend> {
-    if (opts.schema !== undefined && !SCHEMA_RE.test(opts.schema)) {
-      throw new Error(`invalid PostgreSQL schema name: ${opts.schema}`);
-    }
-    const log = opts.log ?? silentLogger;
-    const pool = new pg.Pool({
+    const pool = createPgPool({
       connectionString: opts.connectionString,
+      schema: opts.schema,
       max: opts.poolSize ?? 8,
-      connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
-      options: opts.schema ? `-c search_path=${opts.schema}` : undefined,
+      connectTimeoutMs: opts.connectTimeoutMs ?? 10_000,
+      log: opts.log ?? silentLogger,
+      purpose: 'metadata store',
     });
-    pool.on('error', (err) => log.error({ err }, 'idle PostgreSQL connection failed'));
     try {
       const client = await pool.connect();
       try {
