@@ -322,4 +322,37 @@ describe('BlockMap', () => {
     assert.equal(m.size, 1);
     assert.equal(m.byteLength, d2.length);
   });
+  it('keeps CIDs apart whose key bits collide, and one digest under two codecs', () => {
+    // Same codec and digest bytes 4..7 (the map's key), different digests.
+    const cid = (codec: number, tail: number) => {
+      const b = new Uint8Array(36);
+      b.set([0x01, codec, 0x12, 0x20, 0xaa, 0xbb, 0xcc, 0x1d]);
+      b[35] = tail;
+      return new CidLinkWrapper(b);
+    };
+    const a = cid(0x71, 1);
+    const b = cid(0x71, 2);
+    const raw = cid(0x55, 1);
+    const m = new BlockMap();
+    m.set(a, utf8Encode('a')).set(b, utf8Encode('bb')).set(raw, utf8Encode('ccc'));
+    assert.equal(m.size, 3);
+    assert.equal(m.byteLength, 6);
+    assert.deepEqual(m.get(cid(0x71, 2)), utf8Encode('bb'));
+    assert.deepEqual(m.get(cid(0x71, 1)), utf8Encode('a'));
+    assert.deepEqual(m.get(cid(0x55, 1)), utf8Encode('ccc'));
+    assert.equal(m.get(cid(0x71, 3)), undefined);
+    m.set(cid(0x71, 2), utf8Encode('dddd')); // replaces, in the overflow too
+    assert.equal(m.size, 3);
+    assert.equal(m.byteLength, 8);
+    assert.deepEqual(
+      [...m].map(([c]) => c.bytes[35] + c.bytes[1]),
+      [1 + 0x71, 1 + 0x55, 2 + 0x71],
+    );
+    assert.ok(m.delete(cid(0x71, 1)));
+    assert.ok(m.has(cid(0x71, 2)), 'the overflowed CID survives the other one’s delete');
+    assert.ok(m.delete(cid(0x71, 2)));
+    assert.ok(!m.delete(cid(0x71, 2)));
+    assert.equal(m.size, 1);
+    assert.equal(m.byteLength, 3);
+  });
 });

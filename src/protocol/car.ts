@@ -2,8 +2,8 @@
 // `blocks` field of #commit and #sync events. Every event goes through
 // readCar, so it is a single pass over the buffer with no copies: blocks are
 // subarray views of the input, each hash is checked as the block is read,
-// and blocks are kept in a Map keyed by the latin1 string of the 36 CID bytes
-// (cheap to build and hash, unlike the base32 form). Anything off the narrow
+// and blocks are kept in a Map keyed by 30 bits of the CID's digest (no
+// string per block or per lookup; BlockMap). Anything off the narrow
 // atproto profile fails with a CarError: CIDs must be CIDv1 sha2-256 (32 byte
 // digest) with codec dag-cbor or raw, varints minimal, the header exactly
 // `{version: 1, roots: [...]}`, no truncation, and the input within size and
@@ -45,46 +45,87 @@ function cidKey(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
 
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/**
+ * A BlockMap key: 30 bits of the CID's digest mixed with its codec byte. A
+ * digest is uniform, so these collide only by chance (or on purpose, which
+ * the overflow map absorbs); an entry found by it is compared in full.
+ */
+function cidHash(bytes: Uint8Array, at: number): number {
+  return (
+    (bytes[at + 4] | (bytes[at + 5] << 8) | (bytes[at + 6] << 16) | ((bytes[at + 7] & 0x3f) << 24)) ^
+    bytes[at + 1]
+  );
 }
 
-/** Blocks by CID, keyed by the binary CID (as a latin1 string). */
-export class BlockMap implements Iterable<[Cid, Uint8Array]> {
-  private readonly map = new Map<string, [Cid, Uint8Array]>();
+function equalCids(a: Uint8Array, b: Uint8Array): boolean {
+  const n = a.length;
+  if (b.length !== n) return false;
+  for (let i = n - 1; i >= 0; i--) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+type BlockEntry = [Cid, Uint8Array];
+
+/**
+ * Blocks by CID. Every event's blocks go through one (readCar fills it, the
+ * MST proof reads it), so the key is a small integer taken from the digest
+ * bytes (cidHash) rather than a string built per lookup; a CID whose key is
+ * taken by another CID goes to an overflow map keyed by its binary form (as
+ * a latin1 string), which stays empty in practice.
+ */
+export class BlockMap implements Iterable<BlockEntry> {
+  private readonly map = new Map<number, BlockEntry>();
+  private overflow: Map<string, BlockEntry> | undefined;
   private bytesTotal = 0;
 
+  private entry(cid: Cid): BlockEntry | undefined {
+    const bytes = cid.bytes;
+    const e = this.map.get(cidHash(bytes, 0));
+    if (e !== undefined && equalCids(e[0].bytes, bytes)) return e;
+    return this.overflow?.get(cidKey(bytes));
+  }
+
   get(cid: Cid): Uint8Array | undefined {
-    return this.map.get(cidKey(cid.bytes))?.[1];
+    return this.entry(cid)?.[1];
   }
 
   has(cid: Cid): boolean {
-    return this.map.has(cidKey(cid.bytes));
+    return this.entry(cid) !== undefined;
   }
 
   set(cid: Cid, bytes: Uint8Array): this {
-    return this.setWithKey(cidKey(cid.bytes), cid, bytes);
-  }
-
-  /** @internal readCar computes keys straight from its input buffer. */
-  setWithKey(key: string, cid: Cid, bytes: Uint8Array): this {
-    const old = this.map.get(key);
-    if (old) this.bytesTotal -= old[1].byteLength;
-    this.map.set(key, [cid, bytes]);
+    const key = cidHash(cid.bytes, 0);
+    const e = this.map.get(key);
+    if (e === undefined || equalCids(e[0].bytes, cid.bytes)) {
+      if (e !== undefined) this.bytesTotal -= e[1].byteLength;
+      this.map.set(key, [cid, bytes]);
+    } else {
+      this.overflow ??= new Map();
+      const k = cidKey(cid.bytes);
+      const old = this.overflow.get(k);
+      if (old !== undefined) this.bytesTotal -= old[1].byteLength;
+      this.overflow.set(k, [cid, bytes]);
+    }
     this.bytesTotal += bytes.byteLength;
     return this;
   }
 
   delete(cid: Cid): boolean {
-    const key = cidKey(cid.bytes);
-    const old = this.map.get(key);
-    if (!old) return false;
+    const key = cidHash(cid.bytes, 0);
+    const e = this.map.get(key);
+    if (e !== undefined && equalCids(e[0].bytes, cid.bytes)) {
+      this.bytesTotal -= e[1].byteLength;
+      return this.map.delete(key);
+    }
+    const k = cidKey(cid.bytes);
+    const old = this.overflow?.get(k);
+    if (old === undefined) return false;
     this.bytesTotal -= old[1].byteLength;
-    return this.map.delete(key);
+    return (this.overflow as Map<string, BlockEntry>).delete(k);
   }
 
   get size(): number {
-    return this.map.size;
+    return this.map.size + (this.overflow?.size ?? 0);
   }
 
   /** Total size of the block data held (CIDs not counted). */
@@ -92,12 +133,14 @@ export class BlockMap implements Iterable<[Cid, Uint8Array]> {
     return this.bytesTotal;
   }
 
-  entries(): IterableIterator<[Cid, Uint8Array]> {
-    return this.map.values();
+  /** Blocks in insertion order (a CID that went to the overflow map comes after the others). */
+  *entries(): IterableIterator<BlockEntry> {
+    yield* this.map.values();
+    if (this.overflow) yield* this.overflow.values();
   }
 
-  [Symbol.iterator](): IterableIterator<[Cid, Uint8Array]> {
-    return this.map.values();
+  [Symbol.iterator](): IterableIterator<BlockEntry> {
+    return this.entries();
   }
 }
 
@@ -182,7 +225,6 @@ export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
   const roots = readHeader(bytes.subarray(headerStart, headerStart + headerLength));
 
   const blocks = new BlockMap();
-  const buffer = asBuffer(bytes);
   let p = headerStart + headerLength;
   let count = 0;
   while (p < end) {
@@ -206,7 +248,7 @@ export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
     for (let i = 0; i < 32; i++) {
       if (digest[i] !== cidBytes[4 + i]) throw new CarError('hash-mismatch', 'block does not match its CID');
     }
-    blocks.setWithKey(buffer.toString('latin1', p, p + CID_LENGTH), new CidLinkWrapper(cidBytes), data);
+    blocks.set(new CidLinkWrapper(cidBytes), data);
     p += sectionLength;
   }
   return { roots, blocks };
