@@ -41,7 +41,7 @@ import {
   LOG_CHECKPOINT_KEY,
   takedownFromRow,
 } from './rows.ts';
-import { type HeadRow, headRows, headRowsWriter, SqliteHeadWriter } from './sqlite-head-writer.ts';
+import { type HeadRows, headRows, headRowsWriter, SqliteHeadWriter } from './sqlite-head-writer.ts';
 
 export interface SqliteBackendOptions {
   /** File path, or ':memory:'. */
@@ -158,7 +158,7 @@ export class SqliteBackend implements MetadataBackend {
   /** The head writes' thread (null: they run inline, on this connection). */
   private readonly heads: SqliteHeadWriter | null;
   /** The inline head write (sqlite-head-writer.ts; the worker runs the same). */
-  private readonly writeHeadRows: (rows: readonly HeadRow[]) => boolean[];
+  private readonly writeHeadRows: (rows: HeadRows) => boolean[];
   private closed = false;
 
   constructor(opts: SqliteBackendOptions) {
