@@ -7,13 +7,15 @@
 //
 //   node --import tsx bench/e2e.bench.ts [--rate 8000] [--seconds 20] [--warmup 5]
 //       [--hosts 20] [--accounts 2000] [--consumers 1] [--workers auto] [--sim-threads 1]
-//       [--node-args=--max-semi-space-size=32] [--profile DIR] [--tsx]
+//       [--node-args=--max-semi-space-size=32] [--profile DIR] [--profile-threads DIR] [--tsx]
 //
-// --profile DIR writes CPU profiles of the relay: every thread over the whole
-// run (node --cpu-prof, on exit), and its main thread over the measured
-// window only (main-window.cpuprofile, through the inspector protocol), so
-// warm-up work (DID resolutions, account creation) does not blur the
-// steady state.
+// --profile DIR writes CPU profiles of the relay: its main thread over the
+// whole run (node --cpu-prof, on exit) and over the measured window only
+// (main-window.cpuprofile, through the inspector protocol), so warm-up work
+// (DID resolutions, account creation) does not blur the steady state. With
+// the inspector on, Node 20 writes no --cpu-prof profile for worker threads;
+// --profile-threads DIR leaves the inspector off and writes one per thread
+// (main, verify workers, head writer) over the whole run instead.
 //
 // The network pre-generates every event it will send (signing is the
 // expensive part), so during the run it only sequences and writes frames.
@@ -57,6 +59,8 @@ const { values } = parseArgs({
     'sim-threads': { type: 'string', default: '1' },
     /** Write a V8 CPU profile of the relay's main thread into this directory. */
     profile: { type: 'string' },
+    /** Write whole-run CPU profiles of every relay thread into this directory (no main-window profile). */
+    'profile-threads': { type: 'string' },
     /** Extra node flags for the relay process, space-separated (e.g. "--max-semi-space-size=32"). */
     'node-args': { type: 'string', default: '' },
     /** Run the relay's TypeScript sources under tsx instead of the compiled build. */
@@ -266,6 +270,7 @@ try {
     [
       ...(values['node-args'] ? values['node-args'].split(' ').filter(Boolean) : []),
       ...(values.profile ? ['--cpu-prof', `--cpu-prof-dir=${values.profile}`, '--inspect=127.0.0.1:0'] : []),
+      ...(values['profile-threads'] ? ['--cpu-prof', `--cpu-prof-dir=${values['profile-threads']}`] : []),
     ],
     { compiled: !values.tsx },
   );
@@ -416,11 +421,12 @@ try {
   console.log(JSON.stringify(result));
 } finally {
   consumers?.send({ type: 'exit' });
-  if (values.profile && relay) {
-    // a clean exit writes the profile
+  const profileDir = values.profile ?? values['profile-threads'];
+  if (profileDir && relay) {
+    // a clean exit writes the profiles
     relay.child.kill('SIGTERM');
     await relay.exited;
-    log(`CPU profile written to ${values.profile}`);
+    log(`CPU profiles written to ${profileDir}`);
   }
   relay?.child.kill('SIGKILL');
   await net.stop().catch(() => {});
