@@ -350,6 +350,11 @@ describe('BlockMap', () => {
     );
     assert.ok(m.delete(cid(0x71, 1)));
     assert.ok(m.has(cid(0x71, 2)), 'the overflowed CID survives the other one’s delete');
+    // set again once its key came free: held once, not in both places
+    m.set(cid(0x71, 2), utf8Encode('ee'));
+    assert.equal(m.size, 2);
+    assert.equal(m.byteLength, 5);
+    assert.deepEqual(m.get(cid(0x71, 2)), utf8Encode('ee'));
     assert.ok(m.delete(cid(0x71, 2)));
     assert.ok(!m.delete(cid(0x71, 2)));
     assert.equal(m.size, 1);

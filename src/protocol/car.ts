@@ -98,6 +98,7 @@ export class BlockMap implements Iterable<BlockEntry> {
     const e = this.map.get(key);
     if (e === undefined || equalCids(e[0].bytes, cid.bytes)) {
       if (e !== undefined) this.bytesTotal -= e[1].byteLength;
+      else if (this.overflow !== undefined) this.dropOverflow(cidKey(cid.bytes)); // its slot came free
       this.map.set(key, [cid, bytes]);
     } else {
       this.overflow ??= new Map();
@@ -117,7 +118,10 @@ export class BlockMap implements Iterable<BlockEntry> {
       this.bytesTotal -= e[1].byteLength;
       return this.map.delete(key);
     }
-    const k = cidKey(cid.bytes);
+    return this.overflow !== undefined && this.dropOverflow(cidKey(cid.bytes));
+  }
+
+  private dropOverflow(k: string): boolean {
     const old = this.overflow?.get(k);
     if (old === undefined) return false;
     this.bytesTotal -= old[1].byteLength;
