@@ -31,6 +31,9 @@
 // - p50/p99 ingest → durable latency (relay_validation_latency_seconds, frame
 //   read from the host socket to durable in the log, which is also when it is
 //   written to live consumers' sockets);
+// - the relay's CPU per event by thread: the main thread, the four busiest
+//   others (the verify workers lead), the rest together (V8's GC helpers,
+//   libuv's threadpool for the log's writes and fsyncs, the head writer);
 // - the relay's peak RSS;
 // - the CPU the simulated network and the consumers used per event (they share
 //   the machine: what they take, the relay cannot have);
@@ -38,7 +41,7 @@
 //   stole (/proc/stat), to tell a run disturbed from outside.
 // Prints one JSON line (for docs/benchmarks.md) after a readable summary.
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -99,6 +102,46 @@ function procCpuSeconds(pid: number, tid?: number): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // utime and stime are fields 14 and 15 (1-based) of the full line: 12 and 13 after the name
   return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds of each thread of a process, by thread id (/proc/<pid>/task). */
+function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.set(Number(tid), procCpuSeconds(pid, Number(tid)));
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/**
+ * The relay's CPU per event by thread over the window: the main thread, then
+ * the other threads busiest first (with --workers N the first N are the
+ * verify workers; Node 20 names no thread, so they are told apart by load),
+ * the rest summed. Shows where the CPU goes and what spreads over cores.
+ */
+function cpuByThread(
+  pid: number,
+  before: Map<number, number>,
+  after: Map<number, number>,
+  events: number,
+): { main: number; busiest: number[]; rest: number } {
+  const perEvent = (seconds: number) => Math.round((seconds * 1e6) / events);
+  const others: number[] = [];
+  for (const [tid, cpu] of after) {
+    if (tid !== pid) others.push(cpu - (before.get(tid) ?? 0));
+  }
+  others.sort((x, y) => y - x);
+  const busiest = others.slice(0, 4);
+  const rest = others.slice(4).reduce((sum, x) => sum + x, 0);
+  return {
+    main: perEvent((after.get(pid) ?? 0) - (before.get(pid) ?? 0)),
+    busiest: busiest.map(perEvent),
+    rest: perEvent(rest),
+  };
 }
 
 function procRssBytes(pid: number): number {
@@ -324,6 +367,7 @@ try {
     consumerCpu: procCpuSeconds(consumers.pid as number),
     cpu: procCpuSeconds(pid),
     main: procCpuSeconds(pid, pid),
+    threads: threadCpuSeconds(pid),
     machine: machineTicks(),
     m: await scrape(relay.metricsPort),
     net: (await net.stats()).emitted,
@@ -337,6 +381,7 @@ try {
     consumerCpu: procCpuSeconds(consumers.pid as number),
     cpu: procCpuSeconds(pid),
     main: procCpuSeconds(pid, pid),
+    threads: threadCpuSeconds(pid),
     machine: machineTicks(),
     m: await scrape(relay.metricsPort),
     net: (await net.stats()).emitted,
@@ -380,6 +425,7 @@ try {
     relayCores: Number(((b.cpu - a.cpu) / wall).toFixed(2)),
     mainThreadUsPerEvent: Math.round(((b.main - a.main) * 1e6) / appended),
     mainThreadCores: Number(((b.main - a.main) / wall).toFixed(2)),
+    relayCpuByThread: cpuByThread(pid, a.threads, b.threads, appended),
     eventLoopUtilization: Number(((b.m.busySeconds - a.m.busySeconds) / wall).toFixed(2)),
     p50IngestToDurableMs: quantile(a.m.latency, b.m.latency, 0.5) * 1000,
     p99IngestToDurableMs: quantile(a.m.latency, b.m.latency, 0.99) * 1000,
@@ -412,6 +458,11 @@ try {
       `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event; ` +
       `machine ${result.machineBusyCores} cores busy, steal ${result.stealPercent} %; ` +
       `identity cache missed at admission for ${result.identityMissPercent} % of commits`,
+  );
+  const t = result.relayCpuByThread;
+  log(
+    `relay CPU µs/event by thread: main ${t.main}, busiest others ${t.busiest.join(', ')} ` +
+      `(the verify workers first), all other threads ${t.rest}`,
   );
   const txt = dns.queries.filter((q) => q.startsWith('TXT ')).length;
   const metricsText = await (await fetch(`http://127.0.0.1:${relay.metricsPort}/metrics`)).text();
