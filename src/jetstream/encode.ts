@@ -17,8 +17,9 @@
 // and skipped, never thrown at the stream.
 
 import { writeWsHeader, wsHeaderSize } from '../firehose/ws-frame.ts';
+import { BlockMap } from '../protocol/car.ts';
 import { decodeCbor } from '../protocol/cbor.ts';
-import { type Cid, cidToString, isCid } from '../protocol/cid.ts';
+import { CidLinkWrapper, cidToString, isCid } from '../protocol/cid.ts';
 import { dataToJson } from '../protocol/data-model.ts';
 import { decodeFrame } from '../protocol/frames.ts';
 
@@ -150,7 +151,7 @@ function encodeCommit(
   if (typeof did !== 'string' || typeof rev !== 'string' || !Array.isArray(ops))
     throw new Error('bad commit');
   if (prefilter && !prefilter('commit', did)) return; // cheap: before the CAR is walked
-  let blocks: Map<string, Uint8Array> | undefined;
+  let blocks: BlockMap | undefined;
   const head = `{"did":${JSON.stringify(did)},"time_us":${timeUs},"kind":"commit","commit":{"rev":${JSON.stringify(rev)},"operation":"`;
   for (const op of ops as unknown[]) {
     if (typeof op !== 'object' || op === null) continue;
@@ -164,8 +165,8 @@ function encodeCommit(
     let text = `${head}${action}","collection":${JSON.stringify(collection)},"rkey":${JSON.stringify(rkey)}`;
     if (action === 'create' || action === 'update') {
       if (!isCid(cid)) continue;
-      blocks ??= body.blocks instanceof Uint8Array ? carBlocks(body.blocks) : new Map<string, Uint8Array>();
-      const block = blocks.get(cidKey(cid));
+      blocks ??= body.blocks instanceof Uint8Array ? carBlocks(body.blocks) : new BlockMap();
+      const block = blocks.get(cid);
       if (!block) {
         // tooBig commits and partial diffs: Jetstream has no record to show either
         onSkip?.('missing_block');
@@ -185,17 +186,13 @@ function encodeCommit(
   }
 }
 
-function cidKey(cid: Cid): string {
-  return Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.byteLength).toString('latin1');
-}
-
 /**
- * The blocks of a CAR by CID bytes (latin1 key), without hash checks: the
+ * The blocks of a CAR by CID, without hash checks (readCar's checks): the
  * relay verified these blocks before logging the event. Bounds: the walk
  * stays inside `car` and stops at the first malformed section.
  */
-export function carBlocks(car: Uint8Array): Map<string, Uint8Array> {
-  const out = new Map<string, Uint8Array>();
+export function carBlocks(car: Uint8Array): BlockMap {
+  const out = new BlockMap();
   const buf = Buffer.from(car.buffer, car.byteOffset, car.byteLength);
   let p = 0;
   const varint = (): number => {
@@ -216,7 +213,7 @@ export function carBlocks(car: Uint8Array): Map<string, Uint8Array> {
     const len = varint();
     if (len < 36 || len > buf.length - p) break;
     // CIDv1, sha2-256: 4 prefix bytes + 32 digest bytes (the relay accepts no other kind)
-    out.set(buf.toString('latin1', p, p + 36), buf.subarray(p + 36, p + len));
+    out.set(new CidLinkWrapper(buf.subarray(p, p + 36)), buf.subarray(p + 36, p + len));
     p += len;
   }
   return out;

@@ -13,6 +13,7 @@
 // carry: for each changed key, the covering proof over the new tree (see
 // `Mst.coveringProof`), which is what the interop fixtures call
 // `blocksInProof`.
+import { BlockMap } from './car.ts';
 import { type Cid, cidEquals, isCid } from './cid.ts';
 import {
   type BlockSource,
@@ -133,11 +134,10 @@ export function verifyCommitProof(input: CommitProofInput): ProofResult {
  * commit block are the caller's to add.
  */
 export function commitProofBlocks(after: Mst, changedKeys: Iterable<string>): Array<[Cid, Uint8Array]> {
-  const out = new Map<string, [Cid, Uint8Array]>();
+  const out = new BlockMap();
   const add = (cid: Cid, bytes: Uint8Array) => {
-    const k = Buffer.from(cid.bytes.buffer, cid.bytes.byteOffset, cid.bytes.byteLength).toString('latin1');
-    if (!out.has(k)) out.set(k, [cid, bytes]);
+    if (!out.has(cid)) out.set(cid, bytes);
   };
   for (const key of changedKeys) after.coveringProof(key, add);
-  return [...out.values()];
+  return [...out];
 }
