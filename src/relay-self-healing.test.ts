@@ -12,7 +12,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { type ReceivedFrame, subscribe } from '../sim/consumer.ts';
 import { SimNetwork } from '../sim/network.ts';
 import type { EmittedEvent } from '../sim/pds.ts';
-import { crawlAll, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
+import { crawlAll, readyz, startTestRelay, waitRelayCaughtUp } from '../test/support/relay-harness.ts';
 import { tempDir } from '../test/support/temp.ts';
 import { waitFor } from '../test/support/wait.ts';
 import { cidToString } from './protocol/cid.ts';
@@ -43,13 +43,6 @@ function eventFor(t: string, did: string): (f: ReceivedFrame) => boolean {
 /** A consumer of the relay's firehose, live from now. */
 function firehoseOf(relay: Relay) {
   return subscribe(`ws://127.0.0.1:${relay.port}/xrpc/com.atproto.sync.subscribeRepos`);
-}
-
-async function readyz(
-  relay: Relay,
-): Promise<{ status: number; body: { status: string; reasons?: string[] } }> {
-  const res = await fetch(`http://127.0.0.1:${relay.port}/_readyz`);
-  return { status: res.status, body: (await res.json()) as { status: string; reasons?: string[] } };
 }
 
 describe('self-healing hosts and coverage', () => {

@@ -14,6 +14,7 @@ import { SimNetwork } from '../sim/network.ts';
 import {
   assertEachCommitOnce,
   crawlAll,
+  readyz,
   relayMetric,
   startTestRelay,
   waitRelayCaughtUp,
@@ -50,7 +51,6 @@ describe('relay with a metadata store refusing repo head writes', () => {
 
   it('retries refused head writes: nothing lost, no resync, readiness degraded meanwhile', async () => {
     const r = relay!;
-    const base = `http://127.0.0.1:${r.port}`;
     await crawlAll(r, net);
     const consumer = await subscribe(`ws://127.0.0.1:${r.port}/xrpc/com.atproto.sync.subscribeRepos`);
     try {
@@ -65,16 +65,16 @@ describe('relay with a metadata store refusing repo head writes', () => {
          FOR EACH ROW EXECUTE FUNCTION ${schema}.refuse_heads()`,
       );
       const during = net.step(60);
-      await waitFor(async () => (await fetch(`${base}/_readyz`)).status === 503, 'readiness to fail');
-      const ready = (await (await fetch(`${base}/_readyz`)).json()) as { status: string; reasons: string[] };
+      await waitFor(async () => (await readyz(r)).status === 503, 'readiness to fail');
+      const ready = (await readyz(r)).body;
       assert.equal(ready.status, 'degraded');
-      assert.match(ready.reasons.join('; '), /repo head writes failing since/);
+      assert.match(ready.reasons?.join('; ') ?? '', /repo head writes failing since/);
       assert.ok((await metric('relay_validation_head_write_failures_total')) >= 2);
 
       await db.query(`DROP TRIGGER refuse_heads ON ${schema}.accounts`);
       const afterFix = net.step(40);
       await waitRelayCaughtUp(r, net, consumer);
-      await waitFor(async () => (await fetch(`${base}/_readyz`)).status === 200, 'ready again');
+      await waitFor(async () => (await readyz(r)).status === 200, 'ready again');
 
       const v = r.validator!;
       assert.equal(v.metrics.droppedCount('chain-break'), 0, 'no commit looked unchained');

@@ -10,6 +10,7 @@ import { SimNetwork } from '../sim/network.ts';
 import {
   assertEachCommitOnce,
   crawlAll,
+  readyz,
   relayMetric,
   startTestRelay,
   waitRelayCaughtUp,
@@ -58,10 +59,10 @@ describe('relay with a full disk', () => {
 
       diskFull = true;
       const during = net.step(120);
-      await waitFor(async () => (await fetch(`${base}/_readyz`)).status === 503, 'readiness to fail');
-      const ready = (await (await fetch(`${base}/_readyz`)).json()) as { status: string; reasons: string[] };
+      await waitFor(async () => (await readyz(r)).status === 503, 'readiness to fail');
+      const ready = (await readyz(r)).body;
       assert.equal(ready.status, 'degraded');
-      assert.match(ready.reasons[0], /event log writes failing: ENOSPC/);
+      assert.match(ready.reasons?.[0] ?? '', /event log writes failing: ENOSPC/);
       const health = await fetch(`${base}/_health`);
       assert.equal(health.status, 503);
       assert.match(((await health.json()) as { checks: { event_log: string } }).checks.event_log, /ENOSPC/);
@@ -75,7 +76,7 @@ describe('relay with a full disk', () => {
       diskFull = false; // space freed
       const afterFix = net.step(40);
       await waitRelayCaughtUp(r, net, consumer);
-      assert.equal((await fetch(`${base}/_readyz`)).status, 200);
+      assert.equal((await readyz(r)).status, 200);
       assert.equal(await metric('relay_eventlog_write_failing'), 0);
       assert.deepEqual(r.hosts?.pausedFor, []);
       assert.equal(await metric('relay_ingest_reconnects_total'), reconnects);

@@ -104,6 +104,14 @@ export async function waitRelayCaughtUp(
   }
 }
 
+/** The relay's readiness probe: its HTTP status and what it says (the reasons when not ready). */
+export async function readyz(
+  relay: Relay,
+): Promise<{ status: number; body: { status: string; reasons?: string[] } }> {
+  const res = await fetch(`http://127.0.0.1:${relay.port}/_readyz`);
+  return { status: res.status, body: (await res.json()) as { status: string; reasons?: string[] } };
+}
+
 /** A metric of the relay's registry, summed over its labels (0 when absent). */
 export async function relayMetric(relay: Relay, name: string): Promise<number> {
   return (await relay.registry.getSingleMetric(name)?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
