@@ -1,9 +1,11 @@
 // The embedded event log: append-only segment files under a directory, with
 // group commit. `append` assigns seqs at once (in call order) and queues the
 // records; a flush writes every queued record of a segment with one positional
-// write from a reused buffer, then fdatasyncs, then advances the durable head
-// and notifies listeners, in that order: nothing is broadcast before it is on
-// disk, and seqs that never reached the disk were never seen by anyone, so
+// write from a reused buffer, durable when it returns (the segment is open
+// O_DSYNC; where a platform lacks it, the write is followed by fdatasync:
+// file-io.ts), then advances the durable head and notifies listeners, in that
+// order: nothing is broadcast before it is on disk, and seqs that never
+// reached the disk were never seen by anyone, so
 // recovery can simply continue after the last intact record.
 //
 // This file is the log itself and its write path: seqs, group commit, write
@@ -28,10 +30,10 @@
 // seq, assigned as it becomes durable; the time index (time-index.ts) keeps
 // checkpoints of it beside the segments so a time cursor finds its seq.
 import { mkdirSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Registry } from 'prom-client';
 import { type Logger, silentLogger } from '../log.ts';
-import { syncDir } from './file-io.ts';
+import { openAppendHandle, syncDir, writeAt } from './file-io.ts';
 import { type FileLogMetrics, registerFileLogMetrics } from './file-metrics.ts';
 import { SegmentReader } from './file-reader.ts';
 import { recoverSegments, recoverTimeIndex } from './file-recovery.ts';
@@ -138,6 +140,8 @@ export class FileEventLog implements EventLog {
   private segments: Segment[] = [];
   private active!: Segment;
   private activeFh?: FileHandle;
+  /** The active handle was opened O_DSYNC: a write is durable when it returns (file-io.ts). */
+  private activeDsync = false;
   private totalBytes = 0;
   private nextSeq = 1;
   private durableHead = 0;
@@ -202,6 +206,14 @@ export class FileEventLog implements EventLog {
     if (tail) {
       this.active = tail.seg;
       this.activeFh = tail.fh;
+      if (this.fsync) {
+        // recovery opened it for reading and repair; appends want it O_DSYNC
+        await tail.fh.close();
+        this.activeFh = undefined;
+        const h = await openAppendHandle(tail.seg.path, 'r+', true);
+        this.activeFh = h.fh;
+        this.activeDsync = h.dsync;
+      }
       this.nextSeq = tail.seg.firstSeq + tail.seg.count;
       // An older-format segment is read, never appended to: writes go to a new one.
       if (tail.seg.format !== CURRENT_FORMAT) await this.createSegment(this.nextSeq);
@@ -423,7 +435,7 @@ export class FileEventLog implements EventLog {
     const old = this.activeFh;
     this.activeFh = undefined;
     await old?.close().catch(() => {});
-    const fh = await open(this.active.path, 'r+');
+    const { fh, dsync } = await openAppendHandle(this.active.path, 'r+', this.fsync);
     try {
       await fh.truncate(this.active.size);
     } catch (err) {
@@ -431,6 +443,7 @@ export class FileEventLog implements EventLog {
       throw err;
     }
     this.activeFh = fh;
+    this.activeDsync = dsync;
     this.reopenActive = false;
   }
 
@@ -473,12 +486,12 @@ export class FileEventLog implements EventLog {
       let written = 0;
       while (written < bytes) {
         this.fault('write');
-        const { bytesWritten } = await fh.write(buf, written, bytes - written, seg.size + written);
-        written += bytesWritten;
+        written += await writeAt(fh.fd, buf, written, bytes - written, seg.size + written);
       }
       if (this.fsync) {
+        // O_DSYNC (the usual case): the writes above were durable when they returned
         this.fault('sync');
-        await fh.datasync();
+        if (!this.activeDsync) await fh.datasync();
       }
       let pos = seg.size;
       for (let k = i; k < end; k++) {
@@ -543,7 +556,7 @@ export class FileEventLog implements EventLog {
     // 'w+': a file of this name can only be left by an earlier attempt that
     // failed before the segment was in use (seqs are never reused)
     const seg = new Segment(this.dir, firstSeq, this.now());
-    const fh = await open(seg.path, 'w+');
+    const { fh, dsync } = await openAppendHandle(seg.path, 'w+', this.fsync);
     try {
       if (this.fsync) await syncDir(this.dir);
     } catch (err) {
@@ -555,6 +568,7 @@ export class FileEventLog implements EventLog {
     this.segments.push(seg);
     this.active = seg;
     this.activeFh = fh;
+    this.activeDsync = dsync;
   }
 
   readFrom(after: number, opts: ReadOptions = {}): Promise<LogRecord[]> {
