@@ -215,10 +215,16 @@ async function main(): Promise<void> {
     await v.close();
   }
 
-  // latency at a steady rate
+  // latency at a steady rate (skipped with --latency-seconds 0)
   const latencyWorkers = Number(args['latency-workers']);
   const v = await freshValidator(latencyWorkers);
   const total = Math.min(measured.length, Math.round(rate * latencySeconds));
+  if (total === 0) {
+    await v.close();
+    fetcher.close();
+    await net.stop();
+    return;
+  }
   const latencies: number[] = [];
   const tickMs = 5;
   const start = performance.now();
