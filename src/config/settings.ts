@@ -314,7 +314,8 @@ export const SETTINGS = {
     env: 'RELAY_EVENTLOG_FSYNC',
     flag: '--eventlog-fsync',
     default: true,
-    describe: 'fdatasync every event log group commit (turn off only for throwaway test relays)',
+    describe:
+      'make every event log group commit durable before it is acknowledged (an O_DSYNC write, or write + fdatasync where the platform has no O_DSYNC; turn off only for throwaway test relays)',
     parse: bool,
   }),
   identityTtlSeconds: setting({
