@@ -4,6 +4,8 @@
 // the event loop), split evenly over the workers, and each part goes to the
 // worker with the fewest tasks outstanding, so every core stays busy without
 // a per-frame message, and a small burst is not serialised on one worker. Results come back per batch; callers get one promise per task.
+// Tasks and results cross as arrays of their fields, rebuilt as objects on
+// arrival (wire.ts: a structured clone of an object repeats its keys).
 // The pool does not order anything: results of different batches may settle
 // in any order, and the validator restores order itself (see validator.ts).
 //
@@ -22,15 +24,17 @@ import { type Logger, silentLogger } from '../log.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { isWholeBuffer } from '../protocol/bytes.ts';
 import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
+import { type ResultWire, resultFromWire, type TaskWire, taskToWire } from './wire.ts';
 
+/** Tasks and results cross as arrays of fields (wire.ts). */
 export interface WorkerRequest {
   batch: number;
-  tasks: VerifyTask[];
+  tasks: TaskWire[];
 }
 
 export interface WorkerResponse {
   batch: number;
-  results: VerifyResult[];
+  results: ResultWire[];
 }
 
 export interface VerifyPoolOptions {
@@ -144,13 +148,16 @@ export class VerifyPool {
       // back with its result (worker.ts): structured-cloning ~3 KB per task
       // was the biggest item of the main thread's profile.
       const moved: ArrayBuffer[] = [];
-      for (const t of part) {
+      const wire: TaskWire[] = new Array(part.length);
+      for (let k = 0; k < part.length; k++) {
+        const t = part[k];
         if (t.movable && isWholeBuffer(t.frame)) {
           t.returnFrame = true;
           moved.push(t.frame.buffer as ArrayBuffer);
         }
+        wire[k] = taskToWire(t);
       }
-      const req: WorkerRequest = { batch, tasks: part };
+      const req: WorkerRequest = { batch, tasks: wire };
       target.worker.postMessage(req, moved);
     }
   }
@@ -166,7 +173,7 @@ export class VerifyPool {
       for (let i = 0; i < waiters.length; i++) {
         const w = waiters[i];
         this.observe?.(w.type, (now - w.queuedAt) / 1000);
-        w.resolve(res.results[i]);
+        w.resolve(resultFromWire(res.results[i]));
       }
     });
     pw.worker.on('error', (err) => {

@@ -153,6 +153,45 @@ describe('verifyFrame (stateless checks)', () => {
     }
   });
 
+  it('gives the same verdicts in a worker thread for every result shape (wire.ts)', async () => {
+    const pool = new VerifyPool({ size: 1, batchSize: 16 });
+    try {
+      const withKey = key();
+      const tasks: Array<{ type: string; frame: Uint8Array; key?: typeof withKey }> = [];
+      const add = (type: string, frame: Uint8Array, k: boolean) =>
+        tasks.push(k ? { type, frame, key: withKey } : { type, frame });
+      add('#commit', frameOf(host.writeRecord(did).seq), true); // ok, with collections
+      add('#sync', frameOf(host.emitSync(did).seq), true); // #sync: no collections
+      add('#commit', frameOf(host.writeRecord(did).seq), false); // unchecked: signed bytes
+      host.injectFault('wrongKey');
+      add('#commit', frameOf(host.writeRecord(did).seq), true); // bad signature: signed bytes
+      host.injectFault('brokenPrevData');
+      add('#commit', frameOf(host.writeRecord(did).seq), true); // proof failure
+      host.injectFault('highS');
+      add('#commit', frameOf(host.writeRecord(did).seq), true); // rejected, with the did
+      add('#commit', malformedCborFrame(), true); // rejected, no did
+      add('#sync', frameOf(host.writeRecord(did).seq), true); // type mismatch
+      const now = Date.now();
+      const full = tasks.map((t) => ({ ...t, nowMs: now, maxRevSkewMs: DEFAULT_MAX_REV_SKEW_MS }));
+      const inline = full.map(verifyFrame);
+      const kinds = inline.map((r) => (r.ok ? `${r.kind}/${r.sig}/${r.proof}` : r.reason));
+      assert.deepEqual(kinds, [
+        'commit/ok/ok',
+        'sync/ok/ok',
+        'commit/unchecked/ok',
+        'commit/bad/ok',
+        'commit/ok/prev-data-mismatch',
+        'high-s-signature',
+        'bad-frame',
+        'bad-frame',
+      ]);
+      const viaWorker = await Promise.all(full.map((t) => pool.verify(t)));
+      assert.deepEqual(viaWorker, inline);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('moves an owned frame to the worker and back instead of copying it', async () => {
     const pool = new VerifyPool({ size: 1 });
     try {

@@ -4,25 +4,26 @@
 // the per-message cost (a structured clone and an event-loop turn on each
 // side) small next to the ~100 µs of hashing and signature work per commit.
 // A frame whose buffer the pool moved here (transfer, not copy) is moved back
-// with its result.
+// with its result. Tasks and results cross as arrays of fields (wire.ts).
 import { parentPort } from 'node:worker_threads';
 import type { WorkerRequest, WorkerResponse } from './pool.ts';
 import { type VerifyResult, verifyFrame } from './verify-frame.ts';
+import { type ResultWire, resultToWire, taskFromWire } from './wire.ts';
 
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 port.on('message', (req: WorkerRequest) => {
-  const results: VerifyResult[] = new Array(req.tasks.length);
+  const results: ResultWire[] = new Array(req.tasks.length);
   // frames whose buffers were moved here go back the same way (no copy either way)
   const back: ArrayBuffer[] = [];
   for (let i = 0; i < req.tasks.length; i++) {
-    const task = req.tasks[i];
+    const task = taskFromWire(req.tasks[i]);
     const r: VerifyResult = verifyFrame(task);
     if (task.returnFrame) {
       r.frame = task.frame;
       back.push(task.frame.buffer as ArrayBuffer);
     }
-    results[i] = r;
+    results[i] = resultToWire(r);
   }
   const res: WorkerResponse = { batch: req.batch, results };
   port.postMessage(res, back);
