@@ -7,10 +7,11 @@
 // same fields present as verify-frame.ts sets, so nothing outside the pool
 // knows about this format.
 //
-// In a loop of the pool's message pattern (3.4 KB frames moved both ways,
-// 2 workers, 8–16 tasks per message) it cost the main thread 2.8–4.1 µs per
-// task against 4.3–5.2 µs for the objects, and the process 6.3–8.9 µs
-// against 8.9–11.0 (docs/benchmarks.md, eleventh session). Strings stay
+// The crossing alone (`node --import tsx bench/pool-messages.bench.ts`: 3.4 KB
+// frames moved both ways, 2 workers answering at once, 4–16 tasks per
+// message) cost the main thread 3.2–4.3 µs per task against 4.3–5.8 µs for
+// objects, and the process 7.1–9.4 µs against 8.7–12.2 (docs/benchmarks.md,
+// eleventh session; end to end the difference is inside the noise). Strings stay
 // strings of their own (not slices of one packed string), so a head or
 // account cached for hours does not pin a whole message's text.
 import type { KeyAlg, PublicKey } from '../protocol/keys.ts';
