@@ -13,8 +13,8 @@
 // exactly what write + fdatasync gave, in one threadpool round trip; and the
 // write goes through the callback API. A loop of 28 KB writes
 // (bench/eventlog-write.bench.ts, numbers in docs/eventlog.md): main-thread CPU
-// per flush 52-57 µs (FileHandle write + datasync) against 27-32 µs, the
-// process's 172-177 against 120-130, the wall time 0.31 against 0.23 ms.
+// per flush 50-57 µs (FileHandle write + datasync) against 27-32 µs, the
+// process's 162-177 against 120-130, the wall time 0.27-0.31 against 0.22-0.24 ms.
 import { constants, write as fsWrite } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 
