@@ -11,7 +11,8 @@
 //
 // --profile DIR writes CPU profiles of the relay: its main thread over the
 // whole run (node --cpu-prof, on exit) and over the measured window only
-// (main-window.cpuprofile, through the inspector protocol), so warm-up work
+// (main-window.cpuprofile, and a sampled allocation profile of the window,
+// main-window.heapprofile, through the inspector protocol), so warm-up work
 // (DID resolutions, account creation) does not blur the steady state. With
 // the inspector on, Node 20 writes no --cpu-prof profile for worker threads;
 // --profile-threads DIR leaves the inspector off and writes one per thread
@@ -150,11 +151,14 @@ function procRssBytes(pid: number): number {
 }
 
 /**
- * Starts V8's CPU profiler on the relay's main thread through the inspector
- * (the relay runs with --inspect=127.0.0.1:0, which prints the socket URL on
- * stderr); `stop()` returns the profile.
+ * Starts V8's CPU profiler and its sampling heap profiler (allocations, one
+ * sample per 32 KB) on the relay's main thread through the inspector (the
+ * relay runs with --inspect=127.0.0.1:0, which prints the socket URL on
+ * stderr); `stop()` returns both profiles.
  */
-async function profileMainThread(r: RelayProcess): Promise<{ stop(): Promise<unknown> }> {
+async function profileMainThread(
+  r: RelayProcess,
+): Promise<{ stop(): Promise<{ cpu: unknown; heap: unknown }> }> {
   let url: string | undefined;
   for (let i = 0; i < 100 && !url; i++) {
     url = /Debugger listening on (ws:\/\/\S+)/.exec(r.tail())?.[1];
@@ -182,11 +186,19 @@ async function profileMainThread(r: RelayProcess): Promise<{ stop(): Promise<unk
   await call('Profiler.enable');
   await call('Profiler.setSamplingInterval', { interval: 200 });
   await call('Profiler.start');
+  await call('HeapProfiler.enable');
+  await call('HeapProfiler.startSampling', {
+    samplingInterval: 32_768,
+    // every allocation, not only what is still alive when sampling stops
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
   return {
     async stop() {
-      const { profile } = await call('Profiler.stop');
+      const { profile: cpu } = await call('Profiler.stop');
+      const { profile: heap } = await call('HeapProfiler.stopSampling');
       ws.close();
-      return profile;
+      return { cpu, heap };
     },
   };
 }
@@ -390,9 +402,11 @@ try {
   clearInterval(rssTimer);
   if (inspector && values.profile) {
     mkdirSync(values.profile, { recursive: true });
+    const { cpu, heap } = await inspector.stop();
     const path = join(values.profile, 'main-window.cpuprofile');
-    writeFileSync(path, JSON.stringify(await inspector.stop()));
-    log(`main-thread profile of the measured window: ${path}`);
+    writeFileSync(path, JSON.stringify(cpu));
+    writeFileSync(join(values.profile, 'main-window.heapprofile'), JSON.stringify(heap));
+    log(`main-thread CPU and allocation profiles of the measured window: ${path}, main-window.heapprofile`);
   }
   await net.stopGenerator();
 
