@@ -50,6 +50,7 @@ import { WebSocket } from 'ws';
 import { SimDns } from '../sim/dns.ts';
 import { ThreadedSimNetwork } from '../sim/threaded.ts';
 import { type RelayProcess, spawnRelay } from '../test/support/relay-process.ts';
+import { procCpuSeconds } from './harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -92,17 +93,6 @@ function machineTicks(): { busy: number; steal: number; total: number } {
   const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
   const busy = user + nice + system + irq + softirq;
   return { busy, steal, total: busy + idle + iowait + steal };
-}
-
-/** User+system CPU seconds of a process, or of one of its threads (`/proc/<pid>/task/<tid>/stat`). */
-function procCpuSeconds(pid: number, tid?: number): number {
-  const stat = readFileSync(
-    tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
-    'utf8',
-  );
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // utime and stime are fields 14 and 15 (1-based) of the full line: 12 and 13 after the name
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** CPU seconds of each thread of a process, by thread id (/proc/<pid>/task). */

@@ -13,12 +13,13 @@
 // and the wall time. Sequential flushes mean the main thread sleeps while the
 // threadpool writes and is woken when it answers, as in the relay between
 // group commits.
-import { fdatasync, write as fsWrite, readFileSync, rmSync } from 'node:fs';
+import { fdatasync, write as fsWrite, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openAppendHandle, writeAt } from '../src/eventlog/file-io.ts';
+import { procCpuSeconds } from './harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -30,11 +31,8 @@ const { values } = parseArgs({
 const flushes = Number(values.flushes);
 const batch = Buffer.alloc(Number(values.bytes), 1);
 
-/** utime + stime in clock ticks (10 ms) from a /proc stat file. */
-function ticks(statPath: string): number {
-  const fields = readFileSync(statPath, 'utf8').split(') ')[1].split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
+const mainCpu = (): number => procCpuSeconds(process.pid, process.pid);
+const processCpu = (): number => procCpuSeconds(process.pid);
 
 type Variant = (path: string) => Promise<void>;
 
@@ -81,13 +79,13 @@ console.log(`${flushes} sequential durable writes of ${batch.length} bytes; per 
 for (let round = 0; round < Number(values.rounds); round++) {
   for (const [name, run] of Object.entries(variants)) {
     const path = join(tmpdir(), `atrelay-eventlog-write-${process.pid}.dat`);
-    const main0 = ticks(`/proc/self/task/${process.pid}/stat`);
-    const proc0 = ticks('/proc/self/stat');
+    const main0 = mainCpu();
+    const proc0 = processCpu();
     const wall0 = performance.now();
     await run(path);
     const wall = (performance.now() - wall0) / flushes;
-    const main = ((ticks(`/proc/self/task/${process.pid}/stat`) - main0) * 10_000) / flushes;
-    const proc = ((ticks('/proc/self/stat') - proc0) * 10_000) / flushes;
+    const main = ((mainCpu() - main0) * 1e6) / flushes;
+    const proc = ((processCpu() - proc0) * 1e6) / flushes;
     rmSync(path, { force: true });
     console.log(
       `  ${name.padEnd(36)} main thread ${main.toFixed(1).padStart(5)} µs, process ${proc.toFixed(1).padStart(6)} µs, wall ${wall.toFixed(3)} ms`,

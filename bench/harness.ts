@@ -5,6 +5,23 @@
 // (process.cpuUsage), not wall time: the benchmark usually shares a small
 // machine, and CPU time is far less disturbed by other processes.
 
+import { readFileSync } from 'node:fs';
+
+/**
+ * User+system CPU seconds of a process, or of one of its threads
+ * (`/proc/<pid>/task/<tid>/stat`; the main thread's tid is the pid). Linux
+ * only; the benches that report per-thread CPU use it.
+ */
+export function procCpuSeconds(pid: number, tid?: number): number {
+  const stat = readFileSync(
+    tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`,
+    'utf8',
+  );
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // utime and stime are fields 14 and 15 (1-based) of the full line: 12 and 13 after the name
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 export interface BenchResult {
   name: string;
   opsPerSec: number;

@@ -10,12 +10,12 @@
 //
 // Reports main-thread CPU (/proc/self/task/<pid>/stat) and process CPU
 // (/proc/self/stat) per task, and the wall time.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Worker } from 'node:worker_threads';
 import { startWorker } from '../src/module-url.ts';
 import type { VerifyResult, VerifyTask } from '../src/validate/verify-frame.ts';
 import { type ResultWire, resultFromWire, taskToWire } from '../src/validate/wire.ts';
+import { procCpuSeconds } from './harness.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,10 +29,8 @@ const FRAME_BYTES = 3400;
 const source = Buffer.alloc(FRAME_BYTES, 7);
 const key = { alg: 'k256' as const, bytes: new Uint8Array(33).fill(2) };
 
-function ticks(statPath: string): number {
-  const fields = readFileSync(statPath, 'utf8').split(') ')[1].split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
+const mainCpu = (): number => procCpuSeconds(process.pid, process.pid);
+const processCpu = (): number => procCpuSeconds(process.pid);
 
 async function run(format: 'objects' | 'arrays', batch: number): Promise<string> {
   const workers: Array<{ w: Worker; out: number }> = [0, 1].map(() => ({
@@ -90,14 +88,14 @@ async function run(format: 'objects' | 'arrays', batch: number): Promise<string>
   }
   // the workers load tsx first: time from the first answer on
   await new Promise((resolve) => setTimeout(resolve, 1500));
-  const main0 = ticks(`/proc/self/task/${process.pid}/stat`);
-  const proc0 = ticks('/proc/self/stat');
+  const main0 = mainCpu();
+  const proc0 = processCpu();
   const wall0 = performance.now();
   pump();
   await finished;
   const wall = performance.now() - wall0;
-  const main = ((ticks(`/proc/self/task/${process.pid}/stat`) - main0) * 10_000) / total;
-  const proc = ((ticks('/proc/self/stat') - proc0) * 10_000) / total;
+  const main = ((mainCpu() - main0) * 1e6) / total;
+  const proc = ((processCpu() - proc0) * 1e6) / total;
   for (const worker of workers) await worker.w.terminate();
   return `${format.padEnd(7)} batch ${String(batch).padStart(2)}: main thread ${main.toFixed(2)} µs/task, process ${proc.toFixed(2)} µs/task, wall ${wall.toFixed(0)} ms`;
 }

@@ -16,7 +16,7 @@
 //   node --import tsx bench/validate.bench.ts [--commits 20000] [--accounts 1000]
 //        [--hosts 4] [--workers 0,1,2] [--window 1024] [--rate 2000] [--latency-seconds 5] [--fsync true]
 //        [--profile DIR]  (CPU and sampled-allocation profiles of the main thread over each measured run)
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +30,7 @@ import { IdentityCache } from '../src/protocol/identity/identity-cache.ts';
 import { createSafeFetcher } from '../src/protocol/identity/safe-fetch.ts';
 import { openMetadataStore } from '../src/store/open-store.ts';
 import { Validator } from '../src/validate/validator.ts';
+import { procCpuSeconds } from './harness.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -63,11 +64,7 @@ interface Captured {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** CPU seconds (user + system) of this process's main thread alone (its /proc task has the process id). */
-function mainThreadCpuSeconds(): number {
-  const stat = readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
+const mainThreadCpuSeconds = (): number => procCpuSeconds(process.pid, process.pid);
 
 async function main(): Promise<void> {
   console.log(
