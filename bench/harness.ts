@@ -3,7 +3,9 @@
 // overhead out of sub-microsecond cases; the sink defeats dead-code
 // elimination of results. Cost is measured in this process's CPU time
 // (process.cpuUsage), not wall time: the benchmark usually shares a small
-// machine, and CPU time is far less disturbed by other processes.
+// machine, and CPU time is far less disturbed by other processes. Also the
+// one /proc reader of a process's or a thread's CPU time (procCpuSeconds)
+// for the benches that report per-thread costs.
 
 import { readFileSync } from 'node:fs';
 
