@@ -76,7 +76,7 @@ describe('file-io: the log write path', () => {
     try {
       await log.append([{ kind: 1, uid: 1, frame: Buffer.from('second') }]);
       const recovered = fdsOn(segPath);
-      assert.equal(recovered.length, 1, 'the recovery handle was replaced, not leaked');
+      assert.equal(recovered.length, 1, 'one handle on the recovered tail');
       assert.equal(openFlags(recovered[0]) & O_DSYNC, O_DSYNC, 'the recovered tail is written O_DSYNC');
       assert.deepEqual(
         (await log.readFrom(0)).map((r) => Buffer.from(r.frame).toString()),

@@ -201,19 +201,12 @@ export class FileEventLog implements EventLog {
   /** Recovers state from the directory; called once by openEventLog. */
   async open(): Promise<void> {
     mkdirSync(this.dir, { recursive: true });
-    const { segments, tail } = await recoverSegments(this.dir, this.log);
+    const { segments, tail } = await recoverSegments(this.dir, this.log, this.fsync);
     this.segments = segments;
     if (tail) {
       this.active = tail.seg;
       this.activeFh = tail.fh;
-      if (this.fsync) {
-        // recovery opened it for reading and repair; appends want it O_DSYNC
-        await tail.fh.close();
-        this.activeFh = undefined;
-        const h = await openAppendHandle(tail.seg.path, 'r+', true);
-        this.activeFh = h.fh;
-        this.activeDsync = h.dsync;
-      }
+      this.activeDsync = tail.dsync;
       this.nextSeq = tail.seg.firstSeq + tail.seg.count;
       // An older-format segment is read, never appended to: writes go to a new one.
       if (tail.seg.format !== CURRENT_FORMAT) await this.createSegment(this.nextSeq);

@@ -9,10 +9,10 @@
 // Then the time index (time-index.ts) is brought up to the head: it is a
 // cache of what the records determine, so what a crash lost is recomputed
 // from the records after its last checkpoint kept.
-import type { FileHandle } from 'node:fs/promises';
-import { open, readdir, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../log.ts';
+import { type AppendHandle, openAppendHandle } from './file-io.ts';
 import { parseSegmentFileName, Segment, scanSegment } from './segment.ts';
 import { TimeIndex } from './time-index.ts';
 import type { LogRecord, ReadOptions } from './types.ts';
@@ -24,13 +24,18 @@ export interface RecoveredSegments {
   segments: Segment[];
   /**
    * The newest segment, scanned, cut back to its last intact record and
-   * indexed, with its file open read-write; undefined in an empty directory.
+   * indexed, with its file open for the log's appends (O_DSYNC when
+   * `durable`: file-io.ts); undefined in an empty directory.
    */
-  tail?: { seg: Segment; fh: FileHandle };
+  tail?: { seg: Segment } & AppendHandle;
 }
 
 /** Finds the segments of `dir` and repairs the newest one's torn tail. */
-export async function recoverSegments(dir: string, log: Logger): Promise<RecoveredSegments> {
+export async function recoverSegments(
+  dir: string,
+  log: Logger,
+  durable: boolean,
+): Promise<RecoveredSegments> {
   const segments: Segment[] = [];
   const names = await readdir(dir);
   const found = names
@@ -50,7 +55,7 @@ export async function recoverSegments(dir: string, log: Logger): Promise<Recover
   }
   const last = segments.at(-1);
   if (!last) return { segments };
-  const fh = await open(last.path, 'r+');
+  const { fh, dsync } = await openAppendHandle(last.path, 'r+', durable);
   const fileSize = last.size;
   const scan = await scanSegment(fh, fileSize, last.firstSeq, last.format, true, (h, off) =>
     last.noteRecord(h.seq, off),
@@ -67,7 +72,7 @@ export async function recoverSegments(dir: string, log: Logger): Promise<Recover
   last.count = scan.count;
   last.indexed = true;
   if (scan.count > 0) last.lastTime = scan.lastTime;
-  return { segments, tail: { seg: last, fh } };
+  return { segments, tail: { seg: last, fh, dsync } };
 }
 
 export interface TimeIndexRecovery {
