@@ -77,6 +77,7 @@ import { HostManager } from './ingest/index.ts';
 import { recoverFromLog } from './ingest/log-recovery.ts';
 import { AccountReconciler } from './ingest/reconcile.ts';
 import { HostReprober } from './ingest/reprobe.ts';
+import { SocketThreads } from './ingest/socket-threads.ts';
 import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
 import { decodeFrame } from './protocol/frames.ts';
@@ -235,6 +236,11 @@ export class Relay {
 
     // Pipeline: validation feeds the log; the firehose serves it.
     const validationSettings = validationSettingsFromConfig(cfg);
+    // Host sockets are read on the verify workers (ingest/socket-threads.ts) when there are any.
+    const socketThreads =
+      cfg.hostSocketsOnWorkers && validationSettings.workers > 0 && role !== 'fanout'
+        ? new SocketThreads()
+        : undefined;
 
     // Collection index upkeep: told about events once they are in the log; an
     // appended #sync queues a recompute of the account from its repo.
@@ -269,6 +275,7 @@ export class Relay {
       config: validationSettings,
       logger: log,
       registry: this.registry,
+      socketThreads,
     });
     this.validator = validator;
     const firehose = new FirehoseServer({
@@ -330,6 +337,7 @@ export class Relay {
       log,
       registry: this.registry,
       lookup,
+      dial: socketThreads?.dial,
       logHead: () => eventLog.head(),
       resyncNow: (did) => validator.requestResync(did),
     });

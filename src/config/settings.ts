@@ -431,6 +431,14 @@ export const SETTINGS = {
     describe: 'how fast saved hosts are dialled at start (staggered so thousands do not connect at once)',
     parse: int(1, 100_000),
   }),
+  hostSocketsOnWorkers: setting({
+    env: 'RELAY_HOST_SOCKETS_ON_WORKERS',
+    flag: '--host-sockets-on-workers',
+    default: true,
+    describe:
+      'read host sockets on the validation worker threads (parse, frame check, copy there; every decision stays on the main thread); off, or with RELAY_VALIDATION_WORKERS=0: on the main thread',
+    parse: bool,
+  }),
   hostMaxInFlight: setting({
     env: 'RELAY_HOST_MAX_IN_FLIGHT',
     flag: '--host-max-in-flight',

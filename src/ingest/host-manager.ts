@@ -71,6 +71,7 @@ import type { HostRateLimits, RateLimitOverride } from './rate-limiter.ts';
 import { Scheduler } from './scheduler.ts';
 import { SubscriberStoreHooks } from './subscriber-hooks.ts';
 import { releaseThrottledHost } from './throttle-recovery.ts';
+import type { UpstreamDialer } from './upstream-socket.ts';
 
 /**
  * Scale-out (host-leases.ts): which hosts this process may read. When set, a
@@ -94,6 +95,8 @@ export interface HostManagerOptions {
   registry?: Registry;
   /** DNS for subscription sockets (SSRF-checked); tests inject one. */
   lookup?: LookupFn;
+  /** Who owns host sockets: this thread (default) or socket threads (socket-threads.ts). */
+  dial?: UpstreamDialer;
   now?: () => number;
   random?: () => number;
   /** The event log's durable head, for the log checkpoint (default: always 0). */
@@ -133,6 +136,7 @@ export class HostManager implements HostControl {
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly lookup: NodeLookup;
+  private readonly dial: UpstreamDialer | undefined;
   private readonly trusted: string[];
   private readonly scheduler: Scheduler;
   private readonly subs = new Map<number, HostSubscriber>();
@@ -180,6 +184,7 @@ export class HostManager implements HostControl {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
     this.lookup = guardedLookup(opts.lookup ?? defaultLookup, opts.config.allowInsecureHosts);
+    this.dial = opts.dial;
     this.trusted = parseTrustedDomains(opts.config.trustedDomains);
     this.limits = new HostLimits({
       store: this.store,
@@ -641,6 +646,7 @@ export class HostManager implements HostControl {
       hooks: this.hooks,
       log: this.log,
       lookup: this.lookup,
+      dial: this.dial,
       allowPrivate: this.cfg.allowInsecureHosts,
       maxInFlight: this.cfg.hostMaxInFlight,
       cursorWindow: this.cfg.hostCursorWindow,

@@ -45,12 +45,11 @@
 // before handing anything on, so a crash cannot make it start live again.
 import WebSocket from 'ws';
 import type { Logger } from '../log.ts';
-import { ownedCopy, SEQ_HEADROOM } from '../protocol/bytes.ts';
 import { MAX_FRAME_BYTES } from '../protocol/events.ts';
 import { BadFrameAllowance } from './bad-frames.ts';
 import { CursorTracker } from './cursor-tracker.ts';
 import type { BudgetClient, FrameBudget } from './frame-budget.ts';
-import { type ControlBody, classifyFrame } from './frame-check.ts';
+import type { ControlBody, FrameVerdict } from './frame-check.ts';
 import type { FrameSink, InboundFrame } from './frame-sink.ts';
 import { type HeldFrame, HeldFrames } from './held-frames.ts';
 import { assertDialable, type NodeLookup } from './host-checks.ts';
@@ -59,6 +58,7 @@ import type { DisconnectReason, DropReason, HostTally, IngestMetrics } from './m
 import type { HostRateLimiter } from './rate-limiter.ts';
 import { RelayedSeqs } from './relayed-seqs.ts';
 import type { ScheduledJob, Scheduler } from './scheduler.ts';
+import { dialOnThisThread, type UpstreamDialer, type UpstreamSocket } from './upstream-socket.ts';
 
 /** The upstream message size limit (atproto event-stream: 5,000,000 bytes). */
 export { MAX_FRAME_BYTES };
@@ -98,6 +98,8 @@ export interface SubscriberOptions {
   log: Logger;
   lookup: NodeLookup;
   allowPrivate: boolean;
+  /** Who owns the socket: this thread (the default) or a socket thread (socket-threads.ts). */
+  dial?: UpstreamDialer;
   /** Frames handed on and not finished, at most. */
   maxInFlight: number;
   /** Frames past the cursor (finished or not) at most: how far the host runs ahead of one slow frame (cursor-tracker.ts). */
@@ -141,11 +143,12 @@ export class HostSubscriber implements BudgetClient {
   /** Sequenced events read from the socket since this subscriber was made (events/s in coverage.ts). */
   eventsSeen = 0;
 
-  private ws: WebSocket | null = null;
+  private ws: UpstreamSocket | null = null;
+  /** Resolves when the current socket has closed. */
+  private socketClosed: Promise<void> = Promise.resolve();
   private tracker: CursorTracker;
   private readonly held: HeldFrames;
   private unsettled = 0;
-  private lastSeq = -1;
   private healthy = false;
   /** After a close forced by bad input the next connection counts as healthy only by staying open. */
   private probation = false;
@@ -269,7 +272,7 @@ export class HostSubscriber implements BudgetClient {
     const ws = this.ws;
     let closed: Promise<void> = Promise.resolve();
     if (ws && ws.readyState !== WebSocket.CLOSED) {
-      closed = new Promise((resolve) => ws.once('close', () => resolve()));
+      closed = this.socketClosed;
       ws.pause();
       ws.terminate();
     }
@@ -308,11 +311,7 @@ export class HostSubscriber implements BudgetClient {
       ws.terminate();
     } else if (quiet >= pingAfterMs && !this.pingOutstanding) {
       this.pingOutstanding = true;
-      try {
-        ws.ping();
-      } catch {
-        // closing already
-      }
+      ws.ping();
     }
   }
 
@@ -321,7 +320,6 @@ export class HostSubscriber implements BudgetClient {
     const url = subscribeUrl(this.target, this.cursor);
     this.state = 'connecting';
     if (this.attempts++ > 0) this.o.metrics.reconnects.inc();
-    this.lastSeq = -1;
     this.healthy = false;
     this.infoLogged = false;
     this.closeReason = undefined;
@@ -335,64 +333,73 @@ export class HostSubscriber implements BudgetClient {
       this.relayedMark = this.relayedMark === undefined ? mark : Math.min(this.relayedMark, mark);
     }
     this.tracker = new CursorTracker(this.o.maxInFlight, this.o.cursorWindow, this.cursor);
-    let ws: WebSocket;
+    let ws: UpstreamSocket | null = null;
+    let socketClosed!: () => void;
+    this.socketClosed = new Promise((resolve) => {
+      socketClosed = resolve;
+    });
     try {
       assertDialable(this.target.hostname, this.o.allowPrivate);
-      ws = new WebSocket(url, {
-        perMessageDeflate: false,
-        maxPayload: MAX_FRAME_BYTES,
-        skipUTF8Validation: true,
-        handshakeTimeout: this.o.handshakeTimeoutMs,
-        followRedirects: false,
-        lookup: this.o.lookup,
-        headers: { 'user-agent': 'atrelay' },
-      } as WebSocket.ClientOptions);
+      ws = (this.o.dial ?? dialOnThisThread)(
+        {
+          url,
+          hostname: this.target.hostname,
+          handshakeTimeoutMs: this.o.handshakeTimeoutMs,
+          lookup: this.o.lookup,
+        },
+        {
+          open: () => {
+            if (this.ws !== ws || ws === null) return;
+            this.state = 'open';
+            this.openedAt = this.o.now();
+            this.lastActivity = this.openedAt;
+            this.countedOpen = true;
+            this.o.metrics.connected.inc();
+            this.o.log.debug({ host: this.hostname, cursor: this.cursor }, 'host connected');
+            // the frame budget may be used up already: then not a single frame is read yet
+            this.updateReading();
+          },
+          frame: (verdict, frame, bytes) => {
+            if (ws !== null) this.onFrame(ws, verdict, frame, bytes);
+          },
+          pong: () => {
+            this.pingOutstanding = false;
+            this.lastActivity = this.o.now();
+          },
+          error: (code, message) => {
+            if (code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+              // `ws` closes the connection itself (1009); the next one re-reads from the cursor
+              this.drop('too-large');
+              this.forcedClose('too-large');
+            }
+            this.lastError = message;
+          },
+          close: (code) => {
+            socketClosed();
+            if (this.ws !== ws) return;
+            this.ws = null;
+            if (this.countedOpen) {
+              this.countedOpen = false;
+              this.o.metrics.connected.dec();
+            }
+            this.held.clear(); // never handed on: the next connection re-reads them from the cursor
+            this.resumeJob?.cancel();
+            this.resumeJob = undefined;
+            if (this.state === 'stopped' || this.state === 'inactive') return;
+            this.lastError ??= `closed with code ${code}`;
+            this.state = 'draining';
+            this.whenSettled().then(() => this.afterClose());
+          },
+        },
+      );
     } catch (err) {
+      socketClosed();
       this.lastError = (err as Error).message;
       this.state = 'draining';
       this.afterClose();
       return;
     }
     this.ws = ws;
-    ws.on('open', () => {
-      if (this.ws !== ws) return;
-      this.state = 'open';
-      this.openedAt = this.o.now();
-      this.lastActivity = this.openedAt;
-      this.countedOpen = true;
-      this.o.metrics.connected.inc();
-      this.o.log.debug({ host: this.hostname, cursor: this.cursor }, 'host connected');
-      // the frame budget may be used up already: then not a single frame is read yet
-      this.updateReading();
-    });
-    ws.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(ws, data, isBinary));
-    ws.on('pong', () => {
-      this.pingOutstanding = false;
-      this.lastActivity = this.o.now();
-    });
-    ws.on('error', (err: Error & { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        // `ws` closes the connection itself (1009); the next one re-reads from the cursor
-        this.drop('too-large');
-        this.forcedClose('too-large');
-      }
-      this.lastError = err.message.slice(0, 200);
-    });
-    ws.on('close', (code: number) => {
-      if (this.ws !== ws) return;
-      this.ws = null;
-      if (this.countedOpen) {
-        this.countedOpen = false;
-        this.o.metrics.connected.dec();
-      }
-      this.held.clear(); // never handed on: the next connection re-reads them from the cursor
-      this.resumeJob?.cancel();
-      this.resumeJob = undefined;
-      if (this.state === 'stopped' || this.state === 'inactive') return;
-      this.lastError ??= `closed with code ${code}`;
-      this.state = 'draining';
-      this.whenSettled().then(() => this.afterClose());
-    });
   }
 
   private afterClose(): void {
@@ -449,7 +456,7 @@ export class HostSubscriber implements BudgetClient {
    * A bad frame: counted by reason, and one token from the bad-frame
    * allowance; the frame that empties it closes the connection.
    */
-  private bad(ws: WebSocket, reason: DropReason): void {
+  private bad(ws: UpstreamSocket, reason: DropReason): void {
     this.drop(reason);
     if (this.badFrames.spend(this.o.now())) {
       this.o.log.warn({ host: this.hostname, last: reason }, 'host sent too many bad frames; disconnecting');
@@ -466,15 +473,18 @@ export class HostSubscriber implements BudgetClient {
     this.probation = true;
   }
 
-  private onMessage(ws: WebSocket, data: Buffer, isBinary: boolean): void {
-    // after terminate() `ws` may still deliver the rest of the socket chunk it is parsing
+  private onFrame(
+    ws: UpstreamSocket,
+    verdict: FrameVerdict,
+    frame: Uint8Array | undefined,
+    bytes: number,
+  ): void {
     if (this.ws !== ws || this.state !== 'open' || ws.readyState !== WebSocket.OPEN) return;
     const now = this.o.now();
     this.lastActivity = now;
     this.pingOutstanding = false;
     this.tally.frames++;
-    this.tally.bytes += data.length;
-    const verdict = classifyFrame(data, isBinary, this.lastSeq);
+    this.tally.bytes += bytes;
     if (verdict.kind === 'error') {
       this.onErrorFrame(ws, verdict.error);
       return;
@@ -484,8 +494,7 @@ export class HostSubscriber implements BudgetClient {
       this.bad(ws, verdict.reason);
     } else if (verdict.kind === 'info') {
       this.enqueue(ws, { info: verdict.info, bytes: 0 });
-    } else {
-      this.lastSeq = verdict.seq;
+    } else if (frame !== undefined) {
       this.lastEventAt = now;
       this.eventsSeen++;
       if (verdict.seq > this.seenSeq) this.seenSeq = verdict.seq;
@@ -495,11 +504,6 @@ export class HostSubscriber implements BudgetClient {
         if (verdict.seq > 1) this.persistFirstCursor(verdict.seq - 1);
         else this.firstCursorStored = true;
       }
-      // `ws` hands out small messages as views into its socket chunk; a copy of
-      // exactly the frame frees the chunk and keeps the budget's count honest
-      // (with a few free bytes before it, so the relay seq can be written in
-      // place: frames.ts seqWriter)
-      const frame = data.byteLength === data.buffer.byteLength ? data : ownedCopy(data, SEQ_HEADROOM);
       const event: InboundFrame = {
         hostId: this.hostId,
         hostname: this.hostname,
@@ -515,7 +519,7 @@ export class HostSubscriber implements BudgetClient {
     }
   }
 
-  private enqueue(ws: WebSocket, frame: HeldFrame): void {
+  private enqueue(ws: UpstreamSocket, frame: HeldFrame): void {
     if (!this.held.push(frame)) {
       // at the queue's bound (see held-frames.ts): the cursor is before these frames
       this.o.metrics.disconnects.labels('queue-full').inc();
@@ -538,7 +542,7 @@ export class HostSubscriber implements BudgetClient {
     this.o.log.info({ host: this.hostname, name: info.name, message: info.message }, 'upstream #info');
   }
 
-  private onErrorFrame(ws: WebSocket, body: ControlBody): void {
+  private onErrorFrame(ws: UpstreamSocket, body: ControlBody): void {
     this.drop('error-frame');
     // an error frame we cannot read is still an error: reconnect
     const error = body.name ?? 'unknown';

@@ -19,7 +19,7 @@
 // (`startWorker` in module-url.ts, shared with the repo digest pool in
 // repo-digest.ts, which keeps whole-repo CARs off these workers, and the
 // SQLite head writer).
-import type { Worker } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import { type Logger, silentLogger } from '../log.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { isWholeBuffer } from '../protocol/bytes.ts';
@@ -45,6 +45,12 @@ export interface VerifyPoolOptions {
   logger?: Logger;
   /** Called per task with the seconds from verify() to its result (a histogram observes it). */
   observe?: (type: string, seconds: number) => void;
+  /**
+   * Host sockets live on these workers too (ingest/socket-threads.ts): each
+   * worker gets a port for them when it starts; the returned function is
+   * called when that worker ends.
+   */
+  socketThreads?: { attach(port: MessagePort): () => void };
 }
 
 interface Waiter {
@@ -59,6 +65,8 @@ interface PoolWorker {
   worker: Worker;
   outstanding: number;
   batches: Map<number, Waiter[]>;
+  /** Closes the worker's socket port (ingest/socket-threads.ts) when it ends. */
+  detachSockets?: () => void;
 }
 
 const WORKER_URL = siblingModuleUrl('./worker.ts', import.meta.url);
@@ -68,6 +76,7 @@ export class VerifyPool {
   private readonly batchSize: number;
   private readonly log: Logger;
   private readonly observe: ((type: string, seconds: number) => void) | undefined;
+  private readonly socketThreads: VerifyPoolOptions['socketThreads'];
   private pendingTasks: VerifyTask[] = [];
   private pendingWaiters: Waiter[] = [];
   private flushScheduled: NodeJS.Immediate | null = null;
@@ -78,6 +87,7 @@ export class VerifyPool {
     this.batchSize = opts.batchSize ?? 32;
     this.log = opts.logger ?? silentLogger;
     this.observe = opts.observe;
+    this.socketThreads = opts.socketThreads;
     for (let i = 0; i < opts.size; i++) this.workers.push(this.spawn());
   }
 
@@ -122,6 +132,7 @@ export class VerifyPool {
     await Promise.all(
       this.workers.map(async (w) => {
         this.failAll(w, err);
+        w.detachSockets?.();
         await w.worker.terminate();
       }),
     );
@@ -164,6 +175,11 @@ export class VerifyPool {
 
   private spawn(): PoolWorker {
     const pw: PoolWorker = { worker: startWorker(WORKER_URL), outstanding: 0, batches: new Map() };
+    if (this.socketThreads) {
+      const { port1, port2 } = new MessageChannel();
+      pw.worker.postMessage({ socketPort: port2 }, [port2]);
+      pw.detachSockets = this.socketThreads.attach(port1);
+    }
     pw.worker.on('message', (res: WorkerResponse) => {
       const waiters = pw.batches.get(res.batch);
       if (!waiters) return;
@@ -181,6 +197,7 @@ export class VerifyPool {
       this.failAll(pw, err);
     });
     pw.worker.on('exit', (code) => {
+      pw.detachSockets?.();
       if (this.closed) return;
       this.log.error({ code }, 'verify worker exited; starting a new one');
       this.failAll(pw, new Error(`verify worker exited with code ${code}`));

@@ -81,7 +81,7 @@ import { HeadWriter } from './head-writer.ts';
 import type { AccountAction, Decision, Job, RepairResult, RepoQueue, RuleContext } from './job.ts';
 import { ValidationMetrics } from './metrics.ts';
 import { OrderQueue } from './order-queue.ts';
-import { VerifyPool } from './pool.ts';
+import { VerifyPool, type VerifyPoolOptions } from './pool.ts';
 import { Resyncer } from './resync.ts';
 import { processAccount, processAccountAction, processIdentity, processRepair } from './rules-account.ts';
 import { processCommit, processSync } from './rules-commit.ts';
@@ -160,6 +160,8 @@ export interface ValidatorOptions {
   logger?: Logger;
   registry?: Registry;
   now?: () => number;
+  /** Host sockets on the verify workers (ingest/socket-threads.ts). */
+  socketThreads?: VerifyPoolOptions['socketThreads'];
 }
 
 export class Validator implements FrameSink {
@@ -208,6 +210,7 @@ export class Validator implements FrameSink {
       size: this.settings.workers,
       logger: this.log,
       observe: (type, seconds) => this.metrics.verifyTime(type, seconds),
+      socketThreads: opts.socketThreads,
     });
     this.resyncer = new Resyncer({
       fetcher: opts.fetcher,

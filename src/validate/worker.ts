@@ -6,6 +6,8 @@
 // A frame whose buffer the pool moved here (transfer, not copy) is moved back
 // with its result. Tasks and results cross as arrays of fields (wire.ts).
 import { parentPort } from 'node:worker_threads';
+import { serveSockets } from '../ingest/socket-thread.ts';
+import { isSocketPortMessage } from '../ingest/socket-wire.ts';
 import type { WorkerRequest, WorkerResponse } from './pool.ts';
 import { type VerifyResult, verifyFrame } from './verify-frame.ts';
 import { type ResultWire, resultToWire, taskFromWire } from './wire.ts';
@@ -13,6 +15,11 @@ import { type ResultWire, resultToWire, taskFromWire } from './wire.ts';
 const port = parentPort;
 if (!port) throw new Error('worker.ts must run in a worker thread');
 port.on('message', (req: WorkerRequest) => {
+  if (isSocketPortMessage(req)) {
+    // this worker also hosts host sockets (ingest/socket-threads.ts)
+    serveSockets(req.socketPort);
+    return;
+  }
   const results: ResultWire[] = new Array(req.tasks.length);
   // frames whose buffers were moved here go back the same way (no copy either way)
   const back: ArrayBuffer[] = [];
