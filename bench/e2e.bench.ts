@@ -202,6 +202,8 @@ interface Scrape {
   identityMisses: number;
   /** Commit signatures the validator checked on its main thread (after the worker). */
   mainThreadSignatures: number;
+  /** #commit/#sync verified on the worker that read them from the host socket (validate/in-place.ts). */
+  whereRead: number;
   latency: Map<number, number>; // le → cumulative count (commits)
 }
 
@@ -223,6 +225,7 @@ async function scrape(metricsPort: number): Promise<Scrape> {
     identityHits: value('relay_validation_identity_lookups_total\\{result="hit"\\}'),
     identityMisses: value('relay_validation_identity_lookups_total\\{result="miss"\\}'),
     mainThreadSignatures: value('relay_validation_main_thread_signatures_total'),
+    whereRead: value('relay_validation_verified_where_read_total'),
     latency,
   };
 }
@@ -443,6 +446,12 @@ try {
         Math.max(1, b.m.identityMisses - a.m.identityMisses + b.m.identityHits - a.m.identityHits)
       ).toFixed(1),
     ),
+    verifiedWhereReadPercent: Number(
+      (
+        (100 * (b.m.whereRead - a.m.whereRead)) /
+        Math.max(1, b.m.identityMisses - a.m.identityMisses + b.m.identityHits - a.m.identityHits)
+      ).toFixed(1),
+    ),
     machineBusyCores: Number(
       (
         ((b.machine.busy - a.machine.busy) / (b.machine.total - a.machine.total)) *
@@ -461,7 +470,8 @@ try {
       `RSS ${result.peakRssMb} MB, load ${result.load.toFixed(1)}; ` +
       `network ${result.simCpuUsPerEvent} µs/event, consumers ${result.consumerCpuUsPerEvent} µs/event; ` +
       `machine ${result.machineBusyCores} cores busy, steal ${result.stealPercent} %; ` +
-      `identity cache missed at admission for ${result.identityMissPercent} % of commits`,
+      `identity cache missed at admission for ${result.identityMissPercent} % of commits, ` +
+      `${result.verifiedWhereReadPercent} % verified on the thread that read them`,
   );
   const t = result.relayCpuByThread;
   log(

@@ -7,6 +7,7 @@
 // frames that are finished, so a crash re-reads a few seconds of events and
 // never skips one.
 import type { SeqSpan } from '../protocol/frames.ts';
+import type { InPlaceLearner } from './upstream-socket.ts';
 
 export interface InboundFrame {
   /** Metadata-store id of the host the frame came from. */
@@ -35,6 +36,14 @@ export interface InboundFrame {
   owned?: boolean;
   /** `performance.now()` when the frame was read, for ingest-to-broadcast latency. */
   receivedAt: number;
+  /**
+   * What the socket thread that read the frame did with it on the way
+   * (ingest/socket-wire.ts InPlaceWork: a verdict of the stateless checks,
+   * validate/in-place.ts); ingest passes it on unread.
+   */
+  inPlace?: unknown;
+  /** Teaches that socket thread (an account's signing key, validate/in-place.ts). */
+  learner?: InPlaceLearner;
 }
 
 export interface FrameSink {

@@ -359,8 +359,8 @@ export class HostSubscriber implements BudgetClient {
             // the frame budget may be used up already: then not a single frame is read yet
             this.updateReading();
           },
-          frame: (verdict, frame, bytes) => {
-            if (ws !== null) this.onFrame(ws, verdict, frame, bytes);
+          frame: (verdict, frame, bytes, inPlace) => {
+            if (ws !== null) this.onFrame(ws, verdict, frame, bytes, inPlace);
           },
           pong: () => {
             this.pingOutstanding = false;
@@ -478,6 +478,7 @@ export class HostSubscriber implements BudgetClient {
     verdict: FrameVerdict,
     frame: Uint8Array | undefined,
     bytes: number,
+    inPlace: unknown,
   ): void {
     if (this.ws !== ws || this.state !== 'open' || ws.readyState !== WebSocket.OPEN) return;
     const now = this.o.now();
@@ -514,6 +515,8 @@ export class HostSubscriber implements BudgetClient {
         seqSpan: verdict.seqSpan,
         owned: true,
         receivedAt: performance.now(),
+        inPlace,
+        learner: ws.learner,
       };
       this.enqueue(ws, { event, bytes: frame.byteLength });
     }

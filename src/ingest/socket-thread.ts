@@ -20,6 +20,7 @@ import {
   CMD_CREDIT,
   CMD_DIAL,
   CMD_FIELDS,
+  CMD_LEARN,
   CMD_PING,
   CMD_TERMINATE,
   EV_CLOSE,
@@ -28,8 +29,18 @@ import {
   EV_OPEN,
   EV_OTHER,
   EV_PONG,
+  type InPlaceWork,
 } from './socket-wire.ts';
 import { attachHandlers, upstreamWsOptions } from './upstream-socket.ts';
+
+/**
+ * What this thread read goes to main at most this long after (or at once at
+ * FLUSH_FRAMES frames): a message costs ~10 µs on each side whatever it
+ * holds, and a socket read is often a single frame, so a message per read
+ * (setImmediate) cost more CPU than reading on main did.
+ */
+const FLUSH_DELAY_MS = 1;
+const FLUSH_FRAMES = 128;
 
 interface Connection {
   ws: WebSocket;
@@ -38,15 +49,21 @@ interface Connection {
   bytes: number;
 }
 
-/** Serves the commands that arrive on `port` until the thread ends. */
-export function serveSockets(port: MessagePort): void {
+/**
+ * Serves the commands that arrive on `port` until the thread ends; `work`
+ * runs on each event frame before it goes to main (socket-wire.ts).
+ */
+export function serveSockets(port: MessagePort, work?: InPlaceWork): void {
   const conns = new Map<number, Connection>();
   let out: unknown[] = [];
   let moved: ArrayBuffer[] = [];
-  let flushScheduled = false;
+  let flushScheduled: NodeJS.Timeout | undefined;
+  let frames = 0;
 
   const flush = (): void => {
-    flushScheduled = false;
+    if (flushScheduled !== undefined) clearTimeout(flushScheduled);
+    flushScheduled = undefined;
+    frames = 0;
     if (out.length === 0) return;
     const msg = out;
     const transfer = moved;
@@ -55,9 +72,8 @@ export function serveSockets(port: MessagePort): void {
     port.postMessage(msg, transfer);
   };
   const scheduleFlush = (): void => {
-    if (flushScheduled) return;
-    flushScheduled = true;
-    setImmediate(flush);
+    if (++frames >= FLUSH_FRAMES) flush();
+    else flushScheduled ??= setTimeout(flush, FLUSH_DELAY_MS);
   };
 
   const spend = (conn: Connection, bytes: number): void => {
@@ -106,8 +122,8 @@ export function serveSockets(port: MessagePort): void {
             verdict.seqSpan.start,
             verdict.seqSpan.end,
             verdict.did,
-            verdict.label,
             wireBytes,
+            work === undefined ? null : work.onEvent(verdict.type, verdict.did, frame),
           );
           moved.push(frame.buffer as ArrayBuffer);
           spend(conn, wireBytes);
@@ -137,7 +153,9 @@ export function serveSockets(port: MessagePort): void {
     for (let i = 0; i < cmds.length; ) {
       const op = cmds[i] as number;
       const id = cmds[i + 1] as number;
-      if (op === CMD_DIAL) {
+      if (op === CMD_LEARN) {
+        work?.learn(cmds[i + 2] as string, cmds[i + 3]);
+      } else if (op === CMD_DIAL) {
         dial(
           id,
           cmds[i + 2] as string,
@@ -165,7 +183,7 @@ export function serveSockets(port: MessagePort): void {
           }
         }
       }
-      i += 1 + CMD_FIELDS[op as 0 | 1 | 2 | 3];
+      i += 1 + CMD_FIELDS[op as 0 | 1 | 2 | 3 | 4];
     }
   });
 }

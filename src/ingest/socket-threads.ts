@@ -35,6 +35,7 @@ import type { NodeLookup } from './host-checks.ts';
 import {
   CMD_CREDIT,
   CMD_DIAL,
+  CMD_LEARN,
   CMD_PING,
   CMD_TERMINATE,
   EV_CLOSE,
@@ -48,6 +49,7 @@ import {
 import {
   type DialOptions,
   dialOnThisThread,
+  type InPlaceLearner,
   type UpstreamDialer,
   type UpstreamHandlers,
   type UpstreamSocket,
@@ -61,14 +63,14 @@ export interface SocketThreadsOptions {
 }
 
 /** One attached thread: its port, its connections and the commands not yet sent. */
-class ThreadLink {
+class ThreadLink implements InPlaceLearner {
   connections = 0;
   private pending: unknown[] = [];
   private flushScheduled = false;
 
   constructor(
     readonly port: MessagePort,
-    private readonly owner: SocketThreads,
+    owner: SocketThreads,
   ) {
     port.on('message', (events: unknown[]) => owner.receive(events));
   }
@@ -78,6 +80,10 @@ class ThreadLink {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flush());
+  }
+
+  learn(did: string, payload: unknown): void {
+    this.send(CMD_LEARN, 0, did, payload);
   }
 
   private flush(): void {
@@ -151,10 +157,11 @@ export class SocketThreads {
               seq: events[i + 4] as number,
               seqSpan: { start: events[i + 5] as number, end: events[i + 6] as number },
               did: events[i + 7] as string,
-              label: events[i + 8] as string | undefined,
+              label: events[i + 3] as string,
             },
             events[i + 2] as Uint8Array,
-            events[i + 9] as number,
+            events[i + 8] as number,
+            events[i + 9] ?? undefined,
           );
         } else if (op === EV_OTHER) {
           sock.onEvent(events[i + 2] as FrameVerdict, undefined, events[i + 3] as number);
@@ -189,6 +196,9 @@ export class SocketThreads {
 class RemoteSocket implements UpstreamSocket {
   readyState: number = WebSocket.CONNECTING;
   thread: ThreadLink | undefined;
+  get learner(): InPlaceLearner | undefined {
+    return this.thread;
+  }
   /** The subscriber asked for no more frames. */
   private held = false;
   /** Frames and bytes the thread may still send (as main knows it). */
@@ -266,7 +276,7 @@ class RemoteSocket implements UpstreamSocket {
     this.handlers.open();
   }
 
-  onEvent(verdict: FrameVerdict, frame: Uint8Array | undefined, bytes: number): void {
+  onEvent(verdict: FrameVerdict, frame: Uint8Array | undefined, bytes: number, inPlace?: unknown): void {
     this.creditFrames--;
     this.owedFrames++;
     if (frame !== undefined) {
@@ -274,7 +284,7 @@ class RemoteSocket implements UpstreamSocket {
       this.owedBytes += bytes;
     }
     if (this.readyState !== WebSocket.OPEN) return;
-    this.handlers.frame(verdict, frame, bytes);
+    this.handlers.frame(verdict, frame, bytes, inPlace);
     if (!this.held) this.grant();
   }
 

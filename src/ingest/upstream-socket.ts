@@ -27,8 +27,10 @@ export interface UpstreamHandlers {
    * One WebSocket message, classified. `frame` is the message's bytes in a
    * buffer of its own (with SEQ_HEADROOM free bytes before it) for an event,
    * undefined otherwise; `bytes` is the message's size either way.
+   * `inPlace`: what the socket thread's in-place work made of an event
+   * (socket-wire.ts InPlaceWork), passed on unread.
    */
-  frame(verdict: FrameVerdict, frame: Uint8Array | undefined, bytes: number): void;
+  frame(verdict: FrameVerdict, frame: Uint8Array | undefined, bytes: number, inPlace?: unknown): void;
   pong(): void;
   /** `code` is ws's or node's error code (`WS_ERR_UNSUPPORTED_MESSAGE_LENGTH`: the message was over the limit). */
   error(code: string | undefined, message: string): void;
@@ -54,8 +56,16 @@ export interface UpstreamSocket {
   ping(): void;
   /** Closes at once; `close` follows. */
   terminate(): void;
+  /** Where the thread reading this socket learns what its in-place work needs (absent on this thread). */
+  readonly learner?: InPlaceLearner;
 }
 
+/** Teaches a socket thread's in-place work (socket-wire.ts InPlaceWork.learn). */
+export interface InPlaceLearner {
+  learn(did: string, payload: unknown): void;
+}
+
+/** Opens a socket; never calls a handler before it has returned. */
 export type UpstreamDialer = (opts: DialOptions, handlers: UpstreamHandlers) => UpstreamSocket;
 
 /** The options every upstream WebSocket is made with. */

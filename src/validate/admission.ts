@@ -19,6 +19,7 @@ import { decodeFrame } from '../protocol/frames.ts';
 import type { IdentityCache } from '../protocol/identity/identity-cache.ts';
 import type { PublicKey } from '../protocol/keys.ts';
 import { peekEventDid } from './frame-peek.ts';
+import { inPlaceResult } from './in-place.ts';
 import { type Decision, drop, type Job } from './job.ts';
 import type { ValidationMetrics } from './metrics.ts';
 import type { VerifyPool } from './pool.ts';
@@ -43,7 +44,8 @@ export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | u
     const cached = a.identity.get(did);
     a.metrics.identityLookup(cached !== undefined);
     if (cached) {
-      job.verified = startVerify(a, job, frame, cached.signingKey);
+      job.verified =
+        whereRead(a, job, frame, did, cached.signingKey) ?? startVerify(a, job, frame, cached.signingKey);
     } else {
       // Resolved first, so the worker checks the signature with the key: the
       // repo's rules need the identity before they decide anyway, and a key
@@ -53,7 +55,9 @@ export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | u
       // the signature themselves if it then succeeds.
       job.awaitingIdentity = true;
       job.verified = a.identity.resolve(did).then(
-        (identity) => startVerify(a, job, frame, identity.signingKey),
+        (identity) =>
+          whereRead(a, job, frame, did, identity.signingKey) ??
+          startVerify(a, job, frame, identity.signingKey),
         () => startVerify(a, job, frame, undefined),
       );
     }
@@ -73,6 +77,23 @@ export function admit(a: Admission, job: Job, frame: InboundFrame): Decision | u
     return drop('bad-frame', (err as Error).message);
   }
   return undefined;
+}
+
+/** The verdict of the thread that read the frame, when it used this key (in-place.ts). */
+function whereRead(
+  a: Admission,
+  job: Job,
+  frame: InboundFrame,
+  did: string,
+  key: PublicKey | undefined,
+): Promise<VerifyResult> | undefined {
+  if (key === undefined || (frame.inPlace === undefined && frame.learner === undefined)) return undefined;
+  const r = inPlaceResult(frame, did, key);
+  if (r === undefined) return undefined;
+  a.metrics.verifiedWhereRead++;
+  job.verifyKey = key;
+  job.awaitingIdentity = false;
+  return Promise.resolve(r);
 }
 
 function startVerify(

@@ -27,6 +27,9 @@ export class ValidationMetrics {
   reresolutions = 0;
   /** #commit/#sync admissions whose signing key was in the identity cache (hit) or not (miss). */
   identity = { hits: 0, misses: 0 };
+  /** #commit/#sync verified on the thread that read them (in-place.ts), no task posted. */
+  verifiedWhereRead = 0;
+  private readonly whereReadCounter: Counter;
   /** Retries of a DID resolution that failed transiently (the repo's events waited). */
   identityRetries = 0;
   /** Signatures the validator checked itself, after the worker (see signatureOnMainThread). */
@@ -109,6 +112,14 @@ export class ValidationMetrics {
       labelNames: ['event'],
       registers,
     });
+    this.whereReadCounter = new Counter({
+      name: 'relay_validation_verified_where_read_total',
+      help: '#commit/#sync verified on the worker thread that read them from the host socket (no task posted); the rest of relay_validation_identity_lookups_total went to the verify pool',
+      registers,
+      collect() {
+        metrics.flushTallies();
+      },
+    });
     this.identityCounter = new Counter({
       name: 'relay_validation_identity_lookups_total',
       help: 'Signing-key lookups at admission of #commit/#sync: hit (cached, verified in a worker at once) or miss (resolved first)',
@@ -190,6 +201,7 @@ export class ValidationMetrics {
     passed: new Map<string, number>(),
     byHost: new Map<string, number>(),
     hits: 0,
+    whereRead: 0,
     misses: 0,
   };
   private readonly latencyChildren = new Map<string, TallyChild>();
@@ -211,6 +223,8 @@ export class ValidationMetrics {
     if (this.identity.hits > f.hits) this.identityCounter.inc({ result: 'hit' }, this.identity.hits - f.hits);
     if (this.identity.misses > f.misses)
       this.identityCounter.inc({ result: 'miss' }, this.identity.misses - f.misses);
+    if (this.verifiedWhereRead > f.whereRead) this.whereReadCounter.inc(this.verifiedWhereRead - f.whereRead);
+    f.whereRead = this.verifiedWhereRead;
     f.hits = this.identity.hits;
     f.misses = this.identity.misses;
   }

@@ -20,10 +20,11 @@
 // repo-digest.ts, which keeps whole-repo CARs off these workers, and the
 // SQLite head writer).
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
+import type { SocketPortMessage } from '../ingest/socket-wire.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { isWholeBuffer } from '../protocol/bytes.ts';
-import { type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
+import { DEFAULT_MAX_REV_SKEW_MS, type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 import { type ResultWire, resultFromWire, type TaskWire, taskToWire } from './wire.ts';
 
 /** Tasks and results cross as arrays of fields (wire.ts). */
@@ -51,6 +52,8 @@ export interface VerifyPoolOptions {
    * called when that worker ends.
    */
   socketThreads?: { attach(port: MessagePort): () => void };
+  /** For the frames the workers verify where they read them (in-place.ts). */
+  maxRevSkewMs?: number;
 }
 
 interface Waiter {
@@ -77,6 +80,7 @@ export class VerifyPool {
   private readonly log: Logger;
   private readonly observe: ((type: string, seconds: number) => void) | undefined;
   private readonly socketThreads: VerifyPoolOptions['socketThreads'];
+  private readonly maxRevSkewMs: number;
   private pendingTasks: VerifyTask[] = [];
   private pendingWaiters: Waiter[] = [];
   private flushScheduled: NodeJS.Immediate | null = null;
@@ -88,6 +92,7 @@ export class VerifyPool {
     this.log = opts.logger ?? silentLogger;
     this.observe = opts.observe;
     this.socketThreads = opts.socketThreads;
+    this.maxRevSkewMs = opts.maxRevSkewMs ?? DEFAULT_MAX_REV_SKEW_MS;
     for (let i = 0; i < opts.size; i++) this.workers.push(this.spawn());
   }
 
@@ -177,7 +182,8 @@ export class VerifyPool {
     const pw: PoolWorker = { worker: startWorker(WORKER_URL), outstanding: 0, batches: new Map() };
     if (this.socketThreads) {
       const { port1, port2 } = new MessageChannel();
-      pw.worker.postMessage({ socketPort: port2 }, [port2]);
+      const init: SocketPortMessage = { socketPort: port2, maxRevSkewMs: this.maxRevSkewMs };
+      pw.worker.postMessage(init, [port2]);
       pw.detachSockets = this.socketThreads.attach(port1);
     }
     pw.worker.on('message', (res: WorkerResponse) => {

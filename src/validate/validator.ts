@@ -211,6 +211,7 @@ export class Validator implements FrameSink {
       logger: this.log,
       observe: (type, seconds) => this.metrics.verifyTime(type, seconds),
       socketThreads: opts.socketThreads,
+      maxRevSkewMs: this.settings.maxRevSkewMs,
     });
     this.resyncer = new Resyncer({
       fetcher: opts.fetcher,

@@ -8,6 +8,7 @@
 import { parentPort } from 'node:worker_threads';
 import { serveSockets } from '../ingest/socket-thread.ts';
 import { isSocketPortMessage } from '../ingest/socket-wire.ts';
+import { InPlaceVerifier } from './in-place.ts';
 import type { WorkerRequest, WorkerResponse } from './pool.ts';
 import { type VerifyResult, verifyFrame } from './verify-frame.ts';
 import { type ResultWire, resultToWire, taskFromWire } from './wire.ts';
@@ -17,7 +18,7 @@ if (!port) throw new Error('worker.ts must run in a worker thread');
 port.on('message', (req: WorkerRequest) => {
   if (isSocketPortMessage(req)) {
     // this worker also hosts host sockets (ingest/socket-threads.ts)
-    serveSockets(req.socketPort);
+    serveSockets(req.socketPort, new InPlaceVerifier(req.maxRevSkewMs));
     return;
   }
   const results: ResultWire[] = new Array(req.tasks.length);
