@@ -10,8 +10,10 @@
 //
 // The walk of one #commit, each arrow one call, none back up the chain:
 //
-//   host socket → HostSubscriber.onMessage (frame checks, per-host limits)
-//     → Validator.submit (verified in a worker, released in the repo's order)
+//   host socket, read on a verify worker (frame check, copy, and the
+//   signature and proof checks when it holds the key: ingest/socket-thread.ts)
+//     → HostSubscriber.onFrame (seq order, per-host limits, cursor)
+//     → Validator.submit (the worker's verdict, or a pool task; released in the repo's order)
 //     → EventLog.append (relay seq; durable at its group commit)
 //     → CommittedStream (the one fan-out point, with what validation learned)
 //     → FirehoseServer (live window, per-consumer outbox) → consumer socket

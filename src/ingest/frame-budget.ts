@@ -15,7 +15,10 @@
 //   such passes to one per quarter of the budget finished. Overshoot: frames
 //   are counted when `ws` delivers them, so the bytes held can pass the limit
 //   by the frames completed from the socket read that filled it (at most one
-//   5 MB frame plus one socket chunk).
+//   5 MB frame plus one socket chunk). With sockets on worker threads
+//   (socket-threads.ts) a pause takes effect through credit, so each
+//   connection reading when the budget filled may add one credit window
+//   (256 KiB) plus the frame that crosses it.
 // - Fair share: a subscriber may hold at most limit / max(2, holders) bytes,
 //   holders being the subscribers holding any frame: one host never takes
 //   more than half the budget, and under contention each gets an equal share

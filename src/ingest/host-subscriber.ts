@@ -1,9 +1,10 @@
 // One upstream subscription: the relay's reader for one PDS host.
 //
-// It dials the host's subscribeRepos with the saved cursor, classifies each
-// frame in one bounded pass (frame-check.ts: header, size by type, body depth
-// and items, a valid account DID, seq increasing on this connection) and
-// hands events to the FrameSink. The cursor advances only past finished
+// It dials the host's subscribeRepos with the saved cursor, gets each frame
+// classified in one bounded pass by whoever owns the socket (this thread or a
+// verify worker, upstream-socket.ts; frame-check.ts: header, size by type,
+// body depth and items, a valid account DID, seq increasing on this
+// connection) and hands events to the FrameSink. The cursor advances only past finished
 // frames (CursorTracker). It never reads more than it can hold: at most
 // `maxInFlight` unfinished frames plus the few parsed out of the last socket
 // read (held-frames.ts, bounded; at the bound the connection is closed and

@@ -58,7 +58,7 @@ import {
 export interface SocketThreadsOptions {
   /** Frames a connection may hand over before main grants more (default 64). */
   windowFrames?: number;
-  /** Bytes likewise (default 1 MiB; one frame may go past it). */
+  /** Bytes likewise (default 256 KiB; the frame that crosses it is still sent). */
   windowBytes?: number;
 }
 
@@ -108,7 +108,7 @@ export class SocketThreads {
 
   constructor(opts: SocketThreadsOptions = {}) {
     this.windowFrames = opts.windowFrames ?? 64;
-    this.windowBytes = opts.windowBytes ?? 1 << 20;
+    this.windowBytes = opts.windowBytes ?? 256 * 1024;
   }
 
   /** Connections on threads now. */

@@ -1,11 +1,13 @@
 // Admission: the first thing the validator does with a frame, on the main
 // thread, before the frame joins its repo's queue. It reads the DID (ingest
 // already did in its one pass over the frame; other sources are peeked), and
-// - for #commit and #sync, starts the stateless work: the frame goes to the
-//   worker pool with the account's signing key, at once when the identity
-//   cache has it, otherwise once the DID resolves (so signatures are checked
-//   in the workers; the main thread checks one only when the resolution
-//   failed or the key changed in between);
+// - for #commit and #sync, takes the verdict the worker that read the frame
+//   made with the account's current key (in-place.ts), or else starts the
+//   stateless work: the frame goes to the worker pool with the account's
+//   signing key, at once when the identity cache has it, otherwise once the
+//   DID resolves (so signatures are checked in the workers; the main thread
+//   checks one only when the resolution failed or the key changed in
+//   between);
 // - for #identity and #account (small, cheap), decodes and shape-checks the
 //   body here, as the per-type rules need it;
 // - refuses outright what no rule could accept (unknown type, no readable

@@ -8,6 +8,9 @@
 // arrival (wire.ts: a structured clone of an object repeats its keys).
 // The pool does not order anything: results of different batches may settle
 // in any order, and the validator restores order itself (see validator.ts).
+// The same workers may also read host sockets (`socketThreads`: each gets a
+// port for them at start, ingest/socket-threads.ts) and verify what they read
+// in place (in-place.ts); what they cannot verify there comes back as tasks.
 //
 // Size 0 runs the same function inline on the main thread (tests, and the
 // one-core baseline of the benchmark). In the compiled build (dist/) workers
@@ -19,11 +22,13 @@
 // (`startWorker` in module-url.ts, shared with the repo digest pool in
 // repo-digest.ts, which keeps whole-repo CARs off these workers, and the
 // SQLite head writer).
+import type { EventLoopUtilization } from 'node:perf_hooks';
 import { MessageChannel, type MessagePort, type Worker } from 'node:worker_threads';
 import type { SocketPortMessage } from '../ingest/socket-wire.ts';
 import { type Logger, silentLogger } from '../log.ts';
 import { siblingModuleUrl, startWorker } from '../module-url.ts';
 import { isWholeBuffer } from '../protocol/bytes.ts';
+import { shedding } from './in-place.ts';
 import { DEFAULT_MAX_REV_SKEW_MS, type VerifyResult, type VerifyTask, verifyFrame } from './verify-frame.ts';
 import { type ResultWire, resultFromWire, type TaskWire, taskToWire } from './wire.ts';
 
@@ -32,6 +37,9 @@ export interface WorkerRequest {
   batch: number;
   tasks: TaskWire[];
 }
+
+/** Everything the pool sends a worker: batches, the socket port (first, when it hosts sockets), shed on/off. */
+export type WorkerMessage = WorkerRequest | SocketPortMessage | { shed: boolean };
 
 export interface WorkerResponse {
   batch: number;
@@ -70,7 +78,13 @@ interface PoolWorker {
   batches: Map<number, Waiter[]>;
   /** Closes the worker's socket port (ingest/socket-threads.ts) when it ends. */
   detachSockets?: () => void;
+  /** Its event-loop utilisation at the last balance() and whether it was told to shed (in-place.ts). */
+  elu?: EventLoopUtilization;
+  shedding: boolean;
 }
+
+/** How often the pool compares its workers' load (in-place.ts shedding()). */
+const BALANCE_MS = 100;
 
 const WORKER_URL = siblingModuleUrl('./worker.ts', import.meta.url);
 
@@ -84,6 +98,7 @@ export class VerifyPool {
   private pendingTasks: VerifyTask[] = [];
   private pendingWaiters: Waiter[] = [];
   private flushScheduled: NodeJS.Immediate | null = null;
+  private balanceTimer: NodeJS.Timeout | undefined;
   private nextBatch = 1;
   private closed = false;
 
@@ -94,6 +109,10 @@ export class VerifyPool {
     this.socketThreads = opts.socketThreads;
     this.maxRevSkewMs = opts.maxRevSkewMs ?? DEFAULT_MAX_REV_SKEW_MS;
     for (let i = 0; i < opts.size; i++) this.workers.push(this.spawn());
+    if (this.socketThreads && opts.size > 1) {
+      this.balanceTimer = setInterval(() => this.balance(), BALANCE_MS);
+      this.balanceTimer.unref();
+    }
   }
 
   get size(): number {
@@ -128,6 +147,7 @@ export class VerifyPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.balanceTimer);
     if (this.flushScheduled) clearImmediate(this.flushScheduled);
     this.flushScheduled = null;
     const err = new Error('verify pool closed');
@@ -178,8 +198,34 @@ export class VerifyPool {
     }
   }
 
+  /**
+   * Tells a worker far busier than the rest to pass the frames it reads on
+   * unverified, and the rest to verify theirs (in-place.ts shedding()).
+   */
+  private balance(): void {
+    const load = this.workers.map((w) => {
+      const now = w.worker.performance.eventLoopUtilization();
+      const u = w.elu ? w.worker.performance.eventLoopUtilization(now, w.elu).utilization : 0;
+      w.elu = now;
+      return u;
+    });
+    const shed = shedding(load);
+    for (let i = 0; i < this.workers.length; i++) {
+      const w = this.workers[i];
+      if (w.shedding === shed[i]) continue;
+      w.shedding = shed[i];
+      const msg: WorkerMessage = { shed: shed[i] };
+      w.worker.postMessage(msg);
+    }
+  }
+
   private spawn(): PoolWorker {
-    const pw: PoolWorker = { worker: startWorker(WORKER_URL), outstanding: 0, batches: new Map() };
+    const pw: PoolWorker = {
+      worker: startWorker(WORKER_URL),
+      outstanding: 0,
+      batches: new Map(),
+      shedding: false,
+    };
     if (this.socketThreads) {
       const { port1, port2 } = new MessageChannel();
       const init: SocketPortMessage = { socketPort: port2, maxRevSkewMs: this.maxRevSkewMs };
