@@ -436,7 +436,7 @@ export const SETTINGS = {
     flag: '--host-sockets-on-workers',
     default: true,
     describe:
-      'read host sockets on the validation worker threads (parse, frame check, copy there; every decision stays on the main thread); off, or with RELAY_VALIDATION_WORKERS=0: on the main thread',
+      'read host sockets on the validation worker threads, which also verify each commit there when they hold its key (every decision stays on the main thread; docs/ingest.md); off, or with RELAY_VALIDATION_WORKERS=0: on the main thread',
     parse: bool,
   }),
   hostMaxInFlight: setting({

@@ -4,8 +4,8 @@
 // classified in one bounded pass by whoever owns the socket (this thread or a
 // verify worker, upstream-socket.ts; frame-check.ts: header, size by type,
 // body depth and items, a valid account DID, seq increasing on this
-// connection) and hands events to the FrameSink. The cursor advances only past finished
-// frames (CursorTracker). It never reads more than it can hold: at most
+// connection) and hands events to the FrameSink. The cursor advances only
+// past finished frames (CursorTracker). It never reads more than it can hold: at most
 // `maxInFlight` unfinished frames plus the few parsed out of the last socket
 // read (held-frames.ts, bounded; at the bound the connection is closed and
 // re-read from the cursor), and at most `cursorWindow` frames past the

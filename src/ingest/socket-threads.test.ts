@@ -56,12 +56,17 @@ describe('host sockets on worker threads', () => {
   });
   after(() => pool.close());
 
-  const dial = (hostname: string, rec: Recorder, lookup = loopback): UpstreamSocket =>
+  const dial = (
+    hostname: string,
+    rec: Recorder,
+    lookup = loopback,
+    handshakeTimeoutMs = 5_000,
+  ): UpstreamSocket =>
     threads.dial(
       {
         url: `ws://${hostname}/xrpc/com.atproto.sync.subscribeRepos`,
         hostname,
-        handshakeTimeoutMs: 5_000,
+        handshakeTimeoutMs,
         lookup,
       },
       rec,
@@ -219,6 +224,16 @@ describe('host sockets on worker threads', () => {
     } finally {
       await pds.close();
     }
+  });
+
+  it('a lookup that never answers fails the dial at the handshake timeout', async () => {
+    const silent: LookupFn = () => new Promise(() => {});
+    const rec = new Recorder();
+    dial('silent.test:1234', rec, guardedLookup(silent, true), 50);
+    await waitFor(() => rec.closeCode !== undefined);
+    assert.equal(rec.closeCode, 1006);
+    assert.match(rec.errors[0]?.message ?? '', /no address for silent\.test within 50 ms/);
+    assert.equal(rec.opened, false);
   });
 
   it("a thread that exits closes its sockets (1006); the pool's new worker takes new ones", async () => {

@@ -240,11 +240,21 @@ class RemoteSocket implements UpstreamSocket {
       setImmediate(() => this.dialAddress(opts, host, literal));
       return;
     }
+    // the handshake timeout covers the lookup too, as it does for a `ws` client's own
+    const timer = setTimeout(
+      () => fail(new Error(`no address for ${host} within ${opts.handshakeTimeoutMs} ms`)),
+      opts.handshakeTimeoutMs,
+    );
+    timer.unref();
     const lookup: NodeLookup = opts.lookup;
     lookup(host, {}, (err, address, family) => {
-      if (err) fail(err);
-      else if (typeof address !== 'string') fail(new Error(`no address for ${host}`));
-      else this.dialAddress(opts, address, family ?? (isIP(address) || 4));
+      clearTimeout(timer);
+      // never before dial() has returned (UpstreamDialer), whatever the lookup does
+      setImmediate(() => {
+        if (err) fail(err);
+        else if (typeof address !== 'string') fail(new Error(`no address for ${host}`));
+        else this.dialAddress(opts, address, family ?? (isIP(address) || 4));
+      });
     });
   }
 
