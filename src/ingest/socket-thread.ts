@@ -69,7 +69,13 @@ export function serveSockets(port: MessagePort, work?: InPlaceWork): void {
     const transfer = moved;
     out = [];
     moved = [];
-    port.postMessage(msg, transfer);
+    try {
+      port.postMessage(msg, transfer);
+    } catch {
+      // a buffer that cannot be moved (none is expected: each event has its
+      // own): copied instead, rather than losing the frames
+      port.postMessage(msg);
+    }
   };
   const scheduleFlush = (): void => {
     if (++frames >= FLUSH_FRAMES) flush();
