@@ -344,7 +344,6 @@ export class HostSubscriber implements BudgetClient {
       ws = (this.o.dial ?? dialOnThisThread)(
         {
           url,
-          hostname: this.target.hostname,
           handshakeTimeoutMs: this.o.handshakeTimeoutMs,
           lookup: this.o.lookup,
         },

@@ -65,7 +65,6 @@ describe('host sockets on worker threads', () => {
     threads.dial(
       {
         url: `ws://${hostname}/xrpc/com.atproto.sync.subscribeRepos`,
-        hostname,
         handshakeTimeoutMs,
         lookup,
       },

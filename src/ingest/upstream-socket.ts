@@ -38,9 +38,8 @@ export interface UpstreamHandlers {
 }
 
 export interface DialOptions {
+  /** The subscribeRepos URL; its host name is what the SSRF lookup resolves. */
   url: string;
-  /** The host name in `url` (what the SSRF lookup resolves). */
-  hostname: string;
   handshakeTimeoutMs: number;
   /** The SSRF-checking lookup (host-checks.ts guardedLookup). */
   lookup: NodeLookup;
