@@ -82,7 +82,6 @@ import { HostReprober } from './ingest/reprobe.ts';
 import { SocketThreads } from './ingest/socket-threads.ts';
 import { JetstreamServer } from './jetstream/index.ts';
 import type { Logger } from './log.ts';
-import { decodeFrame } from './protocol/frames.ts';
 import { DidResolver } from './protocol/identity/did-resolver.ts';
 import { addressLookup, createDnsResolver } from './protocol/identity/dns-lookup.ts';
 import { HandleResolver, type ResolveTxtFn } from './protocol/identity/handle-resolver.ts';
@@ -90,6 +89,7 @@ import { IdentityCache } from './protocol/identity/identity-cache.ts';
 import { createSafeFetcher, type LookupFn, type SafeFetcher } from './protocol/identity/safe-fetch.ts';
 import type { Host, MetadataStore } from './store/metadata-store.ts';
 import { openMetadataStore } from './store/open-store.ts';
+import { peekEventDid } from './validate/frame-peek.ts';
 import {
   type HandleLookup,
   RepoFetcher,
@@ -313,7 +313,7 @@ export class Relay {
       committed.subscribe('account-cache', (events) => {
         for (const e of events) {
           if (e.meta || (e.kind !== EventKind.account && e.kind !== EventKind.identity)) continue;
-          const did = didOfFrame(e.frame);
+          const did = peekEventDid(e.frame, e.kind === EventKind.account ? '#account' : '#identity');
           if (did) store.forgetCachedAccount?.(did);
         }
       });
@@ -689,15 +689,5 @@ async function listActiveHosts(store: MetadataStore): Promise<Host[]> {
     out.push(...page);
     if (page.length < 1000) return out;
     after = page[page.length - 1].id;
-  }
-}
-
-/** The `did` of an #account/#identity frame (undefined if it has none or does not decode). */
-function didOfFrame(frame: Uint8Array): string | undefined {
-  try {
-    const did = decodeFrame(frame).body.did;
-    return typeof did === 'string' ? did : undefined;
-  } catch {
-    return undefined;
   }
 }
