@@ -201,10 +201,10 @@ class RemoteSocket implements UpstreamSocket {
   }
   /** The subscriber asked for no more frames. */
   private held = false;
-  /** Frames and bytes the thread may still send (as main knows it). */
-  private creditFrames: number;
-  private creditBytes: number;
-  /** Taken since the last grant. */
+  /**
+   * Frames and bytes taken since the last grant. What the thread may still
+   * send, as main knows it, is the window less these.
+   */
   private owedFrames = 0;
   private owedBytes = 0;
 
@@ -212,13 +212,12 @@ class RemoteSocket implements UpstreamSocket {
     private readonly threads: SocketThreads,
     readonly id: number,
     readonly handlers: UpstreamHandlers,
-  ) {
-    this.creditFrames = threads.windowFrames;
-    this.creditBytes = threads.windowBytes;
-  }
+  ) {}
 
   get isPaused(): boolean {
-    return this.held || this.creditFrames <= 0 || this.creditBytes <= 0;
+    return (
+      this.held || this.owedFrames >= this.threads.windowFrames || this.owedBytes >= this.threads.windowBytes
+    );
   }
 
   /** Resolves and checks the address here, then has a thread dial it. */
@@ -275,8 +274,8 @@ class RemoteSocket implements UpstreamSocket {
       address,
       family,
       opts.handshakeTimeoutMs,
-      this.creditFrames,
-      this.creditBytes,
+      this.threads.windowFrames,
+      this.threads.windowBytes,
     );
   }
 
@@ -287,12 +286,8 @@ class RemoteSocket implements UpstreamSocket {
   }
 
   onEvent(verdict: FrameVerdict, frame: Uint8Array | undefined, bytes: number, inPlace?: unknown): void {
-    this.creditFrames--;
     this.owedFrames++;
-    if (frame !== undefined) {
-      this.creditBytes -= bytes;
-      this.owedBytes += bytes;
-    }
+    if (frame !== undefined) this.owedBytes += bytes;
     if (this.readyState !== WebSocket.OPEN) return;
     this.handlers.frame(verdict, frame, bytes, inPlace);
     if (!this.held) this.grant();
@@ -337,8 +332,6 @@ class RemoteSocket implements UpstreamSocket {
     if (this.owedFrames * 2 < this.threads.windowFrames && this.owedBytes * 2 < this.threads.windowBytes)
       return;
     this.thread.send(CMD_CREDIT, this.id, this.owedFrames, this.owedBytes);
-    this.creditFrames += this.owedFrames;
-    this.creditBytes += this.owedBytes;
     this.owedFrames = 0;
     this.owedBytes = 0;
   }
