@@ -13,7 +13,6 @@
 // thread grants more as it takes frames on (so what waits in the message
 // queue for a busy main thread is bounded by the credit window per host).
 import type { MessagePort } from 'node:worker_threads';
-import WebSocket from 'ws';
 import type { FrameVerdict } from './frame-check.ts';
 import type { NodeLookup } from './host-checks.ts';
 import {
@@ -31,7 +30,7 @@ import {
   EV_PONG,
   type InPlaceWork,
 } from './socket-wire.ts';
-import { attachHandlers, upstreamWsOptions } from './upstream-socket.ts';
+import { dialOnThisThread, type UpstreamSocket } from './upstream-socket.ts';
 
 /**
  * What this thread read goes to main at most this long after (or at once at
@@ -43,7 +42,8 @@ const FLUSH_DELAY_MS = 1;
 const FLUSH_FRAMES = 128;
 
 interface Connection {
-  ws: WebSocket;
+  /** The `ws` client, as the main-thread owner makes it (upstream-socket.ts); set once dialled. */
+  ws: UpstreamSocket | null;
   /** Frames and bytes this connection may still hand to main before pausing. */
   frames: number;
   bytes: number;
@@ -85,7 +85,7 @@ export function serveSockets(port: MessagePort, work?: InPlaceWork): void {
   const spend = (conn: Connection, bytes: number): void => {
     conn.frames--;
     conn.bytes -= bytes;
-    if ((conn.frames <= 0 || conn.bytes <= 0) && !conn.ws.isPaused) conn.ws.pause();
+    if ((conn.frames <= 0 || conn.bytes <= 0) && conn.ws !== null && !conn.ws.isPaused) conn.ws.pause();
   };
 
   const dial = (
@@ -102,57 +102,59 @@ export function serveSockets(port: MessagePort, work?: InPlaceWork): void {
       if (options?.all) cb(null, [{ address, family }]);
       else cb(null, address, family);
     };
-    let ws: WebSocket;
+    // the handlers run only after the dial has returned (UpstreamDialer), so `ws` is set by then
+    const conn: Connection = { ws: null, frames, bytes };
     try {
-      ws = new WebSocket(url, upstreamWsOptions(handshakeTimeoutMs, lookup));
+      conn.ws = dialOnThisThread(
+        { url, handshakeTimeoutMs, lookup },
+        {
+          open: () => {
+            out.push(EV_OPEN, id);
+            scheduleFlush();
+          },
+          frame: (verdict: FrameVerdict, frame: Uint8Array | undefined, wireBytes: number) => {
+            if (verdict.kind === 'event' && frame !== undefined) {
+              out.push(
+                EV_EVENT,
+                id,
+                frame,
+                verdict.type,
+                verdict.seq,
+                verdict.seqSpan.start,
+                verdict.seqSpan.end,
+                verdict.did,
+                wireBytes,
+                work === undefined ? null : work.onEvent(verdict.type, verdict.did, frame),
+              );
+              moved.push(frame.buffer as ArrayBuffer);
+              spend(conn, wireBytes);
+            } else {
+              out.push(EV_OTHER, id, verdict, wireBytes);
+              spend(conn, 0);
+            }
+            scheduleFlush();
+          },
+          pong: () => {
+            out.push(EV_PONG, id);
+            scheduleFlush();
+          },
+          error: (code, message) => {
+            out.push(EV_ERROR, id, code ?? null, message);
+            scheduleFlush();
+          },
+          close: (code) => {
+            conns.delete(id);
+            out.push(EV_CLOSE, id, code);
+            scheduleFlush();
+          },
+        },
+      );
     } catch (err) {
       out.push(EV_ERROR, id, null, (err as Error).message.slice(0, 200), EV_CLOSE, id, 1006);
       scheduleFlush();
       return;
     }
-    const conn: Connection = { ws, frames, bytes };
     conns.set(id, conn);
-    attachHandlers(ws, {
-      open: () => {
-        out.push(EV_OPEN, id);
-        scheduleFlush();
-      },
-      frame: (verdict: FrameVerdict, frame: Uint8Array | undefined, wireBytes: number) => {
-        if (verdict.kind === 'event' && frame !== undefined) {
-          out.push(
-            EV_EVENT,
-            id,
-            frame,
-            verdict.type,
-            verdict.seq,
-            verdict.seqSpan.start,
-            verdict.seqSpan.end,
-            verdict.did,
-            wireBytes,
-            work === undefined ? null : work.onEvent(verdict.type, verdict.did, frame),
-          );
-          moved.push(frame.buffer as ArrayBuffer);
-          spend(conn, wireBytes);
-        } else {
-          out.push(EV_OTHER, id, verdict, wireBytes);
-          spend(conn, 0);
-        }
-        scheduleFlush();
-      },
-      pong: () => {
-        out.push(EV_PONG, id);
-        scheduleFlush();
-      },
-      error: (code, message) => {
-        out.push(EV_ERROR, id, code ?? null, message);
-        scheduleFlush();
-      },
-      close: (code) => {
-        conns.delete(id);
-        out.push(EV_CLOSE, id, code);
-        scheduleFlush();
-      },
-    });
   };
 
   port.on('message', (cmds: unknown[]) => {
@@ -173,19 +175,16 @@ export function serveSockets(port: MessagePort, work?: InPlaceWork): void {
         );
       } else {
         const conn = conns.get(id);
-        if (conn !== undefined) {
+        const ws = conn?.ws;
+        if (conn !== undefined && ws != null) {
           if (op === CMD_CREDIT) {
             conn.frames += cmds[i + 2] as number;
             conn.bytes += cmds[i + 3] as number;
-            if (conn.frames > 0 && conn.bytes > 0 && conn.ws.isPaused) conn.ws.resume();
+            if (conn.frames > 0 && conn.bytes > 0 && ws.isPaused) ws.resume();
           } else if (op === CMD_PING) {
-            try {
-              conn.ws.ping();
-            } catch {
-              // closing already
-            }
+            ws.ping();
           } else if (op === CMD_TERMINATE) {
-            conn.ws.terminate();
+            ws.terminate();
           }
         }
       }

@@ -68,7 +68,7 @@ export interface InPlaceLearner {
 export type UpstreamDialer = (opts: DialOptions, handlers: UpstreamHandlers) => UpstreamSocket;
 
 /** The options every upstream WebSocket is made with. */
-export function upstreamWsOptions(handshakeTimeoutMs: number, lookup: NodeLookup): WebSocket.ClientOptions {
+function upstreamWsOptions(handshakeTimeoutMs: number, lookup: NodeLookup): WebSocket.ClientOptions {
   return {
     perMessageDeflate: false,
     maxPayload: MAX_FRAME_BYTES,
@@ -87,7 +87,7 @@ export function upstreamWsOptions(handshakeTimeoutMs: number, lookup: NodeLookup
  * the frame budget's count honest, and leaves SEQ_HEADROOM bytes before the
  * frame so the relay seq can be written in place: frames.ts seqWriter).
  */
-export class FrameReader {
+class FrameReader {
   private lastSeq = -1;
 
   read(data: Buffer, isBinary: boolean, deliver: UpstreamHandlers['frame']): void {
@@ -102,8 +102,8 @@ export class FrameReader {
   }
 }
 
-/** Wires a `ws` client's events to the handlers (both owners use it). */
-export function attachHandlers(ws: WebSocket, handlers: UpstreamHandlers): void {
+/** Wires a `ws` client's events to the handlers. */
+function attachHandlers(ws: WebSocket, handlers: UpstreamHandlers): void {
   const reader = new FrameReader();
   let closed = false;
   const frame = handlers.frame.bind(handlers);
@@ -124,7 +124,10 @@ export function attachHandlers(ws: WebSocket, handlers: UpstreamHandlers): void 
   });
 }
 
-/** The main-thread owner: the socket is a `ws` client on this thread. */
+/**
+ * A `ws` client on the calling thread: the main-thread owner, and what a
+ * socket thread runs for each connection main assigns it (socket-thread.ts).
+ */
 export const dialOnThisThread: UpstreamDialer = (opts, handlers) => {
   const ws = new WebSocket(opts.url, upstreamWsOptions(opts.handshakeTimeoutMs, opts.lookup));
   attachHandlers(ws, handlers);
