@@ -89,7 +89,7 @@ function whereRead(
   did: string,
   key: PublicKey | undefined,
 ): Promise<VerifyResult> | undefined {
-  if (key === undefined || (frame.inPlace === undefined && frame.learner === undefined)) return undefined;
+  if (key === undefined) return undefined;
   const r = inPlaceResult(frame, did, key);
   if (r === undefined) return undefined;
   a.metrics.verifiedWhereRead++;
