@@ -18,7 +18,7 @@
 // rather than as objects in a Map (about 400 bytes of heap per block), so a
 // CAR of a million tiny blocks costs megabytes, not gigabytes.
 import { decodeCbor, encodeCbor } from './cbor.ts';
-import { type Cid, CidLinkWrapper, CODEC_DCBOR, CODEC_RAW, isCid, sha256 } from './cid.ts';
+import { type Cid, CidLinkWrapper, CODEC_DCBOR, CODEC_RAW, digestEquals, isCid, sha256Latin1 } from './cid.ts';
 
 export type CarErrorReason =
   | 'too-large'
@@ -248,9 +248,8 @@ export function readCar(bytes: Uint8Array, opts?: ReadCarOptions): Car {
     }
     const cidBytes = bytes.subarray(p, p + CID_LENGTH);
     const data = bytes.subarray(p + CID_LENGTH, p + sectionLength);
-    const digest = sha256(data);
-    for (let i = 0; i < 32; i++) {
-      if (digest[i] !== cidBytes[4 + i]) throw new CarError('hash-mismatch', 'block does not match its CID');
+    if (!digestEquals(sha256Latin1(data), cidBytes, 4)) {
+      throw new CarError('hash-mismatch', 'block does not match its CID');
     }
     blocks.set(new CidLinkWrapper(cidBytes), data);
     p += sectionLength;
@@ -380,9 +379,8 @@ export function indexCar(bytes: Uint8Array, opts: IndexCarOptions): CarIndex {
       throw new CarError('bad-cid', 'block CID is not CIDv1 sha2-256 dag-cbor/raw');
     }
     const dataEnd = p + sectionLength;
-    const digest = sha256(bytes.subarray(p + CID_LENGTH, dataEnd));
-    for (let i = 0; i < 32; i++) {
-      if (digest[i] !== bytes[p + 4 + i]) throw new CarError('hash-mismatch', 'block does not match its CID');
+    if (!digestEquals(sha256Latin1(bytes.subarray(p + CID_LENGTH, dataEnd)), bytes, p + 4)) {
+      throw new CarError('hash-mismatch', 'block does not match its CID');
     }
     if ((size + 1) * 2 > starts.length) {
       // keep the load at most 1/2: double the table and re-insert

@@ -13,10 +13,13 @@ import {
   cidFromBytes,
   cidMatchesBlock,
   cidToString,
+  digestEquals,
   isCid,
   isValidCidSyntax,
   parseCid,
   sha256,
+  sha256Into,
+  sha256Latin1,
 } from './cid.ts';
 
 describe('cid', () => {
@@ -25,6 +28,25 @@ describe('cid', () => {
   it('sha256 matches node:crypto createHash', () => {
     for (const data of [new Uint8Array(0), block, new Uint8Array(5000).fill(7)]) {
       assert.deepEqual(Buffer.from(sha256(data)), createHash('sha256').update(data).digest());
+    }
+  });
+
+  it('the latin1 digest, sha256Into and digestEquals agree with createHash', () => {
+    for (const data of [new Uint8Array(0), block, new Uint8Array(5000).fill(0xff)]) {
+      const want = createHash('sha256').update(data).digest();
+      const latin1 = sha256Latin1(data);
+      assert.equal(latin1.length, 32);
+      assert.deepEqual(Buffer.from(latin1, 'latin1'), want);
+      const out = new Uint8Array(40).fill(9);
+      sha256Into(data, out, 5);
+      assert.deepEqual(Buffer.from(out.subarray(5, 37)), want);
+      assert.deepEqual([...out.subarray(0, 5), ...out.subarray(37)], [9, 9, 9, 9, 9, 9, 9, 9]);
+      assert.equal(digestEquals(latin1, out, 5), true);
+      for (const at of [5, 20, 36]) {
+        const wrong = out.slice();
+        wrong[at] ^= 0x80;
+        assert.equal(digestEquals(latin1, wrong, 5), false);
+      }
     }
   });
 

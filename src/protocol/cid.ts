@@ -23,32 +23,62 @@ const SHA256 = 0x12;
 
 // crypto.hash (Node >= 20.12) is a one-shot call without a Hash object and
 // is about twice as fast as createHash for the small blocks of a commit.
-type OneShotHash = (algorithm: string, data: Uint8Array, outputEncoding: 'buffer') => Buffer;
+//
+// The digest comes back as a 32-character latin1 string (one char per byte),
+// not a Buffer. A Buffer result costs five mallocs (its data, the backing
+// store, V8's array-buffer extension, node's copy) that V8's sweeper frees
+// later on one of its own threads, so under load every hash also pays for a
+// cross-thread free and the malloc arena work it leaves behind: 2.6 µs of
+// process CPU per 40-byte hash against 0.45 µs as a string (/tmp loop of
+// crypto.hash, process CPU; the verify workers hash ~12 blocks per commit;
+// docs/benchmarks.md, thirteenth session). A string lives on V8's heap and
+// dies young at no cost.
+type OneShotHash = (algorithm: string, data: Uint8Array, outputEncoding: 'latin1') => string;
 const oneShotHash = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
 
-/** sha2-256 of `data` (node:crypto: synchronous and fast for small blocks). */
-export const sha256: (data: Uint8Array) => Uint8Array = oneShotHash
-  ? (data) => oneShotHash('sha256', data, 'buffer')
-  : (data) => nodeCrypto.createHash('sha256').update(data).digest();
+/** sha2-256 of `data` as a 32-character latin1 string, digest byte i at char i (see above). */
+export const sha256Latin1: (data: Uint8Array) => string = oneShotHash
+  ? (data) => oneShotHash('sha256', data, 'latin1')
+  : (data) => nodeCrypto.createHash('sha256').update(data).digest().toString('latin1');
 
-function cidFromDigest(codec: number, digest: Uint8Array): Cid {
-  const bytes = new Uint8Array(4 + digest.length);
+/** Writes sha2-256 of `data` into `out` at `at` (32 bytes). */
+export function sha256Into(data: Uint8Array, out: Uint8Array, at = 0): void {
+  const digest = sha256Latin1(data);
+  for (let i = 0; i < 32; i++) out[at + i] = digest.charCodeAt(i);
+}
+
+/** sha2-256 of `data`. */
+export function sha256(data: Uint8Array): Uint8Array {
+  const out = new Uint8Array(32);
+  sha256Into(data, out);
+  return out;
+}
+
+/** Whether the 32 bytes of `bytes` at `at` are `digest` (a sha256Latin1 result). */
+export function digestEquals(digest: string, bytes: Uint8Array, at: number): boolean {
+  for (let i = 0; i < 32; i++) if (bytes[at + i] !== digest.charCodeAt(i)) return false;
+  return true;
+}
+
+function cidOf(codec: number, block: Uint8Array): Cid {
+  // 36 bytes: a typed array this small lives on V8's heap, with no malloc
+  const bytes = new Uint8Array(36);
   bytes[0] = 0x01; // CIDv1
   bytes[1] = codec;
   bytes[2] = SHA256;
-  bytes[3] = digest.length;
-  bytes.set(digest, 4);
+  bytes[3] = 32;
+  sha256Into(block, bytes, 4);
   return new CidLinkWrapper(bytes);
 }
 
 /** The CID of a DAG-CBOR block. */
 export function cidForCbor(block: Uint8Array): Cid {
-  return cidFromDigest(CODEC_DCBOR, sha256(block));
+  return cidOf(CODEC_DCBOR, block);
 }
 
 /** The CID of a raw block (blobs). */
 export function cidForRaw(block: Uint8Array): Cid {
-  return cidFromDigest(CODEC_RAW, sha256(block));
+  return cidOf(CODEC_RAW, block);
 }
 
 /**
@@ -59,9 +89,7 @@ export function cidMatchesBlock(cid: Cid, block: Uint8Array): boolean {
   const b = cid.bytes;
   if (b.length !== 36 || b[0] !== 0x01 || (b[1] !== CODEC_DCBOR && b[1] !== CODEC_RAW)) return false;
   if (b[2] !== SHA256 || b[3] !== 32) return false;
-  const digest = sha256(block);
-  for (let i = 0; i < 32; i++) if (b[4 + i] !== digest[i]) return false;
-  return true;
+  return digestEquals(sha256Latin1(block), b, 4);
 }
 
 /** Parses a base32 CID string (`bafy…`); throws on anything else. */

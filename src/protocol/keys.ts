@@ -19,7 +19,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { Lru } from '../lru.ts';
-import { sha256 } from './cid.ts';
+import { sha256, sha256Into } from './cid.ts';
 
 export type KeyAlg = 'k256' | 'p256';
 
@@ -324,6 +324,14 @@ export function isHighS(alg: KeyAlg, sig: Uint8Array): boolean {
 }
 
 /**
+ * The message hash handed to libsecp256k1, one scratch array for every
+ * verification (the call is synchronous and keeps nothing). A fresh array per
+ * call would be moved off V8's heap by the native binding: a malloc and a
+ * free on another thread for each signature.
+ */
+const messageHash = new Uint8Array(32);
+
+/**
  * ECDSA verification as atproto defines it: sha-256 of `message`, 64-byte
  * compact r||s signature, low-S only. Returns false (never throws) for any
  * malformed key, signature or message.
@@ -337,7 +345,8 @@ export function verifySignature(key: PublicKey, message: Uint8Array, sig: Uint8A
     if (key.alg === 'k256') {
       const point = k256UncompressedPoint(key.bytes);
       if (point === null) return false;
-      return secp.ecdsaVerify(sig, sha256(message), point);
+      sha256Into(message, messageHash);
+      return secp.ecdsaVerify(sig, messageHash, point);
     }
     const keyObject = p256KeyObject(key.bytes);
     if (keyObject === null) return false;
