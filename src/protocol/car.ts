@@ -18,7 +18,15 @@
 // rather than as objects in a Map (about 400 bytes of heap per block), so a
 // CAR of a million tiny blocks costs megabytes, not gigabytes.
 import { decodeCbor, encodeCbor } from './cbor.ts';
-import { type Cid, CidLinkWrapper, CODEC_DCBOR, CODEC_RAW, digestEquals, isCid, sha256Latin1 } from './cid.ts';
+import {
+  type Cid,
+  CidLinkWrapper,
+  CODEC_DCBOR,
+  CODEC_RAW,
+  digestEquals,
+  isCid,
+  sha256Latin1,
+} from './cid.ts';
 
 export type CarErrorReason =
   | 'too-large'
