@@ -33,11 +33,14 @@ const SHA256 = 0x12;
 // crypto.hash, process CPU; the verify workers hash ~12 blocks per commit;
 // docs/benchmarks.md, thirteenth session). A string lives on V8's heap and
 // dies young at no cost.
-type OneShotHash = (algorithm: string, data: Uint8Array, outputEncoding: 'latin1') => string;
+type OneShotHash = (algorithm: string, data: Uint8Array | string, outputEncoding: 'latin1') => string;
 const oneShotHash = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
 
-/** sha2-256 of `data` as a 32-character latin1 string, digest byte i at char i (see above). */
-export const sha256Latin1: (data: Uint8Array) => string = oneShotHash
+/**
+ * sha2-256 of `data` (a string is hashed as its UTF-8 bytes) as a
+ * 32-character latin1 string, digest byte i at char i (see above).
+ */
+export const sha256Latin1: (data: Uint8Array | string) => string = oneShotHash
   ? (data) => oneShotHash('sha256', data, 'latin1')
   : (data) => nodeCrypto.createHash('sha256').update(data).digest().toString('latin1');
 

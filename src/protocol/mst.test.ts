@@ -16,7 +16,6 @@ import {
 } from './mst.ts';
 import { commonPrefixLength } from './mst-key.ts';
 import { mstNodeData, nodeDecodersForTests } from './mst-node.ts';
-import { smallSha256 as keyHashForTests } from './sha256-small.ts';
 
 const CID1 = parseCid('bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454');
 const EMPTY_ROOT = 'bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm';
@@ -364,17 +363,6 @@ describe('mst loading', () => {
 });
 
 describe('mst key hashing', () => {
-  it('the key-height sha-256 matches node:crypto at every padding boundary', () => {
-    const lengths: number[] = [];
-    for (let n = 0; n <= 200; n++) lengths.push(n);
-    for (const n of [247, 248, 255, 256, 1023, 1024, 1025, 1100, 4096]) lengths.push(n);
-    for (const n of lengths) {
-      const data = Uint8Array.from({ length: n }, (_, i) => (i * 131 + n * 7) & 0xff);
-      const want = createHash('sha256').update(data).digest();
-      assert.deepEqual(Buffer.from(keyHashForTests(data)), want, `length ${n}`);
-    }
-  });
-
   it('heights agree with a reference count over node:crypto digests', () => {
     const ref = (k: string) => {
       const d = createHash('sha256').update(k).digest();
