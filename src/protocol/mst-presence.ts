@@ -64,7 +64,9 @@ function readNode(blocks: BlockSource, cid: Cid): NodeView | null {
     if (e.t !== null && !isCid(e.t)) return null;
     if (e.p > prev.length) return null;
     const kb = new Uint8Array(e.p + e.k.length);
-    kb.set(prev.subarray(0, e.p), 0);
+    // copied by hand: subarray() of a small typed array (kept on V8's heap)
+    // would first move it to a malloc'd buffer of its own
+    for (let i = 0; i < e.p; i++) kb[i] = prev[i];
     kb.set(e.k, e.p);
     try {
       keys.push(utf8Decode(kb));
