@@ -29,10 +29,9 @@ const SHA256 = 0x12;
 // store, V8's array-buffer extension, node's copy) that V8's sweeper frees
 // later on one of its own threads, so under load every hash also pays for a
 // cross-thread free and the malloc arena work it leaves behind: 2.6 µs of
-// process CPU per 40-byte hash against 0.45 µs as a string (/tmp loop of
-// crypto.hash, process CPU; the verify workers hash ~12 blocks per commit;
-// docs/benchmarks.md, thirteenth session). A string lives on V8's heap and
-// dies young at no cost.
+// the process's CPU per 40-byte hash against 0.45 µs as a string, and the
+// verify workers hash ~12 blocks per commit (docs/benchmarks.md, thirteenth
+// session). A string lives on V8's heap and dies young at no cost.
 type OneShotHash = (algorithm: string, data: Uint8Array | string, outputEncoding: 'latin1') => string;
 const oneShotHash = (nodeCrypto as unknown as { hash?: OneShotHash }).hash;
 
