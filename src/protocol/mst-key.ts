@@ -59,11 +59,6 @@ export function keyHeight(key: string | Uint8Array): number {
   return leadingZeroBits(hashLatin1(key)) >> 1;
 }
 
-/** keyHeight of a key already checked by isValidMstKey (the same hash; kept as the name the tree uses for checked keys). */
-export function validKeyHeight(key: string): number {
-  return leadingZeroBits(hashLatin1(key)) >> 1;
-}
-
 /** Length of the shared byte prefix (the `p` of a node entry). */
 export function commonPrefixLength(a: Uint8Array, b: Uint8Array): number {
   const n = Math.min(a.length, b.length);

@@ -20,7 +20,7 @@
 // child CID is re-encoded by patching its original block.
 import type { Cid } from './cid.ts';
 import { cidForCbor } from './cid.ts';
-import { checkMstKey as checkKey, validKeyHeight } from './mst-key.ts';
+import { checkMstKey as checkKey, keyHeight } from './mst-key.ts';
 import {
   decodeNode,
   encodeNode,
@@ -49,7 +49,7 @@ type MstEntry = NodeEntry<MstNode>;
 
 // A module-local copy of the per-key hot import (under tsx an imported
 // binding is read through a getter on every access).
-const heightOfValidKey = validKeyHeight;
+const heightOf = keyHeight;
 
 /** One tree node. A stub (`loaded` false) only knows its CID until an operation reaches it. */
 class MstNode {
@@ -179,7 +179,7 @@ export class Mst {
   /** Inserts or replaces `key`; returns the previous value (null if it was absent). */
   put(key: string, value: Cid): Cid | null {
     checkKey(key);
-    const h = heightOfValidKey(key);
+    const h = heightOf(key);
     const root = this.root;
     this.ensure(root);
     if (root.isEmpty()) {
@@ -414,7 +414,7 @@ export class Mst {
     const { l, entries, rights, linkAt } = decodeNode<MstNode>(bytes, cid, n.lo, n.hi);
 
     const heights = new Array<number>(entries.length);
-    for (let i = 0; i < entries.length; i++) heights[i] = heightOfValidKey(entries[i].key);
+    for (let i = 0; i < entries.length; i++) heights[i] = heightOf(entries[i].key);
     if (n.layer === -1) {
       if (entries.length > 0) n.layer = heights[0];
       else if (l === null) n.layer = 0;
